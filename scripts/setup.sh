@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Installs every Debian package kvq needs to build, test and run. Idempotent:
+# packages already present are skipped, and `apt-get update` runs once per
+# invocation only when something is missing.
+set -euo pipefail
+
+PACKAGES=(
+  # Build
+  bazel-bootstrap bazel-rules-java g++ clang-format clang-14 libclang-rt-14-dev
+  # gRPC / protobuf / abseil / metrics
+  libgrpc++-dev protobuf-compiler protobuf-compiler-grpc libprotobuf-dev
+  libabsl-dev prometheus-cpp-dev
+  # Tests and benchmarks
+  libgtest-dev libgmock-dev libbenchmark-dev
+  # Libraries used by kvq
+  libxxhash-dev nlohmann-json3-dev libsentencepiece-dev libgoogle-glog-dev
+  libopenblas-dev
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if ((${#missing[@]})); then
+  echo "setup: installing ${missing[*]}"
+  SUDO=""
+  if [ "$(id -u)" != 0 ]; then SUDO=sudo; fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+else
+  echo "setup: all packages present"
+fi

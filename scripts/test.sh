@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Runs every kvq test: installs what is missing (scripts/setup.sh), checks
+# formatting, runs `bazel test //...`, and ends with the line
+# `N passed, N failed` counted from the individual test cases.
+# Exit status is non-zero if anything failed.
+#
+#   scripts/test.sh                 # everything
+#   scripts/test.sh //kernels/...   # a subset of Bazel targets
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/setup.sh
+
+passed=0
+failed=0
+failures=()
+
+check() {  # check NAME COMMAND...: a non-Bazel check counted as one test.
+  local name="$1"; shift
+  if "$@"; then
+    passed=$((passed + 1))
+  else
+    failed=$((failed + 1)); failures+=("$name")
+  fi
+}
+
+check format bash scripts/check_format.sh
+
+targets=("$@")
+if ((${#targets[@]} == 0)); then targets=(//...); fi
+bazel test --keep_going "${targets[@]}"
+bazel_rc=$?
+
+read -r p f s < <(python3 scripts/count_tests.py bazel-testlogs)
+passed=$((passed + p))
+failed=$((failed + f))
+if ((bazel_rc != 0 && f == 0)); then
+  # A build error or a test that crashed before writing its report.
+  failed=$((failed + 1)); failures+=("bazel test (exit $bazel_rc)")
+fi
+
+if ((${#failures[@]})); then printf 'failed: %s\n' "${failures[@]}"; fi
+echo "${passed} passed, ${failed} failed, ${s} skipped"
+((failed == 0))
