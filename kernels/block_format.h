@@ -130,11 +130,21 @@ constexpr double BitsPerElement(const BlockEncoding& enc, int head_dim) {
          (2.0 * enc.block_tokens * head_dim);
 }
 
+// Limits Validate() enforces (they keep every byte count far from overflow).
+inline constexpr int kMaxBlockTokens = 4096;
+inline constexpr int kMaxLayers = 1024;
+inline constexpr int kMaxKvHeads = 1024;
+inline constexpr int kMaxHeadDim = 2048;
+
 #ifndef __CUDACC__
-// INVALID_ARGUMENT unless: version == kFormatVersion; B in [1, 4096] and, when
-// quantized, a multiple of 8/bits... (B*bits % 8 == 0); bits in {2, 4, 8, 16};
-// quantized: G >= 1 divides head_dim and head_dim*bits % 8 == 0; shape fields
-// positive (n_layers may be 0 only where a caller checks a single part).
+// OK when `enc` and `shape` describe a block this version can hold, else
+// INVALID_ARGUMENT naming the first offending field: version must be
+// kFormatVersion; bits in {2, 4, 8, 16}; B in [1, kMaxBlockTokens];
+// n_kv_heads in [1, kMaxKvHeads]; head_dim in [1, kMaxHeadDim]; n_layers in
+// [0, kMaxLayers] (0 is accepted so that a single layer part can be checked;
+// whole-block callers that need layers check n_layers > 0 themselves).
+// fp16: group == 0. Quantized: B*bits and head_dim*bits multiples of 8 (codes
+// fill whole bytes) and 1 <= G dividing head_dim.
 absl::Status Validate(const BlockEncoding& enc, const CacheShape& shape);
 #endif
 

@@ -1,8 +1,9 @@
 // The KV-cache kernels' public API: quantizing a layer's K/V into a block part,
 // dequantizing it, and decode attention over a cache made of quantized blocks
 // followed by fp16 blocks. Every implementation (scalar reference, AVX2,
-// AVX-512/VNNI, CUDA) has these signatures; the scalar reference
-// (kernels/reference.h) is the specification.
+// AVX-512/VNNI, CUDA) has the signatures of kernels/kernel_set.h; the scalar
+// reference (kernels/reference.h) is the specification. This header is the
+// dispatcher: it picks the fastest variant this CPU supports.
 //
 //   const kvq::kernels::KernelSet& k = kvq::kernels::Best();  // chosen once
 //   KVQ_RETURN_IF_ERROR(k.quantize_layer(enc, n_kv_heads, head_dim, K, V, part));
@@ -13,64 +14,12 @@
 #ifndef KVQ_KERNELS_KERNELS_H_
 #define KVQ_KERNELS_KERNELS_H_
 
-#include <cstddef>
-#include <cstdint>
-#include <string>
 #include <vector>
 
-#include "absl/status/status.h"
-#include "absl/types/span.h"
-#include "kernels/block_format.h"
+#include "absl/strings/string_view.h"
+#include "kernels/kernel_set.h"
 
 namespace kvq::kernels {
-
-// One sequence's cache as seen by one layer's attention: `quantized` blocks
-// (oldest first) then `fp16` blocks; all blocks but the last fp16 one hold B
-// tokens, the last holds the rest of `n_tokens`. Each pointer is that block's
-// part for this layer (block_format.h layout).
-struct SequenceCache {
-  std::vector<const uint8_t*> quantized;  // kivi blocks' layer parts
-  std::vector<const uint8_t*> fp16;       // fp16 blocks' layer parts
-  int n_tokens = 0;                       // total tokens, quantized + fp16
-};
-
-struct AttentionParams {
-  BlockEncoding quantized_encoding;  // encoding of the `quantized` blocks
-  int block_tokens = 32;             // B of every block (quantized and fp16)
-  int n_heads = 0;                   // query heads; a multiple of n_kv_heads
-  int n_kv_heads = 0;
-  int head_dim = 0;
-  int n_threads = 1;  // threads the kernel may use (optimized variants)
-};
-
-struct AttentionTask {
-  const float* q = nullptr;  // [n_heads, head_dim], RoPE already applied
-  const SequenceCache* cache = nullptr;
-  float* out = nullptr;  // [n_heads, head_dim]
-};
-
-// Quantizes one layer of one block: K and V are [n_kv_heads][B][head_dim]
-// (keys after RoPE), float32 values that are first rounded to fp16 (design
-// 3.1), or fp16 bit patterns. Writes LayerBytes(enc, ...) bytes to `out`.
-using QuantizeLayerFn = absl::Status (*)(const BlockEncoding& enc, int n_kv_heads,
-                                         int head_dim, const float* k, const float* v,
-                                         uint8_t* out);
-using QuantizeLayerFp16Fn = absl::Status (*)(const BlockEncoding& enc, int n_kv_heads,
-                                             int head_dim, const uint16_t* k,
-                                             const uint16_t* v, uint8_t* out);
-
-// Decode attention for a batch of sequences, one query token each; softmax in
-// fp32, scores scaled by 1/sqrt(head_dim); query head h reads KV head
-// h / (n_heads / n_kv_heads).
-using DecodeAttentionFn = absl::Status (*)(const AttentionParams& params,
-                                           absl::Span<const AttentionTask> batch);
-
-struct KernelSet {
-  std::string name;  // "reference", "avx2", "avx512vnni", ...
-  QuantizeLayerFn quantize_layer;
-  QuantizeLayerFp16Fn quantize_layer_fp16;
-  DecodeAttentionFn decode_attention;
-};
 
 // Every variant this CPU supports, the reference first.
 std::vector<const KernelSet*> Available();
@@ -80,6 +29,9 @@ std::vector<const KernelSet*> Available();
 const KernelSet& Best();
 // The scalar reference (the specification).
 const KernelSet& Reference();
+// The supported variant called `name`, or nullptr when there is none (unknown
+// name, or this CPU lacks the variant's instructions).
+const KernelSet* FindKernels(absl::string_view name);
 
 }  // namespace kvq::kernels
 

@@ -1,0 +1,59 @@
+#include "kernels/block_format.h"
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+
+namespace kvq::kernels {
+
+absl::Status Validate(const BlockEncoding& enc, const CacheShape& shape) {
+  if (enc.version != kFormatVersion) {
+    return absl::InvalidArgumentError(absl::StrCat("block format version ", enc.version,
+                                                   " is not the supported version ",
+                                                   kFormatVersion));
+  }
+  if (enc.bits != 2 && enc.bits != 4 && enc.bits != 8 && enc.bits != 16) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("unsupported bits ", enc.bits, " (want 2, 4, 8 or 16 for fp16)"));
+  }
+  if (enc.block_tokens < 1 || enc.block_tokens > kMaxBlockTokens) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "block_tokens ", enc.block_tokens, " is outside [1, ", kMaxBlockTokens, "]"));
+  }
+  if (shape.n_layers < 0 || shape.n_layers > kMaxLayers) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("n_layers ", shape.n_layers, " is outside [0, ", kMaxLayers, "]"));
+  }
+  if (shape.n_kv_heads < 1 || shape.n_kv_heads > kMaxKvHeads) {
+    return absl::InvalidArgumentError(absl::StrCat("n_kv_heads ", shape.n_kv_heads,
+                                                   " is outside [1, ", kMaxKvHeads, "]"));
+  }
+  if (shape.head_dim < 1 || shape.head_dim > kMaxHeadDim) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("head_dim ", shape.head_dim, " is outside [1, ", kMaxHeadDim, "]"));
+  }
+  if (enc.is_fp16()) {
+    if (enc.group != 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("fp16 encoding must have group 0, got ", enc.group));
+    }
+    return absl::OkStatus();
+  }
+  const int codes_per_byte = 8 / enc.bits;
+  if (enc.block_tokens % codes_per_byte != 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("block_tokens ", enc.block_tokens, " is not a multiple of ",
+                     codes_per_byte, " (", enc.bits, "-bit key codes fill whole bytes)"));
+  }
+  if (shape.head_dim % codes_per_byte != 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "head_dim ", shape.head_dim, " is not a multiple of ", codes_per_byte, " (",
+        enc.bits, "-bit value codes fill whole bytes)"));
+  }
+  if (enc.group < 1 || shape.head_dim % enc.group != 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "value group G = ", enc.group, " does not divide head_dim ", shape.head_dim));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace kvq::kernels

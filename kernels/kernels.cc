@@ -1,0 +1,70 @@
+// The dispatcher: a registry of every kernel variant, slowest first, each
+// with the CPU check that says whether this machine can run it.
+//
+// Adding a variant (e.g. AVX-512 in kernels/cpu/): implement the KernelSet
+// functions in its own library that depends on //kernels:kernel_set (never on
+// this target), add that library to the deps of //kernels:kernels, include
+// its header below and add one line to kVariants. tests/kernels/
+// all_variants_test.cc then checks it against the reference automatically.
+#include "kernels/kernels.h"
+
+#include <cstdio>
+#include <cstdlib>
+#include <vector>
+
+#include "absl/strings/string_view.h"
+#include "kernels/kernel_set.h"
+#include "kernels/reference.h"
+
+namespace kvq::kernels {
+namespace {
+
+bool Always() { return true; }
+
+struct Variant {
+  const KernelSet& (*kernels)();
+  bool (*supported)();  // Whether this CPU has the instructions it needs.
+};
+
+// Slowest first; Best() takes the last supported one.
+constexpr Variant kVariants[] = {
+    {&reference::Kernels, &Always},
+};
+
+const KernelSet& ChooseBest() {
+  if (const char* name = std::getenv("KVQ_KERNELS"); name != nullptr && *name != '\0') {
+    if (const KernelSet* set = FindKernels(name)) return *set;
+    std::fprintf(stderr,
+                 "kvq: KVQ_KERNELS=%s names no kernel variant this CPU supports; "
+                 "using the reference\n",
+                 name);
+    return Reference();
+  }
+  return *Available().back();
+}
+
+}  // namespace
+
+std::vector<const KernelSet*> Available() {
+  std::vector<const KernelSet*> sets;
+  for (const Variant& v : kVariants) {
+    if (v.supported()) sets.push_back(&v.kernels());
+  }
+  return sets;
+}
+
+const KernelSet& Best() {
+  static const KernelSet& best = ChooseBest();
+  return best;
+}
+
+const KernelSet& Reference() { return reference::Kernels(); }
+
+const KernelSet* FindKernels(absl::string_view name) {
+  for (const KernelSet* set : Available()) {
+    if (set->name == name) return set;
+  }
+  return nullptr;
+}
+
+}  // namespace kvq::kernels
