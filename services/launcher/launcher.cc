@@ -1,0 +1,141 @@
+#include "services/launcher/launcher.h"
+
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "services/launcher/health_check.h"
+
+namespace kvq::launcher {
+
+std::string FindKvqBinary() {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (const char* env = std::getenv("KVQ_BINARY"); env && *env) return env;
+  const fs::path self = fs::read_symlink("/proc/self/exe", ec);
+  if (!ec && self.filename() == "kvq") return self.string();
+  for (const char* var : {"TEST_SRCDIR", "RUNFILES_DIR"}) {
+    if (const char* dir = std::getenv(var); dir && *dir) {
+      const fs::path p = fs::path(dir) / "kvq" / "kvq";
+      if (fs::exists(p, ec)) return p.string();
+    }
+  }
+  return "";
+}
+
+absl::StatusOr<std::unique_ptr<ChildProcess>> Cluster::StartOne(
+    const std::string& name, std::vector<std::string> argv) {
+  ChildOptions opts;
+  opts.listen_timeout = options_.start_timeout;
+  opts.process_group = group_;
+  opts.echo_output = options_.echo_output;
+  auto child = ChildProcess::Start(name, argv, opts);
+  if (!child.ok()) {
+    return absl::Status(child.status().code(),
+                        absl::StrCat("starting ", name, " (", absl::StrJoin(argv, " "),
+                                     "): ", child.status().message()));
+  }
+  if (group_ == 0) group_ = (*child)->process_group();
+  if (absl::Status s = WaitHealthy((*child)->address(), options_.start_timeout);
+      !s.ok()) {
+    std::string out = (*child)->Output();
+    (*child)->Stop(absl::Seconds(1));
+    return absl::Status(s.code(), absl::StrCat(name, ": ", s.message(), "\n", out));
+  }
+  return child;
+}
+
+absl::StatusOr<std::unique_ptr<Cluster>> Cluster::Start(const ClusterOptions& options) {
+  if (options.prefill_workers < 0 || options.decode_workers < 1) {
+    return absl::InvalidArgumentError("need >= 0 prefill workers and >= 1 decode worker");
+  }
+  if (options.with_store && options.prefill_workers < 1) {
+    return absl::InvalidArgumentError("a disaggregated cluster needs a prefill worker");
+  }
+  std::unique_ptr<Cluster> c(new Cluster());
+  c->options_ = options;
+  std::string& bin = c->options_.kvq_binary;
+  if (bin.empty()) bin = FindKvqBinary();
+  if (bin.empty()) {
+    return absl::NotFoundError("kvq binary not found (set KVQ_BINARY)");
+  }
+  const std::string model_flag = absl::StrCat("--model=", options.model);
+  auto with = [](std::vector<std::string> argv, const std::vector<std::string>& extra) {
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    return argv;
+  };
+
+  std::string store_flag;
+  if (options.with_store) {
+    auto store = c->StartOne(
+        "store", with({bin, "serve", "store", "--port=0"}, options.store_flags));
+    if (!store.ok()) return store.status();
+    c->store_ = std::move(*store);
+    store_flag = absl::StrCat("--store=", c->store_->address());
+  }
+  for (int i = 0; options.with_store && i < options.prefill_workers; ++i) {
+    auto p = c->StartOne(
+        absl::StrCat("prefill-", i),
+        with({bin, "serve", "prefill", "--worker_port=0", model_flag, store_flag},
+             options.prefill_flags));
+    if (!p.ok()) return p.status();
+    c->prefill_.push_back(std::move(*p));
+  }
+  for (int i = 0; i < options.decode_workers; ++i) {
+    std::vector<std::string> argv = {bin, "serve", "decode", "--worker_port=0",
+                                     model_flag};
+    if (options.with_store) argv.push_back(store_flag);
+    if (options.decode_kv_budget_bytes > 0) {
+      argv.push_back(absl::StrCat("--kv_budget_bytes=", options.decode_kv_budget_bytes));
+    }
+    auto d = c->StartOne(absl::StrCat("decode-", i), with(argv, options.decode_flags));
+    if (!d.ok()) return d.status();
+    c->decode_.push_back(std::move(*d));
+  }
+  if (options.with_router) {
+    std::vector<std::string> argv = {
+        bin,
+        "serve",
+        "router",
+        "--worker_port=0",
+        model_flag,
+        absl::StrCat("--prefill=", absl::StrJoin(c->prefill_addresses(), ",")),
+        absl::StrCat("--decode=", absl::StrJoin(c->decode_addresses(), ","))};
+    auto r = c->StartOne("router", with(argv, options.router_flags));
+    if (!r.ok()) return r.status();
+    c->router_ = std::move(*r);
+  }
+  return c;
+}
+
+Cluster::~Cluster() { Stop(); }
+
+void Cluster::Stop() {
+  if (router_) router_->Stop();
+  for (auto& d : decode_) d->Stop();
+  for (auto& p : prefill_) p->Stop();
+  if (store_) store_->Stop();
+}
+
+const std::string& Cluster::router_address() const {
+  return router_ ? router_->address() : empty_;
+}
+const std::string& Cluster::store_address() const {
+  return store_ ? store_->address() : empty_;
+}
+std::vector<std::string> Cluster::prefill_addresses() const {
+  std::vector<std::string> out;
+  for (const auto& p : prefill_) out.push_back(p->address());
+  return out;
+}
+std::vector<std::string> Cluster::decode_addresses() const {
+  std::vector<std::string> out;
+  for (const auto& d : decode_) out.push_back(d->address());
+  return out;
+}
+
+}  // namespace kvq::launcher

@@ -1,0 +1,80 @@
+#include "services/launcher/child_process.h"
+
+#include <signal.h>
+
+#include "gtest/gtest.h"
+
+namespace kvq::launcher {
+namespace {
+
+TEST(ParseListeningLineTest, FindsHostAndPort) {
+  std::string host;
+  int port = 0;
+  ASSERT_TRUE(ParseListeningLine("kvq store listening on 127.0.0.1:4567", &host, &port));
+  EXPECT_EQ(host, "127.0.0.1");
+  EXPECT_EQ(port, 4567);
+  ASSERT_TRUE(ParseListeningLine("x listening on [::1]:80 (metrics 9)", &host, &port));
+  EXPECT_EQ(host, "[::1]");
+  EXPECT_EQ(port, 80);
+  EXPECT_FALSE(ParseListeningLine("listening soon", &host, &port));
+  EXPECT_FALSE(ParseListeningLine("listening on 127.0.0.1:0", &host, &port));
+  EXPECT_FALSE(ParseListeningLine("listening on 127.0.0.1:x", &host, &port));
+}
+
+TEST(ChildProcessTest, ReadsAddressAndStopsWithSigterm) {
+  auto child = ChildProcess::Start(
+      "sh",
+      {"/bin/sh", "-c", "echo 'kvq test listening on 127.0.0.1:4321'; exec sleep 60"},
+      {});
+  ASSERT_TRUE(child.ok()) << child.status();
+  EXPECT_EQ((*child)->address(), "127.0.0.1:4321");
+  EXPECT_EQ((*child)->port(), 4321);
+  EXPECT_TRUE((*child)->Running());
+  const int status = (*child)->Stop(absl::Seconds(5));
+  EXPECT_TRUE(WIFSIGNALED(status));
+  EXPECT_EQ(WTERMSIG(status), SIGTERM);
+  EXPECT_FALSE((*child)->Running());
+}
+
+TEST(ChildProcessTest, EscalatesToSigkill) {
+  auto child = ChildProcess::Start(
+      "stubborn",
+      {"/bin/sh", "-c",
+       "trap '' TERM; echo 'listening on 127.0.0.1:1'; while :; do sleep 1; done"},
+      {});
+  ASSERT_TRUE(child.ok()) << child.status();
+  const int status = (*child)->Stop(absl::Milliseconds(200));
+  EXPECT_TRUE(WIFSIGNALED(status));
+  EXPECT_EQ(WTERMSIG(status), SIGKILL);
+}
+
+TEST(ChildProcessTest, ExitBeforeListeningIsUnavailable) {
+  auto child = ChildProcess::Start("fails", {"/bin/sh", "-c", "echo boom; exit 3"}, {});
+  ASSERT_FALSE(child.ok());
+  EXPECT_EQ(child.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_NE(child.status().message().find("boom"), std::string::npos);
+}
+
+TEST(ChildProcessTest, SilentChildTimesOut) {
+  ChildOptions opts;
+  opts.listen_timeout = absl::Milliseconds(100);
+  auto child = ChildProcess::Start("silent", {"/bin/sh", "-c", "exec sleep 60"}, opts);
+  ASSERT_FALSE(child.ok());
+  EXPECT_EQ(child.status().code(), absl::StatusCode::kDeadlineExceeded);
+}
+
+TEST(ChildProcessTest, JoinsGivenProcessGroup) {
+  auto first = ChildProcess::Start(
+      "a", {"/bin/sh", "-c", "echo 'listening on 127.0.0.1:2'; exec sleep 60"}, {});
+  ASSERT_TRUE(first.ok());
+  ChildOptions opts;
+  opts.process_group = (*first)->process_group();
+  auto second = ChildProcess::Start(
+      "b", {"/bin/sh", "-c", "echo 'listening on 127.0.0.1:3'; exec sleep 60"}, opts);
+  ASSERT_TRUE(second.ok());
+  EXPECT_EQ((*first)->process_group(), (*first)->pid());
+  EXPECT_EQ(getpgid((*second)->pid()), (*first)->pid());
+}
+
+}  // namespace
+}  // namespace kvq::launcher
