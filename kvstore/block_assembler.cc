@@ -1,0 +1,45 @@
+#include "kvstore/block_assembler.h"
+
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
+
+namespace kvq::kvstore {
+
+BlockAssembler::BlockAssembler(const BlockMeta& meta)
+    : meta_(meta),
+      layer_bytes_(meta.layer_bytes()),
+      bytes_(meta.block_bytes(), '\0'),
+      received_(meta.n_layers, 0) {}
+
+absl::StatusOr<BlockAssembler> BlockAssembler::Create(const BlockMeta& meta) {
+  KVQ_RETURN_IF_ERROR(ValidateMeta(meta));
+  return BlockAssembler(meta);
+}
+
+absl::Status BlockAssembler::AddChunk(int64_t layer, uint64_t offset,
+                                      absl::string_view data) {
+  if (layer < 0 || layer >= meta_.n_layers) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "chunk for layer ", layer, " of a block with ", meta_.n_layers, " layers"));
+  }
+  uint64_t& received = received_[layer];
+  if (offset != received) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "chunk of layer ", layer, " at offset ", offset, ", expected ", received));
+  }
+  if (data.size() > layer_bytes_ - received) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("chunk of layer ", layer, " ends at ", offset + data.size(),
+                     " past the layer's ", layer_bytes_, " bytes"));
+  }
+  if (data.empty()) return absl::OkStatus();
+  std::memcpy(bytes_.data() + layer * layer_bytes_ + offset, data.data(), data.size());
+  received += data.size();
+  received_total_ += data.size();
+  if (received == layer_bytes_) ++layers_done_;
+  return absl::OkStatus();
+}
+
+}  // namespace kvq::kvstore

@@ -1,0 +1,57 @@
+// Reassembles one block from the chunks a PutBlocks or GetBlocks stream
+// carries. A block's bytes are its layers' parts one after the other
+// (kernels/block_format.h); each part may arrive in several chunks, parts of
+// different layers in any order, but the chunks of one layer in order.
+//
+//   KVQ_ASSIGN_OR_RETURN(BlockAssembler a, BlockAssembler::Create(meta));
+//   KVQ_RETURN_IF_ERROR(a.AddChunk(/*layer=*/0, /*offset=*/0, data));
+//   if (a.complete()) std::string bytes = std::move(a).TakeBytes();
+#ifndef KVQ_KVSTORE_BLOCK_ASSEMBLER_H_
+#define KVQ_KVSTORE_BLOCK_ASSEMBLER_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "kvstore/block.h"
+
+namespace kvq::kvstore {
+
+class BlockAssembler {
+ public:
+  // INVALID_ARGUMENT if ValidateMeta(meta) fails. Allocates the block's bytes.
+  static absl::StatusOr<BlockAssembler> Create(const BlockMeta& meta);
+
+  // Copies `data` to bytes [offset, offset + size) of layer `layer`'s part.
+  // INVALID_ARGUMENT if the layer does not exist, `offset` is not where the
+  // layer's previous chunk ended (chunks of a layer come in order, without
+  // gaps or repeats), or the chunk runs past the end of the part.
+  absl::Status AddChunk(int64_t layer, uint64_t offset, absl::string_view data);
+
+  // True once every layer's part has fully arrived.
+  bool complete() const { return layers_done_ == meta_.n_layers; }
+  // Bytes received so far.
+  size_t received_bytes() const { return received_total_; }
+  const BlockMeta& meta() const { return meta_; }
+
+  // The assembled bytes; call once, when complete().
+  std::string TakeBytes() && { return std::move(bytes_); }
+
+ private:
+  explicit BlockAssembler(const BlockMeta& meta);
+
+  BlockMeta meta_;
+  size_t layer_bytes_ = 0;
+  std::string bytes_;
+  std::vector<uint64_t> received_;  // per layer
+  int32_t layers_done_ = 0;
+  size_t received_total_ = 0;
+};
+
+}  // namespace kvq::kvstore
+
+#endif  // KVQ_KVSTORE_BLOCK_ASSEMBLER_H_

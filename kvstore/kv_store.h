@@ -1,0 +1,120 @@
+// The KV block store engine: an in-memory, capacity-bounded map from block key
+// to immutable block (design sections 4 and 5). Services depend on this
+// interface; KvStore::Open makes the LRU implementation.
+//
+//   KVQ_ASSIGN_OR_RETURN(std::unique_ptr<KvStore> store,
+//                        KvStore::Open({.capacity_bytes = 1 << 30}));
+//   KVQ_ASSIGN_OR_RETURN(PutOutcome o, store->Put(key, meta, std::move(bytes)));
+//   KVQ_ASSIGN_OR_RETURN(LeaseId lease, store->AcquireLease(keys, absl::Seconds(30)));
+//   std::vector<absl::StatusOr<Block>> got = store->Get(keys);
+//   store->ReleaseLease(lease);
+//
+// Semantics:
+// - A block is visible only after Put verified its size and checksum; there is
+//   no partial block (the service assembles parts first, BlockAssembler).
+// - Blocks are immutable: a Put of a present key succeeds without replacing it
+//   (first writer wins) and counts as a duplicate.
+// - Capacity counts block bytes. To fit a new block, unleased blocks are
+//   evicted least recently used first (Put, Get and Lookup hits count as use).
+//   If the block cannot fit even after that, Put fails RESOURCE_EXHAUSTED and
+//   nothing is evicted.
+// - A lease pins blocks against eviction and Delete until it is released or
+//   its TTL passes without renewal, so a reader that dies cannot pin memory
+//   forever.
+// - Thread-safe. Locks are std::mutex so that TSan sees them.
+#ifndef KVQ_KVSTORE_KV_STORE_H_
+#define KVQ_KVSTORE_KV_STORE_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "absl/types/span.h"
+#include "kvstore/block.h"
+#include "kvstore/block_key.h"
+
+namespace kvq::kvstore {
+
+using LeaseId = uint64_t;  // never 0
+
+enum class PutOutcome {
+  kStored,          // the block is now visible
+  kAlreadyPresent,  // the key existed; the existing block was kept
+};
+
+struct StoreStats {
+  uint64_t capacity_bytes = 0;
+  uint64_t bytes = 0;   // bytes of committed blocks
+  uint64_t blocks = 0;  // committed blocks
+  uint64_t leased_blocks = 0;
+  uint64_t leased_bytes = 0;
+  uint64_t active_leases = 0;
+  uint64_t puts = 0;            // blocks stored
+  uint64_t duplicate_puts = 0;  // puts of a present key (first writer won)
+  uint64_t rejected_puts = 0;   // puts refused: no room, bad checksum, bad metadata
+  uint64_t hits = 0;            // Get keys found
+  uint64_t misses = 0;          // Get keys not found
+  uint64_t evictions = 0;       // blocks evicted to make room
+  uint64_t expired_leases = 0;  // leases dropped because their TTL passed
+};
+
+class KvStore {
+ public:
+  struct Options {
+    uint64_t capacity_bytes = 0;  // must be > 0
+    // Longest TTL a lease may ask for; also the TTL of a lease asking for 0.
+    absl::Duration max_lease_ttl = absl::Seconds(60);
+    // The clock leases expire by; absl::Now when empty (tests inject one).
+    std::function<absl::Time()> clock;
+  };
+
+  // INVALID_ARGUMENT for a zero capacity or non-positive max_lease_ttl.
+  static absl::StatusOr<std::unique_ptr<KvStore>> Open(const Options& options);
+
+  virtual ~KvStore() = default;
+
+  // Stores `bytes` as the block `key`. Fails (counted in rejected_puts):
+  // INVALID_ARGUMENT when ValidateMeta fails or bytes.size() differs from
+  // meta.block_bytes(); DATA_LOSS when meta.checksum is not BlockChecksum(bytes);
+  // RESOURCE_EXHAUSTED when the block does not fit after evicting every
+  // unleased block. A present key returns kAlreadyPresent and keeps the old block.
+  virtual absl::StatusOr<PutOutcome> Put(const BlockKey& key, const BlockMeta& meta,
+                                         std::string bytes) = 0;
+
+  // OK if a block of `bytes` bytes could be stored now after evictions,
+  // RESOURCE_EXHAUSTED otherwise. Lets a service refuse a put before
+  // receiving it; Put decides.
+  virtual absl::Status CheckFits(uint64_t bytes) = 0;
+
+  // One result per key: the block, or NOT_FOUND.
+  virtual std::vector<absl::StatusOr<Block>> Get(absl::Span<const BlockKey> keys) = 0;
+
+  // Whether each key is present (no hit/miss accounting; hits refresh LRU).
+  virtual std::vector<bool> Contains(absl::Span<const BlockKey> keys) = 0;
+
+  // Pins the present blocks among `keys` (absent keys are skipped) for `ttl`
+  // (0: max_lease_ttl; longer ones are cut to it). INVALID_ARGUMENT for a
+  // negative ttl.
+  virtual absl::StatusOr<LeaseId> AcquireLease(absl::Span<const BlockKey> keys,
+                                               absl::Duration ttl) = 0;
+  // Extends a live lease to now + ttl (same rules). NOT_FOUND if the lease is
+  // unknown, released or expired.
+  virtual absl::Status RenewLease(LeaseId lease, absl::Duration ttl) = 0;
+  // Unpins a lease's blocks. NOT_FOUND if unknown, released or expired.
+  virtual absl::Status ReleaseLease(LeaseId lease) = 0;
+
+  // Removes blocks. Per key: OK, NOT_FOUND, or FAILED_PRECONDITION while leased.
+  virtual std::vector<absl::Status> Delete(absl::Span<const BlockKey> keys) = 0;
+
+  virtual StoreStats Stats() = 0;
+};
+
+}  // namespace kvq::kvstore
+
+#endif  // KVQ_KVSTORE_KV_STORE_H_

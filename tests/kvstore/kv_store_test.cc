@@ -1,0 +1,269 @@
+#include "kvstore/kv_store.h"
+
+#include <atomic>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "tests/kvstore/test_blocks.h"
+
+namespace kvq::kvstore {
+namespace {
+
+using testing::MakeTestBlock;
+using testing::TestBlock;
+
+// Each test block: 5 layers x 4 heads x 96 bytes (2-bit, B=32, head_dim 8).
+const uint64_t kBlockBytes = MakeTestBlock(0).bytes.size();
+
+class KvStoreTest : public ::testing::Test {
+ protected:
+  std::unique_ptr<KvStore> Open(uint64_t capacity_blocks) {
+    auto store = KvStore::Open({.capacity_bytes = capacity_blocks * kBlockBytes,
+                                .max_lease_ttl = absl::Seconds(10),
+                                .clock = [this] { return now_; }});
+    EXPECT_TRUE(store.ok()) << store.status();
+    return std::move(*store);
+  }
+  static absl::StatusOr<PutOutcome> Put(KvStore& s, const TestBlock& b) {
+    return s.Put(b.key, b.meta, b.bytes);
+  }
+  static bool Has(KvStore& s, const TestBlock& b) { return s.Contains({b.key})[0]; }
+
+  absl::Time now_ = absl::FromUnixSeconds(1000);
+};
+
+TEST_F(KvStoreTest, OpenValidatesOptions) {
+  EXPECT_FALSE(KvStore::Open({.capacity_bytes = 0}).ok());
+  EXPECT_FALSE(
+      KvStore::Open({.capacity_bytes = 1, .max_lease_ttl = absl::ZeroDuration()}).ok());
+}
+
+TEST_F(KvStoreTest, PutGetRoundTrip) {
+  auto s = Open(4);
+  const TestBlock b = MakeTestBlock(1);
+  ASSERT_EQ(*Put(*s, b), PutOutcome::kStored);
+  auto got = s->Get({b.key, MakeTestBlock(2).key});
+  ASSERT_TRUE(got[0].ok());
+  EXPECT_EQ(*got[0]->bytes, b.bytes);
+  EXPECT_EQ(got[0]->meta.checksum, b.meta.checksum);
+  EXPECT_EQ(got[1].status().code(), absl::StatusCode::kNotFound);
+  const StoreStats st = s->Stats();
+  EXPECT_EQ(st.blocks, 1u);
+  EXPECT_EQ(st.bytes, kBlockBytes);
+  EXPECT_EQ(st.hits, 1u);
+  EXPECT_EQ(st.misses, 1u);
+  EXPECT_EQ(st.puts, 1u);
+}
+
+TEST_F(KvStoreTest, RepeatedPutFirstWriterWins) {
+  auto s = Open(4);
+  const TestBlock first = MakeTestBlock(1);
+  TestBlock second = MakeTestBlock(2);
+  second.key = first.key;  // same key, different (valid) bytes
+  ASSERT_EQ(*Put(*s, first), PutOutcome::kStored);
+  ASSERT_EQ(*Put(*s, second), PutOutcome::kAlreadyPresent);
+  EXPECT_EQ(*s->Get({first.key})[0]->bytes, first.bytes);
+  const StoreStats st = s->Stats();
+  EXPECT_EQ(st.duplicate_puts, 1u);
+  EXPECT_EQ(st.blocks, 1u);
+  EXPECT_EQ(st.bytes, kBlockBytes);
+}
+
+TEST_F(KvStoreTest, RejectsBadChecksumSizeAndMeta) {
+  auto s = Open(4);
+  TestBlock b = MakeTestBlock(1);
+  b.bytes[7] ^= 1;
+  EXPECT_EQ(Put(*s, b).status().code(), absl::StatusCode::kDataLoss);
+  b = MakeTestBlock(1);
+  b.bytes.pop_back();
+  EXPECT_EQ(Put(*s, b).status().code(), absl::StatusCode::kInvalidArgument);
+  b = MakeTestBlock(1);
+  b.meta.encoding.version = 2;
+  EXPECT_EQ(Put(*s, b).status().code(), absl::StatusCode::kInvalidArgument);
+  b = MakeTestBlock(1);
+  b.meta.n_kv_heads = 3;  // size no longer matches
+  EXPECT_EQ(Put(*s, b).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_FALSE(Has(*s, b));
+  const StoreStats st = s->Stats();
+  EXPECT_EQ(st.rejected_puts, 4u);
+  EXPECT_EQ(st.blocks, 0u);
+  EXPECT_EQ(st.bytes, 0u);
+}
+
+TEST_F(KvStoreTest, EvictsLeastRecentlyUsed) {
+  auto s = Open(3);
+  const TestBlock a = MakeTestBlock(1), b = MakeTestBlock(2), c = MakeTestBlock(3),
+                  d = MakeTestBlock(4), e = MakeTestBlock(5);
+  ASSERT_TRUE(Put(*s, a).ok());
+  ASSERT_TRUE(Put(*s, b).ok());
+  ASSERT_TRUE(Put(*s, c).ok());
+  ASSERT_TRUE(s->Get({a.key})[0].ok());  // a is now the most recent; b the oldest
+  ASSERT_EQ(*Put(*s, d), PutOutcome::kStored);
+  EXPECT_FALSE(Has(*s, b));
+  EXPECT_TRUE(Has(*s, a));
+  EXPECT_TRUE(Has(*s, c));
+  EXPECT_TRUE(Has(*s, d));
+  // Order now (most recent first): d, c, a -- Contains touched a, c, d in turn.
+  ASSERT_EQ(*Put(*s, e), PutOutcome::kStored);
+  EXPECT_FALSE(Has(*s, a));
+  const StoreStats st = s->Stats();
+  EXPECT_EQ(st.evictions, 2u);
+  EXPECT_EQ(st.blocks, 3u);
+  EXPECT_EQ(st.bytes, 3 * kBlockBytes);
+  EXPECT_LE(st.bytes, st.capacity_bytes);
+}
+
+TEST_F(KvStoreTest, CapacityAccountsMixedSizes) {
+  // One fp16 block is 4x a 2-bit block of this shape plus scales; check that
+  // accounting uses real sizes.
+  const TestBlock big = MakeTestBlock(9, kernels::BlockEncoding::Fp16(32));
+  const uint64_t big_bytes = big.bytes.size();
+  auto store = KvStore::Open({.capacity_bytes = big_bytes + kBlockBytes});
+  ASSERT_TRUE(store.ok());
+  KvStore& s = **store;
+  ASSERT_TRUE(Put(s, MakeTestBlock(1)).ok());
+  ASSERT_TRUE(Put(s, big).ok());
+  EXPECT_EQ(s.Stats().bytes, big_bytes + kBlockBytes);
+  ASSERT_TRUE(Put(s, MakeTestBlock(2)).ok());  // evicts block 1 only
+  EXPECT_EQ(s.Stats().blocks, 2u);
+  EXPECT_EQ(s.Stats().evictions, 1u);
+  EXPECT_EQ(s.Delete({big.key})[0].code(), absl::StatusCode::kOk);
+  EXPECT_EQ(s.Stats().bytes, kBlockBytes);
+}
+
+TEST_F(KvStoreTest, LeasedBlocksAreNotEvictedAndFullStoreRejects) {
+  auto s = Open(2);
+  const TestBlock a = MakeTestBlock(1), b = MakeTestBlock(2), c = MakeTestBlock(3);
+  ASSERT_TRUE(Put(*s, a).ok());
+  ASSERT_TRUE(Put(*s, b).ok());
+  auto lease = s->AcquireLease({a.key, b.key}, absl::Seconds(5));
+  ASSERT_TRUE(lease.ok());
+  EXPECT_EQ(s->CheckFits(kBlockBytes).code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(Put(*s, c).status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_TRUE(Has(*s, a));
+  EXPECT_TRUE(Has(*s, b));
+  EXPECT_EQ(s->Stats().rejected_puts, 1u);
+  EXPECT_EQ(s->Stats().leased_blocks, 2u);
+  EXPECT_EQ(s->Delete({a.key})[0].code(), absl::StatusCode::kFailedPrecondition);
+  ASSERT_TRUE(s->ReleaseLease(*lease).ok());
+  EXPECT_EQ(s->ReleaseLease(*lease).code(), absl::StatusCode::kNotFound);
+  ASSERT_EQ(*Put(*s, c), PutOutcome::kStored);
+  EXPECT_EQ(s->Stats().evictions, 1u);
+}
+
+TEST_F(KvStoreTest, OnlyUnleasedBlocksAreEvicted) {
+  auto s = Open(2);
+  const TestBlock a = MakeTestBlock(1), b = MakeTestBlock(2), c = MakeTestBlock(3);
+  ASSERT_TRUE(Put(*s, a).ok());
+  ASSERT_TRUE(Put(*s, b).ok());
+  ASSERT_TRUE(s->AcquireLease({a.key}, absl::Seconds(5)).ok());  // a is the LRU one
+  ASSERT_EQ(*Put(*s, c), PutOutcome::kStored);
+  EXPECT_TRUE(Has(*s, a));
+  EXPECT_FALSE(Has(*s, b));
+}
+
+TEST_F(KvStoreTest, LeasesExpireAndRenew) {
+  auto s = Open(1);
+  const TestBlock a = MakeTestBlock(1), b = MakeTestBlock(2);
+  ASSERT_TRUE(Put(*s, a).ok());
+  auto lease = s->AcquireLease({a.key}, absl::Seconds(5));
+  ASSERT_TRUE(lease.ok());
+  now_ += absl::Seconds(4);
+  ASSERT_TRUE(s->RenewLease(*lease, absl::Seconds(5)).ok());
+  now_ += absl::Seconds(4);  // 8 s after acquiring, 4 s after renewing
+  EXPECT_EQ(Put(*s, b).status().code(), absl::StatusCode::kResourceExhausted);
+  now_ += absl::Seconds(1);  // renewal's TTL passed: the lease is gone
+  ASSERT_EQ(*Put(*s, b), PutOutcome::kStored);
+  EXPECT_FALSE(Has(*s, a));
+  EXPECT_EQ(s->RenewLease(*lease, absl::Seconds(5)).code(), absl::StatusCode::kNotFound);
+  const StoreStats st = s->Stats();
+  EXPECT_EQ(st.expired_leases, 1u);
+  EXPECT_EQ(st.active_leases, 0u);
+  EXPECT_EQ(st.leased_bytes, 0u);
+}
+
+TEST_F(KvStoreTest, LeaseTtlIsCappedAndValidated) {
+  auto s = Open(1);
+  const TestBlock a = MakeTestBlock(1);
+  ASSERT_TRUE(Put(*s, a).ok());
+  EXPECT_EQ(s->AcquireLease({a.key}, absl::Seconds(-1)).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  ASSERT_TRUE(s->AcquireLease({a.key}, absl::Hours(5)).ok());  // capped at 10 s
+  now_ += absl::Seconds(11);
+  EXPECT_EQ(s->Stats().leased_blocks, 0u);
+}
+
+TEST_F(KvStoreTest, OverlappingLeasesPinUntilBothEnd) {
+  auto s = Open(1);
+  const TestBlock a = MakeTestBlock(1), b = MakeTestBlock(2);
+  ASSERT_TRUE(Put(*s, a).ok());
+  auto l1 = s->AcquireLease({a.key, a.key}, absl::Seconds(5));
+  auto l2 = s->AcquireLease({a.key, b.key}, absl::Seconds(5));  // b absent: skipped
+  ASSERT_TRUE(l1.ok() && l2.ok());
+  ASSERT_TRUE(s->ReleaseLease(*l1).ok());
+  EXPECT_EQ(Put(*s, b).status().code(), absl::StatusCode::kResourceExhausted);
+  ASSERT_TRUE(s->ReleaseLease(*l2).ok());
+  EXPECT_TRUE(Put(*s, b).ok());
+}
+
+TEST_F(KvStoreTest, BlockLargerThanCapacityIsRejected) {
+  auto store = KvStore::Open({.capacity_bytes = kBlockBytes - 1});
+  ASSERT_TRUE(store.ok());
+  EXPECT_EQ(Put(**store, MakeTestBlock(1)).status().code(),
+            absl::StatusCode::kResourceExhausted);
+}
+
+TEST_F(KvStoreTest, ReadersKeepBytesAfterEviction) {
+  auto s = Open(1);
+  const TestBlock a = MakeTestBlock(1);
+  ASSERT_TRUE(Put(*s, a).ok());
+  auto got = s->Get({a.key});
+  ASSERT_TRUE(Put(*s, MakeTestBlock(2)).ok());  // evicts a
+  EXPECT_FALSE(Has(*s, a));
+  EXPECT_EQ(*got[0]->bytes, a.bytes);  // the reader's reference stays valid
+}
+
+// Several writers and readers at once; run under --config=tsan to check the
+// locking (see kvstore/README.md).
+TEST(KvStoreConcurrencyTest, ConcurrentPutsAndGets) {
+  constexpr int kThreads = 4;
+  constexpr int kBlocksPerThread = 200;
+  auto store = KvStore::Open({.capacity_bytes = 300 * kBlockBytes});
+  ASSERT_TRUE(store.ok());
+  KvStore& s = **store;
+  std::vector<TestBlock> blocks;
+  for (int i = 0; i < kThreads * kBlocksPerThread; ++i)
+    blocks.push_back(MakeTestBlock(i));
+  std::atomic<int> corrupt{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kBlocksPerThread; ++i) {
+        // Writers overlap: thread t writes its own blocks and its neighbour's.
+        const TestBlock& mine = blocks[t * kBlocksPerThread + i];
+        const TestBlock& other = blocks[((t + 1) % kThreads) * kBlocksPerThread + i];
+        if (!s.Put(mine.key, mine.meta, mine.bytes).ok()) ++corrupt;
+        if (!s.Put(other.key, other.meta, other.bytes).ok()) ++corrupt;
+        auto lease = s.AcquireLease({mine.key, other.key}, absl::Seconds(1));
+        for (const auto& got : s.Get({mine.key, other.key})) {
+          if (got.ok() && BlockChecksum(*got->bytes) != got->meta.checksum) ++corrupt;
+        }
+        if (lease.ok()) (void)s.ReleaseLease(*lease);
+        (void)s.Stats();
+      }
+    });
+  }
+  for (std::thread& th : threads) th.join();
+  EXPECT_EQ(corrupt.load(), 0);
+  const StoreStats st = s.Stats();
+  EXPECT_EQ(st.puts + st.duplicate_puts, 2u * kThreads * kBlocksPerThread);
+  EXPECT_LE(st.bytes, st.capacity_bytes);
+  EXPECT_EQ(st.bytes, st.blocks * kBlockBytes);
+  EXPECT_EQ(st.puts - st.evictions, st.blocks);
+  EXPECT_EQ(st.leased_blocks, 0u);
+}
+
+}  // namespace
+}  // namespace kvq::kvstore
