@@ -227,6 +227,10 @@ GroupParams ComputeGroupParams(const uint16_t* x, int n, int stride, int bits) {
     mn = std::min(mn, xi);
     mx = std::max(mx, xi);
   }
+  // -0 -> +0, so that neither the order of the reductions nor the sign of a
+  // zero input changes the bytes (x + 0.0f is the identity otherwise).
+  mn += 0.0f;
+  mx += 0.0f;
   const float levels = static_cast<float>((1 << bits) - 1);
   const float range = mx - mn;
   return GroupParams{FloatToHalf(range / levels), FloatToHalf(mn)};

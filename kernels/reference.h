@@ -34,9 +34,11 @@ struct GroupParams {
 };
 
 // Scale and zero of the n fp16 values x[0], x[stride], ..., (finite, n >= 1)
-// at `bits` bits: mn = min, mx = max (as fp32), scale = fp16((mx - mn) /
-// (2^bits - 1)) with one fp32 subtraction and one fp32 division, zero =
-// fp16(mn) (exact: mn is an fp16 value).
+// at `bits` bits: mn = min, mx = max (as fp32; a zero of either sign counts
+// as +0), scale = fp16((mx - mn) / (2^bits - 1)) with one fp32 subtraction and
+// one fp32 division, zero = fp16(mn) (exact: mn is an fp16 value). The scale
+// cannot overflow (mx - mn <= 131008, so scale <= 43670 < 65504); it rounds
+// to 0 or a subnormal when mx - mn is tiny (README.md, "Edge cases").
 GroupParams ComputeGroupParams(const uint16_t* x, int n, int stride, int bits);
 
 // Code of fp16 value x: 0 when scale == 0, else clamp(round_half_even((x -
