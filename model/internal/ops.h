@@ -1,0 +1,34 @@
+// The transformer's building blocks on float32 rows: matrix products
+// (OpenBLAS: SIMD and every core), RMSNorm, RoPE in both layouts, SwiGLU.
+#ifndef KVQ_MODEL_INTERNAL_OPS_H_
+#define KVQ_MODEL_INTERNAL_OPS_H_
+
+#include <vector>
+
+#include "model/config.h"
+
+namespace kvq::model_internal {
+
+// y[n][out] = x[n][in] . w[out][in]^T (row-major, as llama2.c and HF store).
+void MatMul(const float* x, int n, int in, const float* w, int out, float* y);
+
+// out[i] = w[i] * x[i] / sqrt(mean(x^2) + eps) over one row of `size`.
+void RmsNorm(const float* x, const float* w, int size, float eps, float* out);
+
+// RoPE frequencies of one head: freq[j] = theta^(-2j/head_dim), j < head_dim/2.
+std::vector<float> RopeFrequencies(int head_dim, float theta);
+
+// Rotates every head of one row at position `pos`. Interleaved: pairs
+// (2j, 2j+1); half-split: pairs (j, j + head_dim/2); pair j uses freq[j].
+void ApplyRope(float* row, int n_heads, int head_dim, int pos,
+               const std::vector<float>& freq, model::RopeStyle style);
+
+// gate[i] = silu(gate[i]) * up[i].
+void SwiGlu(float* gate, const float* up, int size);
+
+// Softmax of x[0..n) in place (max-subtracted, float32).
+void Softmax(float* x, int n);
+
+}  // namespace kvq::model_internal
+
+#endif  // KVQ_MODEL_INTERNAL_OPS_H_

@@ -1,0 +1,86 @@
+#include "model/model_loader.h"
+
+#include <filesystem>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "common/status_macros.h"
+#include "model/llama2c_loader.h"
+#include "model/llama2c_tokenizer.h"
+
+namespace kvq::model {
+namespace {
+
+namespace fs = std::filesystem;
+
+// The one llama2.c checkpoint in `dir` (a .bin not named tok*/tokenizer*).
+absl::StatusOr<std::string> FindCheckpoint(const fs::path& dir) {
+  std::vector<std::string> found;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(dir, ec)) {
+    const std::string name = e.path().filename().string();
+    if (e.path().extension() == ".bin" && !absl::StartsWith(name, "tok")) {
+      found.push_back(e.path().string());
+    }
+  }
+  if (ec) return absl::NotFoundError("cannot list " + dir.string() + ": " + ec.message());
+  if (found.empty()) {
+    return absl::NotFoundError(
+        absl::StrCat(dir.string(),
+                     " holds no model: expected config.json + *.safetensors or a "
+                     "llama2.c .bin checkpoint"));
+  }
+  if (found.size() > 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(dir.string(), " holds several checkpoints (",
+                     absl::StrJoin(found, ", "), "): name one file"));
+  }
+  return found[0];
+}
+
+absl::StatusOr<LoadedModel> LoadLlama2cWithTokenizer(const std::string& file,
+                                                     const std::string& tokenizer_path) {
+  LoadedModel out;
+  out.model_path = file;
+  KVQ_ASSIGN_OR_RETURN(Model m, LoadLlama2c(file));
+  out.model = std::make_unique<Model>(std::move(m));
+  const int vocab = out.model->config.vocab_size;
+  std::string tok = tokenizer_path;
+  if (tok.empty()) {
+    const fs::path dir = fs::path(file).parent_path();
+    for (const std::string name :
+         {absl::StrCat("tok", vocab, ".bin"), std::string("tokenizer.bin")}) {
+      std::error_code ec;
+      if (fs::exists(dir / name, ec)) {
+        tok = (dir / name).string();
+        break;
+      }
+    }
+  }
+  if (!tok.empty()) {
+    KVQ_ASSIGN_OR_RETURN(out.tokenizer, Llama2cTokenizer::Load(tok, vocab));
+  }
+  return out;
+}
+
+}  // namespace
+
+absl::StatusOr<LoadedModel> LoadModel(const std::string& path,
+                                      const std::string& tokenizer_path) {
+  if (path.empty()) {
+    return absl::NotFoundError("no model path given and no default model found");
+  }
+  std::error_code ec;
+  const fs::path p(path);
+  if (!fs::exists(p, ec))
+    return absl::NotFoundError("model path " + path + " does not exist");
+  if (fs::is_directory(p, ec)) {
+    KVQ_ASSIGN_OR_RETURN(std::string file, FindCheckpoint(p));
+    return LoadLlama2cWithTokenizer(file, tokenizer_path);
+  }
+  return LoadLlama2cWithTokenizer(path, tokenizer_path);
+}
+
+}  // namespace kvq::model

@@ -1,0 +1,34 @@
+// Opens whatever model path a user gives: a llama2.c checkpoint (.bin, with
+// its tokenizer beside it), a directory holding one, or a Hugging Face
+// directory (config.json + *.safetensors, tokenizer.model when present).
+//
+//   KVQ_ASSIGN_OR_RETURN(kvq::model::LoadedModel m,
+//                        kvq::model::LoadModel(kvq::DefaultModelDir()));
+//   std::vector<int> ids = m.tokenizer->Encode("Once upon a time");
+#ifndef KVQ_MODEL_MODEL_LOADER_H_
+#define KVQ_MODEL_MODEL_LOADER_H_
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "model/model.h"
+#include "model/tokenizer.h"
+
+namespace kvq::model {
+
+struct LoadedModel {
+  std::unique_ptr<Model> model;          // stable address for Transformer
+  std::unique_ptr<Tokenizer> tokenizer;  // null when none was found
+  std::string model_path;                // the file or directory loaded
+};
+
+// `tokenizer_path` overrides the tokenizer search (llama2.c: tok<vocab>.bin
+// then tokenizer.bin beside the checkpoint). NOT_FOUND when nothing loadable
+// is at `path`; the loaders' errors otherwise.
+absl::StatusOr<LoadedModel> LoadModel(const std::string& path,
+                                      const std::string& tokenizer_path = "");
+
+}  // namespace kvq::model
+
+#endif  // KVQ_MODEL_MODEL_LOADER_H_

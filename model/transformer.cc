@@ -1,0 +1,190 @@
+#include "model/transformer.h"
+
+#include <cblas.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <thread>
+
+#include "absl/strings/str_format.h"
+#include "common/status_macros.h"
+#include "model/internal/ops.h"
+#include "model/tokenizer.h"
+
+namespace kvq::model {
+
+namespace ops = model_internal;
+
+Transformer::Transformer(const Model& model)
+    : model_(model),
+      rope_freq_(ops::RopeFrequencies(model.config.HeadDim(), model.config.rope_theta)),
+      n_threads_(std::max(1u, std::thread::hardware_concurrency())) {}
+
+absl::Status Transformer::CheckCache(const KvCache& cache, int new_tokens) const {
+  const ModelConfig& c = model_.config;
+  const KvCacheShape& s = cache.shape();
+  if (s.n_layers != c.n_layers || s.n_heads != c.n_heads ||
+      s.n_kv_heads != c.n_kv_heads || s.head_dim != c.HeadDim()) {
+    return absl::InvalidArgumentError("KV cache shape does not match the model");
+  }
+  for (int l = 0; l < c.n_layers; ++l) {
+    if (cache.layer_tokens(l) != cache.n_tokens()) {
+      return absl::FailedPreconditionError("KV cache holds a partial step");
+    }
+  }
+  if (static_cast<long>(cache.n_tokens()) + new_tokens > c.seq_len) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "sequence too long: %d cached + %d new tokens exceed the model's seq_len %d",
+        cache.n_tokens(), new_tokens, c.seq_len));
+  }
+  return absl::OkStatus();
+}
+
+void Transformer::FeedForward(const LayerWeights& w, float* x, int n) const {
+  const ModelConfig& c = model_.config;
+  std::vector<float> xb(size_t(n) * c.dim), gate(size_t(n) * c.hidden_dim),
+      up(gate.size()), down(xb.size());
+  for (int i = 0; i < n; ++i) {
+    ops::RmsNorm(x + size_t(i) * c.dim, w.rms_ffn.data(), c.dim, c.norm_eps,
+                 &xb[size_t(i) * c.dim]);
+  }
+  ops::MatMul(xb.data(), n, c.dim, w.w1.data(), c.hidden_dim, gate.data());
+  ops::MatMul(xb.data(), n, c.dim, w.w3.data(), c.hidden_dim, up.data());
+  ops::SwiGlu(gate.data(), up.data(), static_cast<int>(gate.size()));
+  ops::MatMul(gate.data(), n, c.hidden_dim, w.w2.data(), c.dim, down.data());
+  for (size_t i = 0; i < down.size(); ++i) x[i] += down[i];
+}
+
+void Transformer::Logits(const float* x, float* logits) const {
+  const ModelConfig& c = model_.config;
+  std::vector<float> xb(c.dim);
+  ops::RmsNorm(x, model_.weights.rms_final.data(), c.dim, c.norm_eps, xb.data());
+  ops::MatMul(xb.data(), 1, c.dim, model_.classifier(), c.vocab_size, logits);
+}
+
+absl::StatusOr<std::vector<float>> Transformer::Prefill(
+    absl::Span<const int> tokens, KvCache& cache, const PrefillOptions& options) const {
+  const ModelConfig& c = model_.config;
+  if (tokens.empty()) return absl::InvalidArgumentError("prefill of no tokens");
+  KVQ_RETURN_IF_ERROR(CheckTokenIds(tokens, c.vocab_size));
+  const int n = static_cast<int>(tokens.size());
+  KVQ_RETURN_IF_ERROR(CheckCache(cache, n));
+  const int p0 = cache.n_tokens(), total = p0 + n;
+  const int dim = c.dim, hd = c.HeadDim(), qdim = c.QDim(), kvdim = c.KvDim();
+  const int group = c.n_heads / c.n_kv_heads;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+
+  std::vector<float> x(size_t(n) * dim), xb(x.size()), q(size_t(n) * qdim),
+      att(size_t(n) * qdim), proj(x.size());
+  std::vector<float> k(size_t(total) * kvdim), v(k.size());  // prefix then prompt
+  std::vector<float> scores(size_t(n) * total);
+  for (int i = 0; i < n; ++i) {
+    std::memcpy(&x[size_t(i) * dim],
+                &model_.weights.token_embedding[size_t(tokens[i]) * dim],
+                dim * sizeof(float));
+  }
+  for (int l = 0; l < c.n_layers; ++l) {
+    const LayerWeights& w = model_.weights.layers[l];
+    for (int i = 0; i < n; ++i) {
+      ops::RmsNorm(&x[size_t(i) * dim], w.rms_att.data(), dim, c.norm_eps,
+                   &xb[size_t(i) * dim]);
+    }
+    float* kn = &k[size_t(p0) * kvdim];
+    float* vn = &v[size_t(p0) * kvdim];
+    ops::MatMul(xb.data(), n, dim, w.wq.data(), qdim, q.data());
+    ops::MatMul(xb.data(), n, dim, w.wk.data(), kvdim, kn);
+    ops::MatMul(xb.data(), n, dim, w.wv.data(), kvdim, vn);
+    for (int i = 0; i < n; ++i) {
+      ops::ApplyRope(&q[size_t(i) * qdim], c.n_heads, hd, p0 + i, rope_freq_, c.rope);
+      ops::ApplyRope(kn + size_t(i) * kvdim, c.n_kv_heads, hd, p0 + i, rope_freq_,
+                     c.rope);
+    }
+    if (p0 > 0) KVQ_RETURN_IF_ERROR(cache.Read(l, k.data(), v.data()));
+
+    // Causal attention, one head at a time: S = Q_h K_h^T, softmax, S V_h.
+    for (int h = 0; h < c.n_heads; ++h) {
+      const int kvh = h / group;
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, total, hd, scale,
+                  &q[size_t(h) * hd], qdim, &k[size_t(kvh) * hd], kvdim, 0.0f,
+                  scores.data(), total);
+      for (int i = 0; i < n; ++i) {
+        float* row = &scores[size_t(i) * total];
+        const int visible = p0 + i + 1;
+        ops::Softmax(row, visible);
+        std::fill(row + visible, row + total, 0.0f);
+      }
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, hd, total, 1.0f,
+                  scores.data(), total, &v[size_t(kvh) * hd], kvdim, 0.0f,
+                  &att[size_t(h) * hd], qdim);
+    }
+    KVQ_RETURN_IF_ERROR(cache.Append(l, n, kn, vn));
+    if (options.on_layer) KVQ_RETURN_IF_ERROR(options.on_layer(l));
+
+    ops::MatMul(att.data(), n, qdim, w.wo.data(), dim, proj.data());
+    for (size_t i = 0; i < x.size(); ++i) x[i] += proj[i];
+    FeedForward(w, x.data(), n);
+  }
+  std::vector<float> logits(c.vocab_size);
+  Logits(&x[size_t(n - 1) * dim], logits.data());
+  return logits;
+}
+
+absl::Status Transformer::DecodeStep(absl::Span<const int> tokens,
+                                     absl::Span<KvCache* const> caches,
+                                     std::vector<float>* logits) const {
+  const ModelConfig& c = model_.config;
+  if (tokens.size() != caches.size() || tokens.empty()) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "decode step: %d tokens for %d caches", tokens.size(), caches.size()));
+  }
+  KVQ_RETURN_IF_ERROR(CheckTokenIds(tokens, c.vocab_size));
+  for (KvCache* cache : caches) KVQ_RETURN_IF_ERROR(CheckCache(*cache, 1));
+  const int n = static_cast<int>(tokens.size());
+  const int dim = c.dim, hd = c.HeadDim(), qdim = c.QDim(), kvdim = c.KvDim();
+
+  std::vector<int> pos(n);
+  for (int i = 0; i < n; ++i) pos[i] = caches[i]->n_tokens();
+  std::vector<float> x(size_t(n) * dim), xb(x.size()), q(size_t(n) * qdim), att(q.size()),
+      k(size_t(n) * kvdim), v(k.size()), proj(x.size());
+  for (int i = 0; i < n; ++i) {
+    std::memcpy(&x[size_t(i) * dim],
+                &model_.weights.token_embedding[size_t(tokens[i]) * dim],
+                dim * sizeof(float));
+  }
+  for (int l = 0; l < c.n_layers; ++l) {
+    const LayerWeights& w = model_.weights.layers[l];
+    for (int i = 0; i < n; ++i) {
+      ops::RmsNorm(&x[size_t(i) * dim], w.rms_att.data(), dim, c.norm_eps,
+                   &xb[size_t(i) * dim]);
+    }
+    ops::MatMul(xb.data(), n, dim, w.wq.data(), qdim, q.data());
+    ops::MatMul(xb.data(), n, dim, w.wk.data(), kvdim, k.data());
+    ops::MatMul(xb.data(), n, dim, w.wv.data(), kvdim, v.data());
+    for (int i = 0; i < n; ++i) {
+      ops::ApplyRope(&q[size_t(i) * qdim], c.n_heads, hd, pos[i], rope_freq_, c.rope);
+      ops::ApplyRope(&k[size_t(i) * kvdim], c.n_kv_heads, hd, pos[i], rope_freq_, c.rope);
+      KVQ_RETURN_IF_ERROR(
+          caches[i]->Append(l, 1, &k[size_t(i) * kvdim], &v[size_t(i) * kvdim]));
+    }
+    KVQ_RETURN_IF_ERROR(AttendBatch(l, caches, q.data(), att.data(), n_threads_));
+    ops::MatMul(att.data(), n, qdim, w.wo.data(), dim, proj.data());
+    for (size_t i = 0; i < x.size(); ++i) x[i] += proj[i];
+    FeedForward(w, x.data(), n);
+  }
+  logits->resize(size_t(n) * c.vocab_size);
+  for (int i = 0; i < n; ++i) {
+    Logits(&x[size_t(i) * dim], logits->data() + size_t(i) * c.vocab_size);
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<float>> Transformer::Decode(int token, KvCache& cache) const {
+  std::vector<float> logits;
+  KvCache* caches[] = {&cache};
+  KVQ_RETURN_IF_ERROR(DecodeStep({&token, 1}, caches, &logits));
+  return logits;
+}
+
+}  // namespace kvq::model

@@ -1,0 +1,68 @@
+// The Llama-family forward pass (design section 2) over pluggable KV caches:
+// prefill of a prompt into a cache, and batched decode steps.
+//
+//   kvq::model::Transformer t(model);
+//   KVQ_ASSIGN_OR_RETURN(auto cache, NewKvCache(mode, KvCacheShape::Of(model.config)));
+//   KVQ_ASSIGN_OR_RETURN(std::vector<float> logits, t.Prefill(prompt_ids, *cache));
+//   KVQ_ASSIGN_OR_RETURN(logits, t.Decode(next_id, *cache));
+//
+// On an error the caches involved may hold a partial step and should be
+// dropped.
+#ifndef KVQ_MODEL_TRANSFORMER_H_
+#define KVQ_MODEL_TRANSFORMER_H_
+
+#include <functional>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/types/span.h"
+#include "model/kv_cache.h"
+#include "model/model.h"
+
+namespace kvq::model {
+
+struct PrefillOptions {
+  // Called after layer `layer` has appended the prompt's K/V to the cache
+  // (and the residual rule ran): the moment that layer's block parts can be
+  // streamed. An error aborts the prefill.
+  std::function<absl::Status(int layer)> on_layer;
+};
+
+class Transformer {
+ public:
+  // `model` must outlive the Transformer.
+  explicit Transformer(const Model& model);
+
+  const Model& model() const { return model_; }
+
+  // Runs `tokens` (positions cache.n_tokens() onward) in one pass: attention
+  // in float32 over the prompt's own K/V, plus the prefix already in `cache`
+  // as it is stored; then appends the prompt's K/V to the cache layer by
+  // layer. Returns the logits [vocab_size] after the last token.
+  // INVALID_ARGUMENT: empty tokens, an id out of range, more than seq_len
+  // positions, a cache of another shape.
+  absl::StatusOr<std::vector<float>> Prefill(absl::Span<const int> tokens, KvCache& cache,
+                                             const PrefillOptions& options = {}) const;
+
+  // One token per sequence: tokens[i] is appended to caches[i] at position
+  // caches[i]->n_tokens(). Writes logits [batch][vocab_size].
+  absl::Status DecodeStep(absl::Span<const int> tokens, absl::Span<KvCache* const> caches,
+                          std::vector<float>* logits) const;
+
+  // DecodeStep for one sequence.
+  absl::StatusOr<std::vector<float>> Decode(int token, KvCache& cache) const;
+
+ private:
+  absl::Status CheckCache(const KvCache& cache, int new_tokens) const;
+  // FFN block and residual: x[n][dim] += W2(silu(W1 norm(x)) * W3 norm(x)).
+  void FeedForward(const LayerWeights& w, float* x, int n) const;
+  void Logits(const float* x, float* logits) const;
+
+  const Model& model_;
+  const std::vector<float> rope_freq_;
+  const int n_threads_;
+};
+
+}  // namespace kvq::model
+
+#endif  // KVQ_MODEL_TRANSFORMER_H_
