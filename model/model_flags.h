@@ -14,6 +14,7 @@
 ABSL_DECLARE_FLAG(std::string, model);      // directory or checkpoint file
 ABSL_DECLARE_FLAG(std::string, tokenizer);  // overrides the tokenizer search
 ABSL_DECLARE_FLAG(std::string, kv);         // --kv MODE (model/kv_mode.h)
+ABSL_DECLARE_FLAG(bool, json);              // machine-readable output
 
 namespace kvq::model {
 
