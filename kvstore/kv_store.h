@@ -88,8 +88,8 @@ class KvStore {
                                          std::string bytes) = 0;
 
   // OK if a block of `bytes` bytes could be stored now after evictions,
-  // RESOURCE_EXHAUSTED otherwise. Lets a service refuse a put before
-  // receiving it; Put decides.
+  // RESOURCE_EXHAUSTED otherwise (counted in rejected_puts: the caller refuses
+  // the put). Lets a service refuse a put before receiving it; Put decides.
   virtual absl::Status CheckFits(uint64_t bytes) = 0;
 
   // One result per key: the block, or NOT_FOUND.

@@ -63,7 +63,9 @@ class LruKvStore final : public KvStore {
   absl::Status CheckFits(uint64_t bytes) override {
     std::lock_guard<std::mutex> lock(mu_);
     ReapExpiredLeases();
-    return FitsLocked(bytes);
+    absl::Status fits = FitsLocked(bytes);
+    if (!fits.ok()) ++stats_.rejected_puts;
+    return fits;
   }
 
   std::vector<absl::StatusOr<Block>> Get(absl::Span<const BlockKey> keys) override {

@@ -144,7 +144,7 @@ TEST_F(KvStoreTest, LeasedBlocksAreNotEvictedAndFullStoreRejects) {
   EXPECT_EQ(Put(*s, c).status().code(), absl::StatusCode::kResourceExhausted);
   EXPECT_TRUE(Has(*s, a));
   EXPECT_TRUE(Has(*s, b));
-  EXPECT_EQ(s->Stats().rejected_puts, 1u);
+  EXPECT_EQ(s->Stats().rejected_puts, 2u);  // CheckFits and Put
   EXPECT_EQ(s->Stats().leased_blocks, 2u);
   EXPECT_EQ(s->Delete({a.key})[0].code(), absl::StatusCode::kFailedPrecondition);
   ASSERT_TRUE(s->ReleaseLease(*lease).ok());

@@ -1,0 +1,77 @@
+// Prometheus metrics for a kvq service (design section 6): a registry, an
+// optional /metrics HTTP endpoint, and per-RPC latency histograms and error
+// counters labelled by role, method and code.
+//
+//   KVQ_ASSIGN_OR_RETURN(std::unique_ptr<MetricsEndpoint> metrics,
+//                        MetricsEndpoint::Start({.role = "store", .port = 9100}));
+//   RpcMetrics rpc(metrics->registry(), "store");
+//   rpc.Record("PutBlocks", grpc::StatusCode::OK, absl::Milliseconds(3));
+//   auto& gauge = prometheus::BuildGauge().Name("kvq_kvstore_bytes")...
+//       .Register(metrics->registry()).Add(metrics->labels());
+#ifndef KVQ_SERVICES_COMMON_METRICS_H_
+#define KVQ_SERVICES_COMMON_METRICS_H_
+
+#include <map>
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "grpcpp/support/status.h"
+#include "prometheus/counter.h"
+#include "prometheus/exposer.h"
+#include "prometheus/family.h"
+#include "prometheus/histogram.h"
+#include "prometheus/registry.h"
+
+namespace kvq::services {
+
+class MetricsEndpoint {
+ public:
+  struct Options {
+    std::string role;  // "prefill", "decode", "store", "router"
+    // < 0: no HTTP endpoint (metrics are still collected); 0: any free port.
+    int port = -1;
+    std::string bind_host = "0.0.0.0";
+  };
+
+  // UNAVAILABLE if the port cannot be bound.
+  static absl::StatusOr<std::unique_ptr<MetricsEndpoint>> Start(const Options& options);
+
+  prometheus::Registry& registry() { return *registry_; }
+  // {"role": role}: the labels every metric of this service carries.
+  const std::map<std::string, std::string>& labels() const { return labels_; }
+  // The bound HTTP port, or -1 without an endpoint.
+  int port() const { return port_; }
+
+ private:
+  MetricsEndpoint() = default;
+
+  std::shared_ptr<prometheus::Registry> registry_;
+  std::unique_ptr<prometheus::Exposer> exposer_;
+  std::map<std::string, std::string> labels_;
+  int port_ = -1;
+};
+
+// kvq_rpc_latency_seconds (histogram) and kvq_rpc_errors_total (counter of
+// non-OK completions), labelled role, method, code (e.g. "RESOURCE_EXHAUSTED").
+// Thread-safe.
+class RpcMetrics {
+ public:
+  RpcMetrics(prometheus::Registry& registry, std::string role);
+
+  void Record(absl::string_view method, grpc::StatusCode code, absl::Duration latency);
+
+ private:
+  const std::string role_;
+  prometheus::Family<prometheus::Histogram>& latency_;
+  prometheus::Family<prometheus::Counter>& errors_;
+};
+
+// "OK", "CANCELLED", ... as in the gRPC spec.
+std::string StatusCodeName(grpc::StatusCode code);
+
+}  // namespace kvq::services
+
+#endif  // KVQ_SERVICES_COMMON_METRICS_H_

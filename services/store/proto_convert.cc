@@ -1,0 +1,88 @@
+#include "services/store/proto_convert.h"
+
+#include <cstdint>
+#include <limits>
+
+#include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
+
+namespace kvq::store {
+namespace {
+
+absl::Status CheckFits16(uint32_t v, const char* field) {
+  if (v > std::numeric_limits<uint16_t>::max()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("block meta ", field, " = ", v, " is out of range"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckFits31(uint32_t v, const char* field) {
+  if (v > static_cast<uint32_t>(std::numeric_limits<int32_t>::max())) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("block meta ", field, " = ", v, " is out of range"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<kvstore::BlockKey> KeyFromProto(const std::string& bytes) {
+  return kvstore::BlockKey::FromBytes(bytes);
+}
+
+absl::StatusOr<std::vector<kvstore::BlockKey>> KeysFromProto(
+    const google::protobuf::RepeatedPtrField<std::string>& keys) {
+  std::vector<kvstore::BlockKey> out;
+  out.reserve(keys.size());
+  for (int i = 0; i < keys.size(); ++i) {
+    absl::StatusOr<kvstore::BlockKey> key = KeyFromProto(keys[i]);
+    if (!key.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("key ", i, ": ", key.status().message()));
+    }
+    out.push_back(*key);
+  }
+  return out;
+}
+
+absl::StatusOr<kvstore::BlockMeta> MetaFromProto(const v1::BlockMeta& proto) {
+  KVQ_RETURN_IF_ERROR(CheckFits16(proto.format_version(), "format_version"));
+  KVQ_RETURN_IF_ERROR(CheckFits16(proto.block_tokens(), "block_tokens"));
+  KVQ_RETURN_IF_ERROR(CheckFits16(proto.bits(), "bits"));
+  KVQ_RETURN_IF_ERROR(CheckFits16(proto.group(), "group"));
+  KVQ_RETURN_IF_ERROR(CheckFits31(proto.n_layers(), "n_layers"));
+  KVQ_RETURN_IF_ERROR(CheckFits31(proto.n_kv_heads(), "n_kv_heads"));
+  KVQ_RETURN_IF_ERROR(CheckFits31(proto.head_dim(), "head_dim"));
+  KVQ_RETURN_IF_ERROR(CheckFits31(proto.token_count(), "token_count"));
+  kvstore::BlockMeta meta;
+  meta.encoding.version = static_cast<uint16_t>(proto.format_version());
+  meta.encoding.block_tokens = static_cast<uint16_t>(proto.block_tokens());
+  meta.encoding.bits = static_cast<uint16_t>(proto.bits());
+  meta.encoding.group = static_cast<uint16_t>(proto.group());
+  meta.model_id = proto.model_id();
+  meta.n_layers = static_cast<int32_t>(proto.n_layers());
+  meta.n_kv_heads = static_cast<int32_t>(proto.n_kv_heads());
+  meta.head_dim = static_cast<int32_t>(proto.head_dim());
+  meta.token_count = static_cast<int32_t>(proto.token_count());
+  meta.checksum = proto.checksum();
+  KVQ_RETURN_IF_ERROR(kvstore::ValidateMeta(meta));
+  return meta;
+}
+
+v1::BlockMeta MetaToProto(const kvstore::BlockMeta& meta) {
+  v1::BlockMeta p;
+  p.set_format_version(meta.encoding.version);
+  p.set_block_tokens(meta.encoding.block_tokens);
+  p.set_bits(meta.encoding.bits);
+  p.set_group(meta.encoding.group);
+  p.set_model_id(meta.model_id);
+  p.set_n_layers(meta.n_layers);
+  p.set_n_kv_heads(meta.n_kv_heads);
+  p.set_head_dim(meta.head_dim);
+  p.set_token_count(meta.token_count);
+  p.set_checksum(meta.checksum);
+  return p;
+}
+
+}  // namespace kvq::store

@@ -1,0 +1,91 @@
+#include "services/store/put_session.h"
+
+#include <string>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
+#include "services/store/proto_convert.h"
+
+namespace kvq::store {
+
+PutSession::PutSession(kvstore::KvStore* store, const Options& options)
+    : store_(store), options_(options) {}
+
+absl::Status PutSession::Apply(const v1::PutBlocksRequest& request) {
+  for (const v1::BlockHeader& header : request.headers()) {
+    KVQ_RETURN_IF_ERROR(AddHeader(header));
+  }
+  for (const v1::BlockChunk& chunk : request.chunks()) {
+    KVQ_RETURN_IF_ERROR(AddChunk(chunk));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status PutSession::AddHeader(const v1::BlockHeader& header) {
+  if (!seen_ids_.emplace(header.block_id(), true).second) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("block id ", header.block_id(), " announced twice in one stream"));
+  }
+  KVQ_ASSIGN_OR_RETURN(kvstore::BlockKey key, KeyFromProto(header.key()));
+  absl::StatusOr<kvstore::BlockMeta> meta = MetaFromProto(header.meta());
+  if (!meta.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("block ", key.ToHex(), ": ", meta.status().message()));
+  }
+  const uint64_t size = meta->block_bytes();
+  if (pending_bytes_ + size > options_.max_pending_bytes) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "stream holds more than ", options_.max_pending_bytes,
+        " bytes of incomplete blocks; send each block's chunks before announcing more"));
+  }
+  // Refuse early what can never fit, before receiving its bytes.
+  KVQ_RETURN_IF_ERROR(store_->CheckFits(size));
+  KVQ_ASSIGN_OR_RETURN(kvstore::BlockAssembler assembler,
+                       kvstore::BlockAssembler::Create(*meta));
+  v1::PutResult* result = response_.add_results();
+  result->set_key(header.key());
+  pending_.emplace(header.block_id(),
+                   Pending{response_.results_size() - 1, key, std::move(assembler)});
+  pending_bytes_ += size;
+  return absl::OkStatus();
+}
+
+absl::Status PutSession::AddChunk(const v1::BlockChunk& chunk) {
+  auto it = pending_.find(chunk.block_id());
+  if (it == pending_.end()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("chunk for block id ", chunk.block_id(),
+                     " which is not announced or already complete"));
+  }
+  Pending& p = it->second;
+  if (absl::Status s = p.assembler.AddChunk(chunk.layer(), chunk.offset(), chunk.data());
+      !s.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("block ", p.key.ToHex(), ": ", s.message()));
+  }
+  if (!p.assembler.complete()) return absl::OkStatus();
+  const kvstore::BlockMeta meta = p.assembler.meta();
+  const kvstore::BlockKey key = p.key;
+  const int index = p.result_index;
+  std::string bytes = std::move(p.assembler).TakeBytes();
+  pending_bytes_ -= bytes.size();
+  pending_.erase(it);
+  KVQ_ASSIGN_OR_RETURN(kvstore::PutOutcome outcome,
+                       store_->Put(key, meta, std::move(bytes)));
+  response_.mutable_results(index)->set_outcome(outcome == kvstore::PutOutcome::kStored
+                                                    ? v1::PUT_OUTCOME_STORED
+                                                    : v1::PUT_OUTCOME_ALREADY_PRESENT);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<v1::PutBlocksResponse> PutSession::Finish() {
+  if (!pending_.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("stream ended with ", pending_.size(),
+                     " incomplete block(s); they were not stored"));
+  }
+  return std::move(response_);
+}
+
+}  // namespace kvq::store

@@ -1,0 +1,68 @@
+// The server side of one PutBlocks stream, independent of gRPC: takes the
+// stream's messages one by one, assembles each block from its chunks and
+// commits it to the engine as soon as its last layer arrives. Blocks still
+// incomplete when the stream fails or is cancelled are dropped, so they never
+// become visible.
+//
+//   PutSession session(store, {.max_pending_bytes = 1 << 30});
+//   while (read(&msg)) KVQ_RETURN_IF_ERROR(session.Apply(msg));
+//   KVQ_ASSIGN_OR_RETURN(v1::PutBlocksResponse resp, session.Finish());
+#ifndef KVQ_SERVICES_STORE_PUT_SESSION_H_
+#define KVQ_SERVICES_STORE_PUT_SESSION_H_
+
+#include <cstdint>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "kvstore/block_assembler.h"
+#include "kvstore/block_key.h"
+#include "kvstore/kv_store.h"
+#include "proto/kvstore.pb.h"
+
+namespace kvq::store {
+
+class PutSession {
+ public:
+  struct Options {
+    // Bytes of announced but uncommitted blocks one stream may hold.
+    uint64_t max_pending_bytes = uint64_t{1} << 30;
+  };
+
+  PutSession(kvstore::KvStore* store, const Options& options);
+
+  // Applies one message: its headers, then its chunks. The first error ends
+  // the stream (the caller finishes the RPC with it):
+  //   INVALID_ARGUMENT  bad key or metadata, a block id announced twice, a
+  //                     chunk for an unknown or finished block, a chunk not
+  //                     fitting its layer, too many pending bytes
+  //   RESOURCE_EXHAUSTED a block that cannot fit in the store
+  //   DATA_LOSS         a completed block whose checksum does not match
+  absl::Status Apply(const v1::PutBlocksRequest& request);
+
+  // After the client half-closed: the results, one per header in order, or
+  // INVALID_ARGUMENT if some announced block is incomplete.
+  absl::StatusOr<v1::PutBlocksResponse> Finish();
+
+ private:
+  struct Pending {
+    int result_index;
+    kvstore::BlockKey key;
+    kvstore::BlockAssembler assembler;
+  };
+
+  absl::Status AddHeader(const v1::BlockHeader& header);
+  absl::Status AddChunk(const v1::BlockChunk& chunk);
+
+  kvstore::KvStore* const store_;
+  const Options options_;
+  absl::flat_hash_map<uint32_t, Pending> pending_;
+  absl::flat_hash_map<uint32_t, bool> seen_ids_;
+  uint64_t pending_bytes_ = 0;
+  v1::PutBlocksResponse response_;
+};
+
+}  // namespace kvq::store
+
+#endif  // KVQ_SERVICES_STORE_PUT_SESSION_H_

@@ -1,0 +1,284 @@
+#include "services/store/store_service.h"
+
+#include <algorithm>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "services/common/grpc_status.h"
+#include "services/store/proto_convert.h"
+#include "services/store/put_session.h"
+
+namespace kvq::store {
+namespace {
+
+using services::ToGrpcStatus;
+
+constexpr uint32_t kMaxChunkBytes = 3 << 20;  // below gRPC's 4 MiB default
+
+absl::Duration TtlFromMs(uint32_t ms) { return absl::Milliseconds(ms); }
+
+// PutBlocks: one PutSession per stream. Reactions only copy bytes and take the
+// engine's lock briefly; nothing blocks.
+class PutReactor final : public grpc::ServerReadReactor<v1::PutBlocksRequest> {
+ public:
+  PutReactor(StoreService* service, grpc::CallbackServerContext* context,
+             v1::PutBlocksResponse* response)
+      : service_(service),
+        context_(context),
+        response_(response),
+        session_(service->store(),
+                 {.max_pending_bytes = service->options().max_pending_bytes_per_stream}),
+        start_(absl::Now()) {
+    StartRead(&request_);
+  }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) {
+      // Half-close by the client, or the call broke (cancelled, deadline).
+      if (context_->IsCancelled()) {
+        Done(grpc::Status(grpc::StatusCode::CANCELLED, "PutBlocks cancelled"));
+        return;
+      }
+      absl::StatusOr<v1::PutBlocksResponse> response = session_.Finish();
+      if (response.ok()) *response_ = std::move(*response);
+      Done(ToGrpcStatus(response.status()));
+      return;
+    }
+    if (absl::Status s = session_.Apply(request_); !s.ok()) {
+      Done(ToGrpcStatus(s));
+      return;
+    }
+    StartRead(&request_);
+  }
+
+  void OnDone() override {
+    service_->RecordRpc("PutBlocks", code_, start_);
+    delete this;
+  }
+
+ private:
+  void Done(const grpc::Status& status) {
+    code_ = status.error_code();
+    Finish(status);
+  }
+
+  StoreService* const service_;
+  grpc::CallbackServerContext* const context_;
+  v1::PutBlocksResponse* const response_;
+  PutSession session_;
+  v1::PutBlocksRequest request_;
+  const absl::Time start_;
+  grpc::StatusCode code_ = grpc::StatusCode::CANCELLED;
+};
+
+// GetBlocks: the first message names what was found; then the blocks' bytes,
+// layer by layer, packed into messages of at most `chunk_bytes`.
+class GetReactor final : public grpc::ServerWriteReactor<v1::GetBlocksResponse> {
+ public:
+  GetReactor(StoreService* service, const v1::GetBlocksRequest& request)
+      : service_(service), start_(absl::Now()) {
+    absl::Status status = Prepare(request);
+    if (!status.ok()) {
+      Done(ToGrpcStatus(status));
+      return;
+    }
+    StartWrite(&message_);
+  }
+
+  void OnWriteDone(bool ok) override {
+    if (!ok) {
+      Done(grpc::Status(grpc::StatusCode::CANCELLED, "GetBlocks: client went away"));
+      return;
+    }
+    if (!NextMessage()) {
+      Done(grpc::Status::OK);
+      return;
+    }
+    StartWrite(&message_);
+  }
+
+  void OnDone() override {
+    service_->RecordRpc("GetBlocks", code_, start_);
+    delete this;
+  }
+
+ private:
+  absl::Status Prepare(const v1::GetBlocksRequest& request) {
+    absl::StatusOr<std::vector<kvstore::BlockKey>> keys = KeysFromProto(request.keys());
+    if (!keys.ok()) return keys.status();
+    chunk_bytes_ = request.max_chunk_bytes() == 0
+                       ? service_->options().default_chunk_bytes
+                       : request.max_chunk_bytes();
+    chunk_bytes_ = std::clamp<uint32_t>(chunk_bytes_, 1, kMaxChunkBytes);
+    if (request.lease_ttl_ms() > 0) {
+      absl::StatusOr<kvstore::LeaseId> lease =
+          service_->store()->AcquireLease(*keys, TtlFromMs(request.lease_ttl_ms()));
+      if (!lease.ok()) return lease.status();
+      message_.set_lease_id(*lease);
+    }
+    std::vector<absl::StatusOr<kvstore::Block>> got = service_->store()->Get(*keys);
+    for (size_t i = 0; i < got.size(); ++i) {
+      if (!got[i].ok()) {
+        message_.add_missing(static_cast<uint32_t>(i));
+        continue;
+      }
+      v1::BlockHeader* h = message_.add_headers();
+      h->set_block_id(static_cast<uint32_t>(i));
+      h->set_key(request.keys(static_cast<int>(i)));
+      *h->mutable_meta() = MetaToProto(got[i]->meta);
+      blocks_.push_back({static_cast<uint32_t>(i), std::move(*got[i])});
+    }
+    return absl::OkStatus();
+  }
+
+  // Fills message_ with the next chunks; false when everything was sent.
+  bool NextMessage() {
+    message_.Clear();
+    size_t budget = chunk_bytes_;
+    while (budget > 0 && block_ < blocks_.size()) {
+      const auto& [id, block] = blocks_[block_];
+      const size_t layer_bytes = block.meta.layer_bytes();
+      const size_t n = std::min(budget, layer_bytes - offset_);
+      v1::BlockChunk* c = message_.add_chunks();
+      c->set_block_id(id);
+      c->set_layer(static_cast<uint32_t>(layer_));
+      c->set_offset(offset_);
+      c->set_data(block.bytes->data() + layer_ * layer_bytes + offset_, n);
+      budget -= n;
+      offset_ += n;
+      if (offset_ == layer_bytes) {
+        offset_ = 0;
+        if (++layer_ == block.meta.n_layers) {
+          layer_ = 0;
+          ++block_;
+        }
+      }
+    }
+    return message_.chunks_size() > 0;
+  }
+
+  void Done(const grpc::Status& status) {
+    code_ = status.error_code();
+    Finish(status);
+  }
+
+  StoreService* const service_;
+  const absl::Time start_;
+  uint32_t chunk_bytes_ = 0;
+  std::vector<std::pair<uint32_t, kvstore::Block>> blocks_;  // (request index, block)
+  size_t block_ = 0;
+  int layer_ = 0;
+  size_t offset_ = 0;
+  v1::GetBlocksResponse message_;
+  grpc::StatusCode code_ = grpc::StatusCode::CANCELLED;
+};
+
+}  // namespace
+
+StoreService::StoreService(kvstore::KvStore* store, const Options& options,
+                           services::RpcMetrics* rpc_metrics, StoreMetrics* store_metrics)
+    : store_(store),
+      options_(options),
+      rpc_metrics_(rpc_metrics),
+      store_metrics_(store_metrics) {}
+
+void StoreService::RecordRpc(const char* method, grpc::StatusCode code,
+                             absl::Time start) {
+  if (rpc_metrics_ != nullptr) rpc_metrics_->Record(method, code, absl::Now() - start);
+  if (store_metrics_ != nullptr) store_metrics_->Update(store_->Stats());
+}
+
+grpc::ServerUnaryReactor* StoreService::FinishUnary(grpc::CallbackServerContext* context,
+                                                    const char* method, absl::Time start,
+                                                    const absl::Status& status) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  const grpc::Status g = ToGrpcStatus(status);
+  RecordRpc(method, g.error_code(), start);
+  reactor->Finish(g);
+  return reactor;
+}
+
+grpc::ServerReadReactor<v1::PutBlocksRequest>* StoreService::PutBlocks(
+    grpc::CallbackServerContext* context, v1::PutBlocksResponse* response) {
+  return new PutReactor(this, context, response);
+}
+
+grpc::ServerWriteReactor<v1::GetBlocksResponse>* StoreService::GetBlocks(
+    grpc::CallbackServerContext*, const v1::GetBlocksRequest* request) {
+  return new GetReactor(this, *request);
+}
+
+grpc::ServerUnaryReactor* StoreService::Lookup(grpc::CallbackServerContext* context,
+                                               const v1::LookupRequest* request,
+                                               v1::LookupResponse* response) {
+  const absl::Time start = absl::Now();
+  absl::StatusOr<std::vector<kvstore::BlockKey>> keys = KeysFromProto(request->keys());
+  if (!keys.ok()) return FinishUnary(context, "Lookup", start, keys.status());
+  const std::vector<bool> present = store_->Contains(*keys);
+  uint32_t prefix = 0;
+  while (prefix < present.size() && present[prefix]) ++prefix;
+  for (bool p : present) response->add_present(p);
+  response->set_present_prefix(prefix);
+  if (request->lease_ttl_ms() > 0) {
+    absl::StatusOr<kvstore::LeaseId> lease =
+        store_->AcquireLease(*keys, TtlFromMs(request->lease_ttl_ms()));
+    if (!lease.ok()) return FinishUnary(context, "Lookup", start, lease.status());
+    response->set_lease_id(*lease);
+  }
+  return FinishUnary(context, "Lookup", start, absl::OkStatus());
+}
+
+grpc::ServerUnaryReactor* StoreService::RenewLease(grpc::CallbackServerContext* context,
+                                                   const v1::RenewLeaseRequest* request,
+                                                   v1::RenewLeaseResponse*) {
+  const absl::Time start = absl::Now();
+  return FinishUnary(
+      context, "RenewLease", start,
+      store_->RenewLease(request->lease_id(), TtlFromMs(request->ttl_ms())));
+}
+
+grpc::ServerUnaryReactor* StoreService::ReleaseLease(
+    grpc::CallbackServerContext* context, const v1::ReleaseLeaseRequest* request,
+    v1::ReleaseLeaseResponse*) {
+  const absl::Time start = absl::Now();
+  return FinishUnary(context, "ReleaseLease", start,
+                     store_->ReleaseLease(request->lease_id()));
+}
+
+grpc::ServerUnaryReactor* StoreService::DeleteBlocks(
+    grpc::CallbackServerContext* context, const v1::DeleteBlocksRequest* request,
+    v1::DeleteBlocksResponse* response) {
+  const absl::Time start = absl::Now();
+  absl::StatusOr<std::vector<kvstore::BlockKey>> keys = KeysFromProto(request->keys());
+  if (!keys.ok()) return FinishUnary(context, "DeleteBlocks", start, keys.status());
+  for (const absl::Status& s : store_->Delete(*keys)) {
+    response->add_codes(static_cast<int32_t>(s.code()));
+  }
+  return FinishUnary(context, "DeleteBlocks", start, absl::OkStatus());
+}
+
+grpc::ServerUnaryReactor* StoreService::Stats(grpc::CallbackServerContext* context,
+                                              const v1::StoreStatsRequest*,
+                                              v1::StoreStatsResponse* response) {
+  const absl::Time start = absl::Now();
+  const kvstore::StoreStats s = store_->Stats();
+  response->set_capacity_bytes(s.capacity_bytes);
+  response->set_bytes(s.bytes);
+  response->set_blocks(s.blocks);
+  response->set_leased_blocks(s.leased_blocks);
+  response->set_leased_bytes(s.leased_bytes);
+  response->set_active_leases(s.active_leases);
+  response->set_puts(s.puts);
+  response->set_duplicate_puts(s.duplicate_puts);
+  response->set_rejected_puts(s.rejected_puts);
+  response->set_hits(s.hits);
+  response->set_misses(s.misses);
+  response->set_evictions(s.evictions);
+  response->set_expired_leases(s.expired_leases);
+  return FinishUnary(context, "Stats", start, absl::OkStatus());
+}
+
+}  // namespace kvq::store

@@ -1,0 +1,77 @@
+// The KvStore gRPC service (proto/kvstore.proto) over a kvstore::KvStore
+// engine, with the callback API: PutBlocks reads a client stream into a
+// PutSession, GetBlocks writes a server stream chunk by chunk, the rest are
+// unary. Every RPC is timed into RpcMetrics and refreshes StoreMetrics.
+//
+//   auto engine = kvstore::KvStore::Open({.capacity_bytes = 1 << 30});
+//   StoreService service(engine->get(), {.max_lease_ttl = absl::Seconds(60)},
+//                        &rpc_metrics, &store_metrics);
+//   builder.RegisterService(&service);
+#ifndef KVQ_SERVICES_STORE_STORE_SERVICE_H_
+#define KVQ_SERVICES_STORE_STORE_SERVICE_H_
+
+#include <cstdint>
+
+#include "absl/time/time.h"
+#include "kvstore/kv_store.h"
+#include "proto/kvstore.grpc.pb.h"
+#include "services/common/metrics.h"
+#include "services/store/store_metrics.h"
+
+namespace kvq::store {
+
+class StoreService final : public v1::KvStore::CallbackService {
+ public:
+  struct Options {
+    // Largest chunk GetBlocks sends when the request does not ask for less.
+    uint32_t default_chunk_bytes = 1 << 20;
+    // Bytes of incomplete blocks one PutBlocks stream may hold.
+    uint64_t max_pending_bytes_per_stream = uint64_t{1} << 30;
+  };
+
+  // `store`, `rpc_metrics` and `store_metrics` must outlive the service;
+  // the metrics may be null.
+  StoreService(kvstore::KvStore* store, const Options& options,
+               services::RpcMetrics* rpc_metrics, StoreMetrics* store_metrics);
+
+  grpc::ServerReadReactor<v1::PutBlocksRequest>* PutBlocks(
+      grpc::CallbackServerContext* context, v1::PutBlocksResponse* response) override;
+  grpc::ServerWriteReactor<v1::GetBlocksResponse>* GetBlocks(
+      grpc::CallbackServerContext* context, const v1::GetBlocksRequest* request) override;
+  grpc::ServerUnaryReactor* Lookup(grpc::CallbackServerContext* context,
+                                   const v1::LookupRequest* request,
+                                   v1::LookupResponse* response) override;
+  grpc::ServerUnaryReactor* RenewLease(grpc::CallbackServerContext* context,
+                                       const v1::RenewLeaseRequest* request,
+                                       v1::RenewLeaseResponse* response) override;
+  grpc::ServerUnaryReactor* ReleaseLease(grpc::CallbackServerContext* context,
+                                         const v1::ReleaseLeaseRequest* request,
+                                         v1::ReleaseLeaseResponse* response) override;
+  grpc::ServerUnaryReactor* DeleteBlocks(grpc::CallbackServerContext* context,
+                                         const v1::DeleteBlocksRequest* request,
+                                         v1::DeleteBlocksResponse* response) override;
+  grpc::ServerUnaryReactor* Stats(grpc::CallbackServerContext* context,
+                                  const v1::StoreStatsRequest* request,
+                                  v1::StoreStatsResponse* response) override;
+
+  // Records one finished RPC in the metrics (used by the reactors).
+  void RecordRpc(const char* method, grpc::StatusCode code, absl::Time start);
+
+  kvstore::KvStore* store() const { return store_; }
+  const Options& options() const { return options_; }
+
+ private:
+  grpc::ServerUnaryReactor* FinishUnary(grpc::CallbackServerContext* context,
+                                        const char* method, absl::Time start,
+                                        const absl::Status& status);
+
+  // Constant after construction.
+  kvstore::KvStore* const store_;
+  const Options options_;
+  services::RpcMetrics* const rpc_metrics_;
+  StoreMetrics* const store_metrics_;
+};
+
+}  // namespace kvq::store
+
+#endif  // KVQ_SERVICES_STORE_STORE_SERVICE_H_
