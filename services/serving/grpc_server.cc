@@ -1,0 +1,66 @@
+#include "services/serving/grpc_server.h"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdio>
+#include <memory>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "grpcpp/ext/proto_server_reflection_plugin.h"
+#include "grpcpp/health_check_service_interface.h"
+
+namespace kvq::serving {
+namespace {
+
+std::atomic<bool> g_stop{false};
+
+void OnSignal(int) { g_stop.store(true); }
+
+}  // namespace
+
+grpc::Status ToGrpc(const absl::Status& s) {
+  if (s.ok()) return grpc::Status::OK;
+  return grpc::Status(static_cast<grpc::StatusCode>(s.code()), std::string(s.message()));
+}
+
+absl::Status FromGrpc(const grpc::Status& s) {
+  if (s.ok()) return absl::OkStatus();
+  return absl::Status(static_cast<absl::StatusCode>(s.error_code()), s.error_message());
+}
+
+absl::Status RunGrpcServer(const ServerOptions& options,
+                           const std::vector<grpc::Service*>& services) {
+  struct sigaction sa = {};
+  sa.sa_handler = OnSignal;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGTERM, &sa, nullptr);
+  sigaction(SIGINT, &sa, nullptr);
+
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  int port = 0;
+  const std::string addr = absl::StrCat(options.host, ":", options.port);
+  builder.AddListeningPort(addr, grpc::InsecureServerCredentials(), &port);
+  for (grpc::Service* s : services) builder.RegisterService(s);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  if (server == nullptr || port == 0) {
+    return absl::UnavailableError(absl::StrCat("cannot listen on ", addr));
+  }
+  if (options.on_ready) options.on_ready(port);
+  std::printf("kvq %s listening on %s:%d\n", options.role.c_str(), options.host.c_str(),
+              port);
+  std::fflush(stdout);
+  while (!g_stop.load()) absl::SleepFor(absl::Milliseconds(20));
+  server->GetHealthCheckService()->SetServingStatus(false);
+  if (options.on_shutdown) options.on_shutdown();
+  server->Shutdown(absl::ToChronoTime(absl::Now() + options.grace));
+  std::printf("kvq %s stopped\n", options.role.c_str());
+  std::fflush(stdout);
+  return absl::OkStatus();
+}
+
+}  // namespace kvq::serving

@@ -1,0 +1,71 @@
+#include "services/serving/request.h"
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "model/tokenizer.h"
+
+namespace kvq::serving {
+
+absl::StatusOr<model::KvMode> ParseCacheConfig(const v1::CacheConfig& cache,
+                                               const model::ModelConfig& config,
+                                               bool allow_fp32) {
+  const std::string text = cache.kv().empty() ? kDefaultKv : cache.kv();
+  absl::StatusOr<model::KvMode> mode = model::ParseKvMode(text);
+  if (!mode.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("cache.kv: ", mode.status().message()));
+  }
+  if (!allow_fp32 && mode->kind == model::KvMode::Kind::kFp32) {
+    return absl::InvalidArgumentError(
+        "cache.kv: fp32 is a reference mode that is never stored as blocks; use fp16 or "
+        "kivi for disaggregated serving (fp32 works colocated)");
+  }
+  if (mode->kind == model::KvMode::Kind::kFp32) return mode;
+  absl::StatusOr<model::KvMode> resolved = mode->Resolve(config.HeadDim());
+  if (!resolved.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("cache.kv: ", resolved.status().message()));
+  }
+  return resolved;
+}
+
+absl::StatusOr<Sampling> ParseSampling(const v1::SamplingParams& params) {
+  Sampling s{params.temperature(), params.top_p(), params.top_k(), params.seed()};
+  if (absl::Status st = s.Validate(); !st.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("sampling: ", st.message()));
+  }
+  if (params.max_tokens() < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("sampling.max_tokens must be >= 1, got ", params.max_tokens()));
+  }
+  return s;
+}
+
+absl::Status CheckPrompt(const std::vector<int>& tokens, int max_tokens,
+                         const model::ModelConfig& config) {
+  if (tokens.empty()) {
+    return absl::InvalidArgumentError("the prompt is empty (send at least BOS)");
+  }
+  if (absl::Status s = model::CheckTokenIds(tokens, config.vocab_size); !s.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("prompt: ", s.message()));
+  }
+  if (static_cast<int64_t>(tokens.size()) + max_tokens - 1 > config.seq_len) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("prompt (", tokens.size(), " tokens) plus max_tokens (", max_tokens,
+                     ") exceeds the model's seq_len of ", config.seq_len));
+  }
+  return absl::OkStatus();
+}
+
+std::vector<int> StopIds(const v1::SamplingParams& params, int bos_id, int eos_id) {
+  std::vector<int> ids(params.stop_token_ids().begin(), params.stop_token_ids().end());
+  if (!params.ignore_eos()) {
+    ids.push_back(bos_id);
+    ids.push_back(eos_id);
+  }
+  return ids;
+}
+
+std::string ModelIdHex(uint64_t model_id) { return absl::StrFormat("%016x", model_id); }
+
+}  // namespace kvq::serving
