@@ -18,12 +18,13 @@
 #   scripts/check_deploy.sh            # everything
 #   KVQ_BINARY=path/to/kvq scripts/check_deploy.sh
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 
 PY=/usr/bin/python3
 [ -x "$PY" ] || PY=python3
 KVQ_BINARY="${KVQ_BINARY:-bazel-bin/kvq}"
-CHECKS="$PY deploy/tools/deploy_checks.py"
+CHECKS="$PY deploy/tools/deploy_checks.py"  # for `bash -c` command strings
+checks() { "$PY" deploy/tools/deploy_checks.py "$@"; }
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
 
@@ -94,7 +95,7 @@ else
   fail "promtool checks (promtool is not installed: Debian package prometheus)"
 fi
 check "deploy/metrics.txt matches the dashboards and rules" \
-  $CHECKS metrics deploy/metrics.txt deploy/grafana/dashboards deploy/prometheus/rules/*.yml
+  checks metrics deploy/metrics.txt deploy/grafana/dashboards deploy/prometheus/rules/*.yml
 
 # ---- Kubernetes ---------------------------------------------------------------
 rendered=()
@@ -139,12 +140,12 @@ fi
 if ((${#rendered[@]})); then
   base="$tmp/base.yaml"
   if [ -x "$KVQ_BINARY" ]; then
-    check "manifest flags exist in $KVQ_BINARY" $CHECKS flags "$KVQ_BINARY" "$base"
+    check "manifest flags exist in $KVQ_BINARY" checks flags "$KVQ_BINARY" "$base"
   else
     skip "manifest flags" "no kvq binary at $KVQ_BINARY (bazel build //:kvq)"
   fi
   check "Dockerfile matches the manifests" \
-    $CHECKS dockerfile deploy/docker/Dockerfile "$base"
+    checks dockerfile deploy/docker/Dockerfile "$base"
 fi
 
 # ---- Self-tests: each check must reject a planted error ---------------------------
@@ -171,7 +172,7 @@ if have promtool; then
 fi
 grep -v '^kvq_kvstore_evictions_total ' deploy/metrics.txt >"$tmp/bad-metrics.txt"
 expect_failure "self-test: a metric missing from metrics.txt is caught" "kvq_kvstore_evictions_total" \
-  $CHECKS metrics "$tmp/bad-metrics.txt" deploy/grafana/dashboards deploy/prometheus/rules/*.yml
+  checks metrics "$tmp/bad-metrics.txt" deploy/grafana/dashboards deploy/prometheus/rules/*.yml
 
 echo "deploy: ${passed} passed, ${failed} failed"
 ((failed == 0))
