@@ -2,7 +2,8 @@
 # Checks everything under deploy/ with the real tools, offline (no cluster,
 # no container engine, no Grafana): yamllint; promtool on both scrape
 # configs, the alert rules and their unit tests; every PromQL expression of
-# the dashboards parsed by promtool; the metric list against the dashboards
+# the dashboards parsed by promtool and the dashboards against Grafana's
+# schema; the metric list against the dashboards
 # and rules; `kubectl kustomize` of the base and every overlay; every
 # rendered object against the Kubernetes (and Prometheus Operator) schemas,
 # strictly; the flags the manifests pass against the kvq binary's --help; the
@@ -116,11 +117,11 @@ else
 fi
 
 node_ok=0
-if ((${#rendered[@]})); then
-  if ! have node || ! have npm; then
-    fail "Kubernetes schema validation (node and npm are needed)"
-  elif [ ! -d deploy/tools/node_modules ] ||
-       [ deploy/tools/package-lock.json -nt deploy/tools/node_modules ]; then
+if ! have node || ! have npm; then
+  fail "schema validation of manifests and dashboards (node and npm are needed)"
+else
+  if [ ! -d deploy/tools/node_modules ] ||
+     [ deploy/tools/package-lock.json -nt deploy/tools/node_modules ]; then
     if out="$(cd deploy/tools && npm ci --no-audit --no-fund 2>&1)"; then
       touch deploy/tools/node_modules
       node_ok=1
@@ -133,8 +134,12 @@ if ((${#rendered[@]})); then
   fi
 fi
 if ((node_ok)); then
-  check "rendered objects validate (schemas, strict fields, kvq policy)" \
-    node deploy/tools/validate_k8s.cjs "${rendered[@]}"
+  check "dashboards validate against Grafana's dashboard schema" \
+    node deploy/tools/validate_dashboards.cjs deploy/grafana/dashboards/*.json
+  if ((${#rendered[@]})); then
+    check "rendered objects validate (schemas, strict fields, kvq policy)" \
+      node deploy/tools/validate_k8s.cjs "${rendered[@]}"
+  fi
 fi
 
 if ((${#rendered[@]})); then
@@ -156,6 +161,11 @@ if ((node_ok)) && [ -f "$tmp/dev.yaml" ]; then
   sed '0,/containerPort: [0-9]*/s//containerPort: "grpc"/' "$tmp/dev.yaml" >"$tmp/bad-type.yaml"
   expect_failure "self-test: a wrongly typed field is rejected" "must be integer" \
     node deploy/tools/validate_k8s.cjs "$tmp/bad-type.yaml"
+fi
+if ((node_ok)); then
+  sed '0,/"gridPos"/s//"gridPoz"/' deploy/grafana/dashboards/kvq-kv.json >"$tmp/bad-dashboard.json"
+  expect_failure "self-test: a misspelled dashboard field is rejected" "'\"gridPoz\"' does not exist" \
+    node deploy/tools/validate_dashboards.cjs "$tmp/bad-dashboard.json"
 fi
 if have promtool; then
   mkdir -p "$tmp/bad-dash"

@@ -20,7 +20,7 @@
 const fs = require("fs");
 const path = require("path");
 const YAML = require("yaml");
-const ts = require("typescript");
+const { Source, typeCheck } = require("./ts_check.cjs");
 
 // apiVersion -> module prefix of its models.
 const GROUPS = {
@@ -66,56 +66,15 @@ function schemaCheck(where, obj) {
 
 // ---- 2. strict (TypeScript excess-property check) --------------------------
 function strictCheck(items) {
-  // A virtual source file inside this directory, so that module resolution
-  // finds ./node_modules; it is never written to disk.
-  const file = path.join(__dirname, "__rendered_manifests__.ts");
-  const lines = [];
-  const lineOwner = [];  // line number (0-based) -> where
-  const emit = (text, where) => {
-    for (const l of text.split("\n")) {
-      lines.push(l);
-      lineOwner.push(where);
-    }
-  };
+  const src = new Source();
   items.forEach(({ where, obj }, i) => {
-    const mod = modulePath(obj);
-    emit(`import type { I${obj.kind} as T${i} } from "${mod}";`, where);
+    src.emit(`import type { I${obj.kind} as T${i} } from "${modulePath(obj)}";`, where);
   });
   items.forEach(({ where, obj }, i) => {
-    emit(`// ${where}`, where);
-    emit(`export const o${i}: T${i} = ${JSON.stringify(obj, null, 2)};`, where);
+    src.emit(`// ${where}`, where);
+    src.emit(`export const o${i}: T${i} = ${JSON.stringify(obj, null, 2)};`, where);
   });
-  const source = lines.join("\n");
-
-  const options = {
-    strict: true,
-    noEmit: true,
-    skipLibCheck: true,
-    target: ts.ScriptTarget.ES2020,
-    module: ts.ModuleKind.CommonJS,
-    moduleResolution: ts.ModuleResolutionKind.Node10,
-    types: [],
-  };
-  const host = ts.createCompilerHost(options);
-  const getSourceFile = host.getSourceFile.bind(host);
-  host.getSourceFile = (name, lang, ...rest) =>
-    name === file ? ts.createSourceFile(name, source, lang)
-                  : getSourceFile(name, lang, ...rest);
-  const fileExists = host.fileExists.bind(host);
-  host.fileExists = (name) => name === file || fileExists(name);
-  const readFile = host.readFile.bind(host);
-  host.readFile = (name) => (name === file ? source : readFile(name));
-
-  const program = ts.createProgram([file], options, host);
-  for (const d of ts.getPreEmitDiagnostics(program)) {
-    const msg = ts.flattenDiagnosticMessageText(d.messageText, "\n  ");
-    if (d.file && d.file.fileName === file && d.start !== undefined) {
-      const { line } = d.file.getLineAndCharacterOfPosition(d.start);
-      fail(lineOwner[line], `strict (line ${line + 1}): ${msg}`);
-    } else {
-      fail("typescript", msg);
-    }
-  }
+  for (const d of typeCheck(src)) fail(d.where, `strict (${d.message})`);
 }
 
 // ---- 3. kvq policy ----------------------------------------------------------
