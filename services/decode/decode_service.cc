@@ -26,10 +26,13 @@ absl::Status Invalid(const std::string& m) { return absl::InvalidArgumentError(m
 
 DecodeService::DecodeService(const model::Model& model,
                              const model::Transformer& transformer,
-                             serving::StoreClient* store, const DecodeOptions& options)
+                             serving::StoreClient* store,
+                             serving::ServingMetrics* metrics,
+                             const DecodeOptions& options)
     : model_(model),
       transformer_(transformer),
       store_(store),
+      metrics_(metrics),
       options_(options),
       budget_(options.kv_budget_bytes),
       engine_(transformer, options.max_batch) {}
@@ -54,10 +57,32 @@ grpc::Status DecodeService::GetStats(grpc::ServerContext*, const v1::StatsReques
   return grpc::Status::OK;
 }
 
+void DecodeService::UpdateGauges() {
+  if (metrics_ == nullptr) return;
+  const KvBudget::Stats b = budget_.stats();
+  metrics_->num_requests_running->Set(b.holders);
+  metrics_->num_requests_waiting->Set(b.waiting);
+  metrics_->kv_cache_usage_perc->Set(
+      b.budget_bytes ? static_cast<double>(b.used_bytes) / b.budget_bytes : 0);
+}
+
 grpc::Status DecodeService::Generate(grpc::ServerContext* context,
                                      const v1::DecodeRequest* request,
                                      grpc::ServerWriter<v1::DecodeResponse>* writer) {
   ++requests_;
+  const absl::Time start = absl::Now();
+  grpc::Status s = Run(context, *request, writer);
+  UpdateGauges();
+  if (metrics_ && s.ok()) {
+    metrics_->request_decode_time->Observe(absl::ToDoubleSeconds(absl::Now() - start));
+  }
+  return s;
+}
+
+grpc::Status DecodeService::Run(grpc::ServerContext* context,
+                                const v1::DecodeRequest& request_ref,
+                                grpc::ServerWriter<v1::DecodeResponse>* writer) {
+  const v1::DecodeRequest* request = &request_ref;
   const model::ModelConfig& config = model_.config;
   const model::KvCacheShape shape = model::KvCacheShape::Of(config);
   const bool colocated = request->input_case() == v1::DecodeRequest::kPrompt;
@@ -121,13 +146,17 @@ grpc::Status DecodeService::Generate(grpc::ServerContext* context,
 
   // ---- reserve the cache's bytes at its final length ----
   const uint64_t need = serving::CacheBytes(*mode, shape, n + max_tokens);
+  const absl::Time queued = absl::Now();
   auto reservation = budget_.Reserve(need, [context] { return context->IsCancelled(); });
+  UpdateGauges();
   if (!reservation.ok()) {
     if (context->IsCancelled()) ++cancelled_;
     return ToGrpc(reservation.status());
   }
-  const absl::Time queued_until = absl::Now();
-  (void)queued_until;
+  if (metrics_) {
+    metrics_->request_queue_time->Observe(absl::ToDoubleSeconds(absl::Now() - queued));
+    metrics_->NoteKvMode(mode->ToString());
+  }
 
   // ---- the cache: fetched (handle) or computed here (colocated) ----
   std::unique_ptr<model::KvCache> cache;
@@ -141,14 +170,27 @@ grpc::Status DecodeService::Generate(grpc::ServerContext* context,
     first = serving::SampleToken(*logits, *sampling, 0);
     cache = std::move(*fresh);
   } else {
-    auto blocks = store_->GetBlocks(keys, absl::Now() + options_.store_timeout);
-    if (!blocks.ok()) return ToGrpc(blocks.status());
+    const absl::Time t0 = absl::Now();
+    const absl::Time deadline =
+        std::min(absl::FromChrono(context->deadline()), t0 + options_.store_timeout);
+    auto blocks = store_->GetBlocks(keys, deadline);
+    if (!blocks.ok()) {
+      if (metrics_) metrics_->kv_transfer_failures->Increment();
+      return ToGrpc(blocks.status());
+    }
     std::vector<model::BlockKvCache::ImportedBlock> imported;
+    uint64_t quantized = 0;
     for (const kvstore::Block& b : *blocks) {
       imported.push_back({b.meta.encoding, b.meta.token_count, *b.bytes});
       fetched += b.bytes->size();
+      if (!b.meta.encoding.is_fp16()) ++quantized;
     }
     bytes_fetched_ += fetched;
+    if (metrics_) {
+      metrics_->kv_transfer_bytes->Increment(static_cast<double>(fetched));
+      metrics_->kv_transfer_seconds->Observe(absl::ToDoubleSeconds(absl::Now() - t0));
+      metrics_->kv_blocks_quantized->Increment(static_cast<double>(quantized));
+    }
     auto rebuilt = model::BlockKvCache::FromBlocks(*mode, shape, imported);
     if (!rebuilt.ok()) {
       return grpc::Status(grpc::StatusCode::DATA_LOSS,
@@ -179,27 +221,36 @@ grpc::Status DecodeService::Generate(grpc::ServerContext* context,
   } else {
     auto seq = std::make_shared<Sequence>(std::move(cache), std::move(*reservation),
                                           first, params);
+    UpdateGauges();
     engine_.Add(seq);
+    // Cancels the sequence and waits (briefly) until the engine dropped it,
+    // so its memory is back in the budget when the RPC ends.
+    auto cancel = [&](const char* why) {
+      seq->Cancel();
+      ++cancelled_;
+      Sequence::Chunk rest;
+      const absl::Time until = absl::Now() + absl::Seconds(2);
+      while (!rest.finished && absl::Now() < until)
+        seq->Next(&rest, absl::Milliseconds(20));
+      return grpc::Status(grpc::StatusCode::CANCELLED, why);
+    };
     while (true) {
       seq->Next(&chunk, absl::Milliseconds(20));
-      if (context->IsCancelled()) {
-        seq->Cancel();
-        ++cancelled_;
-        return grpc::Status(grpc::StatusCode::CANCELLED, "the client cancelled");
-      }
+      if (context->IsCancelled()) return cancel("the client cancelled");
       if (chunk.finished) break;
       if (!chunk.tokens.empty()) {
+        if (metrics_) metrics_->generation_tokens->Increment(chunk.tokens.size());
         out.mutable_tokens()->Add(chunk.tokens.begin(), chunk.tokens.end());
-        if (!writer->Write(out)) {
-          seq->Cancel();
-          ++cancelled_;
-          return grpc::Status(grpc::StatusCode::CANCELLED, "the client went away");
-        }
+        if (!writer->Write(out)) return cancel("the client went away");
         out.Clear();
       }
     }
+    if (metrics_) metrics_->generation_tokens->Increment(chunk.tokens.size());
     if (!chunk.error.ok()) return ToGrpc(chunk.error);
     stats = seq->final_stats();
+  }
+  if (metrics_ && stats.stored_bits > 0) {
+    metrics_->kv_compression_ratio->Set(stats.elements * 16 / stats.stored_bits);
   }
   out.mutable_tokens()->Add(chunk.tokens.begin(), chunk.tokens.end());
   out.set_finished(true);

@@ -23,6 +23,7 @@
 #include "proto/serving.grpc.pb.h"
 #include "services/decode/batch_engine.h"
 #include "services/decode/kv_budget.h"
+#include "services/serving/serving_metrics.h"
 #include "services/serving/store_client.h"
 
 namespace kvq::decode {
@@ -38,10 +39,11 @@ struct DecodeOptions {
 
 class DecodeService final : public v1::Decode::Service {
  public:
-  // `store` may be null (colocated only: handles are then UNAVAILABLE). The
-  // model, transformer and store must outlive the service.
+  // `store` may be null (colocated only: handles are then UNAVAILABLE), and
+  // `metrics` too. Everything must outlive the service.
   DecodeService(const model::Model& model, const model::Transformer& transformer,
-                serving::StoreClient* store, const DecodeOptions& options);
+                serving::StoreClient* store, serving::ServingMetrics* metrics,
+                const DecodeOptions& options);
   ~DecodeService() override;
 
   grpc::Status Generate(grpc::ServerContext* context, const v1::DecodeRequest* request,
@@ -53,9 +55,14 @@ class DecodeService final : public v1::Decode::Service {
   void Shutdown() { budget_.Shutdown(); }
 
  private:
+  grpc::Status Run(grpc::ServerContext* context, const v1::DecodeRequest& request,
+                   grpc::ServerWriter<v1::DecodeResponse>* writer);
+  void UpdateGauges();
+
   const model::Model& model_;
   const model::Transformer& transformer_;
   serving::StoreClient* const store_;
+  serving::ServingMetrics* const metrics_;
   const DecodeOptions options_;
   KvBudget budget_;
   BatchEngine engine_;

@@ -11,13 +11,13 @@ namespace kvq::kernels::cuda_internal {
 
 // Quantization of `n_blocks` blocks' layer parts at once (design 3.2).
 struct QuantizeParams {
-  const void* k;       // [n_blocks, n_kv_heads, B, head_dim] float or fp16 bits
-  const void* v;       // [n_blocks, n_kv_heads, B, head_dim] float or fp16 bits
-  uint8_t* out;        // [n_blocks, n_kv_heads, head_bytes]: n_blocks layer parts
-  int* error;          // [1] set to 1 by the check kernel on NaN/Inf input
+  const void* k;  // [n_blocks, n_kv_heads, B, head_dim] float or fp16 bits
+  const void* v;  // [n_blocks, n_kv_heads, B, head_dim] float or fp16 bits
+  uint8_t* out;   // [n_blocks, n_kv_heads, head_bytes]: n_blocks layer parts
+  int* error;     // [1] set to 1 by the check kernel on NaN/Inf input
   int n_blocks = 0;
   int n_kv_heads = 0;
-  int group = 0;       // G: value channels per scale/zero
+  int group = 0;  // G: value channels per scale/zero
   size_t head_bytes = 0;
 };
 

@@ -4,7 +4,7 @@
 // replaced by a reciprocal), round half to even (__float2int_rn), fp16
 // conversions rounding to nearest even (__float2half_rn).
 //
-// Launch shape (kernels/cuda/quantize.cu): grid (n_kv_heads, n_blocks), one
+// Launch shape (kernels/cuda/quantize.cu): grid n_blocks * n_kv_heads, one
 // CTA per KV head of a block, kQuantizeThreads threads. Keys: one thread per
 // channel holds the channel's B values in registers. Values: one thread per
 // (token, channel group) computes the group's scale and zero into shared
@@ -92,8 +92,7 @@ __global__ void __launch_bounds__(kQuantizeThreads)
   constexpr int kCodesPerByte = 8 / kBits;
   constexpr int kValueRowBytes = kHeadDim * kBits / 8;
 
-  const int head = blockIdx.x;
-  const size_t slot = size_t{blockIdx.y} * p.n_kv_heads + head;
+  const size_t slot = blockIdx.x;  // block * n_kv_heads + KV head
   const In* k = static_cast<const In*>(p.k) + slot * kB * kHeadDim;  // [B][D]
   const In* v = static_cast<const In*>(p.v) + slot * kB * kHeadDim;  // [B][D]
   uint8_t* out = p.out + slot * p.head_bytes;
@@ -170,7 +169,8 @@ __global__ void ConvertFp16Kernel(const QuantizeParams p, size_t head_values) {
        i += size_t{gridDim.x} * blockDim.x) {
     const size_t slot = i / head_values, j = i % head_values;
     uint16_t* head = reinterpret_cast<uint16_t*>(p.out + slot * p.head_bytes);
-    head[j] = __half_as_ushort(__float2half_rn(LoadAsHalf(static_cast<const In*>(p.k) + i)));
+    head[j] =
+        __half_as_ushort(__float2half_rn(LoadAsHalf(static_cast<const In*>(p.k) + i)));
     head[head_values + j] =
         __half_as_ushort(__float2half_rn(LoadAsHalf(static_cast<const In*>(p.v) + i)));
   }

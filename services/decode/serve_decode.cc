@@ -1,0 +1,61 @@
+// `kvq serve decode`: the decode worker (design section 5) until SIGTERM.
+// Prints "kvq decode listening on HOST:PORT" once serving. Without --store it
+// serves only colocated requests (prompt in, no handle).
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "cli/command.h"
+#include "services/decode/decode_service.h"
+#include "services/serving/serving_flags.h"
+#include "services/serving/store_client.h"
+#include "services/serving/worker_main.h"
+
+namespace kvq::decode {
+namespace {
+
+int ServeDecode(const std::vector<std::string>&) {
+  auto worker = serving::StartWorker("decode", /*need_tokenizer=*/false);
+  if (!worker.ok()) return serving::FailStartup("decode", worker.status());
+  std::unique_ptr<serving::StoreClient> store;
+  if (!absl::GetFlag(FLAGS_store).empty()) {
+    auto s = serving::StoreClient::Connect(absl::GetFlag(FLAGS_store));
+    if (!s.ok()) return serving::FailStartup("decode", s.status());
+    store = std::move(*s);
+  }
+  if (absl::GetFlag(FLAGS_kv_budget_bytes) <= 0 || absl::GetFlag(FLAGS_max_batch) < 1) {
+    return serving::FailStartup(
+        "decode",
+        absl::InvalidArgumentError("--kv_budget_bytes and --max_batch must be > 0"));
+  }
+  DecodeOptions options;
+  options.kv_budget_bytes = static_cast<uint64_t>(absl::GetFlag(FLAGS_kv_budget_bytes));
+  options.max_batch = absl::GetFlag(FLAGS_max_batch);
+  options.store_timeout = absl::GetFlag(FLAGS_request_timeout);
+  if (worker->model.tokenizer) {
+    options.bos_id = worker->model.tokenizer->bos_id();
+    options.eos_id = worker->model.tokenizer->eos_id();
+  }
+  DecodeService service(*worker->model.model, *worker->transformer, store.get(),
+                        worker->metrics.get(), options);
+  serving::ServerOptions server = serving::WorkerServerOptions("decode");
+  server.on_shutdown = [&service] { service.Shutdown(); };
+  absl::Status s = serving::RunGrpcServer(server, {&service});
+  return s.ok() ? 0 : serving::FailStartup("decode", s);
+}
+
+const cli::CommandRegistrar kServeDecode({
+    .path = "serve decode",
+    .summary = "Run a decode worker (gRPC Decode, design section 5).",
+    .description =
+        "Fetches a handle's KV blocks from the store (--store) and generates, many\n"
+        "sequences batched within --kv_budget_bytes. Prints `kvq decode listening on\n"
+        "HOST:PORT`.",
+    .flags = {"model", "tokenizer", "host", "worker_port", "store", "kv_budget_bytes",
+              "max_batch", "metrics_port", "request_timeout"},
+    .run = ServeDecode,
+});
+
+}  // namespace
+}  // namespace kvq::decode

@@ -1,0 +1,251 @@
+#include "services/prefill/prefill_service.h"
+
+#include <algorithm>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "common/status_macros.h"
+#include "model/block_kv_cache.h"
+#include "services/serving/kv_plan.h"
+#include "services/serving/request.h"
+
+namespace kvq::prefill {
+namespace {
+
+grpc::Status ToGrpc(const absl::Status& s) {
+  if (s.ok()) return grpc::Status::OK;
+  return grpc::Status(static_cast<grpc::StatusCode>(s.code()), std::string(s.message()));
+}
+
+// Decrements on scope exit.
+class Running {
+ public:
+  Running(std::atomic<uint32_t>* n, prometheus::Gauge* g) : n_(n), g_(g) {
+    ++*n_;
+    if (g_) g_->Increment();
+  }
+  ~Running() {
+    --*n_;
+    if (g_) g_->Decrement();
+  }
+
+ private:
+  std::atomic<uint32_t>* n_;
+  prometheus::Gauge* g_;
+};
+
+}  // namespace
+
+PrefillService::PrefillService(const model::Model& model,
+                               const model::Transformer& transformer,
+                               serving::StoreClient* store,
+                               serving::ServingMetrics* metrics,
+                               const PrefillOptions& options)
+    : model_(model),
+      transformer_(transformer),
+      store_(store),
+      metrics_(metrics),
+      options_(options) {}
+
+grpc::Status PrefillService::GetStats(grpc::ServerContext*, const v1::StatsRequest*,
+                                      v1::WorkerStats* out) {
+  out->set_role("prefill");
+  out->set_model_id(serving::ModelIdHex(model_.id));
+  out->set_running(running_.load());
+  out->set_requests_total(requests_.load());
+  out->set_blocks_reused_total(reused_.load());
+  out->set_blocks_pushed_total(pushed_blocks_.load());
+  out->set_bytes_pushed_total(pushed_bytes_.load());
+  out->set_bytes_fetched_total(fetched_bytes_.load());
+  return grpc::Status::OK;
+}
+
+grpc::Status PrefillService::Prefill(grpc::ServerContext* context,
+                                     const v1::PrefillRequest* request,
+                                     v1::PrefillResponse* response) {
+  ++requests_;
+  Running running(&running_, metrics_ ? metrics_->num_requests_running : nullptr);
+  const absl::Time start = absl::Now();
+  absl::Status s = Run(context, *request, response);
+  if (s.ok()) {
+    response->mutable_stats()->set_seconds(absl::ToDoubleSeconds(absl::Now() - start));
+    if (metrics_) {
+      metrics_->request_prefill_time->Observe(absl::ToDoubleSeconds(absl::Now() - start));
+    }
+  }
+  return ToGrpc(s);
+}
+
+absl::Status PrefillService::Run(grpc::ServerContext* context,
+                                 const v1::PrefillRequest& request,
+                                 v1::PrefillResponse* response) {
+  const model::ModelConfig& config = model_.config;
+  const model::KvCacheShape shape = model::KvCacheShape::Of(config);
+  const std::string model_hex = serving::ModelIdHex(model_.id);
+  if (!request.model_id().empty() && request.model_id() != model_hex) {
+    return absl::InvalidArgumentError(absl::StrCat("unknown model ", request.model_id(),
+                                                   ": this prefill worker serves model ",
+                                                   model_hex));
+  }
+  KVQ_ASSIGN_OR_RETURN(serving::Sampling sampling,
+                       serving::ParseSampling(request.sampling()));
+  const std::vector<int> tokens(request.tokens().begin(), request.tokens().end());
+  KVQ_RETURN_IF_ERROR(
+      serving::CheckPrompt(tokens, request.sampling().max_tokens(), config));
+  KVQ_ASSIGN_OR_RETURN(model::KvMode mode,
+                       serving::ParseCacheConfig(request.cache(), config, false));
+  const int n = static_cast<int>(tokens.size());
+  const int B = mode.block;
+  const std::string mode_text = mode.ToString();
+  if (metrics_) metrics_->NoteKvMode(mode_text);
+
+  // Deadline of the store calls: the client's, or ours when it set none.
+  const absl::Time deadline = std::min(absl::FromChrono(context->deadline()),
+                                       absl::Now() + options_.store_timeout);
+
+  // ---- 1. the block chain under the residual rule for the whole prompt ----
+  const std::vector<kernels::BlockEncoding> plan = serving::BlockPlan(mode, n);
+  const std::vector<kvstore::BlockKey> keys = serving::PlanKeys(tokens, model_.id, plan);
+  const int n_blocks = static_cast<int>(plan.size());
+
+  // ---- 2. reuse the leading blocks the store holds ----
+  KVQ_ASSIGN_OR_RETURN(int present, store_->Lookup(keys, deadline));
+  if (metrics_) {
+    metrics_->prefix_cache_queries->Increment(n_blocks);
+    metrics_->prefix_cache_hits->Increment(present);
+  }
+  // At least the last token is computed: its logits give the first token.
+  int reuse = std::min(present, (n - 1) / B);
+  std::unique_ptr<model::BlockKvCache> cache;
+  uint64_t fetched = 0;
+  if (reuse > 0) {
+    const absl::Time t0 = absl::Now();
+    auto blocks =
+        store_->GetBlocks(absl::MakeConstSpan(keys).subspan(0, reuse), deadline);
+    if (blocks.ok()) {
+      std::vector<model::BlockKvCache::ImportedBlock> imported;
+      for (const kvstore::Block& b : *blocks) {
+        imported.push_back({b.meta.encoding, b.meta.token_count, *b.bytes});
+        fetched += b.bytes->size();
+      }
+      auto rebuilt = model::BlockKvCache::FromBlocks(mode, shape, imported);
+      if (rebuilt.ok()) cache = std::move(*rebuilt);
+      if (metrics_) {
+        metrics_->kv_transfer_bytes->Increment(static_cast<double>(fetched));
+        metrics_->kv_transfer_seconds->Observe(absl::ToDoubleSeconds(absl::Now() - t0));
+      }
+    } else if (metrics_) {
+      metrics_->kv_transfer_failures->Increment();
+    }
+    // Evicted between Lookup and GetBlocks (or unusable): compute everything.
+    if (cache == nullptr) {
+      reuse = 0;
+      fetched = 0;
+    }
+  }
+  if (cache == nullptr) {
+    KVQ_ASSIGN_OR_RETURN(cache, model::BlockKvCache::Create(mode, shape));
+  }
+  reused_ += reuse;
+  fetched_bytes_ += fetched;
+
+  // ---- 3. compute the rest; stream each layer's parts as it completes ----
+  std::unique_ptr<serving::BlockPutStream> put = store_->OpenPut(deadline);
+  model::PrefillOptions prefill_options;
+  prefill_options.on_layer = [&](int layer) -> absl::Status {
+    for (int b = reuse; b < n_blocks; ++b) {
+      absl::Span<const uint8_t> part = cache->LayerPart(b, layer);
+      const size_t want = kernels::LayerBytes(plan[b], shape.n_kv_heads, shape.head_dim);
+      if (part.size() != want) {
+        return absl::InternalError(absl::StrCat(
+            "block ", b, " layer ", layer, " holds ", part.size(), " bytes; its planned ",
+            plan[b].is_fp16() ? "fp16" : "quantized", " encoding needs ", want));
+      }
+      put->AddLayerPart(
+          static_cast<uint32_t>(b), layer,
+          std::string(reinterpret_cast<const char*>(part.data()), part.size()));
+    }
+    if (options_.debug_layer_delay > absl::ZeroDuration()) {
+      absl::SleepFor(options_.debug_layer_delay);
+    }
+    if (context->IsCancelled()) return absl::CancelledError("the client cancelled");
+    return absl::OkStatus();
+  };
+  const absl::Time compute_start = absl::Now();
+  KVQ_ASSIGN_OR_RETURN(
+      std::vector<float> logits,
+      transformer_.Prefill(absl::MakeConstSpan(tokens).subspan(reuse * B), *cache,
+                           prefill_options));
+  const absl::Time compute_end = absl::Now();
+  uint64_t quantized = 0;
+  for (int b = reuse; b < n_blocks; ++b) {
+    if (cache->block_encoding(b) != plan[b] ||
+        cache->block_tokens(b) != std::min(B, n - b * B)) {
+      return absl::InternalError(absl::StrCat("block ", b,
+                                              " of the cache disagrees with the "
+                                              "residual-rule plan"));
+    }
+    kvstore::BlockMeta meta;
+    meta.encoding = plan[b];
+    meta.model_id = model_.id;
+    meta.n_layers = shape.n_layers;
+    meta.n_kv_heads = shape.n_kv_heads;
+    meta.head_dim = shape.head_dim;
+    meta.token_count = cache->block_tokens(b);
+    put->Seal(static_cast<uint32_t>(b), keys[b], meta);
+    if (!plan[b].is_fp16()) ++quantized;
+  }
+  // ---- 4. the handle, once every block is committed ----
+  const absl::Status committed = put->Finish();
+  const uint64_t pushed = put->bytes_sent();
+  if (metrics_) {
+    if (!committed.ok()) metrics_->kv_transfer_failures->Increment();
+    metrics_->kv_transfer_bytes->Increment(static_cast<double>(pushed));
+    metrics_->kv_transfer_seconds->Observe(
+        absl::ToDoubleSeconds(absl::Now() - compute_start));
+    metrics_->kv_blocks_quantized->Increment(static_cast<double>(quantized));
+    metrics_->prompt_tokens->Increment(n);
+  }
+  if (!committed.ok()) {
+    return absl::Status(committed.code(), absl::StrCat("storing the prompt's blocks: ",
+                                                       committed.message()));
+  }
+  pushed_blocks_ += n_blocks - reuse;
+  pushed_bytes_ += pushed;
+
+  const model::KvCacheStats stats = cache->Stats();
+  const uint64_t fp16_bytes = static_cast<uint64_t>(stats.elements * 2);
+  const uint64_t stored_bytes = static_cast<uint64_t>(stats.stored_bits / 8);
+  if (metrics_ && stored_bytes > 0) {
+    metrics_->kv_compression_ratio->Set(static_cast<double>(fp16_bytes) / stored_bytes);
+  }
+  v1::KvHandle* handle = response->mutable_handle();
+  handle->set_model_id(model_hex);
+  handle->mutable_tokens()->Add(tokens.begin(), tokens.end());
+  handle->mutable_cache()->set_kv(mode_text);
+  for (int b = 0; b < n_blocks; ++b) {
+    v1::BlockRef* ref = handle->add_blocks();
+    ref->set_key(keys[b].ToBytes());
+    ref->mutable_encoding()->set_version(plan[b].version);
+    ref->mutable_encoding()->set_block_tokens(plan[b].block_tokens);
+    ref->mutable_encoding()->set_bits(plan[b].bits);
+    ref->mutable_encoding()->set_group(plan[b].group);
+    ref->set_tokens(std::min(B, n - b * B));
+  }
+  response->set_first_token(serving::SampleToken(logits, sampling, 0));
+  v1::PrefillStats* st = response->mutable_stats();
+  st->set_blocks_total(n_blocks);
+  st->set_blocks_reused(reuse);
+  st->set_tokens_computed(n - reuse * B);
+  st->set_bytes_pushed(pushed);
+  st->set_bytes_fetched(fetched);
+  st->set_fp16_equivalent_bytes(fp16_bytes);
+  st->set_stored_bytes(stored_bytes);
+  st->set_compute_seconds(absl::ToDoubleSeconds(compute_end - compute_start));
+  return absl::OkStatus();
+}
+
+}  // namespace kvq::prefill

@@ -1,0 +1,65 @@
+// The Prefill service (design sections 1, 3.3 and 5). For a prompt it:
+//  1. cuts the prompt into blocks, gives each its encoding under the
+//     residual rule applied to the whole prompt (serving/kv_plan.h) and
+//     hashes the block chain;
+//  2. asks the store which leading blocks it holds (Lookup) and fetches them
+//     (keeping at least the last token to compute, for the logits);
+//  3. runs the model over the remaining tokens, attending to the fetched
+//     prefix as stored, and hands each layer's part of every new block to
+//     the put stream as soon as that layer is computed;
+//  4. samples the first token (sampling step 0) and answers with the handle
+//     only after the store committed every block.
+//
+//   PrefillService prefill(model, transformer, store.get(), {});
+//   RunGrpcServer({.role = "prefill"}, {&prefill});
+#ifndef KVQ_SERVICES_PREFILL_PREFILL_SERVICE_H_
+#define KVQ_SERVICES_PREFILL_PREFILL_SERVICE_H_
+
+#include <atomic>
+#include <cstdint>
+
+#include "absl/time/time.h"
+#include "model/model.h"
+#include "model/transformer.h"
+#include "proto/serving.grpc.pb.h"
+#include "services/serving/serving_metrics.h"
+#include "services/serving/store_client.h"
+
+namespace kvq::prefill {
+
+struct PrefillOptions {
+  // Deadline of the store calls when the client set none.
+  absl::Duration store_timeout = absl::Seconds(60);
+  // Fault injection for tests: sleep this long after each layer.
+  absl::Duration debug_layer_delay = absl::ZeroDuration();
+};
+
+class PrefillService final : public v1::Prefill::Service {
+ public:
+  // All pointers must outlive the service; `metrics` may be null.
+  PrefillService(const model::Model& model, const model::Transformer& transformer,
+                 serving::StoreClient* store, serving::ServingMetrics* metrics,
+                 const PrefillOptions& options);
+
+  grpc::Status Prefill(grpc::ServerContext* context, const v1::PrefillRequest* request,
+                       v1::PrefillResponse* response) override;
+  grpc::Status GetStats(grpc::ServerContext* context, const v1::StatsRequest* request,
+                        v1::WorkerStats* response) override;
+
+ private:
+  absl::Status Run(grpc::ServerContext* context, const v1::PrefillRequest& request,
+                   v1::PrefillResponse* response);
+
+  const model::Model& model_;
+  const model::Transformer& transformer_;
+  serving::StoreClient* const store_;
+  serving::ServingMetrics* const metrics_;
+  const PrefillOptions options_;
+  std::atomic<uint32_t> running_{0};
+  std::atomic<uint64_t> requests_{0}, reused_{0}, pushed_blocks_{0}, pushed_bytes_{0},
+      fetched_bytes_{0};
+};
+
+}  // namespace kvq::prefill
+
+#endif  // KVQ_SERVICES_PREFILL_PREFILL_SERVICE_H_

@@ -1,0 +1,47 @@
+// `kvq serve prefill`: the prefill worker (design section 5) until SIGTERM.
+// Prints "kvq prefill listening on HOST:PORT" once serving.
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "cli/command.h"
+#include "services/prefill/prefill_service.h"
+#include "services/serving/serving_flags.h"
+#include "services/serving/store_client.h"
+#include "services/serving/worker_main.h"
+
+namespace kvq::prefill {
+namespace {
+
+int ServePrefill(const std::vector<std::string>&) {
+  auto worker = serving::StartWorker("prefill", /*need_tokenizer=*/false);
+  if (!worker.ok()) return serving::FailStartup("prefill", worker.status());
+  if (absl::GetFlag(FLAGS_store).empty()) {
+    return serving::FailStartup(
+        "prefill", absl::InvalidArgumentError("--store HOST:PORT is required"));
+  }
+  auto store = serving::StoreClient::Connect(absl::GetFlag(FLAGS_store));
+  if (!store.ok()) return serving::FailStartup("prefill", store.status());
+  PrefillService service(*worker->model.model, *worker->transformer, store->get(),
+                         worker->metrics.get(),
+                         {.store_timeout = absl::GetFlag(FLAGS_request_timeout),
+                          .debug_layer_delay = absl::GetFlag(FLAGS_debug_layer_delay)});
+  absl::Status s =
+      serving::RunGrpcServer(serving::WorkerServerOptions("prefill"), {&service});
+  return s.ok() ? 0 : serving::FailStartup("prefill", s);
+}
+
+const cli::CommandRegistrar kServePrefill({
+    .path = "serve prefill",
+    .summary = "Run a prefill worker (gRPC Prefill, design section 5).",
+    .description =
+        "Runs prompts through the model, pushes their KV blocks to the store (--store)\n"
+        "and answers with a handle. Prints `kvq prefill listening on HOST:PORT`.",
+    .flags = {"model", "tokenizer", "host", "worker_port", "store", "metrics_port",
+              "request_timeout", "debug_layer_delay"},
+    .run = ServePrefill,
+});
+
+}  // namespace
+}  // namespace kvq::prefill

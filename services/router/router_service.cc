@@ -1,0 +1,253 @@
+#include "services/router/router_service.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "grpcpp/create_channel.h"
+
+namespace kvq::router {
+namespace {
+
+// In-flight accounting for one worker for the lifetime of a call.
+class LoadGuard {
+ public:
+  explicit LoadGuard(std::atomic<int>* counter) : counter_(counter) { ++*counter_; }
+  ~LoadGuard() { --*counter_; }
+
+ private:
+  std::atomic<int>* counter_;
+};
+
+grpc::Status Invalid(const std::string& message) {
+  return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, message);
+}
+
+}  // namespace
+
+int PickLeastLoaded(const std::vector<int>& load, int exclude, int start) {
+  const int n = static_cast<int>(load.size());
+  int best = -1;
+  for (int k = 0; k < n; ++k) {
+    const int i = (start + k) % n;
+    if (i == exclude) continue;
+    if (best < 0 || load[i] < load[best]) best = i;
+  }
+  return best;
+}
+
+bool IsRetryablePrefillError(grpc::StatusCode code) {
+  switch (code) {
+    case grpc::StatusCode::UNAVAILABLE:
+    case grpc::StatusCode::UNKNOWN:
+    case grpc::StatusCode::INTERNAL:
+    case grpc::StatusCode::ABORTED:
+    case grpc::StatusCode::CANCELLED:
+      return true;
+    default:
+      return false;
+  }
+}
+
+absl::StatusOr<std::unique_ptr<RouterService>> RouterService::Create(
+    RouterOptions options) {
+  if (options.tokenizer == nullptr) {
+    return absl::InvalidArgumentError("the router needs a tokenizer");
+  }
+  if (options.prefill.empty() || options.decode.empty()) {
+    return absl::InvalidArgumentError(
+        "the router needs at least one prefill and one decode worker address");
+  }
+  return std::unique_ptr<RouterService>(new RouterService(std::move(options)));
+}
+
+RouterService::RouterService(RouterOptions options) : options_(std::move(options)) {
+  for (const std::string& a : options_.prefill) {
+    auto w = std::make_unique<Worker>();
+    w->address = a;
+    w->prefill =
+        v1::Prefill::NewStub(grpc::CreateChannel(a, grpc::InsecureChannelCredentials()));
+    prefill_.push_back(std::move(w));
+  }
+  for (const std::string& a : options_.decode) {
+    auto w = std::make_unique<Worker>();
+    w->address = a;
+    w->decode =
+        v1::Decode::NewStub(grpc::CreateChannel(a, grpc::InsecureChannelCredentials()));
+    decode_.push_back(std::move(w));
+  }
+}
+
+int RouterService::Pick(std::vector<std::unique_ptr<Worker>>& workers, int exclude) {
+  std::vector<int> load;
+  for (const auto& w : workers) load.push_back(w->in_flight.load());
+  return PickLeastLoaded(load, exclude, static_cast<int>(next_++ % workers.size()));
+}
+
+std::unique_ptr<grpc::ClientContext> RouterService::Downstream(
+    grpc::ServerContext* context) const {
+  // Propagates the client's deadline and cancellation; the earlier of the
+  // client's deadline and ours applies.
+  std::unique_ptr<grpc::ClientContext> c =
+      grpc::ClientContext::FromServerContext(*context);
+  c->set_deadline(absl::ToChronoTime(absl::Now() + options_.default_timeout));
+  return c;
+}
+
+grpc::Status RouterService::Generate(grpc::ServerContext* context,
+                                     const v1::GenerateRequest* request,
+                                     grpc::ServerWriter<v1::GenerateResponse>* writer) {
+  const absl::Time arrival = absl::Now();
+  serving::ServingMetrics* m = options_.metrics;
+  const model::Tokenizer& tok = *options_.tokenizer;
+  // ---- the prompt ----
+  std::vector<int> prompt;
+  switch (request->prompt_case()) {
+    case v1::GenerateRequest::kText:
+      prompt = tok.Encode(request->text());
+      break;
+    case v1::GenerateRequest::kTokens:
+      prompt.assign(request->tokens().ids().begin(), request->tokens().ids().end());
+      if (prompt.empty())
+        return Invalid("prompt token ids are empty (send at least BOS)");
+      if (absl::Status s = model::CheckTokenIds(prompt, tok.vocab_size()); !s.ok()) {
+        return Invalid(absl::StrCat("prompt: ", s.message()));
+      }
+      break;
+    default:
+      return Invalid("the request has neither text nor token ids");
+  }
+  if (request->sampling().max_tokens() < 1) {
+    return Invalid(absl::StrCat("sampling.max_tokens must be >= 1, got ",
+                                request->sampling().max_tokens()));
+  }
+  v1::SamplingParams sampling = request->sampling();
+  if (!sampling.ignore_eos()) {
+    sampling.add_stop_token_ids(tok.bos_id());
+    sampling.add_stop_token_ids(tok.eos_id());
+  }
+
+  // ---- prefill, retried once on another worker ----
+  v1::PrefillRequest prefill_request;
+  prefill_request.mutable_tokens()->Add(prompt.begin(), prompt.end());
+  *prefill_request.mutable_cache() = request->cache();
+  *prefill_request.mutable_sampling() = sampling;
+  v1::PrefillResponse prefilled;
+  grpc::Status status;
+  int attempts = 0;
+  int worker = -1;
+  for (int exclude = -1; attempts < 2;) {
+    worker = Pick(prefill_, exclude);
+    if (worker < 0) break;
+    ++attempts;
+    Worker& w = *prefill_[worker];
+    LoadGuard load(&w.in_flight);
+    auto ctx = Downstream(context);
+    status = w.prefill->Prefill(ctx.get(), prefill_request, &prefilled);
+    if (status.ok() || context->IsCancelled() ||
+        !IsRetryablePrefillError(status.error_code())) {
+      break;
+    }
+    exclude = worker;
+  }
+  if (context->IsCancelled()) return grpc::Status::CANCELLED;
+  if (!status.ok()) {
+    return grpc::Status(status.error_code(),
+                        absl::StrCat("prefill failed (", attempts,
+                                     attempts == 1 ? " attempt" : " attempts",
+                                     "): ", status.error_message()));
+  }
+
+  // ---- the first token ----
+  const int first = prefilled.first_token();
+  const auto& stops = sampling.stop_token_ids();
+  const bool first_stops = std::find(stops.begin(), stops.end(), first) != stops.end();
+  v1::GenerateResponse head;
+  head.set_prefill_worker(prefill_[worker]->address);
+  head.set_prefill_attempts(attempts);
+  head.mutable_prompt_tokens()->Add(prompt.begin(), prompt.end());
+  int prev = prompt.back();
+  if (!first_stops) {
+    head.add_tokens(first);
+    if (request->return_text()) head.set_text(tok.DecodePiece(prev, first));
+    prev = first;
+  }
+  *head.mutable_prefill() = prefilled.stats();
+  head.set_fp16_equivalent_bytes(prefilled.stats().fp16_equivalent_bytes());
+  head.set_stored_bytes(prefilled.stats().stored_bytes());
+  if (m) {
+    m->time_to_first_token->Observe(absl::ToDoubleSeconds(absl::Now() - arrival));
+    m->prompt_tokens->Increment(prompt.size());
+    if (!first_stops) m->generation_tokens->Increment();
+  }
+  if (first_stops || sampling.max_tokens() == 1) {
+    head.set_finished(true);
+    head.set_finish_reason(first_stops ? "stop" : "length");
+    writer->Write(head);
+    if (m) m->e2e_request_latency->Observe(absl::ToDoubleSeconds(absl::Now() - arrival));
+    return grpc::Status::OK;
+  }
+
+  // ---- decode ----
+  const int d = Pick(decode_, -1);
+  Worker& dw = *decode_[d];
+  head.set_decode_worker(dw.address);
+  if (!writer->Write(head)) return grpc::Status::CANCELLED;
+  LoadGuard load(&dw.in_flight);
+  v1::DecodeRequest decode_request;
+  *decode_request.mutable_handle() = prefilled.handle();
+  decode_request.set_first_token(first);
+  *decode_request.mutable_sampling() = sampling;
+  auto ctx = Downstream(context);
+  std::unique_ptr<grpc::ClientReader<v1::DecodeResponse>> reader =
+      dw.decode->Generate(ctx.get(), decode_request);
+  v1::DecodeResponse chunk;
+  absl::Time last_token = absl::Now();
+  double gap_sum = 0;
+  int gaps = 0;
+  while (reader->Read(&chunk)) {
+    if (m && chunk.tokens_size() > 0) {
+      // One gap per token of the chunk (tokens of a chunk arrived together).
+      const double gap =
+          absl::ToDoubleSeconds(absl::Now() - last_token) / chunk.tokens_size();
+      for (int i = 0; i < chunk.tokens_size(); ++i) m->inter_token_latency->Observe(gap);
+      if (gaps >= 4 && gap > 10 * gap_sum / gaps) m->inter_token_stalls->Increment();
+      gap_sum += gap * chunk.tokens_size();
+      gaps += chunk.tokens_size();
+      m->generation_tokens->Increment(chunk.tokens_size());
+      last_token = absl::Now();
+    }
+    v1::GenerateResponse out;
+    for (int t : chunk.tokens()) {
+      out.add_tokens(t);
+      if (request->return_text()) out.mutable_text()->append(tok.DecodePiece(prev, t));
+      prev = t;
+    }
+    if (chunk.finished()) {
+      out.set_finished(true);
+      out.set_finish_reason(chunk.finish_reason());
+      *out.mutable_prefill() = prefilled.stats();
+      out.set_decode_bytes_fetched(chunk.bytes_fetched());
+      out.set_fp16_equivalent_bytes(chunk.fp16_equivalent_bytes());
+      out.set_stored_bytes(chunk.stored_bytes());
+    }
+    if (!writer->Write(out)) {
+      ctx->TryCancel();
+      break;
+    }
+  }
+  const grpc::Status decoded = reader->Finish();
+  if (m && decoded.ok()) {
+    m->e2e_request_latency->Observe(absl::ToDoubleSeconds(absl::Now() - arrival));
+  }
+  if (context->IsCancelled()) return grpc::Status::CANCELLED;
+  if (!decoded.ok()) {
+    return grpc::Status(
+        decoded.error_code(),
+        absl::StrCat("decode worker ", dw.address, ": ", decoded.error_message()));
+  }
+  return grpc::Status::OK;
+}
+
+}  // namespace kvq::router

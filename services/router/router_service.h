@@ -1,0 +1,71 @@
+// The client-facing Router service (design sections 1 and 5): encodes a text
+// prompt (or takes token ids), picks the least-loaded prefill worker, retries
+// a failed prefill once on another one, then streams the decode worker's
+// tokens back. It never talks to the KV store. The client's deadline and
+// cancellation pass through to both workers (gRPC call propagation); calls
+// without a client deadline get `default_timeout`.
+//
+//   RouterService router({.prefill = {"127.0.0.1:5001"}, .decode = {...},
+//                         .tokenizer = tok.get()});
+//   RunGrpcServer({.role = "router"}, {&router});
+#ifndef KVQ_SERVICES_ROUTER_ROUTER_SERVICE_H_
+#define KVQ_SERVICES_ROUTER_ROUTER_SERVICE_H_
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "model/tokenizer.h"
+#include "proto/serving.grpc.pb.h"
+#include "services/serving/serving_metrics.h"
+
+namespace kvq::router {
+
+struct RouterOptions {
+  std::vector<std::string> prefill;  // worker addresses, host:port
+  std::vector<std::string> decode;
+  const model::Tokenizer* tokenizer = nullptr;  // not owned; required
+  absl::Duration default_timeout = absl::Minutes(5);
+  serving::ServingMetrics* metrics = nullptr;  // not owned; optional
+};
+
+// Picks the index with the fewest in-flight requests among `load`, skipping
+// `exclude` (-1: none); ties go to the lowest index after `start` (round
+// robin). -1 when nothing is eligible.
+int PickLeastLoaded(const std::vector<int>& load, int exclude, int start);
+
+// Whether a failed prefill is worth another worker: the worker (not the
+// request) failed — UNAVAILABLE, UNKNOWN, INTERNAL, ABORTED, or CANCELLED
+// while the client is still there.
+bool IsRetryablePrefillError(grpc::StatusCode code);
+
+class RouterService final : public v1::Router::Service {
+ public:
+  // INVALID_ARGUMENT without a tokenizer or without workers.
+  static absl::StatusOr<std::unique_ptr<RouterService>> Create(RouterOptions options);
+
+  grpc::Status Generate(grpc::ServerContext* context, const v1::GenerateRequest* request,
+                        grpc::ServerWriter<v1::GenerateResponse>* writer) override;
+
+ private:
+  struct Worker {
+    std::string address;
+    std::unique_ptr<v1::Prefill::Stub> prefill;
+    std::unique_ptr<v1::Decode::Stub> decode;
+    std::atomic<int> in_flight{0};
+  };
+  explicit RouterService(RouterOptions options);
+  int Pick(std::vector<std::unique_ptr<Worker>>& workers, int exclude);
+  std::unique_ptr<grpc::ClientContext> Downstream(grpc::ServerContext* context) const;
+
+  const RouterOptions options_;
+  std::vector<std::unique_ptr<Worker>> prefill_, decode_;
+  std::atomic<unsigned> next_{0};
+};
+
+}  // namespace kvq::router
+
+#endif  // KVQ_SERVICES_ROUTER_ROUTER_SERVICE_H_

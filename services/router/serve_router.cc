@@ -1,0 +1,46 @@
+// `kvq serve router`: the client-facing router (design section 5) until
+// SIGTERM. Prints "kvq router listening on HOST:PORT" once serving.
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "cli/command.h"
+#include "services/router/router_service.h"
+#include "services/serving/serving_flags.h"
+#include "services/serving/worker_main.h"
+
+namespace kvq::router {
+namespace {
+
+int ServeRouter(const std::vector<std::string>&) {
+  auto worker = serving::StartWorker("router", /*need_tokenizer=*/true);
+  if (!worker.ok()) return serving::FailStartup("router", worker.status());
+  RouterOptions options;
+  options.prefill = absl::GetFlag(FLAGS_prefill);
+  options.decode = absl::GetFlag(FLAGS_decode);
+  options.tokenizer = worker->model.tokenizer.get();
+  options.default_timeout = absl::GetFlag(FLAGS_request_timeout);
+  options.metrics = worker->metrics.get();
+  auto service = RouterService::Create(options);
+  if (!service.ok()) return serving::FailStartup("router", service.status());
+  absl::Status s =
+      serving::RunGrpcServer(serving::WorkerServerOptions("router"), {service->get()});
+  return s.ok() ? 0 : serving::FailStartup("router", s);
+}
+
+const cli::CommandRegistrar kServeRouter({
+    .path = "serve router",
+    .summary = "Run the router (client-facing gRPC Router, design section 5).",
+    .description =
+        "Encodes prompts, picks the least-loaded prefill worker (--prefill, retried "
+        "once\n"
+        "on another) and a decode worker (--decode), and streams tokens back. Prints\n"
+        "`kvq router listening on HOST:PORT`.",
+    .flags = {"model", "tokenizer", "host", "worker_port", "prefill", "decode",
+              "metrics_port", "request_timeout"},
+    .run = ServeRouter,
+});
+
+}  // namespace
+}  // namespace kvq::router

@@ -1,0 +1,22 @@
+#include "services/serving/serving_flags.h"
+
+#include <cstdint>
+
+#include "absl/flags/flag.h"
+
+ABSL_FLAG(std::string, host, "127.0.0.1",
+          "Address a serving role binds (0.0.0.0 for every interface).");
+ABSL_FLAG(int, worker_port, 0,
+          "gRPC port of a prefill/decode/router process (0: any free).");
+ABSL_FLAG(std::string, store, "", "HOST:PORT of the KV store.");
+ABSL_FLAG(std::vector<std::string>, prefill, {},
+          "Comma-separated HOST:PORT of the prefill workers (router).");
+ABSL_FLAG(std::vector<std::string>, decode, {},
+          "Comma-separated HOST:PORT of the decode workers (router).");
+ABSL_FLAG(int64_t, kv_budget_bytes, int64_t{1} << 30,
+          "Decode worker: bytes of KV cache its sequences may hold together.");
+ABSL_FLAG(int, max_batch, 256, "Decode worker: most sequences advanced per step.");
+ABSL_FLAG(absl::Duration, request_timeout, absl::Minutes(5),
+          "Deadline of outgoing calls when the client set none.");
+ABSL_FLAG(absl::Duration, debug_layer_delay, absl::ZeroDuration(),
+          "Prefill worker fault injection for tests: sleep after each layer.");

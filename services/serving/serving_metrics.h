@@ -1,0 +1,62 @@
+// The serving roles' Prometheus metrics (design section 6; the names and
+// owners are the contract in deploy/metrics.txt). Every metric carries the
+// labels `role` and `model`. One object per process, created on the
+// process's registry (services/common/metrics.h MetricsEndpoint).
+//
+//   ServingMetrics m(endpoint->registry(), "prefill", "stories260K");
+//   m.prefix_cache_queries->Increment(blocks);
+//   m.kv_transfer_seconds->Observe(seconds);
+#ifndef KVQ_SERVICES_SERVING_SERVING_METRICS_H_
+#define KVQ_SERVICES_SERVING_SERVING_METRICS_H_
+
+#include <map>
+#include <mutex>
+#include <string>
+
+#include "prometheus/counter.h"
+#include "prometheus/gauge.h"
+#include "prometheus/histogram.h"
+#include "prometheus/registry.h"
+
+namespace kvq::serving {
+
+class ServingMetrics {
+ public:
+  ServingMetrics(prometheus::Registry& registry, const std::string& role,
+                 const std::string& model);
+
+  // Sets kvq_cache_config_info{kv_mode=...} to 1 (a mode this worker served).
+  void NoteKvMode(const std::string& kv_mode);
+
+  // Latency histograms (seconds).
+  prometheus::Histogram* time_to_first_token;
+  prometheus::Histogram* inter_token_latency;
+  prometheus::Histogram* e2e_request_latency;
+  prometheus::Histogram* request_queue_time;
+  prometheus::Histogram* request_prefill_time;
+  prometheus::Histogram* request_decode_time;
+  prometheus::Histogram* kv_transfer_seconds;
+  // Gauges.
+  prometheus::Gauge* num_requests_running;
+  prometheus::Gauge* num_requests_waiting;
+  prometheus::Gauge* kv_cache_usage_perc;   // 0-1
+  prometheus::Gauge* kv_compression_ratio;  // fp16 bytes over stored bytes
+  // Counters.
+  prometheus::Counter* prompt_tokens;
+  prometheus::Counter* generation_tokens;
+  prometheus::Counter* inter_token_stalls;
+  prometheus::Counter* prefix_cache_queries;  // blocks
+  prometheus::Counter* prefix_cache_hits;     // blocks
+  prometheus::Counter* kv_transfer_bytes;
+  prometheus::Counter* kv_transfer_failures;
+  prometheus::Counter* kv_blocks_quantized;
+
+ private:
+  std::map<std::string, std::string> labels_;
+  prometheus::Family<prometheus::Gauge>* config_info_;
+  std::mutex mu_;
+};
+
+}  // namespace kvq::serving
+
+#endif  // KVQ_SERVICES_SERVING_SERVING_METRICS_H_

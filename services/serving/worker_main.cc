@@ -1,0 +1,58 @@
+#include "services/serving/worker_main.h"
+
+#include <cstdio>
+#include <filesystem>
+
+#include "absl/flags/flag.h"
+#include "absl/strings/str_cat.h"
+#include "model/model_flags.h"
+#include "services/serving/serving_flags.h"
+
+namespace kvq::serving {
+
+absl::StatusOr<WorkerContext> StartWorker(const std::string& role, bool need_tokenizer) {
+  WorkerContext w;
+  const std::string path = model::ModelPathFromFlags();
+  if (path.empty())
+    return absl::NotFoundError("no --model given and no default model found");
+  absl::StatusOr<model::LoadedModel> loaded =
+      model::LoadModel(path, model::TokenizerPathFromFlags());
+  if (!loaded.ok()) return loaded.status();
+  w.model = std::move(*loaded);
+  if (need_tokenizer && w.model.tokenizer == nullptr) {
+    return absl::NotFoundError(absl::StrCat("no tokenizer found beside ",
+                                            w.model.model_path, "; pass --tokenizer"));
+  }
+  w.transformer = std::make_unique<model::Transformer>(*w.model.model);
+  auto endpoint =
+      services::MetricsEndpoint::Start({.role = role,
+                                        .port = absl::GetFlag(FLAGS_metrics_port),
+                                        .bind_host = absl::GetFlag(FLAGS_host)});
+  if (!endpoint.ok()) return endpoint.status();
+  w.endpoint = std::move(*endpoint);
+  std::string name = std::filesystem::path(w.model.model_path).filename().string();
+  if (name.empty())
+    name = std::filesystem::path(w.model.model_path).parent_path().filename();
+  w.metrics = std::make_unique<ServingMetrics>(w.endpoint->registry(), role, name);
+  if (w.endpoint->port() >= 0) {
+    std::printf("kvq %s metrics on %s:%d\n", role.c_str(),
+                absl::GetFlag(FLAGS_host).c_str(), w.endpoint->port());
+    std::fflush(stdout);
+  }
+  return w;
+}
+
+ServerOptions WorkerServerOptions(const std::string& role) {
+  ServerOptions o;
+  o.role = role;
+  o.host = absl::GetFlag(FLAGS_host);
+  o.port = absl::GetFlag(FLAGS_worker_port);
+  return o;
+}
+
+int FailStartup(const std::string& role, const absl::Status& status) {
+  std::fprintf(stderr, "kvq serve %s: %s\n", role.c_str(), status.ToString().c_str());
+  return 1;
+}
+
+}  // namespace kvq::serving

@@ -1,0 +1,442 @@
+// The CUDA kernels against the scalar reference: quantization bit-identical
+// (codes, scales, zeros) on random and adversarial data, attention within
+// 2e-3 of max|reference| per head, at bits 2/4/8 (and fp16 caches), head_dim
+// 8/64/128, B 16/32, GQA 1/2/4/8/16. Argument checks run everywhere; tests
+// that need a GPU skip with the reason when there is none.
+#include "kernels/cuda/cuda_kernels.h"
+
+#include <cuda_runtime_api.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "kernels/block_format.h"
+#include "kernels/fp16.h"
+#include "kernels/kernel_set.h"
+#include "kernels/reference.h"
+#include "tests/kernels/test_util.h"
+
+namespace kvq::kernels {
+namespace {
+
+using ::testing::HasSubstr;
+
+#define SKIP_WITHOUT_GPU()                                           \
+  do {                                                               \
+    if (const absl::Status s = CudaAvailable(); !s.ok()) {           \
+      GTEST_SKIP() << s.message() << " (the test needs a CUDA GPU)"; \
+    }                                                                \
+  } while (0)
+
+constexpr int kBits[] = {2, 4, 8};
+constexpr int kHeadDims[] = {8, 64, 128};
+constexpr int kBlockTokens[] = {16, 32};
+
+// ---- Without a GPU: availability, compiled shapes, argument checks. ----
+
+TEST(CudaAvailableTest, OkOrSaysWhyNot) {
+  const absl::Status s = CudaAvailable();
+  if (s.ok()) {
+    int count = 0;
+    ASSERT_EQ(cudaGetDeviceCount(&count), cudaSuccess);
+    EXPECT_GT(count, 0);
+    return;
+  }
+  EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(s.message()), HasSubstr("no CUDA device"));
+}
+
+TEST(CudaSupportsTest, CompiledShapesOnly) {
+  for (int bits : kBits) {
+    for (int d : kHeadDims) {
+      for (int b : kBlockTokens) {
+        EXPECT_TRUE(
+            CudaSupports(BlockEncoding::Quantized(bits, b, std::min(32, d)), d).ok())
+            << bits << " " << d << " " << b;
+        EXPECT_TRUE(CudaSupports(BlockEncoding::Fp16(b), d).ok());
+      }
+    }
+  }
+  const absl::Status d96 = CudaSupports(BlockEncoding::Quantized(2, 32, 32), 96);
+  EXPECT_EQ(d96.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(d96.message()), HasSubstr("head_dim 96"));
+  const absl::Status b8 = CudaSupports(BlockEncoding::Quantized(2, 8, 32), 64);
+  EXPECT_EQ(b8.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(b8.message()), HasSubstr("B 8"));
+  EXPECT_EQ(CudaSupports(BlockEncoding::Fp16(64), 64).code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(CudaSupports(BlockEncoding::Quantized(3, 32, 32), 64).code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+// Device-API argument errors are reported before any device memory is
+// touched, so these pointers are never dereferenced.
+alignas(16) uint8_t g_dummy[64];
+const float* DummyFloats() { return reinterpret_cast<const float*>(g_dummy); }
+uint8_t* DummyOut() { return g_dummy; }
+
+TEST(CudaQuantizeArgsTest, RejectedBeforeTheDevice) {
+  CudaWorkspace ws;
+  const BlockEncoding enc = BlockEncoding::Quantized(2, 32, 32);
+  auto code = [&](const BlockEncoding& e, int head_dim, int n_blocks, uint8_t* out,
+                  CudaWorkspace* w) {
+    return CudaQuantizeLayers(e, 2, head_dim, n_blocks, DummyFloats(), DummyFloats(), out,
+                              w)
+        .code();
+  };
+  const auto kInvalid = absl::StatusCode::kInvalidArgument;
+  EXPECT_EQ(code(enc, 96, 1, DummyOut(), &ws), kInvalid);      // not compiled in
+  EXPECT_EQ(code(enc, 64, 0, DummyOut(), &ws), kInvalid);      // no blocks
+  EXPECT_EQ(code(enc, 64, 1, DummyOut() + 4, &ws), kInvalid);  // misaligned out
+  EXPECT_EQ(code(enc, 64, 1, DummyOut(), nullptr), kInvalid);  // no workspace
+  EXPECT_EQ(code(BlockEncoding::Quantized(2, 32, 24), 64, 1, DummyOut(), &ws),
+            kInvalid);                                  // G does not divide
+  EXPECT_EQ(code(enc, 64, 1, nullptr, &ws), kInvalid);  // null out
+}
+
+TEST(CudaQuantizeArgsTest, HostApiRejectsNonFiniteLikeTheReference) {
+  const BlockEncoding enc = BlockEncoding::Quantized(2, 32, 32);
+  const int n_kv_heads = 2, d = 64;
+  const size_t n = size_t{2} * 32 * d;
+  std::vector<float> k(n, 1.0f), v(n, 1.0f);
+  for (float bad : {NAN, INFINITY, 65520.0f}) {
+    v[77] = bad;
+    std::vector<uint8_t> ref(LayerBytes(enc, n_kv_heads, d), 0xab), out = ref;
+    const absl::Status want =
+        reference::QuantizeLayer(enc, n_kv_heads, d, k.data(), v.data(), ref.data());
+    const absl::Status got =
+        CudaQuantizeLayerHost(enc, n_kv_heads, d, k.data(), v.data(), out.data());
+    EXPECT_EQ(got.code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_EQ(got, want);
+    EXPECT_EQ(out, std::vector<uint8_t>(out.size(), 0xab)) << "wrote on error";
+  }
+}
+
+TEST(CudaAttentionArgsTest, RejectedBeforeTheDevice) {
+  CudaWorkspace ws;
+  AttentionParams p = testing::Params(BlockEncoding::Quantized(2, 32, 32), 8, 2, 64);
+  const uint8_t* parts[3] = {g_dummy, g_dummy, g_dummy};
+  CudaSequence s;
+  s.quantized = absl::MakeConstSpan(parts, 2);
+  s.fp16 = absl::MakeConstSpan(parts + 2, 1);
+  s.n_tokens = 70;
+  s.q = DummyFloats();
+  s.out = reinterpret_cast<float*>(g_dummy);
+  auto run = [&](const AttentionParams& params, const CudaSequence& seq) {
+    return CudaDecodeAttention(params, {seq}, &ws).code();
+  };
+  const auto kInvalid = absl::StatusCode::kInvalidArgument;
+  for (int n_tokens : {64, 97, 0}) {  // must be 65..96
+    CudaSequence bad = s;
+    bad.n_tokens = n_tokens;
+    EXPECT_EQ(run(p, bad), kInvalid) << n_tokens;
+  }
+  const uint8_t* misaligned[1] = {g_dummy + 8};
+  CudaSequence bad = s;
+  bad.fp16 = absl::MakeConstSpan(misaligned, 1);
+  EXPECT_EQ(run(p, bad), kInvalid);
+  AttentionParams heads = p;
+  heads.n_heads = 7;
+  EXPECT_EQ(run(heads, s), kInvalid);
+  AttentionParams d96 = testing::Params(BlockEncoding::Quantized(2, 32, 32), 8, 2, 96);
+  EXPECT_EQ(run(d96, s), kInvalid);
+  AttentionParams other_b = p;
+  other_b.block_tokens = 16;
+  EXPECT_EQ(run(other_b, s), kInvalid);
+  EXPECT_EQ(CudaDecodeAttention(p, {s}, nullptr).code(), kInvalid);
+}
+
+TEST(CudaAttentionArgsTest, HostApiRejectsLikeTheReference) {
+  std::mt19937 rng(7);
+  const BlockEncoding enc = BlockEncoding::Quantized(2, 32, 32);
+  testing::TestCache c = testing::BuildCache(rng, enc, 2, 64, 70, 2);
+  c.cache.n_tokens = 97;  // more than the blocks hold
+  std::vector<float> q(8 * 64, 0.5f), out(q.size(), 7.0f);
+  const AttentionTask task{q.data(), &c.cache, out.data()};
+  const AttentionParams p = testing::Params(enc, 8, 2, 64);
+  const absl::Status got = CudaDecodeAttentionHost(p, {task});
+  EXPECT_EQ(got.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(got, reference::DecodeAttention(p, {task}));
+  EXPECT_EQ(out, std::vector<float>(q.size(), 7.0f));
+}
+
+// ---- With a GPU: against the reference. ----
+
+// K or V of one layer of one block, [n_kv_heads][B][head_dim], of one kind:
+// 0 model-like (outlier key channels), 1 adversarial patterns per channel
+// (constant groups, signed zeros, subnormals, fp16 extremes, exact ties),
+// 2 magnitudes spread over the whole fp16 range.
+std::vector<float> MakeData(std::mt19937& rng, int kind, int n_kv_heads, int B,
+                            int head_dim, bool keys) {
+  const size_t rows = static_cast<size_t>(n_kv_heads) * B;
+  if (kind == 0) return testing::RandomKv(rng, rows, head_dim, keys);
+  std::vector<float> x(rows * head_dim);
+  std::uniform_real_distribution<float> u(0.0f, 1.0f);
+  for (size_t r = 0; r < rows; ++r) {
+    const int t = static_cast<int>(r % B);
+    for (int c = 0; c < head_dim; ++c) {
+      float& y = x[r * head_dim + c];
+      if (kind == 2) {
+        const float mag = std::ldexp(1.0f + u(rng), static_cast<int>(u(rng) * 40) - 24);
+        y = std::min(mag, 65000.0f) * (u(rng) < 0.5f ? -1.0f : 1.0f);
+        continue;
+      }
+      switch ((c + (keys ? 0 : t)) % 6) {
+        case 0:
+          y = 1.5f;
+          break;  // constant
+        case 1:
+          y = (t % 2) ? -0.0f : 0.0f;
+          break;  // signed zeros
+        case 2:
+          y = std::ldexp(static_cast<float>(t % 5), -24);
+          break;  // subnormal
+        case 3:
+          y = (t % 3 == 0) ? -65504.0f : (t % 3 == 1 ? 65519.0f : 3.0f);
+          break;
+        case 4:
+          y = 0.5f * static_cast<float>(t % 7);
+          break;  // ties at 2 bits
+        default:
+          y = 1e-3f * static_cast<float>(t) - 0.01f;
+          break;
+      }
+    }
+  }
+  return x;
+}
+
+std::string FirstDifference(const std::vector<uint8_t>& want,
+                            const std::vector<uint8_t>& got) {
+  for (size_t i = 0; i < want.size(); ++i) {
+    if (want[i] != got[i]) {
+      return absl::StrCat("byte ", i, ": reference ", want[i], ", cuda ", got[i]);
+    }
+  }
+  return "identical";
+}
+
+TEST(CudaQuantizeTest, BitIdenticalToReference) {
+  SKIP_WITHOUT_GPU();
+  std::mt19937 rng(1);
+  const int n_kv_heads = 3;
+  for (int bits : kBits) {
+    for (int d : kHeadDims) {
+      for (int b : kBlockTokens) {
+        for (int g : {std::min(32, d), d, 2}) {
+          const BlockEncoding enc = BlockEncoding::Quantized(bits, b, g);
+          for (int kind = 0; kind < 3; ++kind) {
+            const std::vector<float> k = MakeData(rng, kind, n_kv_heads, b, d, true);
+            const std::vector<float> v = MakeData(rng, kind, n_kv_heads, b, d, false);
+            std::vector<uint8_t> want(LayerBytes(enc, n_kv_heads, d)), got(want.size());
+            ASSERT_TRUE(reference::QuantizeLayer(enc, n_kv_heads, d, k.data(), v.data(),
+                                                 want.data())
+                            .ok());
+            ASSERT_TRUE(
+                CudaQuantizeLayerHost(enc, n_kv_heads, d, k.data(), v.data(), got.data())
+                    .ok());
+            EXPECT_EQ(want, got)
+                << "bits " << bits << " head_dim " << d << " B " << b << " G " << g
+                << " kind " << kind << ": " << FirstDifference(want, got);
+            // The same values as fp16 bit patterns.
+            std::vector<uint16_t> kh(k.size()), vh(v.size());
+            for (size_t i = 0; i < k.size(); ++i) kh[i] = FloatToHalf(k[i]);
+            for (size_t i = 0; i < v.size(); ++i) vh[i] = FloatToHalf(v[i]);
+            std::vector<uint8_t> got16(want.size());
+            ASSERT_TRUE(CudaQuantizeLayerFp16Host(enc, n_kv_heads, d, kh.data(),
+                                                  vh.data(), got16.data())
+                            .ok());
+            EXPECT_EQ(want, got16) << "fp16 input: " << FirstDifference(want, got16);
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST(CudaQuantizeTest, Fp16EncodingIdenticalToReference) {
+  SKIP_WITHOUT_GPU();
+  std::mt19937 rng(2);
+  for (int d : kHeadDims) {
+    for (int b : kBlockTokens) {
+      const BlockEncoding enc = BlockEncoding::Fp16(b);
+      const std::vector<float> k = MakeData(rng, 2, 2, b, d, true);
+      const std::vector<float> v = MakeData(rng, 1, 2, b, d, false);
+      std::vector<uint8_t> want(LayerBytes(enc, 2, d)), got(want.size());
+      ASSERT_TRUE(
+          reference::QuantizeLayer(enc, 2, d, k.data(), v.data(), want.data()).ok());
+      ASSERT_TRUE(CudaQuantizeLayerHost(enc, 2, d, k.data(), v.data(), got.data()).ok());
+      EXPECT_EQ(want, got) << FirstDifference(want, got);
+    }
+  }
+}
+
+// A device buffer for the device-API tests.
+struct DeviceBytes {
+  explicit DeviceBytes(size_t n) : size(n) {
+    EXPECT_EQ(cudaMalloc(&ptr, n), cudaSuccess);
+  }
+  ~DeviceBytes() { cudaFree(ptr); }
+  void Put(const void* src) {
+    ASSERT_EQ(cudaMemcpy(ptr, src, size, cudaMemcpyHostToDevice), cudaSuccess);
+  }
+  std::vector<uint8_t> Get() const {
+    std::vector<uint8_t> out(size);
+    EXPECT_EQ(cudaMemcpy(out.data(), ptr, size, cudaMemcpyDeviceToHost), cudaSuccess);
+    return out;
+  }
+  void* ptr = nullptr;
+  size_t size;
+};
+
+TEST(CudaQuantizeTest, DeviceApiManyBlocksAndNothingWrittenOnError) {
+  SKIP_WITHOUT_GPU();
+  std::mt19937 rng(3);
+  const BlockEncoding enc = BlockEncoding::Quantized(2, 32, 32);
+  const int n_kv_heads = 4, d = 128, n_blocks = 5;
+  const size_t per_block = size_t{n_kv_heads} * 32 * d;
+  const size_t part = LayerBytes(enc, n_kv_heads, d);
+  std::vector<float> k, v;
+  for (int i = 0; i < n_blocks; ++i) {
+    const std::vector<float> kb = MakeData(rng, i % 3, n_kv_heads, 32, d, true);
+    const std::vector<float> vb = MakeData(rng, i % 3, n_kv_heads, 32, d, false);
+    k.insert(k.end(), kb.begin(), kb.end());
+    v.insert(v.end(), vb.begin(), vb.end());
+  }
+  DeviceBytes dk(k.size() * 4), dv(v.size() * 4), dout(part * n_blocks);
+  dk.Put(k.data());
+  dv.Put(v.data());
+  CudaWorkspace ws;
+  ASSERT_TRUE(CudaQuantizeLayers(
+                  enc, n_kv_heads, d, n_blocks, static_cast<const float*>(dk.ptr),
+                  static_cast<const float*>(dv.ptr), static_cast<uint8_t*>(dout.ptr), &ws)
+                  .ok());
+  const std::vector<uint8_t> got = dout.Get();
+  for (int i = 0; i < n_blocks; ++i) {
+    std::vector<uint8_t> want(part);
+    ASSERT_TRUE(reference::QuantizeLayer(enc, n_kv_heads, d, &k[i * per_block],
+                                         &v[i * per_block], want.data())
+                    .ok());
+    const std::vector<uint8_t> block(got.begin() + i * part,
+                                     got.begin() + (i + 1) * part);
+    EXPECT_EQ(want, block) << "block " << i << ": " << FirstDifference(want, block);
+  }
+
+  // An Inf in the last block: INVALID_ARGUMENT and not one byte written.
+  k[k.size() - 3] = -INFINITY;
+  dk.Put(k.data());
+  ASSERT_EQ(cudaMemset(dout.ptr, 0xab, dout.size), cudaSuccess);
+  const absl::Status s = CudaQuantizeLayers(
+      enc, n_kv_heads, d, n_blocks, static_cast<const float*>(dk.ptr),
+      static_cast<const float*>(dv.ptr), static_cast<uint8_t*>(dout.ptr), &ws);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(dout.Get(), std::vector<uint8_t>(dout.size, 0xab));
+}
+
+// Runs one attention configuration on the reference and on CUDA over a
+// batch of sequences of the given lengths (n_quantized blocks each when
+// quantized), and checks every head within 2e-3 of its max|reference|.
+void ExpectAttentionMatches(std::mt19937& rng, const BlockEncoding& enc, int n_heads,
+                            int n_kv_heads, int d, const std::vector<int>& n_tokens,
+                            const std::vector<int>& n_quantized) {
+  const std::string what =
+      absl::StrCat("bits ", enc.bits, " G ", enc.group, " B ", enc.block_tokens,
+                   " head_dim ", d, " heads ", n_heads, "/", n_kv_heads);
+  const AttentionParams p = testing::Params(enc, n_heads, n_kv_heads, d);
+  std::vector<testing::TestCache> caches;
+  std::vector<std::vector<float>> q, want, got;
+  for (size_t i = 0; i < n_tokens.size(); ++i) {
+    caches.push_back(testing::BuildCache(rng, enc, n_kv_heads, d, n_tokens[i],
+                                         enc.is_fp16() ? 0 : n_quantized[i]));
+    q.push_back(testing::RandomKv(rng, n_heads, d, false));
+    want.emplace_back(q.back().size());
+    got.emplace_back(q.back().size(), NAN);
+  }
+  std::vector<AttentionTask> ref_tasks, cuda_tasks;
+  for (size_t i = 0; i < caches.size(); ++i) {
+    ref_tasks.push_back({q[i].data(), &caches[i].cache, want[i].data()});
+    cuda_tasks.push_back({q[i].data(), &caches[i].cache, got[i].data()});
+  }
+  ASSERT_TRUE(reference::DecodeAttention(p, ref_tasks).ok()) << what;
+  const absl::Status s = CudaDecodeAttentionHost(p, cuda_tasks);
+  ASSERT_TRUE(s.ok()) << what << ": " << s;
+  for (size_t i = 0; i < caches.size(); ++i) {
+    for (int h = 0; h < n_heads; ++h) {
+      float ref_max = 0.0f, err = 0.0f;
+      for (int c = 0; c < d; ++c) {
+        const float r = want[i][h * d + c], g = got[i][h * d + c];
+        ref_max = std::max(ref_max, std::fabs(r));
+        err = std::isfinite(g) ? std::max(err, std::fabs(g - r)) : INFINITY;
+      }
+      EXPECT_LE(err, 2e-3f * ref_max)
+          << what << " sequence " << i << " (" << n_tokens[i] << " tokens) head " << h;
+    }
+  }
+}
+
+TEST(CudaAttentionTest, MatchesReferenceAcrossShapes) {
+  SKIP_WITHOUT_GPU();
+  std::mt19937 rng(4);
+  for (int bits : {2, 4, 8, 16}) {
+    for (int d : kHeadDims) {
+      for (int b : kBlockTokens) {
+        const BlockEncoding enc =
+            bits == 16 ? BlockEncoding::Fp16(b)
+                       : BlockEncoding::Quantized(bits, b, std::min(32, d));
+        for (int gqa : {1, 2, 4, 8}) {
+          // Tail only (1 token); quantized blocks + a partial tail; quantized
+          // blocks only; quantized + full fp16 blocks.
+          ExpectAttentionMatches(rng, enc, 2 * gqa, 2, d, {1, 5 * b + 7, 6 * b, 9 * b},
+                                 {0, 5, 6, 5});
+        }
+      }
+    }
+  }
+}
+
+TEST(CudaAttentionTest, LongContextsSplitAndMerge) {
+  SKIP_WITHOUT_GPU();
+  std::mt19937 rng(5);
+  for (int bits : {2, 4, 8, 16}) {
+    const BlockEncoding enc =
+        bits == 16 ? BlockEncoding::Fp16(32) : BlockEncoding::Quantized(bits, 32, 32);
+    // 4k and 1k tokens with a 128-token fp16 window, plus a short one.
+    ExpectAttentionMatches(rng, enc, 32, 8, 128, {4096 + 100, 1024 + 31, 40},
+                           {(4096 + 100 - 128) / 32, (1024 + 31 - 128) / 32, 1});
+  }
+}
+
+TEST(CudaAttentionTest, LargeGqaGroupsAndValueGroups) {
+  SKIP_WITHOUT_GPU();
+  std::mt19937 rng(6);
+  // GQA 16 and 12 span two chunks of query heads per KV head.
+  ExpectAttentionMatches(rng, BlockEncoding::Quantized(2, 32, 32), 32, 2, 128, {700},
+                         {18});
+  ExpectAttentionMatches(rng, BlockEncoding::Quantized(4, 16, 64), 24, 2, 64, {333},
+                         {15});
+  // Value groups smaller than a lane's channels (G = 2, 1 channel per byte).
+  ExpectAttentionMatches(rng, BlockEncoding::Quantized(2, 32, 2), 8, 2, 128, {300}, {6});
+  ExpectAttentionMatches(rng, BlockEncoding::Quantized(8, 16, 1), 8, 4, 64, {300}, {12});
+  // The test model's shape: head_dim 8, 8 heads over 4 KV heads.
+  ExpectAttentionMatches(rng, BlockEncoding::Quantized(2, 32, 8), 8, 4, 8, {512, 200},
+                         {12, 2});
+}
+
+TEST(CudaKernelsTest, IsAKernelSet) {
+  const KernelSet& k = CudaKernels();
+  EXPECT_EQ(k.name, "cuda");
+  EXPECT_EQ(k.quantize_layer, &CudaQuantizeLayerHost);
+  EXPECT_EQ(k.decode_attention, &CudaDecodeAttentionHost);
+}
+
+}  // namespace
+}  // namespace kvq::kernels
