@@ -5,6 +5,12 @@
 #include "kernels/kernels.h"
 
 namespace kvq::model {
+namespace {
+
+// Multiply-adds (query . key over the batch) below which one thread is best.
+constexpr double kMinWorkPerThread = 256.0 * 1024;
+
+}  // namespace
 
 absl::Status AttendBatch(int layer, absl::Span<KvCache* const> caches, const float* q,
                          float* out, int n_threads) {
@@ -31,7 +37,11 @@ absl::Status AttendBatch(int layer, absl::Span<KvCache* const> caches, const flo
     }
   }
   if (tasks.empty()) return absl::OkStatus();
-  params.n_threads = n_threads;
+  // Threads pay off only on long contexts or big batches.
+  double work = 0;
+  for (const kernels::SequenceCache& v : views) work += v.n_tokens;
+  work *= double(shape.n_heads) * shape.head_dim;
+  params.n_threads = work >= kMinWorkPerThread ? n_threads : 1;
   return kernels::Best().decode_attention(params, tasks);
 }
 

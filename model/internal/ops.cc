@@ -7,7 +7,35 @@
 
 namespace kvq::model_internal {
 
+namespace {
+
+// Below this many multiply-adds OpenBLAS's threads cost more than they save
+// (and on a loaded machine they spin): a plain loop wins.
+constexpr double kBlasMinWork = 256.0 * 1024;
+
+float Dot(const float* a, const float* b, int n) {
+  float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  int i = 0;
+  for (; i + 8 <= n; i += 8) {
+    for (int j = 0; j < 8; ++j) acc[j] += a[i + j] * b[i + j];
+  }
+  float s =
+      ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+  for (; i < n; ++i) s += a[i] * b[i];
+  return s;
+}
+
+}  // namespace
+
 void MatMul(const float* x, int n, int in, const float* w, int out, float* y) {
+  if (double(n) * in * out < kBlasMinWork) {
+    for (int r = 0; r < n; ++r) {
+      for (int o = 0; o < out; ++o) {
+        y[size_t(r) * out + o] = Dot(x + size_t(r) * in, w + size_t(o) * in, in);
+      }
+    }
+    return;
+  }
   if (n == 1) {
     cblas_sgemv(CblasRowMajor, CblasNoTrans, out, in, 1.0f, w, in, x, 1, 0.0f, y, 1);
     return;

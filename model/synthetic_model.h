@@ -1,0 +1,25 @@
+// A model of any shape with seeded random weights, for benchmarks at
+// production shapes and for tests: no checkpoint needed.
+//
+//   kvq::model::ModelConfig c{.dim = 1024, .hidden_dim = 2816, .n_layers = 8,
+//                             .n_heads = 16, .n_kv_heads = 4, .vocab_size = 32000,
+//                             .seq_len = 8192};
+//   KVQ_ASSIGN_OR_RETURN(kvq::model::Model m, kvq::model::SyntheticModel(c, 42));
+#ifndef KVQ_MODEL_SYNTHETIC_MODEL_H_
+#define KVQ_MODEL_SYNTHETIC_MODEL_H_
+
+#include <cstdint>
+
+#include "absl/status/statusor.h"
+#include "model/model.h"
+
+namespace kvq::model {
+
+// Weights: matrices normal with std 1/sqrt(fan_in), embeddings std 1, norm
+// weights 1 + 0.1 * normal; the same seed gives the same model (and id).
+// INVALID_ARGUMENT for an invalid config.
+absl::StatusOr<Model> SyntheticModel(const ModelConfig& config, uint64_t seed);
+
+}  // namespace kvq::model
+
+#endif  // KVQ_MODEL_SYNTHETIC_MODEL_H_
