@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "absl/strings/string_view.h"
+#include "kernels/cpu/cpu_kernels.h"
 #include "kernels/kernel_set.h"
 #include "kernels/reference.h"
 
@@ -29,6 +30,8 @@ struct Variant {
 // Slowest first; Best() takes the last supported one.
 constexpr Variant kVariants[] = {
     {&reference::Kernels, &Always},
+    {&cpu::Avx2Kernels, &cpu::Avx2Supported},
+    {&cpu::Avx512Kernels, &cpu::Avx512Supported},
 };
 
 const KernelSet& ChooseBest() {

@@ -1,0 +1,266 @@
+#include "kernels/cpu/cpu_kernels.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/types/span.h"
+#include "common/status_macros.h"
+#include "kernels/block_format.h"
+#include "kernels/checks.h"
+#include "kernels/cpu/internal/simd_kernels.h"
+#include "kernels/reference.h"
+
+namespace kvq::kernels::cpu {
+namespace {
+
+using cpu_internal::IsaKernels;
+using cpu_internal::RangeArgs;
+
+// A long context is split into chunks of at least this many blocks when
+// there are fewer (sequence, KV head) pairs than a few per thread.
+constexpr int kMinChunkBlocks = 8;
+constexpr int kItemsPerThread = 4;
+
+// fp16 input [n_kv_heads][B][D], already checked finite, into a layer part.
+void WriteLayer(const IsaKernels& isa, const BlockEncoding& enc, int n_kv_heads,
+                int head_dim, const uint16_t* k, const uint16_t* v, uint8_t* out) {
+  const size_t head_values = static_cast<size_t>(enc.block_tokens) * head_dim;
+  const size_t head_bytes = GetHeadLayout(enc, head_dim).head_bytes;
+  for (int h = 0; h < n_kv_heads; ++h) {
+    const uint16_t* kh = k + h * head_values;
+    const uint16_t* vh = v + h * head_values;
+    uint8_t* head = out + h * head_bytes;
+    if (enc.is_fp16()) {
+      isa.copy_head_fp16(enc.block_tokens, head_dim, kh, vh, head);
+    } else {
+      isa.quantize_head(enc.block_tokens, enc.bits, enc.group, head_dim, kh, vh, head);
+    }
+  }
+}
+
+absl::Status QuantizeLayerFp16(const IsaKernels& isa, const BlockEncoding& enc,
+                               int n_kv_heads, int head_dim, const uint16_t* k,
+                               const uint16_t* v, uint8_t* out) {
+  KVQ_RETURN_IF_ERROR(CheckQuantizeArgs(enc, n_kv_heads, head_dim, k, v, out));
+  if (!enc.is_fp16() && !cpu_internal::QuantizeSupported(head_dim, enc.group)) {
+    return reference::QuantizeLayerFp16(enc, n_kv_heads, head_dim, k, v, out);
+  }
+  const size_t n = LayerValues(enc, n_kv_heads, head_dim);
+  KVQ_RETURN_IF_ERROR(CheckHalvesFinite(k, n, "quantize_layer: k"));
+  KVQ_RETURN_IF_ERROR(CheckHalvesFinite(v, n, "quantize_layer: v"));
+  WriteLayer(isa, enc, n_kv_heads, head_dim, k, v, out);
+  return absl::OkStatus();
+}
+
+absl::Status QuantizeLayer(const IsaKernels& isa, const BlockEncoding& enc,
+                           int n_kv_heads, int head_dim, const float* k, const float* v,
+                           uint8_t* out) {
+  KVQ_RETURN_IF_ERROR(CheckQuantizeArgs(enc, n_kv_heads, head_dim, k, v, out));
+  if (!enc.is_fp16() && !cpu_internal::QuantizeSupported(head_dim, enc.group)) {
+    return reference::QuantizeLayer(enc, n_kv_heads, head_dim, k, v, out);
+  }
+  const size_t n = LayerValues(enc, n_kv_heads, head_dim);
+  thread_local std::vector<uint16_t> kh, vh;
+  kh.resize(n);
+  vh.resize(n);
+  // The SIMD conversion flags any non-finite result; the shared check then
+  // names the offending value exactly as the reference does.
+  if (!isa.floats_to_halves(k, n, kh.data())) {
+    KVQ_RETURN_IF_ERROR(CheckFloatsFitHalf(k, n, "quantize_layer: k"));
+    return absl::InternalError(
+        "quantize_layer: fp16 conversion disagrees with the check");
+  }
+  if (!isa.floats_to_halves(v, n, vh.data())) {
+    KVQ_RETURN_IF_ERROR(CheckFloatsFitHalf(v, n, "quantize_layer: v"));
+    return absl::InternalError(
+        "quantize_layer: fp16 conversion disagrees with the check");
+  }
+  WriteLayer(isa, enc, n_kv_heads, head_dim, kh.data(), vh.data(), out);
+  return absl::OkStatus();
+}
+
+// One unit of attention work: one KV head of one sequence over blocks
+// [begin, end) of its block list (quantized blocks first, then fp16).
+struct Item {
+  int task;
+  int kv_head;
+  int begin, end;
+};
+
+// Chunks per (sequence, KV head): 1 unless there are too few pairs to keep
+// every thread busy, in which case contexts are split (flash-decoding).
+int ChunksPerHead(int n_pairs, int n_threads, int n_blocks) {
+  if (n_threads <= 1 || n_pairs >= kItemsPerThread * n_threads) return 1;
+  const int wanted = (kItemsPerThread * n_threads + n_pairs - 1) / n_pairs;
+  return std::max(1, std::min(wanted, n_blocks / kMinChunkBlocks));
+}
+
+void RunItem(const IsaKernels& isa, const AttentionParams& p, const AttentionTask& task,
+             const Item& item, float* state, std::vector<float>& scratch,
+             std::vector<const uint8_t*>& pointers) {
+  const SequenceCache& cache = *task.cache;
+  const int D = p.head_dim, B = p.block_tokens;
+  const int R = p.n_heads / p.n_kv_heads;
+  const int nq = static_cast<int>(cache.quantized.size());
+  const int nf = static_cast<int>(cache.fp16.size());
+  const size_t q_bytes = nq > 0 ? GetHeadLayout(p.quantized_encoding, D).head_bytes : 0;
+  const size_t f_bytes = GetHeadLayout(BlockEncoding::Fp16(B), D).head_bytes;
+  RangeArgs a;
+  a.head_dim = D;
+  a.block_tokens = B;
+  a.bits = p.quantized_encoding.bits;
+  a.group = p.quantized_encoding.group;
+  a.n_rep = R;
+  a.score_scale = 1.0f / std::sqrt(static_cast<float>(D));
+  a.q = task.q + static_cast<size_t>(item.kv_head) * R * D;
+  const int q_begin = std::min(item.begin, nq), q_end = std::min(item.end, nq);
+  const int f_begin = std::max(item.begin, nq) - nq, f_end = std::max(item.end, nq) - nq;
+  pointers.clear();
+  for (int b = q_begin; b < q_end; ++b) {
+    pointers.push_back(cache.quantized[b] + item.kv_head * q_bytes);
+  }
+  for (int b = f_begin; b < f_end; ++b) {
+    pointers.push_back(cache.fp16[b] + item.kv_head * f_bytes);
+  }
+  a.quantized = pointers.data();
+  a.n_quantized = q_end - q_begin;
+  a.fp16 = pointers.data() + a.n_quantized;
+  a.n_fp16 = f_end - f_begin;
+  a.last_rows = (f_end == nf && nf > 0) ? cache.n_tokens - (nq + nf - 1) * B : B;
+  const int groups = a.n_quantized > 0 ? D / a.group : 1;
+  const size_t need = cpu_internal::GetScratchLayout(D, B, R, groups).total;
+  if (scratch.size() < need) scratch.resize(need);
+  isa.attend_range(a, state, scratch.data());
+}
+
+// out = the softmax-weighted value sum from the partial states of a head's
+// chunks (each [2 + D]: max, sum of exponentials, unnormalized sums).
+void MergeStates(const float* const* states, int n, int D, float* out) {
+  float m = -INFINITY;
+  for (int i = 0; i < n; ++i) m = std::max(m, states[i][0]);
+  float l = 0.0f;
+  std::fill(out, out + D, 0.0f);
+  for (int i = 0; i < n; ++i) {
+    const float w = std::exp(states[i][0] - m);
+    l += states[i][1] * w;
+    const float* acc = states[i] + cpu_internal::kStateHeader;
+    for (int d = 0; d < D; ++d) out[d] += acc[d] * w;
+  }
+  const float inv = 1.0f / l;
+  for (int d = 0; d < D; ++d) out[d] *= inv;
+}
+
+absl::Status DecodeAttention(const IsaKernels& isa, const AttentionParams& p,
+                             absl::Span<const AttentionTask> batch) {
+  KVQ_RETURN_IF_ERROR(CheckAttentionArgs(p, batch));
+  bool any_quantized = false;
+  for (const AttentionTask& t : batch) any_quantized |= !t.cache->quantized.empty();
+  const int group = any_quantized ? p.quantized_encoding.group : 0;
+  if (!cpu_internal::AttentionSupported(p.head_dim, p.block_tokens, group)) {
+    return reference::DecodeAttention(p, batch);
+  }
+  const int D = p.head_dim, R = p.n_heads / p.n_kv_heads;
+  const int n_pairs = static_cast<int>(batch.size()) * p.n_kv_heads;
+  std::vector<Item> items;
+  std::vector<int> first_item;  // per (task, kv head): index of its first item
+  first_item.reserve(n_pairs + 1);
+  for (int i = 0; i < static_cast<int>(batch.size()); ++i) {
+    const SequenceCache& c = *batch[i].cache;
+    const int n_blocks = static_cast<int>(c.quantized.size() + c.fp16.size());
+    const int chunks = ChunksPerHead(n_pairs, p.n_threads, n_blocks);
+    for (int h = 0; h < p.n_kv_heads; ++h) {
+      first_item.push_back(static_cast<int>(items.size()));
+      for (int k = 0; k < chunks; ++k) {
+        items.push_back({i, h, n_blocks * k / chunks, n_blocks * (k + 1) / chunks});
+      }
+    }
+  }
+  first_item.push_back(static_cast<int>(items.size()));
+  const size_t state_floats = static_cast<size_t>(R) * cpu_internal::StateFloats(D);
+  std::vector<float> states(items.size() * state_floats);
+  const int n_items = static_cast<int>(items.size());
+  const int n_threads = std::min(p.n_threads, n_items);
+  if (n_threads <= 1) {
+    thread_local std::vector<float> scratch;
+    thread_local std::vector<const uint8_t*> pointers;
+    for (int i = 0; i < n_items; ++i) {
+      RunItem(isa, p, batch[items[i].task], items[i], &states[i * state_floats], scratch,
+              pointers);
+    }
+  } else {
+#pragma omp parallel for num_threads(n_threads) schedule(dynamic, 1)
+    for (int i = 0; i < n_items; ++i) {
+      thread_local std::vector<float> scratch;
+      thread_local std::vector<const uint8_t*> pointers;
+      RunItem(isa, p, batch[items[i].task], items[i], &states[i * state_floats], scratch,
+              pointers);
+    }
+  }
+  std::vector<const float*> parts;
+  for (int pair = 0; pair < n_pairs; ++pair) {
+    const int task = pair / p.n_kv_heads, kv_head = pair % p.n_kv_heads;
+    for (int r = 0; r < R; ++r) {
+      parts.clear();
+      for (int i = first_item[pair]; i < first_item[pair + 1]; ++i) {
+        parts.push_back(&states[i * state_floats + r * cpu_internal::StateFloats(D)]);
+      }
+      MergeStates(parts.data(), static_cast<int>(parts.size()), D,
+                  batch[task].out + (static_cast<size_t>(kv_head) * R + r) * D);
+    }
+  }
+  return absl::OkStatus();
+}
+
+// The KernelSet entry points of one ISA.
+template <const IsaKernels& (*kIsa)()>
+struct Entry {
+  static absl::Status Quantize(const BlockEncoding& enc, int n_kv_heads, int head_dim,
+                               const float* k, const float* v, uint8_t* out) {
+    return QuantizeLayer(kIsa(), enc, n_kv_heads, head_dim, k, v, out);
+  }
+  static absl::Status QuantizeFp16(const BlockEncoding& enc, int n_kv_heads, int head_dim,
+                                   const uint16_t* k, const uint16_t* v, uint8_t* out) {
+    return QuantizeLayerFp16(kIsa(), enc, n_kv_heads, head_dim, k, v, out);
+  }
+  static absl::Status Attention(const AttentionParams& params,
+                                absl::Span<const AttentionTask> batch) {
+    return DecodeAttention(kIsa(), params, batch);
+  }
+};
+
+}  // namespace
+
+bool Avx2Supported() {
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+         __builtin_cpu_supports("f16c");
+}
+
+const KernelSet& Avx2Kernels() {
+  using E = Entry<&cpu_internal::avx2::Kernels>;
+  static const KernelSet* const kSet =
+      new KernelSet{"avx2", &E::Quantize, &E::QuantizeFp16, &E::Attention};
+  return *kSet;
+}
+
+bool Avx512Supported() {
+  __builtin_cpu_init();
+  return Avx2Supported() && __builtin_cpu_supports("avx512f") &&
+         __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+         __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vnni");
+}
+
+const KernelSet& Avx512Kernels() {
+  using E = Entry<&cpu_internal::avx512::Kernels>;
+  static const KernelSet* const kSet =
+      new KernelSet{"avx512", &E::Quantize, &E::QuantizeFp16, &E::Attention};
+  return *kSet;
+}
+
+}  // namespace kvq::kernels::cpu
