@@ -7,13 +7,18 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/status_macros.h"
+#include "model/hf_loader.h"
 #include "model/llama2c_loader.h"
 #include "model/llama2c_tokenizer.h"
+#include "model/sentencepiece_tokenizer.h"
 
 namespace kvq::model {
 namespace {
 
 namespace fs = std::filesystem;
+
+absl::StatusOr<std::unique_ptr<Tokenizer>> LoadTokenizer(const std::string& path,
+                                                         int vocab_size);
 
 // The one llama2.c checkpoint in `dir` (a .bin not named tok*/tokenizer*).
 absl::StatusOr<std::string> FindCheckpoint(const fs::path& dir) {
@@ -60,7 +65,40 @@ absl::StatusOr<LoadedModel> LoadLlama2cWithTokenizer(const std::string& file,
     }
   }
   if (!tok.empty()) {
-    KVQ_ASSIGN_OR_RETURN(out.tokenizer, Llama2cTokenizer::Load(tok, vocab));
+    KVQ_ASSIGN_OR_RETURN(out.tokenizer, LoadTokenizer(tok, vocab));
+  }
+  return out;
+}
+
+absl::StatusOr<std::unique_ptr<Tokenizer>> LoadTokenizer(const std::string& path,
+                                                         int vocab_size) {
+  std::unique_ptr<Tokenizer> tok;
+  if (absl::EndsWith(path, ".model")) {
+    KVQ_ASSIGN_OR_RETURN(tok, SentencePieceTokenizer::Load(path));
+  } else {
+    KVQ_ASSIGN_OR_RETURN(tok, Llama2cTokenizer::Load(path, vocab_size));
+  }
+  if (tok->vocab_size() > vocab_size) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": the tokenizer has ", tok->vocab_size(),
+                     " tokens, more than the model's vocabulary of ", vocab_size));
+  }
+  return tok;
+}
+
+absl::StatusOr<LoadedModel> LoadHuggingFaceWithTokenizer(
+    const std::string& dir, const std::string& tokenizer_path) {
+  LoadedModel out;
+  out.model_path = dir;
+  KVQ_ASSIGN_OR_RETURN(Model m, LoadHuggingFace(dir));
+  out.model = std::make_unique<Model>(std::move(m));
+  std::string tok = tokenizer_path;
+  std::error_code ec;
+  if (tok.empty() && fs::exists(fs::path(dir) / "tokenizer.model", ec)) {
+    tok = (fs::path(dir) / "tokenizer.model").string();
+  }
+  if (!tok.empty()) {
+    KVQ_ASSIGN_OR_RETURN(out.tokenizer, LoadTokenizer(tok, out.model->config.vocab_size));
   }
   return out;
 }
@@ -77,6 +115,7 @@ absl::StatusOr<LoadedModel> LoadModel(const std::string& path,
   if (!fs::exists(p, ec))
     return absl::NotFoundError("model path " + path + " does not exist");
   if (fs::is_directory(p, ec)) {
+    if (IsHuggingFaceDir(path)) return LoadHuggingFaceWithTokenizer(path, tokenizer_path);
     KVQ_ASSIGN_OR_RETURN(std::string file, FindCheckpoint(p));
     return LoadLlama2cWithTokenizer(file, tokenizer_path);
   }
