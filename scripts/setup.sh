@@ -15,6 +15,10 @@ PACKAGES=(
   # Libraries used by kvq
   libxxhash-dev nlohmann-json3-dev libsentencepiece-dev libgoogle-glog-dev
   libopenblas-dev
+  # Deployment checks, the end-to-end Prometheus test and the Python client
+  prometheus yamllint python3-yaml python3-grpcio python3-grpc-tools
+  # Store benchmark baselines
+  iperf3 redis-server redis-tools
 )
 
 missing=()
@@ -32,4 +36,13 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 else
   echo "setup: all packages present"
+fi
+
+# Node.js (with npm) ships with this kind of machine (NodeSource); install
+# Debian's only where it is missing, since the two conflict.
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  SUDO=""
+  if [ "$(id -u)" != 0 ]; then SUDO=sudo; fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq nodejs npm
 fi

@@ -39,6 +39,20 @@ if ((bazel_rc != 0 && f == 0)); then
   failed=$((failed + 1)); failures+=("bazel test (exit $bazel_rc)")
 fi
 
+# Deployment manifests, dashboards and alert rules, checked with real tools
+# (needs the kvq binary built above for its flag check).
+deploy_out="$(bash scripts/check_deploy.sh 2>&1)"
+echo "$deploy_out" | grep -E '^(FAIL|SKIP)' || true
+if [[ "$(echo "$deploy_out" | tail -n 1)" =~ deploy:\ ([0-9]+)\ passed,\ ([0-9]+)\ failed ]]; then
+  passed=$((passed + BASH_REMATCH[1]))
+  if ((BASH_REMATCH[2] > 0)); then
+    failed=$((failed + BASH_REMATCH[2])); failures+=("deploy checks")
+  fi
+else
+  echo "$deploy_out" | tail -n 20
+  failed=$((failed + 1)); failures+=("deploy checks (no summary)")
+fi
+
 if ((${#failures[@]})); then printf 'failed: %s\n' "${failures[@]}"; fi
 echo "${passed} passed, ${failed} failed, ${s} skipped"
 ((failed == 0))
