@@ -1,0 +1,124 @@
+#include "model/model_benchmark.h"
+
+#include <algorithm>
+#include <chrono>
+#include <memory>
+#include <random>
+
+#include "common/status_macros.h"
+#include "model/block_kv_cache.h"
+#include "model/kv_cache_factory.h"
+#include "model/synthetic_model.h"
+#include "model/transformer.h"
+
+namespace kvq::model {
+namespace {
+
+double Seconds(std::chrono::steady_clock::time_point since) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - since).count();
+}
+
+// A cache holding `tokens` synthetic tokens (decode speed does not depend on
+// the values): random K/V appended layer by layer, quantized by the rule.
+absl::StatusOr<std::unique_ptr<BlockKvCache>> FilledCache(const KvMode& mode,
+                                                          const KvCacheShape& shape,
+                                                          int tokens, uint64_t seed) {
+  KVQ_ASSIGN_OR_RETURN(std::unique_ptr<BlockKvCache> cache,
+                       BlockKvCache::Create(mode, shape));
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  constexpr int kChunk = 256;
+  std::vector<float> k(size_t(kChunk) * shape.kv_dim()), v(k.size());
+  for (int done = 0; done < tokens; done += kChunk) {
+    const int n = std::min(kChunk, tokens - done);
+    for (int l = 0; l < shape.n_layers; ++l) {
+      for (float& x : k) x = normal(rng);
+      for (float& x : v) x = normal(rng);
+      KVQ_RETURN_IF_ERROR(cache->Append(l, n, k.data(), v.data()));
+    }
+  }
+  return cache;
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<BenchResult>> RunModelBenchmark(
+    const ModelBenchmarkOptions& o,
+    const std::function<void(const BenchResult&)>& progress) {
+  KVQ_ASSIGN_OR_RETURN(Model model, SyntheticModel(o.config, o.seed));
+  Transformer t(model);
+  const KvCacheShape shape = KvCacheShape::Of(o.config);
+  std::vector<BenchResult> results;
+  auto report = [&](BenchResult r) {
+    results.push_back(r);
+    if (progress) progress(r);
+  };
+  std::mt19937 rng(o.seed);
+  auto random_tokens = [&](int n) {
+    std::vector<int> ids(n);
+    for (int& id : ids) id = static_cast<int>(rng() % o.config.vocab_size);
+    return ids;
+  };
+  KVQ_ASSIGN_OR_RETURN(KvMode fp16, ParseKvMode("fp16"));
+
+  for (int n : o.prefill_tokens) {
+    const std::vector<int> prompt = random_tokens(n);
+    std::vector<double> times;
+    for (int run = 0; run < o.runs; ++run) {
+      KVQ_ASSIGN_OR_RETURN(std::unique_ptr<KvCache> cache, NewKvCache(fp16, shape));
+      const auto start = std::chrono::steady_clock::now();
+      KVQ_RETURN_IF_ERROR(t.Prefill(prompt, *cache).status());
+      times.push_back(Seconds(start));
+    }
+    std::sort(times.begin(), times.end());
+    const double median = times[times.size() / 2];
+    report({"prefill", "fp16", 1, n, n / median, median, 0, 0});
+  }
+
+  for (int context : o.decode_contexts) {
+    for (int batch : o.decode_batches) {
+      double fp16_rate = 0;
+      for (const std::string& mode_text : o.decode_modes) {
+        KVQ_ASSIGN_OR_RETURN(KvMode parsed, ParseKvMode(mode_text));
+        KVQ_ASSIGN_OR_RETURN(KvMode mode, parsed.Resolve(o.config.HeadDim()));
+        KVQ_ASSIGN_OR_RETURN(std::unique_ptr<BlockKvCache> base,
+                             FilledCache(mode, shape, context, o.seed));
+        const KvCacheStats stats = base->Stats();
+        std::vector<double> times;
+        for (int run = 0; run < o.runs; ++run) {
+          std::vector<std::unique_ptr<BlockKvCache>> caches;
+          std::vector<KvCache*> ptrs;
+          for (int i = 0; i < batch; ++i) {
+            caches.push_back(base->Clone());
+            ptrs.push_back(caches.back().get());
+          }
+          std::vector<float> logits;
+          std::vector<int> ids = random_tokens(batch);
+          KVQ_RETURN_IF_ERROR(t.DecodeStep(ids, ptrs, &logits));  // warm-up
+          const auto start = std::chrono::steady_clock::now();
+          for (int step = 0; step < o.decode_steps; ++step) {
+            ids = random_tokens(batch);
+            KVQ_RETURN_IF_ERROR(t.DecodeStep(ids, ptrs, &logits));
+          }
+          times.push_back(Seconds(start));
+        }
+        std::sort(times.begin(), times.end());
+        const double median = times[times.size() / 2];
+        BenchResult r{"decode",
+                      mode.ToString(),
+                      batch,
+                      context,
+                      double(batch) * o.decode_steps / median,
+                      median,
+                      0,
+                      stats.stored_bits / 8};
+        if (mode.kind == KvMode::Kind::kFp16) fp16_rate = r.tokens_per_s;
+        r.ratio_vs_fp16 = fp16_rate > 0 ? r.tokens_per_s / fp16_rate : 0;
+        report(r);
+      }
+    }
+  }
+  return results;
+}
+
+}  // namespace kvq::model

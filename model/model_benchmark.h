@@ -1,0 +1,54 @@
+// `kvq bench model`'s workloads: prefill and batched decode throughput of a
+// synthetic model with production-like attention, fp16 vs kivi2 caches
+// measured in the same run.
+//
+//   ModelBenchmarkOptions opts;  // the default ~120M-parameter shape
+//   KVQ_ASSIGN_OR_RETURN(std::vector<BenchResult> rows, RunModelBenchmark(opts));
+#ifndef KVQ_MODEL_MODEL_BENCHMARK_H_
+#define KVQ_MODEL_MODEL_BENCHMARK_H_
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "model/config.h"
+
+namespace kvq::model {
+
+struct ModelBenchmarkOptions {
+  ModelConfig config{.dim = 1024,
+                     .hidden_dim = 2816,
+                     .n_layers = 8,
+                     .n_heads = 16,
+                     .n_kv_heads = 4,
+                     .vocab_size = 32000,
+                     .seq_len = 8192 + 256};
+  std::vector<int> prefill_tokens = {512, 2048};
+  std::vector<int> decode_batches = {1, 8, 32};
+  std::vector<int> decode_contexts = {2048, 8192};
+  std::vector<std::string> decode_modes = {"fp16", "kivi2"};
+  int decode_steps = 8;  // timed steps per run
+  int runs = 3;          // the median run is reported
+  uint64_t seed = 1;
+};
+
+struct BenchResult {
+  std::string workload;  // "prefill" or "decode"
+  std::string kv;        // cache mode
+  int batch = 1;
+  int context = 0;                 // prompt length (prefill) or cached tokens (decode)
+  double tokens_per_s = 0;         // median over runs
+  double seconds = 0;              // median run's wall time
+  double ratio_vs_fp16 = 0;        // decode: tokens_per_s / the fp16 row's; else 0
+  double cache_bytes_per_seq = 0;  // decode: KV bytes one sequence holds
+};
+
+// Runs every workload; `progress` (optional) gets a line per finished row.
+absl::StatusOr<std::vector<BenchResult>> RunModelBenchmark(
+    const ModelBenchmarkOptions& options,
+    const std::function<void(const BenchResult&)>& progress = nullptr);
+
+}  // namespace kvq::model
+
+#endif  // KVQ_MODEL_MODEL_BENCHMARK_H_
