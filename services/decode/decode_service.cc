@@ -9,6 +9,7 @@
 #include "absl/time/clock.h"
 #include "model/block_kv_cache.h"
 #include "model/kv_cache_factory.h"
+#include "services/serving/grpc_server.h"
 #include "services/serving/kv_plan.h"
 #include "services/serving/request.h"
 
@@ -69,6 +70,7 @@ void DecodeService::UpdateGauges() {
 grpc::Status DecodeService::Generate(grpc::ServerContext* context,
                                      const v1::DecodeRequest* request,
                                      grpc::ServerWriter<v1::DecodeResponse>* writer) {
+  serving::InFlight in_flight;
   ++requests_;
   const absl::Time start = absl::Now();
   grpc::Status s = Run(context, *request, writer);

@@ -53,13 +53,14 @@ int RunDemo(const std::vector<std::string>& args) {
     options.router_flags.push_back("--tokenizer=" + model::TokenizerPathFromFlags());
   }
   options.echo_output = absl::GetFlag(FLAGS_verbose);
-  std::fprintf(stderr, "kvq demo: starting store, prefill, decode and router (model %s)\n",
+  std::fprintf(stderr,
+               "kvq demo: starting store, prefill, decode and router (model %s)\n",
                options.model.c_str());
   absl::StatusOr<std::unique_ptr<Cluster>> cluster = Cluster::Start(options);
   if (!cluster.ok()) return Fail(cluster.status().ToString());
 
-  auto stub = v1::Router::NewStub(
-      grpc::CreateChannel((*cluster)->router_address(), grpc::InsecureChannelCredentials()));
+  auto stub = v1::Router::NewStub(grpc::CreateChannel(
+      (*cluster)->router_address(), grpc::InsecureChannelCredentials()));
   v1::GenerateRequest request;
   request.set_text(absl::GetFlag(FLAGS_prompt));
   request.mutable_cache()->set_kv(absl::GetFlag(FLAGS_kv));
@@ -95,11 +96,13 @@ int RunDemo(const std::vector<std::string>& args) {
   }
   std::printf("\n");
   const grpc::Status status = reader->Finish();
+  reader.reset();
   (*cluster)->Stop();
   if (!status.ok()) return Fail("generate failed: " + status.error_message());
 
   const v1::PrefillStats& p = last.prefill();
-  const uint64_t moved = p.bytes_pushed() + p.bytes_fetched() + last.decode_bytes_fetched();
+  const uint64_t moved =
+      p.bytes_pushed() + p.bytes_fetched() + last.decode_bytes_fetched();
   std::fprintf(stderr, "---\n");
   std::fprintf(stderr, "kv mode:                %s\n", absl::GetFlag(FLAGS_kv).c_str());
   std::fprintf(stderr, "tokens generated:       %d (%s)\n", tokens,
@@ -107,16 +110,18 @@ int RunDemo(const std::vector<std::string>& args) {
   std::fprintf(stderr, "time to first token:    %.2f ms\n", ttft * 1e3);
   std::fprintf(stderr, "inter-token latency:    %.3f ms (median of %zu)\n",
                Median(gaps) * 1e3, gaps.size());
-  std::fprintf(stderr,
-               "KV bytes moved:         %llu (prefill -> store %llu, store -> decode %llu)\n",
-               static_cast<unsigned long long>(moved),
-               static_cast<unsigned long long>(p.bytes_pushed()),
-               static_cast<unsigned long long>(last.decode_bytes_fetched()));
+  std::fprintf(
+      stderr,
+      "KV bytes moved:         %llu (prefill -> store %llu, store -> decode %llu)\n",
+      static_cast<unsigned long long>(moved),
+      static_cast<unsigned long long>(p.bytes_pushed()),
+      static_cast<unsigned long long>(last.decode_bytes_fetched()));
   if (p.stored_bytes() > 0) {
-    std::fprintf(stderr, "compression vs fp16:    %.2fx (prompt cache: %llu fp16 bytes -> %llu)\n",
-                 static_cast<double>(p.fp16_equivalent_bytes()) / p.stored_bytes(),
-                 static_cast<unsigned long long>(p.fp16_equivalent_bytes()),
-                 static_cast<unsigned long long>(p.stored_bytes()));
+    std::fprintf(
+        stderr, "compression vs fp16:    %.2fx (prompt cache: %llu fp16 bytes -> %llu)\n",
+        static_cast<double>(p.fp16_equivalent_bytes()) / p.stored_bytes(),
+        static_cast<unsigned long long>(p.fp16_equivalent_bytes()),
+        static_cast<unsigned long long>(p.stored_bytes()));
   }
   if (last.stored_bytes() > 0) {
     std::fprintf(stderr, "  final cache:          %.2fx (%llu fp16 bytes -> %llu)\n",

@@ -9,6 +9,7 @@
 #include "absl/time/clock.h"
 #include "common/status_macros.h"
 #include "model/block_kv_cache.h"
+#include "services/serving/grpc_server.h"
 #include "services/serving/kv_plan.h"
 #include "services/serving/request.h"
 
@@ -66,6 +67,7 @@ grpc::Status PrefillService::GetStats(grpc::ServerContext*, const v1::StatsReque
 grpc::Status PrefillService::Prefill(grpc::ServerContext* context,
                                      const v1::PrefillRequest* request,
                                      v1::PrefillResponse* response) {
+  serving::InFlight in_flight;
   ++requests_;
   Running running(&running_, metrics_ ? metrics_->num_requests_running : nullptr);
   const absl::Time start = absl::Now();

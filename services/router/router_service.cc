@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "grpcpp/create_channel.h"
+#include "services/serving/grpc_server.h"
 
 namespace kvq::router {
 namespace {
@@ -98,6 +99,7 @@ std::unique_ptr<grpc::ClientContext> RouterService::Downstream(
 grpc::Status RouterService::Generate(grpc::ServerContext* context,
                                      const v1::GenerateRequest* request,
                                      grpc::ServerWriter<v1::GenerateResponse>* writer) {
+  serving::InFlight in_flight;
   const absl::Time arrival = absl::Now();
   serving::ServingMetrics* m = options_.metrics;
   const model::Tokenizer& tok = *options_.tokenizer;

@@ -16,10 +16,14 @@ namespace kvq::serving {
 namespace {
 
 std::atomic<bool> g_stop{false};
+std::atomic<int> g_in_flight{0};
 
 void OnSignal(int) { g_stop.store(true); }
 
 }  // namespace
+
+InFlight::InFlight() { ++g_in_flight; }
+InFlight::~InFlight() { --g_in_flight; }
 
 grpc::Status ToGrpc(const absl::Status& s) {
   if (s.ok()) return grpc::Status::OK;
@@ -46,6 +50,9 @@ absl::Status RunGrpcServer(const ServerOptions& options,
   const std::string addr = absl::StrCat(options.host, ":", options.port);
   builder.AddListeningPort(addr, grpc::InsecureServerCredentials(), &port);
   for (grpc::Service* s : services) builder.RegisterService(s);
+  // Sync-server threads poll their queues with this timeout; the default
+  // (1 s) makes every shutdown take seconds.
+  builder.SetSyncServerOption(grpc::ServerBuilder::SyncServerOption::CQ_TIMEOUT_MSEC, 50);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (server == nullptr || port == 0) {
     return absl::UnavailableError(absl::StrCat("cannot listen on ", addr));
@@ -57,7 +64,14 @@ absl::Status RunGrpcServer(const ServerOptions& options,
   while (!g_stop.load()) absl::SleepFor(absl::Milliseconds(20));
   server->GetHealthCheckService()->SetServingStatus(false);
   if (options.on_shutdown) options.on_shutdown();
-  server->Shutdown(absl::ToChronoTime(absl::Now() + options.grace));
+  // Drain: in-flight calls get `grace` to finish, then the rest is
+  // cancelled. (Shutdown's own deadline would also wait on idle client
+  // connections, so it is only used for the cancellation.)
+  const absl::Time deadline = absl::Now() + options.grace;
+  while (g_in_flight.load() > 0 && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  server->Shutdown(absl::ToChronoTime(absl::Now() + absl::Milliseconds(100)));
   std::printf("kvq %s stopped\n", options.role.c_str());
   std::fflush(stdout);
   return absl::OkStatus();

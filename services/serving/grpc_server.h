@@ -30,6 +30,16 @@ struct ServerOptions {
   std::function<void()> on_shutdown;
 };
 
+// Marks a call in flight for the graceful drain of RunGrpcServer: every
+// handler holds one for its duration.
+class InFlight {
+ public:
+  InFlight();
+  ~InFlight();
+  InFlight(const InFlight&) = delete;
+  InFlight& operator=(const InFlight&) = delete;
+};
+
 // Blocks until SIGTERM/SIGINT. UNAVAILABLE if the port cannot be bound.
 absl::Status RunGrpcServer(const ServerOptions& options,
                            const std::vector<grpc::Service*>& services);
