@@ -150,6 +150,8 @@ CudaWorkspace::~CudaWorkspace() {
 absl::Status CudaWorkspace::Reserve(size_t bytes, void** device) {
   if (bytes > capacity_) {
     if (device_ != nullptr) {
+      // Work still queued may read the old buffer.
+      KVQ_CUDA_RETURN_IF_ERROR(cudaDeviceSynchronize(), "workspace: synchronize");
       KVQ_CUDA_RETURN_IF_ERROR(cudaFree(device_), "workspace: cudaFree");
       device_ = nullptr;
       capacity_ = 0;

@@ -67,7 +67,7 @@ absl::Status QuantizeLayers(const BlockEncoding& enc, int n_kv_heads, int head_d
   p.n_kv_heads = n_kv_heads;
   p.group = enc.group;
   p.head_bytes = GetHeadLayout(enc, head_dim).head_bytes;
-  const size_t head_values = size_t{enc.block_tokens} * head_dim;
+  const size_t head_values = static_cast<size_t>(enc.block_tokens) * head_dim;
   const size_t n = head_values * n_kv_heads * n_blocks;
 
   KVQ_CUDA_RETURN_IF_ERROR(cudaMemsetAsync(p.error, 0, sizeof(int), stream),

@@ -303,7 +303,7 @@ TEST(CudaQuantizeTest, DeviceApiManyBlocksAndNothingWrittenOnError) {
   std::mt19937 rng(3);
   const BlockEncoding enc = BlockEncoding::Quantized(2, 32, 32);
   const int n_kv_heads = 4, d = 128, n_blocks = 5;
-  const size_t per_block = size_t{n_kv_heads} * 32 * d;
+  const size_t per_block = static_cast<size_t>(n_kv_heads) * 32 * d;
   const size_t part = LayerBytes(enc, n_kv_heads, d);
   std::vector<float> k, v;
   for (int i = 0; i < n_blocks; ++i) {

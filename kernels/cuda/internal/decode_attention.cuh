@@ -371,7 +371,9 @@ __global__ void __launch_bounds__(kAttentionWarps * 32)
   __syncthreads();
   float* merge = reinterpret_cast<float*>(stage_all);
   constexpr int kC = WarpState<kHeadDim>::kC;
-  for (int h = 0; h < n_local; ++h) {
+#pragma unroll
+  for (int h = 0; h < kMaxHeadsPerCta; ++h) {  // unrolled: st stays in registers
+    if (h >= n_local) break;
     float* dst = merge + (warp * kMaxHeadsPerCta + h) * (kHeadDim + 2);
     if (lane * kC < kHeadDim) {
 #pragma unroll

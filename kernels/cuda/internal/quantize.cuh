@@ -41,8 +41,8 @@ __device__ __forceinline__ bool FitsHalf(uint16_t h) { return (h & 0x7c00) != 0x
 template <typename In>
 __global__ void CheckFiniteKernel(const In* __restrict__ x, size_t n, int* error) {
   bool bad = false;
-  for (size_t i = blockIdx.x * size_t{blockDim.x} + threadIdx.x; i < n;
-       i += size_t{gridDim.x} * blockDim.x) {
+  for (size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<size_t>(gridDim.x) * blockDim.x) {
     bad |= !FitsHalf(x[i]);
   }
   if (__syncthreads_or(bad) && threadIdx.x == 0) atomicExch(error, 1);
@@ -165,8 +165,8 @@ template <typename In>
 __global__ void ConvertFp16Kernel(const QuantizeParams p, size_t head_values) {
   if (*p.error != 0) return;
   const size_t n = head_values * p.n_kv_heads * p.n_blocks;
-  for (size_t i = blockIdx.x * size_t{blockDim.x} + threadIdx.x; i < n;
-       i += size_t{gridDim.x} * blockDim.x) {
+  for (size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<size_t>(gridDim.x) * blockDim.x) {
     const size_t slot = i / head_values, j = i % head_values;
     uint16_t* head = reinterpret_cast<uint16_t*>(p.out + slot * p.head_bytes);
     head[j] =
