@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 
 namespace kvq::decode {
 
@@ -55,8 +56,11 @@ void Sequence::Finish(const std::string& reason, absl::Status error) {
   cv_.notify_all();
 }
 
-BatchEngine::BatchEngine(const model::Transformer& transformer, int max_batch)
-    : transformer_(transformer), max_batch_(std::max(1, max_batch)) {
+BatchEngine::BatchEngine(const model::Transformer& transformer, int max_batch,
+                         absl::Duration step_delay)
+    : transformer_(transformer),
+      max_batch_(std::max(1, max_batch)),
+      step_delay_(step_delay) {
   loop_ = std::thread([this] { Loop(); });
 }
 
@@ -124,6 +128,7 @@ void BatchEngine::Loop() {
       caches.push_back(s->cache_.get());
     }
     const absl::Status step = transformer_.DecodeStep(tokens, caches, &logits);
+    if (step_delay_ > absl::ZeroDuration()) absl::SleepFor(step_delay_);
     uint64_t produced = 0;
     for (size_t i = 0; i < batch.size(); ++i) {
       Sequence* s = batch[i];

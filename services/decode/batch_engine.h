@@ -92,7 +92,9 @@ class BatchEngine {
 
   // `transformer` must outlive the engine. At most `max_batch` sequences
   // advance per step (the rest wait their turn, round robin).
-  BatchEngine(const model::Transformer& transformer, int max_batch);
+  // `step_delay` (fault injection for tests) sleeps after every step.
+  BatchEngine(const model::Transformer& transformer, int max_batch,
+              absl::Duration step_delay = absl::ZeroDuration());
   ~BatchEngine();  // stops the loop; live sequences finish as "cancelled"
 
   void Add(std::shared_ptr<Sequence> sequence);
@@ -103,6 +105,7 @@ class BatchEngine {
 
   const model::Transformer& transformer_;
   const int max_batch_;
+  const absl::Duration step_delay_;
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::vector<std::shared_ptr<Sequence>> incoming_;  // guarded by mu_

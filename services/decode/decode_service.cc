@@ -36,7 +36,7 @@ DecodeService::DecodeService(const model::Model& model,
       metrics_(metrics),
       options_(options),
       budget_(options.kv_budget_bytes),
-      engine_(transformer, options.max_batch) {}
+      engine_(transformer, options.max_batch, options.debug_step_delay) {}
 
 DecodeService::~DecodeService() { budget_.Shutdown(); }
 

@@ -35,6 +35,8 @@ struct DecodeOptions {
   int eos_id = 2;
   // Deadline of each store call.
   absl::Duration store_timeout = absl::Seconds(30);
+  // Fault injection for tests: sleep after every batch step.
+  absl::Duration debug_step_delay = absl::ZeroDuration();
 };
 
 class DecodeService final : public v1::Decode::Service {

@@ -33,6 +33,7 @@ int ServeDecode(const std::vector<std::string>&) {
   options.kv_budget_bytes = static_cast<uint64_t>(absl::GetFlag(FLAGS_kv_budget_bytes));
   options.max_batch = absl::GetFlag(FLAGS_max_batch);
   options.store_timeout = absl::GetFlag(FLAGS_request_timeout);
+  options.debug_step_delay = absl::GetFlag(FLAGS_debug_step_delay);
   if (worker->model.tokenizer) {
     options.bos_id = worker->model.tokenizer->bos_id();
     options.eos_id = worker->model.tokenizer->eos_id();
@@ -53,7 +54,7 @@ const cli::CommandRegistrar kServeDecode({
         "sequences batched within --kv_budget_bytes. Prints `kvq decode listening on\n"
         "HOST:PORT`.",
     .flags = {"model", "tokenizer", "host", "worker_port", "store", "kv_budget_bytes",
-              "max_batch", "metrics_port", "request_timeout"},
+              "max_batch", "metrics_port", "request_timeout", "debug_step_delay"},
     .run = ServeDecode,
 });
 

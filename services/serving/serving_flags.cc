@@ -20,3 +20,5 @@ ABSL_FLAG(absl::Duration, request_timeout, absl::Minutes(5),
           "Deadline of outgoing calls when the client set none.");
 ABSL_FLAG(absl::Duration, debug_layer_delay, absl::ZeroDuration(),
           "Prefill worker fault injection for tests: sleep after each layer.");
+ABSL_FLAG(absl::Duration, debug_step_delay, absl::ZeroDuration(),
+          "Decode worker fault injection for tests: sleep after each batch step.");

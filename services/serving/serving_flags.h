@@ -19,6 +19,7 @@ ABSL_DECLARE_FLAG(int64_t, kv_budget_bytes);
 ABSL_DECLARE_FLAG(int, max_batch);
 ABSL_DECLARE_FLAG(absl::Duration, request_timeout);
 ABSL_DECLARE_FLAG(absl::Duration, debug_layer_delay);
+ABSL_DECLARE_FLAG(absl::Duration, debug_step_delay);
 ABSL_DECLARE_FLAG(int, metrics_port);
 
 #endif  // KVQ_SERVICES_SERVING_SERVING_FLAGS_H_

@@ -1,0 +1,129 @@
+// The disaggregated path (router -> prefill -> store -> decode, each its own
+// process) generates exactly what the colocated mode (one decode process,
+// no store) generates: with nothing quantized it is the fp16 output and the
+// reference text; with kivi2 at R=0 and R=32 the 2-bit blocks that crossed
+// the store are the ones decode attends over, token for token.
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "common/paths.h"
+#include "gtest/gtest.h"
+#include "tests/integration/serving_test_util.h"
+
+namespace kvq::testing {
+namespace {
+
+// ~110 tokens: several full blocks of 32.
+constexpr char kStory[] =
+    "Once upon a time, there was a little girl named Lily. She loved to play outside in "
+    "the park with her friends. One day, she saw a big red ball under a tree. She ran to "
+    "get it, but a small dog took the ball and ran away. Lily was sad, but her mom said "
+    "they could find the dog together.";
+
+class ServingEquivalenceTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    auto c = launcher::Cluster::Start(TestClusterOptions());
+    ASSERT_TRUE(c.ok()) << c.status();
+    disaggregated_ = c->release();
+    launcher::ClusterOptions colocated = TestClusterOptions();
+    colocated.with_store = false;
+    colocated.with_router = false;
+    colocated.prefill_workers = 0;
+    auto d = launcher::Cluster::Start(colocated);
+    ASSERT_TRUE(d.ok()) << d.status();
+    colocated_ = d->release();
+  }
+  static void TearDownTestSuite() {
+    delete disaggregated_;
+    delete colocated_;
+  }
+
+  // The prompt's token ids as the router encodes them.
+  static std::vector<int> Encode(const std::string& text) {
+    v1::GenerateRequest req;
+    req.set_text(text);
+    req.mutable_sampling()->set_max_tokens(1);
+    StreamResult r = RouterGenerate(disaggregated_->router_address(), req);
+    EXPECT_TRUE(r.status.ok()) << r.status.error_message();
+    return {r.first.prompt_tokens().begin(), r.first.prompt_tokens().end()};
+  }
+
+  static launcher::Cluster* disaggregated_;
+  static launcher::Cluster* colocated_;
+};
+
+launcher::Cluster* ServingEquivalenceTest::disaggregated_ = nullptr;
+launcher::Cluster* ServingEquivalenceTest::colocated_ = nullptr;
+
+TEST_F(ServingEquivalenceTest, EmptyPromptGreedyMatchesReferenceText) {
+  std::ifstream f(DefaultModelDir() + "/greedy_empty_200.txt");
+  ASSERT_TRUE(f.good());
+  std::stringstream expected;
+  expected << f.rdbuf();
+
+  // R = 512 > prompt + output: nothing is ever quantized.
+  v1::GenerateRequest req;
+  req.set_text("");
+  req.mutable_cache()->set_kv("kivi:bits=2,residual=512");
+  req.mutable_sampling()->set_max_tokens(200);
+  req.set_return_text(true);
+  StreamResult r = RouterGenerate(disaggregated_->router_address(), req);
+  ASSERT_TRUE(r.status.ok()) << r.status.error_message();
+  EXPECT_EQ(r.text + "\n", expected.str());
+  EXPECT_EQ(r.last.prefill().blocks_total(), 1u);
+
+  const std::vector<int> prompt(r.first.prompt_tokens().begin(),
+                                r.first.prompt_tokens().end());
+  StreamResult fp16 =
+      ColocatedGenerate(colocated_->decode(0)->address(), prompt, "fp16", 200);
+  ASSERT_TRUE(fp16.status.ok()) << fp16.status.error_message();
+  EXPECT_EQ(r.tokens, fp16.tokens);
+}
+
+TEST_F(ServingEquivalenceTest, LongPromptUnquantizedMatchesColocatedFp16) {
+  const std::vector<int> prompt = Encode(kStory);
+  ASSERT_GT(prompt.size(), 96u);
+  StreamResult r = RouterGenerate(disaggregated_->router_address(),
+                                  GreedyRequest(prompt, "kivi:bits=2,residual=512", 120));
+  ASSERT_TRUE(r.status.ok()) << r.status.error_message();
+  StreamResult fp16 =
+      ColocatedGenerate(colocated_->decode(0)->address(), prompt, "fp16", 120);
+  ASSERT_TRUE(fp16.status.ok()) << fp16.status.error_message();
+  EXPECT_EQ(r.tokens, fp16.tokens);
+  EXPECT_GT(r.tokens.size(), 20u);
+  // Nothing quantized: stored as fp16 (whole blocks), compression 1.
+  EXPECT_EQ(r.last.prefill().stored_bytes(), r.last.prefill().fp16_equivalent_bytes());
+}
+
+class ServingKiviTest : public ServingEquivalenceTest,
+                        public ::testing::WithParamInterface<const char*> {};
+
+TEST_P(ServingKiviTest, DisaggregatedMatchesColocatedTokenForToken) {
+  const std::string kv = GetParam();
+  // A prompt of its own per mode, so nothing is reused from another test:
+  // every block is computed here and crosses the store.
+  const std::vector<int> prompt = Encode(kv + ". " + kStory);
+  StreamResult r =
+      RouterGenerate(disaggregated_->router_address(), GreedyRequest(prompt, kv, 150));
+  ASSERT_TRUE(r.status.ok()) << r.status.error_message();
+  StreamResult colocated =
+      ColocatedGenerate(colocated_->decode(0)->address(), prompt, kv, 150);
+  ASSERT_TRUE(colocated.status.ok()) << colocated.status.error_message();
+  EXPECT_EQ(r.tokens, colocated.tokens);
+  EXPECT_GT(r.tokens.size(), 20u);
+  // Quantized blocks crossed the store: the prompt's cache is smaller than fp16.
+  EXPECT_LT(r.last.prefill().stored_bytes(), r.last.prefill().fp16_equivalent_bytes());
+  EXPECT_EQ(r.last.prefill().blocks_reused(), 0u);
+  EXPECT_GT(r.last.decode_bytes_fetched(), 0u);
+  EXPECT_EQ(r.last.decode_bytes_fetched(), r.last.prefill().bytes_pushed());
+}
+
+INSTANTIATE_TEST_SUITE_P(Residual, ServingKiviTest,
+                         ::testing::Values("kivi:bits=2,residual=0",
+                                           "kivi:bits=2,residual=32"));
+
+}  // namespace
+}  // namespace kvq::testing
