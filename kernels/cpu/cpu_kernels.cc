@@ -22,8 +22,8 @@ namespace {
 using cpu_internal::IsaKernels;
 using cpu_internal::RangeArgs;
 
-// A long context is split into chunks of at least this many blocks when
-// there are fewer (sequence, KV head) pairs than a few per thread.
+// With several threads, a context is split into chunks of at least this
+// many blocks until there are a few items per thread.
 constexpr int kMinChunkBlocks = 8;
 constexpr int kItemsPerThread = 4;
 
@@ -85,20 +85,34 @@ absl::Status QuantizeLayer(const IsaKernels& isa, const BlockEncoding& enc,
   return absl::OkStatus();
 }
 
-// One unit of attention work: one KV head of one sequence over blocks
-// [begin, end) of its block list (quantized blocks first, then fp16).
+// One unit of attention work: KV heads [head_begin, head_end) of one
+// sequence over blocks [begin, end) of its block list (quantized, then fp16).
 struct Item {
   int task;
-  int kv_head;
+  int head_begin, head_end;
   int begin, end;
+  size_t state;  // offset of its partial states in the call's state buffer
 };
 
-// Chunks per (sequence, KV head): 1 unless there are too few pairs to keep
-// every thread busy, in which case contexts are split (flash-decoding).
-int ChunksPerHead(int n_pairs, int n_threads, int n_blocks) {
-  if (n_threads <= 1 || n_pairs >= kItemsPerThread * n_threads) return 1;
-  const int wanted = (kItemsPerThread * n_threads + n_pairs - 1) / n_pairs;
-  return std::max(1, std::min(wanted, n_blocks / kMinChunkBlocks));
+// How one sequence is cut into items: `chunks` context ranges times
+// `head_groups` KV head ranges. A single thread takes each sequence whole
+// (one contiguous stream); with more threads, contexts are split
+// (flash-decoding) until every thread has a few items, and KV heads too when
+// a context is too short to split.
+struct Split {
+  int chunks = 1, head_groups = 1;
+};
+
+Split SplitFor(int batch, int n_threads, int n_blocks, int n_kv_heads) {
+  Split s;
+  if (n_threads <= 1 || batch >= kItemsPerThread * n_threads) return s;
+  const int wanted = (kItemsPerThread * n_threads + batch - 1) / batch;
+  s.chunks = std::max(1, std::min(wanted, n_blocks / kMinChunkBlocks));
+  if (batch * s.chunks < n_threads) {
+    s.head_groups =
+        std::min(n_kv_heads, (n_threads + batch * s.chunks - 1) / (batch * s.chunks));
+  }
+  return s;
 }
 
 void RunItem(const IsaKernels& isa, const AttentionParams& p, const AttentionTask& task,
@@ -117,16 +131,17 @@ void RunItem(const IsaKernels& isa, const AttentionParams& p, const AttentionTas
   a.bits = p.quantized_encoding.bits;
   a.group = p.quantized_encoding.group;
   a.n_rep = R;
+  a.n_kv = item.head_end - item.head_begin;
   a.score_scale = 1.0f / std::sqrt(static_cast<float>(D));
-  a.q = task.q + static_cast<size_t>(item.kv_head) * R * D;
+  a.q = task.q + static_cast<size_t>(item.head_begin) * R * D;
   const int q_begin = std::min(item.begin, nq), q_end = std::min(item.end, nq);
   const int f_begin = std::max(item.begin, nq) - nq, f_end = std::max(item.end, nq) - nq;
   pointers.clear();
   for (int b = q_begin; b < q_end; ++b) {
-    pointers.push_back(cache.quantized[b] + item.kv_head * q_bytes);
+    pointers.push_back(cache.quantized[b] + item.head_begin * q_bytes);
   }
   for (int b = f_begin; b < f_end; ++b) {
-    pointers.push_back(cache.fp16[b] + item.kv_head * f_bytes);
+    pointers.push_back(cache.fp16[b] + item.head_begin * f_bytes);
   }
   a.quantized = pointers.data();
   a.n_quantized = q_end - q_begin;
@@ -134,7 +149,7 @@ void RunItem(const IsaKernels& isa, const AttentionParams& p, const AttentionTas
   a.n_fp16 = f_end - f_begin;
   a.last_rows = (f_end == nf && nf > 0) ? cache.n_tokens - (nq + nf - 1) * B : B;
   const int groups = a.n_quantized > 0 ? D / a.group : 1;
-  const size_t need = cpu_internal::GetScratchLayout(D, B, R, groups).total;
+  const size_t need = cpu_internal::GetScratchLayout(D, B, R, a.n_kv, groups).total;
   if (scratch.size() < need) scratch.resize(need);
   isa.attend_range(a, state, scratch.data());
 }
@@ -165,53 +180,63 @@ absl::Status DecodeAttention(const IsaKernels& isa, const AttentionParams& p,
   if (!cpu_internal::AttentionSupported(p.head_dim, p.block_tokens, group)) {
     return reference::DecodeAttention(p, batch);
   }
-  const int D = p.head_dim, R = p.n_heads / p.n_kv_heads;
-  const int n_pairs = static_cast<int>(batch.size()) * p.n_kv_heads;
+  const int D = p.head_dim, R = p.n_heads / p.n_kv_heads, H = p.n_kv_heads;
+  const int n_tasks = static_cast<int>(batch.size());
+  const size_t head_state = static_cast<size_t>(R) * cpu_internal::StateFloats(D);
   std::vector<Item> items;
-  std::vector<int> first_item;  // per (task, kv head): index of its first item
-  first_item.reserve(n_pairs + 1);
-  for (int i = 0; i < static_cast<int>(batch.size()); ++i) {
+  std::vector<int> first_item(n_tasks + 1);
+  size_t state_size = 0;
+  for (int i = 0; i < n_tasks; ++i) {
+    first_item[i] = static_cast<int>(items.size());
     const SequenceCache& c = *batch[i].cache;
     const int n_blocks = static_cast<int>(c.quantized.size() + c.fp16.size());
-    const int chunks = ChunksPerHead(n_pairs, p.n_threads, n_blocks);
-    for (int h = 0; h < p.n_kv_heads; ++h) {
-      first_item.push_back(static_cast<int>(items.size()));
-      for (int k = 0; k < chunks; ++k) {
-        items.push_back({i, h, n_blocks * k / chunks, n_blocks * (k + 1) / chunks});
+    const Split s = SplitFor(n_tasks, p.n_threads, n_blocks, H);
+    for (int k = 0; k < s.chunks; ++k) {
+      for (int g = 0; g < s.head_groups; ++g) {
+        Item item{i,
+                  H * g / s.head_groups,
+                  H * (g + 1) / s.head_groups,
+                  n_blocks * k / s.chunks,
+                  n_blocks * (k + 1) / s.chunks,
+                  state_size};
+        state_size += (item.head_end - item.head_begin) * head_state;
+        items.push_back(item);
       }
     }
   }
-  first_item.push_back(static_cast<int>(items.size()));
-  const size_t state_floats = static_cast<size_t>(R) * cpu_internal::StateFloats(D);
-  std::vector<float> states(items.size() * state_floats);
+  first_item[n_tasks] = static_cast<int>(items.size());
+  std::vector<float> states(state_size);
   const int n_items = static_cast<int>(items.size());
   const int n_threads = std::min(p.n_threads, n_items);
   if (n_threads <= 1) {
     thread_local std::vector<float> scratch;
     thread_local std::vector<const uint8_t*> pointers;
-    for (int i = 0; i < n_items; ++i) {
-      RunItem(isa, p, batch[items[i].task], items[i], &states[i * state_floats], scratch,
-              pointers);
+    for (const Item& item : items) {
+      RunItem(isa, p, batch[item.task], item, &states[item.state], scratch, pointers);
     }
   } else {
 #pragma omp parallel for num_threads(n_threads) schedule(dynamic, 1)
     for (int i = 0; i < n_items; ++i) {
       thread_local std::vector<float> scratch;
       thread_local std::vector<const uint8_t*> pointers;
-      RunItem(isa, p, batch[items[i].task], items[i], &states[i * state_floats], scratch,
+      RunItem(isa, p, batch[items[i].task], items[i], &states[items[i].state], scratch,
               pointers);
     }
   }
   std::vector<const float*> parts;
-  for (int pair = 0; pair < n_pairs; ++pair) {
-    const int task = pair / p.n_kv_heads, kv_head = pair % p.n_kv_heads;
-    for (int r = 0; r < R; ++r) {
-      parts.clear();
-      for (int i = first_item[pair]; i < first_item[pair + 1]; ++i) {
-        parts.push_back(&states[i * state_floats + r * cpu_internal::StateFloats(D)]);
+  for (int t = 0; t < n_tasks; ++t) {
+    for (int h = 0; h < H; ++h) {
+      for (int r = 0; r < R; ++r) {
+        parts.clear();
+        for (int i = first_item[t]; i < first_item[t + 1]; ++i) {
+          const Item& item = items[i];
+          if (h < item.head_begin || h >= item.head_end) continue;
+          parts.push_back(&states[item.state + (h - item.head_begin) * head_state +
+                                  r * cpu_internal::StateFloats(D)]);
+        }
+        MergeStates(parts.data(), static_cast<int>(parts.size()), D,
+                    batch[t].out + (static_cast<size_t>(h) * R + r) * D);
       }
-      MergeStates(parts.data(), static_cast<int>(parts.size()), D,
-                  batch[task].out + (static_cast<size_t>(kv_head) * R + r) * D);
     }
   }
   return absl::OkStatus();

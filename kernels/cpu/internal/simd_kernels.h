@@ -18,18 +18,21 @@
 
 namespace kvq::kernels::cpu_internal {
 
-// One KV head of one sequence over a contiguous range of its blocks: first
-// `n_quantized` quantized blocks, then `n_fp16` fp16 blocks (the last one
-// holding `last_rows` tokens). The block pointers are already offset to this
-// KV head's section (block_format.h HeadLayout).
+// `n_kv` consecutive KV heads of one sequence over a contiguous range of its
+// blocks: first `n_quantized` quantized blocks, then `n_fp16` fp16 blocks (the
+// last one holding `last_rows` tokens). Block pointers are layer parts
+// already offset to the first of the KV heads; KV head j's section is j head
+// sections further (block_format.h HeadLayout). A block's heads are visited
+// one after the other, so a range streams through contiguous memory.
 struct RangeArgs {
   int head_dim = 0;          // D, a multiple of 8
   int block_tokens = 0;      // B, a multiple of 8
   int bits = 2;              // of the quantized blocks: 2, 4 or 8
   int group = 0;             // G of the quantized blocks, a multiple of 8
-  int n_rep = 0;             // query heads reading this KV head
+  int n_rep = 0;             // query heads per KV head
+  int n_kv = 0;              // KV heads in the range
   float score_scale = 0.0f;  // 1 / sqrt(D)
-  const float* q = nullptr;  // [n_rep][D]
+  const float* q = nullptr;  // [n_kv][n_rep][D]
   const uint8_t* const* quantized = nullptr;
   int n_quantized = 0;
   const uint8_t* const* fp16 = nullptr;
@@ -51,11 +54,12 @@ struct ScratchLayout {
   size_t q_zero;  // [n_rep] query . key zeros
   size_t scores;  // [n_rep][B]
   size_t p;       // [n_rep][B][groups] probabilities times value scales
-  size_t acc_q;   // [n_rep][D] value sums of the quantized blocks (code units)
-  size_t z_sum;   // [n_rep][groups] probabilities times value zeros
+  size_t acc_q;   // [n_kv][n_rep][D] value sums of quantized blocks (code units)
+  size_t z_sum;   // [n_kv][n_rep][groups] probabilities times value zeros
   size_t total;
 };
-ScratchLayout GetScratchLayout(int head_dim, int block_tokens, int n_rep, int groups);
+ScratchLayout GetScratchLayout(int head_dim, int block_tokens, int n_rep, int n_kv,
+                               int groups);
 
 struct IsaKernels {
   // Quantizes one KV head of a block from fp16 input [B][D] (finite, as
@@ -69,8 +73,8 @@ struct IsaKernels {
   // Rounds x[0..n) to fp16 (round to nearest even, as F16C). Returns false when
   // some result is not finite (NaN, Inf, or |x| >= 65520).
   bool (*floats_to_halves)(const float* x, size_t n, uint16_t* out);
-  // Attention of args.n_rep query heads over one KV head's block range;
-  // writes n_rep partial states of StateFloats(D) floats each to `state`.
+  // Attention of the n_kv * n_rep query heads of a range; writes their
+  // partial states ([n_kv][n_rep], StateFloats(D) floats each) to `state`.
   // `scratch` holds AttendScratchFloats(...) floats, 64-byte aligned.
   void (*attend_range)(const RangeArgs& args, float* state, float* scratch);
 };

@@ -1,0 +1,144 @@
+// `kvq bench kernels [--json] [--quick] [--variant=NAME]`: runs the workloads
+// of kernels_bench.h and prints a table, or JSON Lines with --json (one object
+// per line: "config", "bandwidth", "attention" and "quantize" records).
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/strings/str_format.h"
+#include "cli/command.h"
+#include "kernels/bench/kernels_bench.h"
+#include "kernels/kernels.h"
+#include "model/model_flags.h"
+#include "nlohmann/json.hpp"
+
+ABSL_FLAG(bool, quick, false,
+          "kvq bench kernels: contexts 1k and 4k, a 64 MiB working set, 2 reps (a smoke "
+          "run whose figures are cache, not memory, figures).");
+ABSL_FLAG(std::string, variant, "",
+          "kvq bench kernels: kernel variant to measure (reference, avx2, avx512, ...); "
+          "empty: the one kvq picks for this CPU.");
+
+namespace kvq::kernels::bench {
+namespace {
+
+void PrintJson(const KernelsBenchResult& r) {
+  const KernelsBenchOptions& o = r.options;
+  nlohmann::json config = {{"record", "config"},
+                           {"variant", r.variant},
+                           {"cpu", r.cpu},
+                           {"head_dim", o.head_dim},
+                           {"n_heads", o.n_heads},
+                           {"n_kv_heads", o.n_kv_heads},
+                           {"block_tokens", o.block_tokens},
+                           {"group", o.group},
+                           {"residual", o.residual},
+                           {"bits", o.bits},
+                           {"working_set_bytes", o.working_set_bytes},
+                           {"reps", o.reps}};
+  std::printf("%s\n", config.dump().c_str());
+  for (const BandwidthRow& b : r.bandwidth) {
+    nlohmann::json j = {{"record", "bandwidth"},
+                        {"threads", b.threads},
+                        {"bytes", b.bytes},
+                        {"gbps", b.gbps}};
+    std::printf("%s\n", j.dump().c_str());
+  }
+  for (const AttentionRow& a : r.attention) {
+    nlohmann::json j = {{"record", "attention"},
+                        {"ctx", a.ctx},
+                        {"threads", a.threads},
+                        {"kv", a.kv},
+                        {"us_per_call", a.us_per_call},
+                        {"bytes_read", a.bytes_read},
+                        {"gbps", a.gbps},
+                        {"bw_fraction", a.bw_fraction},
+                        {"sequences", a.sequences}};
+    if (a.kv != "fp16") j["speedup_vs_fp16"] = a.speedup_vs_fp16;
+    std::printf("%s\n", j.dump().c_str());
+  }
+  for (const QuantizeRow& q : r.quantize) {
+    nlohmann::json j = {{"record", "quantize"},
+                        {"bits", q.bits},
+                        {"gbps", q.gbps},
+                        {"mvalues_per_s", q.mvalues_per_s},
+                        {"speedup_vs_reference", q.speedup_vs_reference}};
+    std::printf("%s\n", j.dump().c_str());
+  }
+}
+
+void PrintTable(const KernelsBenchResult& r) {
+  const KernelsBenchOptions& o = r.options;
+  std::printf(
+      "kvq bench kernels: variant %s on %s\n"
+      "head_dim %d, %d query heads, %d KV heads, B %d, G %d, R %d, %d-bit; one query "
+      "token per sequence; %.0f MiB of caches per pass, median of %d passes\n\n",
+      r.variant.c_str(), r.cpu.c_str(), o.head_dim, o.n_heads, o.n_kv_heads,
+      o.block_tokens, o.group, o.residual, o.bits, o.working_set_bytes / 1048576.0,
+      o.reps);
+  for (const BandwidthRow& b : r.bandwidth) {
+    std::printf("read bandwidth, %d thread(s): %.1f GB/s\n", b.threads, b.gbps);
+  }
+  std::printf("\n%7s %7s %6s %12s %12s %7s %11s %15s\n", "ctx", "threads", "kv",
+              "us_per_call", "bytes_read", "GB/s", "bw_fraction", "speedup_vs_fp16");
+  for (const AttentionRow& a : r.attention) {
+    const std::string speedup =
+        a.kv == "fp16" ? "" : absl::StrFormat("%.2f", a.speedup_vs_fp16);
+    std::printf("%7d %7d %6s %12.1f %12zu %7.2f %11.3f %15s\n", a.ctx, a.threads,
+                a.kv.c_str(), a.us_per_call, a.bytes_read, a.gbps, a.bw_fraction,
+                speedup.c_str());
+  }
+  for (const QuantizeRow& q : r.quantize) {
+    std::printf(
+        "\nquantize (%d-bit, B %d, G %d): %.2f GB/s of fp32 K+V input, %.0f M values/s, "
+        "%.1fx the scalar reference\n",
+        q.bits, o.block_tokens, o.group, q.gbps, q.mvalues_per_s, q.speedup_vs_reference);
+  }
+}
+
+int Run(const std::vector<std::string>& args) {
+  if (!args.empty()) {
+    std::fprintf(stderr, "kvq bench kernels: unexpected argument '%s'\n",
+                 args[0].c_str());
+    return 2;
+  }
+  KernelsBenchOptions options =
+      absl::GetFlag(FLAGS_quick) ? KernelsBenchOptions::Quick() : KernelsBenchOptions();
+  const std::string variant = absl::GetFlag(FLAGS_variant);
+  if (!variant.empty()) {
+    options.kernels = FindKernels(variant);
+    if (options.kernels == nullptr) {
+      std::fprintf(stderr, "kvq bench kernels: no variant '%s' runs on this CPU\n",
+                   variant.c_str());
+      return 2;
+    }
+  }
+  const absl::StatusOr<KernelsBenchResult> r = RunKernelsBench(
+      options,
+      [](const std::string& line) { std::fprintf(stderr, "%s\n", line.c_str()); });
+  if (!r.ok()) {
+    std::fprintf(stderr, "kvq bench kernels: %s\n", r.status().ToString().c_str());
+    return 1;
+  }
+  if (absl::GetFlag(FLAGS_json)) {
+    PrintJson(*r);
+  } else {
+    PrintTable(*r);
+  }
+  return 0;
+}
+
+const cli::CommandRegistrar kBenchKernels({
+    .path = "bench kernels",
+    .summary = "Measure decode attention (fp16 vs 2-bit cache) and quantize speed.",
+    .description =
+        "Decode attention over fp16 and kivi2 caches at contexts 1k, 4k, 16k and 64k "
+        "on 1 and 2 threads, each row against the read bandwidth measured in the same "
+        "run (>= 1 GiB working sets), and quantize throughput. About a minute.",
+    .flags = {"json", "quick", "variant"},
+    .run = Run,
+});
+
+}  // namespace
+}  // namespace kvq::kernels::bench

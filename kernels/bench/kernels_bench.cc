@@ -1,0 +1,360 @@
+#include "kernels/bench/kernels_bench.h"
+
+#include <immintrin.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "common/status_macros.h"
+#include "kernels/block_format.h"
+#include "kernels/kernels.h"
+#include "kernels/reference.h"
+
+namespace kvq::kernels::bench {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double Seconds(Clock::time_point a, Clock::time_point b) {
+  return std::chrono::duration<double>(b - a).count();
+}
+
+double Median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+// A 64-byte aligned, page-touched byte buffer.
+struct FreeDeleter {
+  void operator()(uint8_t* p) const { std::free(p); }
+};
+using Buffer = std::unique_ptr<uint8_t[], FreeDeleter>;
+
+absl::StatusOr<Buffer> Allocate(size_t bytes) {
+  void* p = std::aligned_alloc(64, (bytes + 63) / 64 * 64);
+  if (p == nullptr) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("cannot allocate ", bytes, " bytes"));
+  }
+  return Buffer(static_cast<uint8_t*>(p));
+}
+
+// Sums the buffer as 64-bit words so the loads cannot be elided.
+__attribute__((target("avx2"))) uint64_t ReadAvx2(const uint8_t* p, size_t n) {
+  __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
+  size_t i = 0;
+  for (; i + 128 <= n; i += 128) {
+    a0 = _mm256_add_epi64(a0, _mm256_load_si256(reinterpret_cast<const __m256i*>(p + i)));
+    a1 = _mm256_add_epi64(
+        a1, _mm256_load_si256(reinterpret_cast<const __m256i*>(p + i + 32)));
+    a2 = _mm256_add_epi64(
+        a2, _mm256_load_si256(reinterpret_cast<const __m256i*>(p + i + 64)));
+    a3 = _mm256_add_epi64(
+        a3, _mm256_load_si256(reinterpret_cast<const __m256i*>(p + i + 96)));
+  }
+  alignas(32) uint64_t lanes[4];
+  _mm256_store_si256(
+      reinterpret_cast<__m256i*>(lanes),
+      _mm256_add_epi64(_mm256_add_epi64(a0, a1), _mm256_add_epi64(a2, a3)));
+  uint64_t sum = lanes[0] + lanes[1] + lanes[2] + lanes[3];
+  for (; i < n; ++i) sum += p[i];
+  return sum;
+}
+
+uint64_t ReadScalar(const uint8_t* p, size_t n) {
+  uint64_t sum = 0;
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    uint64_t w;
+    std::memcpy(&w, p + i, 8);
+    sum += w;
+  }
+  for (; i < n; ++i) sum += p[i];
+  return sum;
+}
+
+std::string CpuModel() {
+  std::ifstream in("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("model name", 0) == 0) {
+      const size_t colon = line.find(':');
+      if (colon != std::string::npos)
+        return line.substr(line.find_first_not_of(' ', colon + 1));
+    }
+  }
+  return "unknown";
+}
+
+// Layer parts of `n_pool` distinct blocks in encoding `enc`, quantized from
+// model-like data (keys with outlier channels, as tests/kernels/test_util).
+absl::StatusOr<std::vector<std::vector<uint8_t>>> MakeBlockPool(const KernelSet& ks,
+                                                                const BlockEncoding& enc,
+                                                                int n_kv_heads,
+                                                                int head_dim, int n_pool,
+                                                                std::mt19937& rng) {
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  const size_t n = static_cast<size_t>(n_kv_heads) * enc.block_tokens * head_dim;
+  std::vector<float> k(n), v(n);
+  std::vector<std::vector<uint8_t>> pool;
+  for (int i = 0; i < n_pool; ++i) {
+    for (size_t j = 0; j < n; ++j) {
+      const int c = static_cast<int>(j % head_dim);
+      k[j] = normal(rng);
+      if (c % 16 == 0 || c == 1) k[j] = 12.0f * k[j] + 3.0f;
+      v[j] = normal(rng);
+    }
+    std::vector<uint8_t> part(LayerBytes(enc, n_kv_heads, head_dim));
+    KVQ_RETURN_IF_ERROR(
+        ks.quantize_layer(enc, n_kv_heads, head_dim, k.data(), v.data(), part.data()));
+    pool.push_back(std::move(part));
+  }
+  return pool;
+}
+
+// Several sequences' caches for one layer, laid out block after block in one
+// buffer, at least `working_set` bytes in all.
+struct Workload {
+  Buffer bytes;
+  size_t seq_bytes = 0;
+  std::vector<SequenceCache> caches;
+  std::vector<float> q, out;  // [sequences][n_heads][head_dim]
+};
+
+absl::StatusOr<Workload> BuildWorkload(const KernelsBenchOptions& o, const KernelSet& ks,
+                                       int ctx, bool quantized, std::mt19937& rng) {
+  const int B = o.block_tokens;
+  const BlockEncoding qenc = BlockEncoding::Quantized(o.bits, B, o.group);
+  const BlockEncoding fenc = BlockEncoding::Fp16(B);
+  // Design 3.3: block b is quantized once the cache holds (b+1)*B + R tokens.
+  const int nq = quantized ? std::max(0, (ctx - o.residual) / B) : 0;
+  const int nf = (ctx - nq * B + B - 1) / B;
+  const size_t q_part = LayerBytes(qenc, o.n_kv_heads, o.head_dim);
+  const size_t f_part = LayerBytes(fenc, o.n_kv_heads, o.head_dim);
+  Workload w;
+  w.seq_bytes = nq * q_part + nf * f_part;
+  const int n_seq = static_cast<int>(
+      std::max<size_t>(1, (o.working_set_bytes + w.seq_bytes - 1) / w.seq_bytes));
+  KVQ_ASSIGN_OR_RETURN(w.bytes, Allocate(w.seq_bytes * n_seq));
+  constexpr int kPool = 16;
+  std::vector<std::vector<uint8_t>> q_pool, f_pool;
+  if (nq > 0) {
+    KVQ_ASSIGN_OR_RETURN(q_pool,
+                         MakeBlockPool(ks, qenc, o.n_kv_heads, o.head_dim, kPool, rng));
+  }
+  KVQ_ASSIGN_OR_RETURN(f_pool,
+                       MakeBlockPool(ks, fenc, o.n_kv_heads, o.head_dim, kPool, rng));
+  const int last_rows = ctx - nq * B - (nf - 1) * B;
+  const size_t row_bytes = static_cast<size_t>(o.head_dim) * 2;
+  w.caches.resize(n_seq);
+  size_t at = 0;
+  int next = 0;
+  for (int s = 0; s < n_seq; ++s) {
+    SequenceCache& c = w.caches[s];
+    c.n_tokens = ctx;
+    for (int b = 0; b < nq; ++b, at += q_part) {
+      std::memcpy(w.bytes.get() + at, q_pool[next++ % kPool].data(), q_part);
+      c.quantized.push_back(w.bytes.get() + at);
+    }
+    for (int b = 0; b < nf; ++b, at += f_part) {
+      uint8_t* part = w.bytes.get() + at;
+      std::memcpy(part, f_pool[next++ % kPool].data(), f_part);
+      if (b == nf - 1 && last_rows < B) {  // Rows past the token count are zero.
+        const HeadLayout l = GetHeadLayout(fenc, o.head_dim);
+        for (int h = 0; h < o.n_kv_heads; ++h) {
+          uint8_t* head = part + h * l.head_bytes;
+          const size_t tail = (B - last_rows) * row_bytes;
+          std::memset(head + l.k + last_rows * row_bytes, 0, tail);
+          std::memset(head + l.v + last_rows * row_bytes, 0, tail);
+        }
+      }
+      c.fp16.push_back(part);
+    }
+  }
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  w.q.resize(static_cast<size_t>(n_seq) * o.n_heads * o.head_dim);
+  for (float& x : w.q) x = normal(rng);
+  w.out.resize(w.q.size());
+  return w;
+}
+
+// Median seconds per call of decode attention, one sequence per call, the
+// sequences visited in turn (one untimed pass first).
+absl::StatusOr<double> TimeAttention(const KernelsBenchOptions& o, const KernelSet& ks,
+                                     Workload& w, int threads) {
+  AttentionParams p;
+  p.quantized_encoding = BlockEncoding::Quantized(o.bits, o.block_tokens, o.group);
+  p.block_tokens = o.block_tokens;
+  p.n_heads = o.n_heads;
+  p.n_kv_heads = o.n_kv_heads;
+  p.head_dim = o.head_dim;
+  p.n_threads = threads;
+  const size_t per_seq = static_cast<size_t>(o.n_heads) * o.head_dim;
+  const int n_seq = static_cast<int>(w.caches.size());
+  std::vector<double> per_call;
+  for (int rep = -1; rep < o.reps; ++rep) {
+    const Clock::time_point t0 = Clock::now();
+    for (int s = 0; s < n_seq; ++s) {
+      const AttentionTask task{&w.q[s * per_seq], &w.caches[s], &w.out[s * per_seq]};
+      KVQ_RETURN_IF_ERROR(ks.decode_attention(p, absl::MakeConstSpan(&task, 1)));
+    }
+    if (rep >= 0) per_call.push_back(Seconds(t0, Clock::now()) / n_seq);
+  }
+  return Median(per_call);
+}
+
+absl::StatusOr<QuantizeRow> TimeQuantize(const KernelsBenchOptions& o,
+                                         const KernelSet& ks, std::mt19937& rng) {
+  const BlockEncoding enc = BlockEncoding::Quantized(o.bits, o.block_tokens, o.group);
+  const size_t n = static_cast<size_t>(o.n_kv_heads) * o.block_tokens * o.head_dim;
+  constexpr int kLayers = 64;  // distinct inputs cycled through
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<float> k(n * kLayers), v(n * kLayers);
+  for (size_t i = 0; i < k.size(); ++i) {
+    k[i] = normal(rng);
+    v[i] = normal(rng);
+  }
+  std::vector<uint8_t> out(LayerBytes(enc, o.n_kv_heads, o.head_dim) * kLayers);
+  const size_t part = out.size() / kLayers;
+  auto time = [&](const KernelSet& set, int calls) -> absl::StatusOr<double> {
+    std::vector<double> secs;
+    for (int rep = 0; rep < std::max(3, o.reps); ++rep) {
+      const Clock::time_point t0 = Clock::now();
+      for (int i = 0; i < calls; ++i) {
+        const int l = i % kLayers;
+        KVQ_RETURN_IF_ERROR(set.quantize_layer(enc, o.n_kv_heads, o.head_dim, &k[l * n],
+                                               &v[l * n], &out[l * part]));
+      }
+      secs.push_back(Seconds(t0, Clock::now()) / calls);
+    }
+    return Median(secs);
+  };
+  KVQ_ASSIGN_OR_RETURN(const double fast, time(ks, 4 * kLayers));
+  KVQ_ASSIGN_OR_RETURN(const double slow, time(Reference(), kLayers / 4));
+  QuantizeRow row;
+  row.bits = o.bits;
+  row.gbps = 2.0 * n * sizeof(float) / fast / 1e9;
+  row.mvalues_per_s = 2.0 * n / fast / 1e6;
+  row.speedup_vs_reference = slow / fast;
+  return row;
+}
+
+}  // namespace
+
+KernelsBenchOptions KernelsBenchOptions::Quick() {
+  KernelsBenchOptions o;
+  o.contexts = {1024, 4096};
+  o.working_set_bytes = size_t{64} << 20;
+  o.reps = 2;
+  return o;
+}
+
+absl::StatusOr<double> MeasureReadBandwidth(int threads, size_t bytes, int reps) {
+  if (threads < 1 || bytes < 4096 || reps < 1) {
+    return absl::InvalidArgumentError("read bandwidth: need threads >= 1, bytes >= 4096");
+  }
+  KVQ_ASSIGN_OR_RETURN(Buffer buf, Allocate(bytes));
+  std::memset(buf.get(), 1, bytes);
+  const bool avx2 = __builtin_cpu_supports("avx2");
+  const size_t slice = bytes / threads / 128 * 128;
+  std::vector<uint64_t> sums(threads);
+  std::vector<double> secs;
+  for (int rep = -1; rep < reps; ++rep) {
+    const Clock::time_point t0 = Clock::now();
+#pragma omp parallel num_threads(threads)
+    {
+      const int t = omp_get_thread_num();
+      const uint8_t* p = buf.get() + t * slice;
+      sums[t] += avx2 ? ReadAvx2(p, slice) : ReadScalar(p, slice);
+    }
+    if (rep >= 0) secs.push_back(Seconds(t0, Clock::now()));
+  }
+  uint64_t total = 0;
+  for (uint64_t s : sums) total += s;
+  if (total == 0) return absl::InternalError("read bandwidth: buffer read as zeros");
+  return static_cast<double>(slice) * threads / Median(secs) / 1e9;
+}
+
+absl::StatusOr<KernelsBenchResult> RunKernelsBench(
+    const KernelsBenchOptions& o,
+    const std::function<void(const std::string&)>& progress) {
+  auto say = [&](const std::string& line) {
+    if (progress) progress(line);
+  };
+  if (o.contexts.empty() || o.threads.empty() || o.reps < 1) {
+    return absl::InvalidArgumentError("bench kernels: no contexts, threads or reps");
+  }
+  for (int ctx : o.contexts) {
+    if (ctx < 1) return absl::InvalidArgumentError(absl::StrCat("bad context ", ctx));
+  }
+  for (int t : o.threads) {
+    if (t < 1) return absl::InvalidArgumentError(absl::StrCat("bad thread count ", t));
+  }
+  const KernelSet& ks = o.kernels != nullptr ? *o.kernels : Best();
+  KernelsBenchResult r;
+  r.variant = ks.name;
+  r.cpu = CpuModel();
+  r.options = o;
+  std::mt19937 rng(42);
+  for (int t : o.threads) {
+    KVQ_ASSIGN_OR_RETURN(const double gbps, MeasureReadBandwidth(t, o.working_set_bytes,
+                                                                 std::max(3, o.reps)));
+    r.bandwidth.push_back({t, o.working_set_bytes, gbps});
+    say(absl::StrFormat("read bandwidth, %d thread(s): %.1f GB/s", t, gbps));
+  }
+  const std::string qname = absl::StrCat("kivi", o.bits);
+  for (int ctx : o.contexts) {
+    std::vector<AttentionRow> fp16_rows;
+    for (bool quantized : {false, true}) {
+      KVQ_ASSIGN_OR_RETURN(Workload w, BuildWorkload(o, ks, ctx, quantized, rng));
+      for (size_t ti = 0; ti < o.threads.size(); ++ti) {
+        const int t = o.threads[ti];
+        KVQ_ASSIGN_OR_RETURN(const double secs, TimeAttention(o, ks, w, t));
+        AttentionRow row;
+        row.ctx = ctx;
+        row.threads = t;
+        row.kv = quantized ? qname : "fp16";
+        row.us_per_call = secs * 1e6;
+        row.bytes_read = w.seq_bytes;
+        row.gbps = w.seq_bytes / secs / 1e9;
+        row.bw_fraction = row.gbps / r.bandwidth[ti].gbps;
+        row.sequences = static_cast<int>(w.caches.size());
+        if (quantized) {
+          row.speedup_vs_fp16 = fp16_rows[ti].us_per_call / row.us_per_call;
+        } else {
+          fp16_rows.push_back(row);
+        }
+        r.attention.push_back(row);
+        say(absl::StrFormat("ctx %d, %d thread(s), %s: %.1f us per call", ctx, t, row.kv,
+                            row.us_per_call));
+      }
+    }
+  }
+  // Rows grouped by thread count, then context, fp16 before kivi.
+  std::stable_sort(r.attention.begin(), r.attention.end(),
+                   [](const AttentionRow& a, const AttentionRow& b) {
+                     return a.threads != b.threads ? a.threads < b.threads
+                                                   : a.ctx < b.ctx;
+                   });
+  KVQ_ASSIGN_OR_RETURN(QuantizeRow qrow, TimeQuantize(o, ks, rng));
+  r.quantize.push_back(qrow);
+  say(absl::StrFormat("quantize: %.2f GB/s", qrow.gbps));
+  return r;
+}
+
+}  // namespace kvq::kernels::bench
