@@ -10,6 +10,9 @@
 #include "model/model_flags.h"
 #include "nlohmann/json.hpp"
 
+ABSL_FLAG(std::string, workload, "",
+          "kvq bench model: only `prefill` or only `decode`; empty: both.");
+
 namespace kvq::model {
 namespace {
 
@@ -19,6 +22,15 @@ int RunBenchModel(const std::vector<std::string>& args) {
     return 2;
   }
   ModelBenchmarkOptions opts;
+  const std::string workload = absl::GetFlag(FLAGS_workload);
+  if (workload == "prefill") {
+    opts.decode_contexts.clear();
+  } else if (workload == "decode") {
+    opts.prefill_tokens.clear();
+  } else if (!workload.empty()) {
+    std::fprintf(stderr, "kvq bench model: --workload must be prefill or decode\n");
+    return 2;
+  }
   const bool json = absl::GetFlag(FLAGS_json);
   const ModelConfig& c = opts.config;
   if (!json) {
@@ -69,7 +81,7 @@ const cli::CommandRegistrar kBenchModel({
         "hidden 2816, vocab 32000; ~120M parameters): prefill tokens/s at 512 and 2048 "
         "tokens; decode tokens/s at batch 1, 8, 32 over contexts of 2048 and 8192 "
         "cached tokens (synthetic K/V), fp16 and kivi2 caches, with the ratio.",
-    .flags = {"json"},
+    .flags = {"json", "workload"},
     .run = RunBenchModel,
 });
 

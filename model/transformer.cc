@@ -1,12 +1,12 @@
 #include "model/transformer.h"
 
 #include <cblas.h>
+#include <omp.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <limits>
-#include <thread>
 
 #include "absl/strings/str_format.h"
 #include "common/status_macros.h"
@@ -20,7 +20,7 @@ namespace ops = model_internal;
 Transformer::Transformer(const Model& model)
     : model_(model),
       rope_freq_(ops::RopeFrequencies(model.config.HeadDim(), model.config.rope_theta)),
-      n_threads_(std::max(1u, std::thread::hardware_concurrency())) {}
+      n_threads_(ops::InitThreads()) {}
 
 absl::Status Transformer::CheckCache(const KvCache& cache, int new_tokens) const {
   const ModelConfig& c = model_.config;
@@ -79,7 +79,8 @@ absl::StatusOr<std::vector<float>> Transformer::Prefill(
   std::vector<float> x(size_t(n) * dim), xb(x.size()), q(size_t(n) * qdim),
       att(size_t(n) * qdim), proj(x.size());
   std::vector<float> k(size_t(total) * kvdim), v(k.size());  // prefix then prompt
-  std::vector<float> scores(size_t(n) * total);
+  const size_t score_floats = size_t(n) * total;
+  std::vector<float> scores(score_floats * n_threads_);
   for (int i = 0; i < n; ++i) {
     std::memcpy(&x[size_t(i) * dim],
                 &model_.weights.token_embedding[size_t(tokens[i]) * dim],
@@ -103,21 +104,21 @@ absl::StatusOr<std::vector<float>> Transformer::Prefill(
     }
     if (p0 > 0) KVQ_RETURN_IF_ERROR(cache.Read(l, k.data(), v.data()));
 
-    // Causal attention, one head at a time: S = Q_h K_h^T, softmax, S V_h.
+      // Causal attention, heads in parallel: S = Q_h K_h^T, softmax, S V_h.
+#pragma omp parallel for num_threads(n_threads_) schedule(dynamic, 1)
     for (int h = 0; h < c.n_heads; ++h) {
       const int kvh = h / group;
+      float* s = &scores[score_floats * omp_get_thread_num()];
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, total, hd, scale,
-                  &q[size_t(h) * hd], qdim, &k[size_t(kvh) * hd], kvdim, 0.0f,
-                  scores.data(), total);
+                  &q[size_t(h) * hd], qdim, &k[size_t(kvh) * hd], kvdim, 0.0f, s, total);
       for (int i = 0; i < n; ++i) {
-        float* row = &scores[size_t(i) * total];
+        float* row = s + size_t(i) * total;
         const int visible = p0 + i + 1;
         ops::Softmax(row, visible);
         std::fill(row + visible, row + total, 0.0f);
       }
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, hd, total, 1.0f,
-                  scores.data(), total, &v[size_t(kvh) * hd], kvdim, 0.0f,
-                  &att[size_t(h) * hd], qdim);
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, hd, total, 1.0f, s, total,
+                  &v[size_t(kvh) * hd], kvdim, 0.0f, &att[size_t(h) * hd], qdim);
     }
     KVQ_RETURN_IF_ERROR(cache.Append(l, n, kn, vn));
     if (options.on_layer) KVQ_RETURN_IF_ERROR(options.on_layer(l));
@@ -140,7 +141,15 @@ absl::Status Transformer::DecodeStep(absl::Span<const int> tokens,
         "decode step: %d tokens for %d caches", tokens.size(), caches.size()));
   }
   KVQ_RETURN_IF_ERROR(CheckTokenIds(tokens, c.vocab_size));
-  for (KvCache* cache : caches) KVQ_RETURN_IF_ERROR(CheckCache(*cache, 1));
+  for (size_t i = 0; i < caches.size(); ++i) {
+    KVQ_RETURN_IF_ERROR(CheckCache(*caches[i], 1));
+    for (size_t j = 0; j < i; ++j) {
+      if (caches[j] == caches[i]) {
+        return absl::InvalidArgumentError(
+            "decode step: a cache appears twice in the batch");
+      }
+    }
+  }
   const int n = static_cast<int>(tokens.size());
   const int dim = c.dim, hd = c.HeadDim(), qdim = c.QDim(), kvdim = c.KvDim();
 

@@ -1,6 +1,8 @@
 #include "model/internal/ops.h"
 
 #include <cblas.h>
+#include <immintrin.h>
+#include <omp.h>
 
 #include <algorithm>
 #include <cmath>
@@ -9,9 +11,12 @@ namespace kvq::model_internal {
 
 namespace {
 
-// Below this many multiply-adds OpenBLAS's threads cost more than they save
-// (and on a loaded machine they spin): a plain loop wins.
-constexpr double kBlasMinWork = 256.0 * 1024;
+// Below this many multiply-adds threads cost more than they save: a plain
+// loop on the calling thread.
+constexpr double kParallelMinWork = 256.0 * 1024;
+// Up to this many rows, a matrix product streams each weight row once
+// through FMA registers (OpenBLAS's sgemm would first copy the weights).
+constexpr int kSmallBatch = 8;
 
 float Dot(const float* a, const float* b, int n) {
   float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
@@ -25,23 +30,99 @@ float Dot(const float* a, const float* b, int n) {
   return s;
 }
 
-}  // namespace
+void MatMulLoop(const float* x, int n, int in, const float* w, int o_begin, int o_end,
+                int out, float* y) {
+  for (int r = 0; r < n; ++r) {
+    for (int o = o_begin; o < o_end; ++o) {
+      y[size_t(r) * out + o] = Dot(x + size_t(r) * in, w + size_t(o) * in, in);
+    }
+  }
+}
 
-void MatMul(const float* x, int n, int in, const float* w, int out, float* y) {
-  if (double(n) * in * out < kBlasMinWork) {
-    for (int r = 0; r < n; ++r) {
-      for (int o = 0; o < out; ++o) {
-        y[size_t(r) * out + o] = Dot(x + size_t(r) * in, w + size_t(o) * in, in);
+bool HasAvx2Fma() {
+  static const bool has = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  return has;
+}
+
+// y[r][o] for R rows of x and weight rows [o_begin, o_end), AVX2 + FMA.
+template <int R>
+__attribute__((target("avx2,fma"))) void SmallBatchAvx2(const float* x, int in,
+                                                        const float* w, int o_begin,
+                                                        int o_end, int out, float* y) {
+  for (int o = o_begin; o < o_end; ++o) {
+    const float* wo = w + size_t(o) * in;
+    __m256 acc[R];
+    for (int r = 0; r < R; ++r) acc[r] = _mm256_setzero_ps();
+    int i = 0;
+    for (; i + 8 <= in; i += 8) {
+      const __m256 wv = _mm256_loadu_ps(wo + i);
+      for (int r = 0; r < R; ++r) {
+        acc[r] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x + size_t(r) * in + i), acc[r]);
       }
     }
+    for (int r = 0; r < R; ++r) {
+      const __m128 h =
+          _mm_add_ps(_mm256_castps256_ps128(acc[r]), _mm256_extractf128_ps(acc[r], 1));
+      const __m128 q = _mm_add_ps(h, _mm_movehl_ps(h, h));
+      float s = _mm_cvtss_f32(_mm_add_ss(q, _mm_shuffle_ps(q, q, 1)));
+      for (int j = i; j < in; ++j) s += wo[j] * x[size_t(r) * in + j];
+      y[size_t(r) * out + o] = s;
+    }
+  }
+}
+
+void SmallBatch(const float* x, int n, int in, const float* w, int o_begin, int o_end,
+                int out, float* y) {
+  switch (n) {
+#define KVQ_SMALL_BATCH_CASE(R) \
+  case R:                       \
+    return SmallBatchAvx2<R>(x, in, w, o_begin, o_end, out, y);
+    KVQ_SMALL_BATCH_CASE(1)
+    KVQ_SMALL_BATCH_CASE(2)
+    KVQ_SMALL_BATCH_CASE(3)
+    KVQ_SMALL_BATCH_CASE(4)
+    KVQ_SMALL_BATCH_CASE(5)
+    KVQ_SMALL_BATCH_CASE(6)
+    KVQ_SMALL_BATCH_CASE(7)
+    KVQ_SMALL_BATCH_CASE(8)
+#undef KVQ_SMALL_BATCH_CASE
+  }
+}
+
+}  // namespace
+
+int InitThreads() {
+  // One thread pool for everything (OpenMP, which the kernels use too):
+  // OpenBLAS's own threads would fight it for the cores.
+  static const int threads = [] {
+    openblas_set_num_threads(1);
+    return omp_get_max_threads();
+  }();
+  return threads;
+}
+
+void MatMul(const float* x, int n, int in, const float* w, int out, float* y) {
+  const double work = double(n) * in * out;
+  if (work < kParallelMinWork) {
+    MatMulLoop(x, n, in, w, 0, out, out, y);
     return;
   }
-  if (n == 1) {
-    cblas_sgemv(CblasRowMajor, CblasNoTrans, out, in, 1.0f, w, in, x, 1, 0.0f, y, 1);
-    return;
+  const int threads = InitThreads();
+  // Each thread owns a contiguous slice of the output features.
+  const int chunk = ((out + threads - 1) / threads + 15) / 16 * 16;
+#pragma omp parallel for num_threads(threads) schedule(static)
+  for (int t = 0; t < threads; ++t) {
+    const int o0 = std::min(out, t * chunk), o1 = std::min(out, o0 + chunk);
+    if (o0 >= o1) continue;
+    if (n <= kSmallBatch && HasAvx2Fma()) {
+      SmallBatch(x, n, in, w, o0, o1, out, y);
+    } else if (n <= kSmallBatch) {
+      MatMulLoop(x, n, in, w, o0, o1, out, y);
+    } else {
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, o1 - o0, in, 1.0f, x, in,
+                  w + size_t(o0) * in, in, 0.0f, y + o0, out);
+    }
   }
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, out, in, 1.0f, x, in, w, in,
-              0.0f, y, out);
 }
 
 void RmsNorm(const float* x, const float* w, int size, float eps, float* out) {

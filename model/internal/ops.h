@@ -9,7 +9,12 @@
 
 namespace kvq::model_internal {
 
-// y[n][out] = x[n][in] . w[out][in]^T (row-major, as llama2.c and HF store).
+// Makes OpenBLAS single-threaded (all parallelism goes through OpenMP) and
+// returns the number of threads the forward pass uses. Idempotent.
+int InitThreads();
+
+// y[n][out] = x[n][in] . w[out][in]^T (row-major, as llama2.c and HF store),
+// split over InitThreads() threads when large; AVX2/FMA when available.
 void MatMul(const float* x, int n, int in, const float* w, int out, float* y);
 
 // out[i] = w[i] * x[i] / sqrt(mean(x^2) + eps) over one row of `size`.

@@ -182,6 +182,9 @@ TEST(TransformerTest, RejectsBadInput) {
   std::vector<float> logits;
   KvCache* two[] = {cache.get(), cache.get()};
   EXPECT_EQ(t.DecodeStep({1}, two, &logits).code(), absl::StatusCode::kInvalidArgument);
+  const std::vector<int> pair = {1, 2};
+  EXPECT_EQ(t.DecodeStep(pair, two, &logits).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(cache->n_tokens(), 0);
 }
 
 }  // namespace
