@@ -10,6 +10,7 @@
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "common/paths.h"
+#include "gtest/gtest.h"
 
 namespace kvq::testing {
 
@@ -88,7 +89,8 @@ v1::WorkerStats PrefillStats(const std::string& address) {
   grpc::ClientContext ctx;
   ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(5)));
   v1::WorkerStats out;
-  stub->GetStats(&ctx, v1::StatsRequest(), &out);
+  const grpc::Status s = stub->GetStats(&ctx, v1::StatsRequest(), &out);
+  if (!s.ok()) ADD_FAILURE() << "GetStats of " << address << ": " << s.error_message();
   return out;
 }
 
@@ -97,7 +99,8 @@ v1::WorkerStats DecodeStats(const std::string& address) {
   grpc::ClientContext ctx;
   ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(5)));
   v1::WorkerStats out;
-  stub->GetStats(&ctx, v1::StatsRequest(), &out);
+  const grpc::Status s = stub->GetStats(&ctx, v1::StatsRequest(), &out);
+  if (!s.ok()) ADD_FAILURE() << "GetStats of " << address << ": " << s.error_message();
   return out;
 }
 
