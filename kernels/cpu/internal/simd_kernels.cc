@@ -12,6 +12,7 @@ ScratchLayout GetScratchLayout(int head_dim, int block_tokens, int n_rep, int n_
   ScratchLayout l{};
   size_t at = 0;
   l.keys = at, at += Round16(B * D);
+  l.q_t = at, at += Round16(K * R * D);
   l.q = at, at += Round16(R * D);
   l.q_zero = at, at += Round16(R);
   l.scores = at, at += Round16(R * B);

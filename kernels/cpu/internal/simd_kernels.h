@@ -50,7 +50,8 @@ inline size_t StateFloats(int head_dim) { return kStateHeader + head_dim; }
 // offsets, each 64-byte aligned). Defined once, in ISA-neutral code.
 struct ScratchLayout {
   size_t keys;    // [B][D] fp16 keys of one block, widened
-  size_t q;       // [n_rep][D] query folded with the key scales
+  size_t q_t;     // [n_kv][D][n_rep] query / sqrt(D), channel-major
+  size_t q;       // [D][n_rep] q_t folded with one block's key scales
   size_t q_zero;  // [n_rep] query . key zeros
   size_t scores;  // [n_rep][B]
   size_t p;       // [n_rep][B][groups] probabilities times value scales
