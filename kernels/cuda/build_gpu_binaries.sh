@@ -29,7 +29,8 @@ cu_srcs=(kernels/cuda/*.cu)
 cc_srcs=(kernels/cuda/cuda_kernels.cc kernels/cuda/decode_attention.cc
   kernels/cuda/cuda_bench.cc kernels/block_format.cc kernels/checks.cc
   kernels/reference.cc)
-test_srcs=(tests/kernels/test_util.cc tests/kernels/cuda_kernels_test.cc)
+test_srcs=(tests/kernels/test_util.cc tests/kernels/cuda_test_data.cc
+  tests/kernels/cuda_kernels_test.cc)
 bench_srcs=(kernels/cuda/cuda_bench_main.cc)
 
 compile() {  # compile SRC: one object under $out/obj, skipped when up to date

@@ -35,6 +35,12 @@ namespace kvq::kernels::cuda_internal {
 
 inline constexpr unsigned kFullMask = 0xffffffffu;
 
+// Declares the kernel's dynamic shared memory (a macro so that
+// tests/kernels/cuda_emulator.h can run this device code on the CPU).
+#ifndef KVQ_CUDA_DYNAMIC_SMEM
+#define KVQ_CUDA_DYNAMIC_SMEM(name) extern __shared__ __align__(16) uint8_t name[]
+#endif
+
 // Compile-time shape of one instantiation. kBits == 16: fp16 blocks only.
 template <int kBits, int kHeadDim, int kB>
 struct AttentionTraits {
@@ -116,22 +122,32 @@ __device__ __forceinline__ void WarpCopyFp16(uint8_t* dst, const uint8_t* src, i
   }
 }
 
-// Loads n fp16 values (n in {1, 2, 4, 8}, p aligned to 2n bytes) as floats.
+// The two fp16 values of a 32-bit word (low half first), as floats. Value
+// operations only: no type punning a compiler could reorder around.
+__device__ __forceinline__ void HalvesOf(uint32_t w, float* out) {
+  out[0] = __half2float(__ushort_as_half(static_cast<unsigned short>(w & 0xffffu)));
+  out[1] = __half2float(__ushort_as_half(static_cast<unsigned short>(w >> 16)));
+}
+
+// Loads n fp16 values (n in {1, 2, 4, 8}, p aligned to 2n bytes) as floats
+// with one load of 2n bytes.
 template <int kN>
 __device__ __forceinline__ void LoadHalves(const uint8_t* p, float* out) {
   if constexpr (kN == 1) {
-    out[0] = __half2float(*reinterpret_cast<const __half*>(p));
+    out[0] = __half2float(__ushort_as_half(*reinterpret_cast<const unsigned short*>(p)));
+  } else if constexpr (kN == 2) {
+    HalvesOf(*reinterpret_cast<const uint32_t*>(p), out);
+  } else if constexpr (kN == 4) {
+    const uint2 w = *reinterpret_cast<const uint2*>(p);
+    HalvesOf(w.x, out);
+    HalvesOf(w.y, out + 2);
   } else {
-    using Vec = typename std::conditional<
-        kN == 2, uint32_t, typename std::conditional<kN == 4, uint2, uint4>::type>::type;
-    const Vec raw = *reinterpret_cast<const Vec*>(p);
-    const __half2* h = reinterpret_cast<const __half2*>(&raw);
-#pragma unroll
-    for (int i = 0; i < kN / 2; ++i) {
-      const float2 f = __half22float2(h[i]);
-      out[2 * i] = f.x;
-      out[2 * i + 1] = f.y;
-    }
+    static_assert(kN == 8, "1, 2, 4 or 8 halves");
+    const uint4 w = *reinterpret_cast<const uint4*>(p);
+    HalvesOf(w.x, out);
+    HalvesOf(w.y, out + 2);
+    HalvesOf(w.z, out + 4);
+    HalvesOf(w.w, out + 6);
   }
 }
 
@@ -308,7 +324,7 @@ template <int kBits, int kHeadDim, int kB>
 __global__ void __launch_bounds__(kAttentionWarps * 32)
     DecodeAttentionKernel(const DecodeParams p) {
   using T = AttentionTraits<kBits, kHeadDim, kB>;
-  extern __shared__ __align__(16) uint8_t smem[];
+  KVQ_CUDA_DYNAMIC_SMEM(smem);
   float* q_s = reinterpret_cast<float*>(smem);      // [kMaxHeadsPerCta][D]
   float* p_all = q_s + kMaxHeadsPerCta * kHeadDim;  // [warps][kMaxHeadsPerCta][B]
   uint8_t* stage_all = smem + AttentionSmemHeader<kHeadDim, kB>();

@@ -1,0 +1,265 @@
+// The CUDA kernels' device code (kernels/cuda/internal/*.cuh), run on the CPU
+// through tests/kernels/cuda_emulator.h, against the scalar reference: the
+// quantizer's bytes must be identical and attention within 2e-3 of
+// max|reference| per head. This checks the kernels' indexing, bit packing,
+// rounding, online softmax and split merging on every machine; the GPU test
+// (cuda_kernels_test) checks the real thing where there is a GPU.
+
+// clang-format off
+// First: defines the CUDA built-ins the kernel headers below use.
+#include "tests/kernels/cuda_emulator.h"
+// clang-format on
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "gtest/gtest.h"
+#include "kernels/block_format.h"
+#include "kernels/cuda/internal/decode_attention.cuh"
+#include "kernels/cuda/internal/dispatch.h"
+#include "kernels/cuda/internal/params.h"
+#include "kernels/cuda/internal/quantize.cuh"
+#include "kernels/fp16.h"
+#include "kernels/kernel_set.h"
+#include "kernels/reference.h"
+#include "tests/kernels/cuda_test_data.h"
+#include "tests/kernels/test_util.h"
+
+namespace kvq::kernels {
+namespace {
+
+using cuda_internal::DecodeParams;
+using cuda_internal::QuantizeParams;
+using cuda_internal::SequenceDesc;
+using testing::FirstDifference;
+using testing::MakeData;
+
+// The quantize launch sequence of quantize.cu, emulated: check, then quantize.
+template <typename In>
+absl::Status EmulateQuantize(const BlockEncoding& enc, int n_kv_heads, int head_dim,
+                             const std::vector<In>& k, const std::vector<In>& v,
+                             std::vector<uint8_t>* out) {
+  void (*kernel)(QuantizeParams) = nullptr;
+  const absl::Status dispatched = cuda_internal::DispatchQuantizeShape(
+      enc.bits, head_dim, enc.block_tokens, [&](auto b, auto d, auto t) {
+        kernel = &cuda_internal::QuantizeKernel<In, decltype(b)::value,
+                                                decltype(d)::value, decltype(t)::value>;
+        return absl::OkStatus();
+      });
+  if (!dispatched.ok()) return dispatched;
+  int error = 0;
+  QuantizeParams p;
+  p.k = k.data();
+  p.v = v.data();
+  p.out = out->data();
+  p.error = &error;
+  p.n_blocks = 1;
+  p.n_kv_heads = n_kv_heads;
+  p.group = enc.group;
+  p.head_bytes = GetHeadLayout(enc, head_dim).head_bytes;
+  cuda_emu::Launch({2}, {64}, 0, [&] {
+    cuda_internal::CheckFiniteKernel<In>(k.data(), k.size(), &error);
+    cuda_internal::CheckFiniteKernel<In>(v.data(), v.size(), &error);
+  });
+  cuda_emu::Launch({static_cast<unsigned>(n_kv_heads)}, {cuda_internal::kQuantizeThreads},
+                   0, [&] { kernel(p); });
+  return error ? absl::InvalidArgumentError("non-finite") : absl::OkStatus();
+}
+
+TEST(CudaEmulationTest, QuantizeBitIdenticalToReference) {
+  std::mt19937 rng(11);
+  const int n_kv_heads = 2;
+  for (int bits : {2, 4, 8}) {
+    for (int d : {8, 64, 128}) {
+      for (int b : {16, 32}) {
+        for (int g : {std::min(32, d), 2}) {
+          const BlockEncoding enc = BlockEncoding::Quantized(bits, b, g);
+          for (int kind = 0; kind < 3; ++kind) {
+            const std::vector<float> k = MakeData(rng, kind, n_kv_heads, b, d, true);
+            const std::vector<float> v = MakeData(rng, kind, n_kv_heads, b, d, false);
+            std::vector<uint8_t> want(LayerBytes(enc, n_kv_heads, d)),
+                got(want.size(), 0xee);
+            ASSERT_TRUE(reference::QuantizeLayer(enc, n_kv_heads, d, k.data(), v.data(),
+                                                 want.data())
+                            .ok());
+            ASSERT_TRUE(EmulateQuantize<float>(enc, n_kv_heads, d, k, v, &got).ok());
+            EXPECT_EQ(want, got)
+                << "bits " << bits << " head_dim " << d << " B " << b << " G " << g
+                << " kind " << kind << ": " << FirstDifference(want, got);
+            std::vector<uint16_t> kh(k.size()), vh(v.size());
+            for (size_t i = 0; i < k.size(); ++i) kh[i] = FloatToHalf(k[i]);
+            for (size_t i = 0; i < v.size(); ++i) vh[i] = FloatToHalf(v[i]);
+            std::vector<uint8_t> got16(want.size(), 0xee);
+            ASSERT_TRUE(
+                EmulateQuantize<uint16_t>(enc, n_kv_heads, d, kh, vh, &got16).ok());
+            EXPECT_EQ(want, got16) << "fp16 input: " << FirstDifference(want, got16);
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST(CudaEmulationTest, QuantizeWritesNothingOnNonFinite) {
+  std::mt19937 rng(12);
+  const BlockEncoding enc = BlockEncoding::Quantized(2, 32, 32);
+  std::vector<float> k = MakeData(rng, 0, 2, 32, 64, true);
+  const std::vector<float> v = MakeData(rng, 0, 2, 32, 64, false);
+  for (float bad : {NAN, -INFINITY, 70000.0f}) {
+    k[1000] = bad;
+    std::vector<uint8_t> out(LayerBytes(enc, 2, 64), 0xab);
+    EXPECT_EQ(EmulateQuantize<float>(enc, 2, 64, k, v, &out).code(),
+              absl::StatusCode::kInvalidArgument);
+    EXPECT_EQ(out, std::vector<uint8_t>(out.size(), 0xab));
+  }
+}
+
+// The attention launch of decode_attention.cc / decode_attention_launch.cuh,
+// emulated with a given split size (blocks per split).
+template <int kBits, int kHeadDim, int kB>
+void EmulateAttention(const AttentionParams& ap, const std::vector<AttentionTask>& batch,
+                      int blocks_per_split) {
+  using T = cuda_internal::AttentionTraits<kBits, kHeadDim, kB>;
+  std::vector<SequenceDesc> descs(batch.size());
+  std::vector<std::vector<const uint8_t*>> blocks(batch.size());
+  int max_blocks = 0;
+  for (size_t i = 0; i < batch.size(); ++i) {
+    const SequenceCache& c = *batch[i].cache;
+    blocks[i] = c.quantized;
+    blocks[i].insert(blocks[i].end(), c.fp16.begin(), c.fp16.end());
+    const int n = static_cast<int>(blocks[i].size());
+    max_blocks = std::max(max_blocks, n);
+    descs[i] = {blocks[i].data(),
+                batch[i].q,
+                batch[i].out,
+                static_cast<int>(c.quantized.size()),
+                static_cast<int>(c.fp16.size()),
+                c.n_tokens,
+                (n + blocks_per_split - 1) / blocks_per_split};
+  }
+  DecodeParams p;
+  p.seqs = descs.data();
+  p.batch = static_cast<int>(batch.size());
+  p.n_heads = ap.n_heads;
+  p.n_kv_heads = ap.n_kv_heads;
+  p.group = kBits == 16 ? 0 : ap.quantized_encoding.group;
+  const int group_size = ap.n_heads / ap.n_kv_heads;
+  p.head_chunks =
+      (group_size + cuda_internal::kMaxHeadsPerCta - 1) / cuda_internal::kMaxHeadsPerCta;
+  p.blocks_per_split = blocks_per_split;
+  p.n_splits = (max_blocks + blocks_per_split - 1) / blocks_per_split;
+  p.scale_log2 = static_cast<float>(1.4426950408889634 / std::sqrt(double{kHeadDim}));
+  p.quantized_head_bytes =
+      kBits == 16 ? 0 : GetHeadLayout(ap.quantized_encoding, kHeadDim).head_bytes;
+  p.fp16_head_bytes = GetHeadLayout(BlockEncoding::Fp16(kB), kHeadDim).head_bytes;
+  const size_t slots = batch.size() * ap.n_heads * p.n_splits;
+  std::vector<float> partial_o(slots * kHeadDim), partial_ml(slots * 2);
+  p.partial_o = partial_o.data();
+  p.partial_ml = partial_ml.data();
+  p.smem_per_warp = std::max<size_t>(p.quantized_head_bytes, T::kFp16Staged);
+  const size_t smem = cuda_internal::AttentionSmemHeader<kHeadDim, kB>() +
+                      std::max(cuda_internal::kAttentionWarps * p.smem_per_warp,
+                               cuda_internal::AttentionSmemMerge<kHeadDim>());
+  const cuda_emu::Dim3 grid{static_cast<unsigned>(p.n_splits),
+                            static_cast<unsigned>(p.n_kv_heads * p.head_chunks),
+                            static_cast<unsigned>(p.batch)};
+  cuda_emu::Launch(grid, {cuda_internal::kAttentionWarps * 32}, smem,
+                   [&] { cuda_internal::DecodeAttentionKernel<kBits, kHeadDim, kB>(p); });
+  if (p.n_splits > 1) {
+    cuda_emu::Launch({static_cast<unsigned>(p.n_heads), static_cast<unsigned>(p.batch)},
+                     {kHeadDim}, 0,
+                     [&] { cuda_internal::MergeSplitsKernel<kHeadDim>(p); });
+  }
+}
+
+void ExpectEmulatedAttentionMatches(std::mt19937& rng, const BlockEncoding& enc,
+                                    int n_heads, int n_kv_heads, int d,
+                                    const std::vector<int>& n_tokens,
+                                    const std::vector<int>& n_quantized,
+                                    int blocks_per_split) {
+  const std::string what = absl::StrCat(
+      "bits ", enc.bits, " G ", enc.group, " B ", enc.block_tokens, " head_dim ", d,
+      " heads ", n_heads, "/", n_kv_heads, " split ", blocks_per_split);
+  const AttentionParams p = testing::Params(enc, n_heads, n_kv_heads, d);
+  std::vector<testing::TestCache> caches;
+  std::vector<std::vector<float>> q, want, got;
+  for (size_t i = 0; i < n_tokens.size(); ++i) {
+    caches.push_back(testing::BuildCache(rng, enc, n_kv_heads, d, n_tokens[i],
+                                         enc.is_fp16() ? 0 : n_quantized[i]));
+    q.push_back(testing::RandomKv(rng, n_heads, d, false));
+    want.emplace_back(q.back().size());
+    got.emplace_back(q.back().size(), NAN);
+  }
+  std::vector<AttentionTask> ref_tasks, emu_tasks;
+  for (size_t i = 0; i < caches.size(); ++i) {
+    ref_tasks.push_back({q[i].data(), &caches[i].cache, want[i].data()});
+    emu_tasks.push_back({q[i].data(), &caches[i].cache, got[i].data()});
+  }
+  ASSERT_TRUE(reference::DecodeAttention(p, ref_tasks).ok()) << what;
+  const int bits = enc.is_fp16() ? 16 : enc.bits;
+  ASSERT_TRUE(
+      cuda_internal::DispatchAttentionShape(
+          bits, d, enc.block_tokens,
+          [&](auto b, auto dd, auto t) {
+            EmulateAttention<decltype(b)::value, decltype(dd)::value, decltype(t)::value>(
+                p, emu_tasks, blocks_per_split);
+            return absl::OkStatus();
+          })
+          .ok());
+  for (size_t i = 0; i < caches.size(); ++i) {
+    for (int h = 0; h < n_heads; ++h) {
+      float ref_max = 0.0f, err = 0.0f;
+      for (int c = 0; c < d; ++c) {
+        const float r = want[i][h * d + c], g = got[i][h * d + c];
+        ref_max = std::max(ref_max, std::fabs(r));
+        err = std::isfinite(g) ? std::max(err, std::fabs(g - r)) : INFINITY;
+      }
+      EXPECT_LE(err, 2e-3f * ref_max)
+          << what << " sequence " << i << " (" << n_tokens[i] << " tokens) head " << h;
+    }
+  }
+}
+
+TEST(CudaEmulationTest, AttentionMatchesReference) {
+  std::mt19937 rng(13);
+  for (int bits : {2, 4, 8, 16}) {
+    for (int d : {8, 64, 128}) {
+      for (int b : {16, 32}) {
+        const BlockEncoding enc =
+            bits == 16 ? BlockEncoding::Fp16(b)
+                       : BlockEncoding::Quantized(bits, b, std::min(32, d));
+        // 1 token; quantized + partial fp16 tail; quantized only. Splits of 4
+        // blocks (5 + 1 blocks: two splits) and one split for everything.
+        for (int split : {4, 64}) {
+          ExpectEmulatedAttentionMatches(rng, enc, 4, 2, d, {1, 5 * b + 7, 4 * b},
+                                         {0, 5, 4}, split);
+        }
+      }
+    }
+  }
+}
+
+TEST(CudaEmulationTest, AttentionGqaChunksAndValueGroups) {
+  std::mt19937 rng(14);
+  // GQA 1, 8 and 12 (two chunks of query heads per KV head).
+  ExpectEmulatedAttentionMatches(rng, BlockEncoding::Quantized(2, 32, 32), 2, 2, 64,
+                                 {200}, {4}, 4);
+  ExpectEmulatedAttentionMatches(rng, BlockEncoding::Quantized(4, 16, 64), 8, 1, 64,
+                                 {150}, {7}, 4);
+  ExpectEmulatedAttentionMatches(rng, BlockEncoding::Quantized(2, 32, 32), 24, 2, 128,
+                                 {300}, {6}, 4);
+  // Value groups smaller than a lane's channels: G = 1 and 2.
+  ExpectEmulatedAttentionMatches(rng, BlockEncoding::Quantized(2, 32, 2), 4, 2, 128,
+                                 {150}, {3}, 4);
+  ExpectEmulatedAttentionMatches(rng, BlockEncoding::Quantized(8, 16, 1), 4, 2, 64, {100},
+                                 {4}, 4);
+}
+
+}  // namespace
+}  // namespace kvq::kernels
