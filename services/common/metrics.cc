@@ -1,11 +1,20 @@
 #include "services/common/metrics.h"
 
-#include <exception>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 #include <utility>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "prometheus/histogram.h"
+#include "prometheus/text_serializer.h"
 
 namespace kvq::services {
 
@@ -15,18 +24,84 @@ absl::StatusOr<std::unique_ptr<MetricsEndpoint>> MetricsEndpoint::Start(
   m->registry_ = std::make_shared<prometheus::Registry>();
   m->labels_ = {{"role", options.role}};
   if (options.port < 0) return m;
-  try {
-    // civetweb reports bind failures as exceptions; keep them inside.
-    m->exposer_ = std::make_unique<prometheus::Exposer>(
-        absl::StrCat(options.bind_host, ":", options.port));
-  } catch (const std::exception& e) {
-    return absl::UnavailableError(absl::StrCat("metrics endpoint on ", options.bind_host,
-                                               ":", options.port, ": ", e.what()));
+  if (options.port > 65535)
+    return absl::InvalidArgumentError("metrics port out of range");
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(options.port));
+  if (inet_pton(AF_INET, options.bind_host.c_str(), &addr.sin_addr) != 1) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "metrics bind host must be an IPv4 address, got ", options.bind_host));
   }
-  m->exposer_->RegisterCollectable(m->registry_);
-  const std::vector<int> ports = m->exposer_->GetListeningPorts();
-  m->port_ = ports.empty() ? options.port : ports[0];
+  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  const int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  socklen_t len = sizeof(addr);
+  if (fd < 0 || bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
+      listen(fd, 16) != 0 ||
+      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+    const std::string err = std::strerror(errno);
+    if (fd >= 0) close(fd);
+    return absl::UnavailableError(absl::StrCat("metrics endpoint on ", options.bind_host,
+                                               ":", options.port, ": ", err));
+  }
+  m->listen_fd_ = fd;
+  m->port_ = ntohs(addr.sin_port);
+  m->thread_ = std::thread([ep = m.get()] { ep->Serve(); });
   return m;
+}
+
+MetricsEndpoint::~MetricsEndpoint() {
+  if (listen_fd_ < 0) return;
+  stop_ = true;
+  thread_.join();
+  close(listen_fd_);
+}
+
+void MetricsEndpoint::Serve() {
+  while (!stop_) {
+    pollfd p{listen_fd_, POLLIN, 0};
+    if (poll(&p, 1, 100) <= 0) continue;
+    const int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+    if (fd < 0) continue;
+    timeval tv{2, 0};  // a slow or silent client cannot hold the thread
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+    Answer(fd);
+    close(fd);
+  }
+}
+
+void MetricsEndpoint::Answer(int fd) {
+  std::string request;
+  char buf[2048];
+  while (request.find("\r\n\r\n") == std::string::npos && request.size() < 16384) {
+    const ssize_t n = read(fd, buf, sizeof(buf));
+    if (n <= 0) return;
+    request.append(buf, static_cast<size_t>(n));
+  }
+  std::string status = "200 OK", body;
+  const std::string line = request.substr(0, request.find("\r\n"));
+  if (absl::StartsWith(line, "GET /metrics ") ||
+      absl::StartsWith(line, "GET /metrics?")) {
+    body = prometheus::TextSerializer().Serialize(registry_->Collect());
+  } else if (absl::StartsWith(line, "GET / ")) {
+    body = "kvq metrics: see /metrics\n";
+  } else {
+    status = "404 Not Found";
+    body = "not found\n";
+  }
+  std::string response = absl::StrCat("HTTP/1.1 ", status,
+                                      "\r\nContent-Type: text/plain; version=0.0.4; "
+                                      "charset=utf-8\r\nContent-Length: ",
+                                      body.size(), "\r\nConnection: close\r\n\r\n", body);
+  size_t sent = 0;
+  while (sent < response.size()) {
+    const ssize_t n =
+        send(fd, response.data() + sent, response.size() - sent, MSG_NOSIGNAL);
+    if (n <= 0) return;
+    sent += static_cast<size_t>(n);
+  }
 }
 
 RpcMetrics::RpcMetrics(prometheus::Registry& registry, std::string role)

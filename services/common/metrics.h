@@ -2,6 +2,12 @@
 // optional /metrics HTTP endpoint, and per-RPC latency histograms and error
 // counters labelled by role, method and code.
 //
+// The endpoint is a small HTTP/1.x server of our own on one thread, not
+// prometheus::Exposer: Debian's civetweb runs its workers on 100 KiB stacks,
+// and once libquadmath (pulled in by OpenBLAS via libgfortran) has registered
+// printf hooks, every glibc printf takes the stack-hungry positional path and
+// the worker overflows its stack (seen as a SIGSEGV or an empty body in `kvq`).
+//
 //   KVQ_ASSIGN_OR_RETURN(std::unique_ptr<MetricsEndpoint> metrics,
 //                        MetricsEndpoint::Start({.role = "store", .port = 9100}));
 //   RpcMetrics rpc(metrics->registry(), "store");
@@ -11,16 +17,17 @@
 #ifndef KVQ_SERVICES_COMMON_METRICS_H_
 #define KVQ_SERVICES_COMMON_METRICS_H_
 
+#include <atomic>
 #include <map>
 #include <memory>
 #include <string>
+#include <thread>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "grpcpp/support/status.h"
 #include "prometheus/counter.h"
-#include "prometheus/exposer.h"
 #include "prometheus/family.h"
 #include "prometheus/histogram.h"
 #include "prometheus/registry.h"
@@ -38,6 +45,7 @@ class MetricsEndpoint {
 
   // UNAVAILABLE if the port cannot be bound.
   static absl::StatusOr<std::unique_ptr<MetricsEndpoint>> Start(const Options& options);
+  ~MetricsEndpoint();  // stops the HTTP thread
 
   prometheus::Registry& registry() { return *registry_; }
   // {"role": role}: the labels every metric of this service carries.
@@ -47,11 +55,15 @@ class MetricsEndpoint {
 
  private:
   MetricsEndpoint() = default;
+  void Serve();  // the HTTP thread's loop
+  void Answer(int fd);
 
   std::shared_ptr<prometheus::Registry> registry_;
-  std::unique_ptr<prometheus::Exposer> exposer_;
   std::map<std::string, std::string> labels_;
   int port_ = -1;
+  int listen_fd_ = -1;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
 };
 
 // kvq_rpc_latency_seconds (histogram) and kvq_rpc_errors_total (counter of

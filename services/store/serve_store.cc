@@ -2,9 +2,13 @@
 // SIGTERM or SIGINT, then shuts down gracefully. Prints
 // "kvq store listening on HOST:PORT" once serving (tests bind port 0 and parse
 // it) and, with --metrics_port, "kvq store metrics on HOST:PORT".
+#include <fcntl.h>
 #include <signal.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <memory>
 #include <string>
 #include <vector>
@@ -47,6 +51,13 @@ bool SplitAddress(const std::string& address, std::string* host, int* port) {
   return absl::SimpleAtoi(address.substr(colon + 1), port) && *port >= 0 && *port < 65536;
 }
 
+int g_signal_pipe[2] = {-1, -1};
+
+extern "C" void OnShutdownSignal(int signal) {
+  const char c = static_cast<char>(signal);
+  (void)!write(g_signal_pipe[1], &c, 1);  // async-signal-safe
+}
+
 int ServeStore() {
   std::string host;
   int port = 0;
@@ -65,12 +76,20 @@ int ServeStore() {
     return 2;
   }
 
-  // Block the shutdown signals in every thread gRPC starts; main waits for them.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGTERM);
-  sigaddset(&signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  // SIGTERM/SIGINT go to a handler that writes to a pipe main reads. A
+  // handler, not a blocked mask plus sigwait: threads started before this
+  // (OpenBLAS starts its pool at load) would otherwise take a second signal
+  // with the default action and kill the process mid-drain.
+  if (pipe2(g_signal_pipe, O_CLOEXEC) != 0) {
+    std::perror("kvq serve store: pipe");
+    return 1;
+  }
+  struct sigaction action = {};
+  action.sa_handler = OnShutdownSignal;
+  sigemptyset(&action.sa_mask);
+  action.sa_flags = SA_RESTART;
+  sigaction(SIGTERM, &action, nullptr);
+  sigaction(SIGINT, &action, nullptr);
 
   absl::StatusOr<std::unique_ptr<kvstore::KvStore>> engine =
       kvstore::KvStore::Open({.capacity_bytes = static_cast<uint64_t>(capacity),
@@ -116,14 +135,33 @@ int ServeStore() {
   }
   std::fflush(stdout);
 
-  int signal = 0;
-  sigwait(&signals, &signal);
+  char signal = 0;
+  while (read(g_signal_pipe[0], &signal, 1) < 0 && errno == EINTR) {
+  }
   std::printf("kvq store: signal %d, shutting down\n", signal);
   std::fflush(stdout);
-  server->Shutdown(std::chrono::system_clock::now() +
-                   absl::ToChronoSeconds(absl::GetFlag(FLAGS_shutdown_grace)));
+  // Health turns NOT_SERVING and new calls fail UNAVAILABLE (clients retry
+  // elsewhere); calls in progress get up to --shutdown_grace to finish. gRPC's
+  // own Shutdown(deadline) would also wait for idle client connections to
+  // close, i.e. always the whole grace, so the drain is tracked here.
+  if (grpc::HealthCheckServiceInterface* health = server->GetHealthCheckService()) {
+    health->Shutdown();
+  }
+  service.StartDraining();
+  const absl::Time drain_deadline = absl::Now() + absl::GetFlag(FLAGS_shutdown_grace);
+  while (service.active_calls() > 0 && absl::Now() < drain_deadline) {
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  // Whatever is left (unary replies being sent) gets a moment, then is cancelled.
+  server->Shutdown(absl::ToChronoTime(absl::Now() + absl::Milliseconds(200)));
   server->Wait();
-  return 0;
+  server.reset();
+  std::printf("kvq store: stopped\n");
+  std::fflush(stdout);
+  std::fflush(stderr);
+  // Every call has finished and nothing is buffered. Skip the library
+  // teardown (civetweb's and gRPC's threads take seconds to wind down).
+  std::_Exit(0);
 }
 
 const cli::CommandRegistrar kServeStore({

@@ -20,6 +20,8 @@ constexpr uint32_t kMaxChunkBytes = 3 << 20;  // below gRPC's 4 MiB default
 
 absl::Duration TtlFromMs(uint32_t ms) { return absl::Milliseconds(ms); }
 
+absl::Status ShuttingDown() { return absl::UnavailableError("store is shutting down"); }
+
 // PutBlocks: one PutSession per stream. Reactions only copy bytes and take the
 // engine's lock briefly; nothing blocks.
 class PutReactor final : public grpc::ServerReadReactor<v1::PutBlocksRequest> {
@@ -32,6 +34,11 @@ class PutReactor final : public grpc::ServerReadReactor<v1::PutBlocksRequest> {
         session_(service->store(),
                  {.max_pending_bytes = service->options().max_pending_bytes_per_stream}),
         start_(absl::Now()) {
+    entered_ = service_->EnterCall();
+    if (!entered_) {
+      Done(ToGrpcStatus(ShuttingDown()));
+      return;
+    }
     StartRead(&request_);
   }
 
@@ -55,13 +62,15 @@ class PutReactor final : public grpc::ServerReadReactor<v1::PutBlocksRequest> {
   }
 
   void OnDone() override {
-    service_->RecordRpc("PutBlocks", code_, start_);
+    if (entered_) service_->LeaveCall();
     delete this;
   }
 
  private:
+  // Records the call before finishing it, so that a client that saw the
+  // status also sees it counted.
   void Done(const grpc::Status& status) {
-    code_ = status.error_code();
+    service_->RecordRpc("PutBlocks", status.error_code(), start_);
     Finish(status);
   }
 
@@ -71,7 +80,7 @@ class PutReactor final : public grpc::ServerReadReactor<v1::PutBlocksRequest> {
   PutSession session_;
   v1::PutBlocksRequest request_;
   const absl::Time start_;
-  grpc::StatusCode code_ = grpc::StatusCode::CANCELLED;
+  bool entered_ = false;
 };
 
 // GetBlocks: the first message names what was found; then the blocks' bytes,
@@ -80,7 +89,8 @@ class GetReactor final : public grpc::ServerWriteReactor<v1::GetBlocksResponse> 
  public:
   GetReactor(StoreService* service, const v1::GetBlocksRequest& request)
       : service_(service), start_(absl::Now()) {
-    absl::Status status = Prepare(request);
+    entered_ = service_->EnterCall();
+    absl::Status status = entered_ ? Prepare(request) : ShuttingDown();
     if (!status.ok()) {
       Done(ToGrpcStatus(status));
       return;
@@ -101,7 +111,7 @@ class GetReactor final : public grpc::ServerWriteReactor<v1::GetBlocksResponse> 
   }
 
   void OnDone() override {
-    service_->RecordRpc("GetBlocks", code_, start_);
+    if (entered_) service_->LeaveCall();
     delete this;
   }
 
@@ -160,20 +170,22 @@ class GetReactor final : public grpc::ServerWriteReactor<v1::GetBlocksResponse> 
     return message_.chunks_size() > 0;
   }
 
+  // Records the call before finishing it, so that a client that saw the
+  // status also sees it counted.
   void Done(const grpc::Status& status) {
-    code_ = status.error_code();
+    service_->RecordRpc("GetBlocks", status.error_code(), start_);
     Finish(status);
   }
 
   StoreService* const service_;
   const absl::Time start_;
+  bool entered_ = false;
   uint32_t chunk_bytes_ = 0;
   std::vector<std::pair<uint32_t, kvstore::Block>> blocks_;  // (request index, block)
   size_t block_ = 0;
   int layer_ = 0;
   size_t offset_ = 0;
   v1::GetBlocksResponse message_;
-  grpc::StatusCode code_ = grpc::StatusCode::CANCELLED;
 };
 
 }  // namespace
@@ -184,6 +196,13 @@ StoreService::StoreService(kvstore::KvStore* store, const Options& options,
       options_(options),
       rpc_metrics_(rpc_metrics),
       store_metrics_(store_metrics) {}
+
+bool StoreService::EnterCall() {
+  ++active_calls_;
+  if (!draining_) return true;
+  --active_calls_;
+  return false;
+}
 
 void StoreService::RecordRpc(const char* method, grpc::StatusCode code,
                              absl::Time start) {
@@ -215,6 +234,7 @@ grpc::ServerUnaryReactor* StoreService::Lookup(grpc::CallbackServerContext* cont
                                                const v1::LookupRequest* request,
                                                v1::LookupResponse* response) {
   const absl::Time start = absl::Now();
+  if (draining_) return FinishUnary(context, "Lookup", start, ShuttingDown());
   absl::StatusOr<std::vector<kvstore::BlockKey>> keys = KeysFromProto(request->keys());
   if (!keys.ok()) return FinishUnary(context, "Lookup", start, keys.status());
   const std::vector<bool> present = store_->Contains(*keys);
@@ -235,6 +255,7 @@ grpc::ServerUnaryReactor* StoreService::RenewLease(grpc::CallbackServerContext* 
                                                    const v1::RenewLeaseRequest* request,
                                                    v1::RenewLeaseResponse*) {
   const absl::Time start = absl::Now();
+  if (draining_) return FinishUnary(context, "RenewLease", start, ShuttingDown());
   return FinishUnary(
       context, "RenewLease", start,
       store_->RenewLease(request->lease_id(), TtlFromMs(request->ttl_ms())));
@@ -244,6 +265,7 @@ grpc::ServerUnaryReactor* StoreService::ReleaseLease(
     grpc::CallbackServerContext* context, const v1::ReleaseLeaseRequest* request,
     v1::ReleaseLeaseResponse*) {
   const absl::Time start = absl::Now();
+  if (draining_) return FinishUnary(context, "ReleaseLease", start, ShuttingDown());
   return FinishUnary(context, "ReleaseLease", start,
                      store_->ReleaseLease(request->lease_id()));
 }
@@ -252,6 +274,7 @@ grpc::ServerUnaryReactor* StoreService::DeleteBlocks(
     grpc::CallbackServerContext* context, const v1::DeleteBlocksRequest* request,
     v1::DeleteBlocksResponse* response) {
   const absl::Time start = absl::Now();
+  if (draining_) return FinishUnary(context, "DeleteBlocks", start, ShuttingDown());
   absl::StatusOr<std::vector<kvstore::BlockKey>> keys = KeysFromProto(request->keys());
   if (!keys.ok()) return FinishUnary(context, "DeleteBlocks", start, keys.status());
   for (const absl::Status& s : store_->Delete(*keys)) {
@@ -264,6 +287,7 @@ grpc::ServerUnaryReactor* StoreService::Stats(grpc::CallbackServerContext* conte
                                               const v1::StoreStatsRequest*,
                                               v1::StoreStatsResponse* response) {
   const absl::Time start = absl::Now();
+  if (draining_) return FinishUnary(context, "Stats", start, ShuttingDown());
   const kvstore::StoreStats s = store_->Stats();
   response->set_capacity_bytes(s.capacity_bytes);
   response->set_bytes(s.bytes);

@@ -10,6 +10,7 @@
 #ifndef KVQ_SERVICES_STORE_STORE_SERVICE_H_
 #define KVQ_SERVICES_STORE_STORE_SERVICE_H_
 
+#include <atomic>
 #include <cstdint>
 
 #include "absl/time/time.h"
@@ -57,6 +58,15 @@ class StoreService final : public v1::KvStore::CallbackService {
   // Records one finished RPC in the metrics (used by the reactors).
   void RecordRpc(const char* method, grpc::StatusCode code, absl::Time start);
 
+  // Graceful shutdown: after StartDraining, new calls fail UNAVAILABLE (the
+  // client retries elsewhere) while calls in progress run to completion;
+  // active_calls() counts those.
+  void StartDraining() { draining_ = true; }
+  int active_calls() const { return active_calls_; }
+  // Reactor bookkeeping: Enter returns false (and counts nothing) when draining.
+  bool EnterCall();
+  void LeaveCall() { --active_calls_; }
+
   kvstore::KvStore* store() const { return store_; }
   const Options& options() const { return options_; }
 
@@ -70,6 +80,9 @@ class StoreService final : public v1::KvStore::CallbackService {
   const Options options_;
   services::RpcMetrics* const rpc_metrics_;
   StoreMetrics* const store_metrics_;
+
+  std::atomic<bool> draining_{false};
+  std::atomic<int> active_calls_{0};
 };
 
 }  // namespace kvq::store

@@ -1,0 +1,381 @@
+// The KV store as users run it: `kvq serve store` as a separate process on
+// loopback, driven by the client library and by raw stubs. Each test starts
+// its own store(s); ChildProcess stops them in its destructor, also when a
+// test fails, and PR_SET_PDEATHSIG kills them if this process dies.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "grpcpp/grpcpp.h"
+#include "gtest/gtest.h"
+#include "proto/kvstore.grpc.pb.h"
+#include "services/launcher/child_process.h"
+#include "services/launcher/health_check.h"
+#include "services/launcher/launcher.h"
+#include "services/store/client.h"
+#include "services/store/proto_convert.h"
+#include "tests/kvstore/test_blocks.h"
+
+namespace kvq::store {
+namespace {
+
+using kvstore::testing::MakeTestBlock;
+using kvstore::testing::TestBlock;
+
+const uint64_t kBlockBytes = MakeTestBlock(0).bytes.size();
+
+std::unique_ptr<launcher::ChildProcess> StartStore(std::vector<std::string> flags) {
+  const std::string kvq = launcher::FindKvqBinary();
+  EXPECT_FALSE(kvq.empty()) << "kvq binary not found";
+  std::vector<std::string> argv = {kvq, "serve", "store", "--address=127.0.0.1:0"};
+  argv.insert(argv.end(), flags.begin(), flags.end());
+  auto child = launcher::ChildProcess::Start("store", argv, {});
+  EXPECT_TRUE(child.ok()) << child.status();
+  return child.ok() ? std::move(*child) : nullptr;
+}
+
+std::unique_ptr<StoreClient> Connect(const std::string& address) {
+  auto c = StoreClient::Create({.addresses = {address}, .deadline = absl::Seconds(10)});
+  EXPECT_TRUE(c.ok());
+  return std::move(*c);
+}
+
+kvstore::Block ToBlock(const TestBlock& t) {
+  return {t.key, t.meta, std::make_shared<const std::string>(t.bytes)};
+}
+
+v1::BlockHeader Header(uint32_t id, const TestBlock& b) {
+  v1::BlockHeader h;
+  h.set_block_id(id);
+  h.set_key(b.key.ToBytes());
+  *h.mutable_meta() = MetaToProto(b.meta);
+  return h;
+}
+
+v1::PutBlocksRequest Layer(uint32_t id, const TestBlock& b, int layer) {
+  const size_t lb = b.meta.layer_bytes();
+  v1::PutBlocksRequest r;
+  v1::BlockChunk* c = r.add_chunks();
+  c->set_block_id(id);
+  c->set_layer(layer);
+  c->set_data(b.bytes.substr(layer * lb, lb));
+  return r;
+}
+
+// Sends `messages` on one raw PutBlocks stream and returns the final status.
+grpc::Status RawPut(const std::string& address,
+                    const std::vector<v1::PutBlocksRequest>& messages) {
+  auto stub = v1::KvStore::NewStub(
+      grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+  grpc::ClientContext ctx;
+  ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
+  v1::PutBlocksResponse response;
+  auto writer = stub->PutBlocks(&ctx, &response);
+  for (const v1::PutBlocksRequest& m : messages) {
+    if (!writer->Write(m)) break;
+  }
+  writer->WritesDone();
+  return writer->Finish();
+}
+
+std::vector<v1::PutBlocksRequest> WholeBlock(const TestBlock& b) {
+  std::vector<v1::PutBlocksRequest> m(1);
+  *m[0].add_headers() = Header(0, b);
+  for (int layer = 0; layer < b.meta.n_layers; ++layer) m.push_back(Layer(0, b, layer));
+  return m;
+}
+
+TEST(StoreIntegrationTest, HealthyAndStopsGracefullyOnSigterm) {
+  auto store = StartStore({});
+  ASSERT_NE(store, nullptr);
+  EXPECT_TRUE(launcher::WaitHealthy(store->address(), absl::Seconds(10)).ok());
+  auto client = Connect(store->address());
+  ASSERT_TRUE(client->PutBlocks({ToBlock(MakeTestBlock(1))}).ok());
+  // A put in progress when SIGTERM arrives still completes.
+  const TestBlock b = MakeTestBlock(2);
+  auto writer = client->OpenWriter();
+  ASSERT_TRUE(writer.ok());
+  auto id = (*writer)->Announce(b.key, b.meta);
+  ASSERT_TRUE(id.ok());
+  const size_t lb = b.meta.layer_bytes();
+  ASSERT_TRUE(
+      (*writer)->WriteLayer(*id, 0, absl::string_view(b.bytes).substr(0, lb)).ok());
+  absl::SleepFor(absl::Milliseconds(100));
+  ASSERT_EQ(kill(store->pid(), SIGTERM), 0);
+  absl::SleepFor(absl::Milliseconds(200));
+  // New calls are turned away while the put drains.
+  auto once = StoreClient::Create({.addresses = {store->address()}, .max_attempts = 1});
+  EXPECT_EQ((*once)->Stats(0).status().code(), absl::StatusCode::kUnavailable);
+  for (int layer = 1; layer < b.meta.n_layers; ++layer) {
+    ASSERT_TRUE(
+        (*writer)
+            ->WriteLayer(*id, layer, absl::string_view(b.bytes).substr(layer * lb, lb))
+            .ok());
+  }
+  auto outcomes = (*writer)->Finish();
+  ASSERT_TRUE(outcomes.ok()) << outcomes.status();
+  EXPECT_EQ((*outcomes)[0], kvstore::PutOutcome::kStored);
+  const int status = store->Stop(absl::Seconds(10));
+  EXPECT_TRUE(WIFEXITED(status)) << "signal " << WTERMSIG(status);
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+  EXPECT_TRUE(absl::StrContains(store->Output(), "kvq store: stopped"))
+      << store->Output();
+}
+
+TEST(StoreIntegrationTest, CancelledMidPutLeavesNothingVisible) {
+  auto store = StartStore({});
+  ASSERT_NE(store, nullptr);
+  const TestBlock a = MakeTestBlock(1), b = MakeTestBlock(2);
+  auto stub = v1::KvStore::NewStub(
+      grpc::CreateChannel(store->address(), grpc::InsecureChannelCredentials()));
+  grpc::ClientContext ctx;
+  v1::PutBlocksResponse response;
+  auto writer = stub->PutBlocks(&ctx, &response);
+  v1::PutBlocksRequest headers;
+  *headers.add_headers() = Header(0, a);
+  *headers.add_headers() = Header(1, b);
+  ASSERT_TRUE(writer->Write(headers));
+  for (int layer = 0; layer < 4; ++layer) {  // every layer but the last
+    ASSERT_TRUE(writer->Write(Layer(0, a, layer)));
+    ASSERT_TRUE(writer->Write(Layer(1, b, layer)));
+  }
+  absl::SleepFor(absl::Milliseconds(100));  // let the store apply them
+  ctx.TryCancel();
+  EXPECT_EQ(writer->Finish().error_code(), grpc::StatusCode::CANCELLED);
+
+  auto client = Connect(store->address());
+  auto lookup = client->Lookup({a.key, b.key});
+  ASSERT_TRUE(lookup.ok());
+  EXPECT_EQ(lookup->present, (std::vector<bool>{false, false}));
+  auto stats = client->Stats(0);
+  ASSERT_TRUE(stats.ok());
+  EXPECT_EQ(stats->blocks(), 0u);
+  EXPECT_EQ(stats->bytes(), 0u);
+  // The store is fine afterwards, and the same blocks can be put again.
+  ASSERT_TRUE(client->PutBlocks({ToBlock(a), ToBlock(b)}).ok());
+  EXPECT_EQ(client->Stats(0)->blocks(), 2u);
+}
+
+TEST(StoreIntegrationTest, BadPutsGetTheirCodesAndStoreNothing) {
+  auto store = StartStore(
+      {"--max_message_bytes=262144", absl::StrCat("--capacity_bytes=", 3 * kBlockBytes)});
+  ASSERT_NE(store, nullptr);
+  const std::string addr = store->address();
+
+  TestBlock bad_sum = MakeTestBlock(1);
+  bad_sum.meta.checksum ^= 0x10;
+  EXPECT_EQ(RawPut(addr, WholeBlock(bad_sum)).error_code(), grpc::StatusCode::DATA_LOSS);
+
+  TestBlock bad_version = MakeTestBlock(2);
+  std::vector<v1::PutBlocksRequest> m = WholeBlock(bad_version);
+  m[0].mutable_headers(0)->mutable_meta()->set_format_version(9);
+  EXPECT_EQ(RawPut(addr, m).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+
+  // Metadata inconsistent with the bytes sent: the header says 3 KV heads,
+  // so each 4-head layer part overflows its layer.
+  m = WholeBlock(MakeTestBlock(3));
+  m[0].mutable_headers(0)->mutable_meta()->set_n_kv_heads(3);
+  EXPECT_EQ(RawPut(addr, m).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+
+  // token_count larger than B.
+  m = WholeBlock(MakeTestBlock(4));
+  m[0].mutable_headers(0)->mutable_meta()->set_token_count(33);
+  EXPECT_EQ(RawPut(addr, m).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+
+  // A message over --max_message_bytes.
+  m = WholeBlock(MakeTestBlock(5));
+  m[1].mutable_chunks(0)->mutable_data()->append(300000, 'x');
+  EXPECT_EQ(RawPut(addr, m).error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+
+  // A block larger than the whole store.
+  const TestBlock huge = MakeTestBlock(6, kernels::BlockEncoding::Fp16(32));
+  ASSERT_GT(huge.bytes.size(), 3 * kBlockBytes);
+  EXPECT_EQ(RawPut(addr, WholeBlock(huge)).error_code(),
+            grpc::StatusCode::RESOURCE_EXHAUSTED);
+
+  // A stream that ends before its block is complete.
+  m = WholeBlock(MakeTestBlock(7));
+  m.pop_back();
+  EXPECT_EQ(RawPut(addr, m).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+
+  auto stats = Connect(addr)->Stats(0);
+  ASSERT_TRUE(stats.ok());
+  EXPECT_EQ(stats->blocks(), 0u);
+  EXPECT_GE(stats->rejected_puts(), 2u);  // checksum, capacity
+}
+
+TEST(StoreIntegrationTest, FullStoreWithEverythingLeasedRejectsPuts) {
+  auto store = StartStore(
+      {absl::StrCat("--capacity_bytes=", 3 * kBlockBytes), "--lease_ttl=600ms"});
+  ASSERT_NE(store, nullptr);
+  auto client = Connect(store->address());
+  std::vector<kvstore::Block> blocks;
+  for (int i = 0; i < 3; ++i) blocks.push_back(ToBlock(MakeTestBlock(i)));
+  ASSERT_TRUE(client->PutBlocks(blocks).ok());
+  auto lookup = client->Lookup({blocks[0].key, blocks[1].key, blocks[2].key},
+                               absl::Seconds(60));  // capped at 600 ms
+  ASSERT_TRUE(lookup.ok());
+  EXPECT_EQ(lookup->present_prefix, 3u);
+  ASSERT_EQ(lookup->leases.size(), 1u);
+
+  const kvstore::Block extra = ToBlock(MakeTestBlock(3));
+  EXPECT_EQ(client->PutBlocks({extra}).status().code(),
+            absl::StatusCode::kResourceExhausted);
+  auto stats = client->Stats(0);
+  EXPECT_EQ(stats->blocks(), 3u);  // nothing was dropped for it
+  EXPECT_EQ(stats->evictions(), 0u);
+
+  // A reader that never releases: its lease runs out and the put fits.
+  absl::SleepFor(absl::Milliseconds(800));
+  auto put = client->PutBlocks({extra});
+  ASSERT_TRUE(put.ok()) << put.status();
+  stats = client->Stats(0);
+  EXPECT_EQ(stats->evictions(), 1u);
+  EXPECT_EQ(stats->expired_leases(), 1u);
+  EXPECT_EQ(client->ReleaseLeases(lookup->leases).code(), absl::StatusCode::kNotFound);
+}
+
+// Runs the helper client process and returns key -> address, plus its last
+// "present_prefix" (or -1).
+std::map<std::string, std::string> RunShardClient(const std::string& mode,
+                                                  const std::string& addresses, int count,
+                                                  int* present_prefix) {
+  const std::string tool = absl::StrCat(std::getenv("TEST_SRCDIR"),
+                                        "/kvq/tests/integration/store_shard_client");
+  const std::string cmd = absl::StrCat(tool, " ", mode, " ", addresses, " 0 ", count);
+  FILE* p = popen(cmd.c_str(), "r");
+  EXPECT_NE(p, nullptr);
+  std::map<std::string, std::string> routes;
+  *present_prefix = -1;
+  char line[256];
+  while (p != nullptr && std::fgets(line, sizeof(line), p) != nullptr) {
+    std::vector<std::string> f = absl::StrSplit(absl::StripAsciiWhitespace(line), ' ');
+    if (f.size() != 2) continue;
+    if (f[0] == "present_prefix") {
+      EXPECT_TRUE(absl::SimpleAtoi(f[1], present_prefix));
+    } else {
+      routes[f[0]] = f[1];
+    }
+  }
+  EXPECT_EQ(p == nullptr ? -1 : pclose(p), 0) << cmd;
+  return routes;
+}
+
+TEST(StoreIntegrationTest, TwoShardsRouteEachKeyTheSameFromTwoProcesses) {
+  auto s1 = StartStore({});
+  auto s2 = StartStore({});
+  ASSERT_NE(s1, nullptr);
+  ASSERT_NE(s2, nullptr);
+  constexpr int kBlocks = 40;
+  int prefix = -1;
+  const auto put_routes = RunShardClient(
+      "put", absl::StrCat(s1->address(), ",", s2->address()), kBlocks, &prefix);
+  const auto locate_routes = RunShardClient(
+      "locate", absl::StrCat(s2->address(), ",", s1->address()), kBlocks, &prefix);
+  ASSERT_EQ(put_routes.size(), static_cast<size_t>(kBlocks));
+  EXPECT_EQ(put_routes, locate_routes);
+  EXPECT_EQ(prefix, kBlocks);  // the second process finds every block
+
+  // Each block is on exactly the shard both processes named.
+  auto c1 = Connect(s1->address());
+  auto c2 = Connect(s2->address());
+  int on_s1 = 0;
+  for (const auto& [hex, address] : put_routes) {
+    const kvstore::BlockKey key = *kvstore::BlockKey::FromHex(hex);
+    const bool in1 = c1->Lookup({key})->present[0];
+    const bool in2 = c2->Lookup({key})->present[0];
+    EXPECT_NE(in1, in2) << hex;
+    EXPECT_EQ(in1, address == s1->address()) << hex;
+    on_s1 += in1;
+  }
+  EXPECT_GT(on_s1, 0);
+  EXPECT_LT(on_s1, kBlocks);
+  EXPECT_EQ(c1->Stats(0)->blocks() + c2->Stats(0)->blocks(),
+            static_cast<uint64_t>(kBlocks));
+}
+
+std::string HttpGet(int port, const std::string& path) {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(port);
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  std::string out;
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0) {
+    const std::string req = absl::StrCat("GET ", path,
+                                         " HTTP/1.1\r\nHost: localhost\r\n"
+                                         "Connection: close\r\n\r\n");
+    (void)!write(fd, req.data(), req.size());
+    char buf[4096];
+    ssize_t n;
+    while ((n = read(fd, buf, sizeof(buf))) > 0) out.append(buf, n);
+  }
+  close(fd);
+  // The body, de-chunked when the server used chunked transfer encoding.
+  const size_t body_at = out.find("\r\n\r\n");
+  if (body_at == std::string::npos) return "";
+  const std::string headers = out.substr(0, body_at);
+  std::string body = out.substr(body_at + 4);
+  if (!absl::StrContains(absl::AsciiStrToLower(headers), "transfer-encoding: chunked")) {
+    return body;
+  }
+  std::string plain;
+  size_t pos = 0;
+  while (pos < body.size()) {
+    const size_t eol = body.find("\r\n", pos);
+    if (eol == std::string::npos) break;
+    size_t n = 0;
+    if (!absl::SimpleHexAtoi(body.substr(pos, eol - pos), &n) || n == 0) break;
+    plain += body.substr(eol + 2, n);
+    pos = eol + 2 + n + 2;
+  }
+  return plain;
+}
+
+TEST(StoreIntegrationTest, ExportsPrometheusMetrics) {
+  auto store = StartStore({"--metrics_port=0", "--capacity_bytes=123456789"});
+  ASSERT_NE(store, nullptr);
+  auto client = Connect(store->address());
+  ASSERT_TRUE(client->PutBlocks({ToBlock(MakeTestBlock(1))}).ok());
+  kvstore::Block bad = ToBlock(MakeTestBlock(2));
+  bad.meta.checksum ^= 1;
+  EXPECT_FALSE(client->PutBlocks({bad}).ok());
+  int port = -1;
+  for (absl::string_view line : absl::StrSplit(store->Output(), '\n')) {
+    const size_t at = line.find("kvq store metrics on ");
+    if (at == absl::string_view::npos) continue;
+    ASSERT_TRUE(absl::SimpleAtoi(line.substr(line.rfind(':') + 1), &port));
+  }
+  ASSERT_GT(port, 0) << store->Output();
+  const std::string text = HttpGet(port, "/metrics");
+  EXPECT_TRUE(
+      absl::StrContains(text, "kvq_kvstore_capacity_bytes{role=\"store\"} 123456789"))
+      << text;
+  EXPECT_TRUE(absl::StrContains(text, "kvq_kvstore_blocks{role=\"store\"} 1"));
+  EXPECT_TRUE(
+      absl::StrContains(text, "kvq_kvstore_rejected_puts_total{role=\"store\"} 1"));
+  EXPECT_TRUE(absl::StrContains(
+      text,
+      "kvq_rpc_errors_total{code=\"DATA_LOSS\",method=\"PutBlocks\",role=\"store\"} 1"));
+  EXPECT_TRUE(absl::StrContains(text,
+                                "kvq_rpc_latency_seconds_count{code=\"OK\",method="
+                                "\"PutBlocks\",role=\"store\"} 1"))
+      << text;
+}
+
+}  // namespace
+}  // namespace kvq::store
