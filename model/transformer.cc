@@ -57,11 +57,14 @@ void Transformer::FeedForward(const LayerWeights& w, float* x, int n) const {
   for (size_t i = 0; i < down.size(); ++i) x[i] += down[i];
 }
 
-void Transformer::Logits(const float* x, float* logits) const {
+void Transformer::Logits(const float* x, int n, float* logits) const {
   const ModelConfig& c = model_.config;
-  std::vector<float> xb(c.dim);
-  ops::RmsNorm(x, model_.weights.rms_final.data(), c.dim, c.norm_eps, xb.data());
-  ops::MatMul(xb.data(), 1, c.dim, model_.classifier(), c.vocab_size, logits);
+  std::vector<float> xb(size_t(n) * c.dim);
+  for (int i = 0; i < n; ++i) {
+    ops::RmsNorm(x + size_t(i) * c.dim, model_.weights.rms_final.data(), c.dim,
+                 c.norm_eps, &xb[size_t(i) * c.dim]);
+  }
+  ops::MatMul(xb.data(), n, c.dim, model_.classifier(), c.vocab_size, logits);
 }
 
 absl::StatusOr<std::vector<float>> Transformer::Prefill(
@@ -128,7 +131,7 @@ absl::StatusOr<std::vector<float>> Transformer::Prefill(
     FeedForward(w, x.data(), n);
   }
   std::vector<float> logits(c.vocab_size);
-  Logits(&x[size_t(n - 1) * dim], logits.data());
+  Logits(&x[size_t(n - 1) * dim], 1, logits.data());
   return logits;
 }
 
@@ -183,9 +186,7 @@ absl::Status Transformer::DecodeStep(absl::Span<const int> tokens,
     FeedForward(w, x.data(), n);
   }
   logits->resize(size_t(n) * c.vocab_size);
-  for (int i = 0; i < n; ++i) {
-    Logits(&x[size_t(i) * dim], logits->data() + size_t(i) * c.vocab_size);
-  }
+  Logits(x.data(), n, logits->data());
   return absl::OkStatus();
 }
 

@@ -56,7 +56,8 @@ class Transformer {
   absl::Status CheckCache(const KvCache& cache, int new_tokens) const;
   // FFN block and residual: x[n][dim] += W2(silu(W1 norm(x)) * W3 norm(x)).
   void FeedForward(const LayerWeights& w, float* x, int n) const;
-  void Logits(const float* x, float* logits) const;
+  // logits[n][vocab] of the final-normed rows x[n][dim].
+  void Logits(const float* x, int n, float* logits) const;
 
   const Model& model_;
   const std::vector<float> rope_freq_;
