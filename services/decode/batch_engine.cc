@@ -99,18 +99,19 @@ void BatchEngine::Loop() {
       incoming_.clear();
     }
     // Drop cancelled sequences first: their memory goes back at once.
-    uint64_t cancelled = 0;
     for (auto& s : live) {
       if (s->cancelled()) {
+        {
+          std::lock_guard<std::mutex> lock(mu_);
+          ++stats_.cancelled;  // counted before the client can see the end
+        }
         s->Finish("cancelled");
         s.reset();
-        ++cancelled;
       }
     }
     live.erase(std::remove(live.begin(), live.end(), nullptr), live.end());
     if (live.empty()) {
       std::lock_guard<std::mutex> lock(mu_);
-      stats_.cancelled += cancelled;
       stats_.running = 0;
       continue;
     }
@@ -156,7 +157,6 @@ void BatchEngine::Loop() {
     }
     live.erase(std::remove(live.begin(), live.end(), nullptr), live.end());
     std::lock_guard<std::mutex> lock(mu_);
-    stats_.cancelled += cancelled;
     stats_.steps += 1;
     stats_.tokens += produced;
     stats_.running = static_cast<uint32_t>(live.size());
