@@ -259,6 +259,14 @@ int BlockKvCache::block_tokens(int b) const {
   return std::min(mode_.block, n_tokens() - b * mode_.block);
 }
 
+BlockEncoding BlockKvCache::layer_block_encoding(int b, int layer) const {
+  return blocks_[b][layer].quantized ? quant_enc_ : fp16_enc_;
+}
+
+int BlockKvCache::layer_block_tokens(int b, int layer) const {
+  return std::min(mode_.block, layer_tokens_[layer] - b * mode_.block);
+}
+
 absl::Span<const uint8_t> BlockKvCache::LayerPart(int b, int layer) const {
   return blocks_[b][layer].bytes;
 }

@@ -11,6 +11,9 @@
 //   for (int b = 0; b < cache.n_blocks(); ++b)
 //     Push(cache.block_encoding(b), cache.block_tokens(b), cache.LayerPart(b, l));
 //
+// (while a prefill streams layer l from PrefillOptions::on_layer, use
+// layer_blocks(l), layer_block_encoding(b, l) and layer_block_tokens(b, l)),
+//
 // and a decode worker can rebuild the cache from the fetched blocks:
 //
 //   KVQ_ASSIGN_OR_RETURN(auto cache, BlockKvCache::FromBlocks(mode, shape, blocks));
@@ -71,6 +74,12 @@ class BlockKvCache final : public KvCache {
   int n_blocks() const;
   kernels::BlockEncoding block_encoding(int b) const;
   int block_tokens(int b) const;
+
+  // ---- One layer's view, also valid inside PrefillOptions::on_layer (when
+  // layer `layer` is final and later layers still hold the old tokens) ----
+  int layer_blocks(int layer) const { return LayerBlocks(layer); }
+  kernels::BlockEncoding layer_block_encoding(int b, int layer) const;
+  int layer_block_tokens(int b, int layer) const;
   // Layer `layer`'s part of block b: LayerBytes(block_encoding(b), ...) bytes.
   absl::Span<const uint8_t> LayerPart(int b, int layer) const;
   // The whole block, layer parts in order (block_format.h).

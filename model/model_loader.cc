@@ -11,6 +11,7 @@
 #include "model/llama2c_loader.h"
 #include "model/llama2c_tokenizer.h"
 #include "model/sentencepiece_tokenizer.h"
+#include "model/synthetic_model.h"
 
 namespace kvq::model {
 namespace {
@@ -109,6 +110,18 @@ absl::StatusOr<LoadedModel> LoadModel(const std::string& path,
                                       const std::string& tokenizer_path) {
   if (path.empty()) {
     return absl::NotFoundError("no model path given and no default model found");
+  }
+  if (IsSyntheticSpec(path)) {
+    KVQ_ASSIGN_OR_RETURN(SyntheticSpec spec, ParseSyntheticSpec(path));
+    KVQ_ASSIGN_OR_RETURN(Model m, SyntheticModel(spec.config, spec.seed));
+    LoadedModel out;
+    out.model = std::make_unique<Model>(std::move(m));
+    out.model_path = path;
+    if (!tokenizer_path.empty()) {
+      KVQ_ASSIGN_OR_RETURN(out.tokenizer,
+                           LoadTokenizer(tokenizer_path, out.model->config.vocab_size));
+    }
+    return out;
   }
   std::error_code ec;
   const fs::path p(path);

@@ -1,6 +1,7 @@
 // Opens whatever model path a user gives: a llama2.c checkpoint (.bin, with
 // its tokenizer beside it), a directory holding one, or a Hugging Face
-// directory (config.json + *.safetensors, tokenizer.model when present).
+// directory (config.json + *.safetensors, tokenizer.model when present), or
+// "synthetic[:dim=...,...]" (synthetic_model.h; no tokenizer unless given).
 //
 //   KVQ_ASSIGN_OR_RETURN(kvq::model::LoadedModel m,
 //                        kvq::model::LoadModel(kvq::DefaultModelDir()));

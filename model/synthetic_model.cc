@@ -2,6 +2,14 @@
 
 #include <cmath>
 #include <random>
+#include <string>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 
 namespace kvq::model {
 
@@ -36,6 +44,64 @@ absl::StatusOr<Model> SyntheticModel(const ModelConfig& c, uint64_t seed) {
   if (!c.shared_classifier) fill(m.weights.classifier, size_t(c.vocab_size) * dim, s, 0);
   m.id = ComputeModelId(m.config, m.weights);
   return m;
+}
+
+bool IsSyntheticSpec(absl::string_view model_path) {
+  return model_path == "synthetic" || absl::StartsWith(model_path, "synthetic:");
+}
+
+absl::StatusOr<SyntheticSpec> ParseSyntheticSpec(absl::string_view text) {
+  SyntheticSpec spec;
+  ModelConfig& c = spec.config;
+  c = ModelConfig{.dim = 1024,
+                  .hidden_dim = 2816,
+                  .n_layers = 8,
+                  .n_heads = 16,
+                  .n_kv_heads = 4,
+                  .vocab_size = 32000,
+                  .seq_len = 8192 + 256};
+  absl::string_view rest = text;
+  if (!absl::ConsumePrefix(&rest, "synthetic")) {
+    return absl::InvalidArgumentError(absl::StrCat("not a synthetic model spec: ", text));
+  }
+  if (!rest.empty() && !absl::ConsumePrefix(&rest, ":")) {
+    return absl::InvalidArgumentError(absl::StrCat("bad synthetic model spec: ", text));
+  }
+  for (absl::string_view field : absl::StrSplit(rest, ',', absl::SkipEmpty())) {
+    std::vector<absl::string_view> kv = absl::StrSplit(field, absl::MaxSplits('=', 1));
+    int64_t v;
+    if (kv.size() != 2 || !absl::SimpleAtoi(kv[1], &v) || v < 0 ||
+        v > (int64_t{1} << 30)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "synthetic model spec: \"", field, "\" is not key=non-negative integer"));
+    }
+    const int i = static_cast<int>(v);
+    if (kv[0] == "dim")
+      c.dim = i;
+    else if (kv[0] == "hidden")
+      c.hidden_dim = i;
+    else if (kv[0] == "layers")
+      c.n_layers = i;
+    else if (kv[0] == "heads")
+      c.n_heads = i;
+    else if (kv[0] == "kv_heads")
+      c.n_kv_heads = i;
+    else if (kv[0] == "head_dim")
+      c.head_dim = i;
+    else if (kv[0] == "vocab")
+      c.vocab_size = i;
+    else if (kv[0] == "seq_len")
+      c.seq_len = i;
+    else if (kv[0] == "seed")
+      spec.seed = static_cast<uint64_t>(v);
+    else {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "synthetic model spec: unknown key \"", kv[0],
+          "\" (dim, hidden, layers, heads, kv_heads, head_dim, vocab, seq_len, seed)"));
+    }
+  }
+  if (absl::Status s = c.Validate(); !s.ok()) return s;
+  return spec;
 }
 
 }  // namespace kvq::model

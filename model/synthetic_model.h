@@ -11,6 +11,7 @@
 #include <cstdint>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "model/model.h"
 
 namespace kvq::model {
@@ -19,6 +20,18 @@ namespace kvq::model {
 // weights 1 + 0.1 * normal; the same seed gives the same model (and id).
 // INVALID_ARGUMENT for an invalid config.
 absl::StatusOr<Model> SyntheticModel(const ModelConfig& config, uint64_t seed);
+
+// A --model value naming a synthetic model:
+//   synthetic[:dim=1024,hidden=2816,layers=8,heads=16,kv_heads=4,head_dim=64,
+//              vocab=32000,seq_len=8448,seed=1]
+// Fields left out keep those defaults (the `kvq bench model` shape).
+// INVALID_ARGUMENT for unknown keys, non-integers or an invalid config.
+struct SyntheticSpec {
+  ModelConfig config;
+  uint64_t seed = 1;
+};
+bool IsSyntheticSpec(absl::string_view model_path);
+absl::StatusOr<SyntheticSpec> ParseSyntheticSpec(absl::string_view text);
 
 }  // namespace kvq::model
 

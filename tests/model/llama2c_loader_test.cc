@@ -6,6 +6,7 @@
 
 #include "common/paths.h"
 #include "gtest/gtest.h"
+#include "model/synthetic_model.h"
 #include "tests/model/test_model.h"
 
 namespace kvq::model {
@@ -99,6 +100,27 @@ TEST(ModelLoaderTest, AcceptsDirectoryOrFile) {
                 .status()
                 .code(),
             absl::StatusCode::kNotFound);
+}
+
+TEST(ModelLoaderTest, SyntheticModels) {
+  absl::StatusOr<LoadedModel> a = LoadModel(
+      "synthetic:dim=64,hidden=96,layers=2,heads=4,kv_heads=2,vocab=100,seed=3");
+  ASSERT_TRUE(a.ok()) << a.status();
+  EXPECT_EQ(a->model->config.n_layers, 2);
+  EXPECT_EQ(a->model->config.vocab_size, 100);
+  EXPECT_EQ(a->tokenizer, nullptr);
+  EXPECT_TRUE(CheckWeightShapes(a->model->config, a->model->weights).ok());
+  absl::StatusOr<LoadedModel> b = LoadModel(
+      "synthetic:dim=64,hidden=96,layers=2,heads=4,kv_heads=2,vocab=100,seed=3");
+  ASSERT_TRUE(b.ok());
+  EXPECT_EQ(a->model->id, b->model->id);
+  absl::StatusOr<SyntheticSpec> def = ParseSyntheticSpec("synthetic");
+  ASSERT_TRUE(def.ok());
+  EXPECT_EQ(def->config.dim, 1024);
+  for (const char* bad : {"synthetic:dim", "synthetic:dim=x", "synthetic:depth=3",
+                          "synthetic:heads=5", "synthetic;dim=4", "synthetic:dim=-4"}) {
+    EXPECT_EQ(LoadModel(bad).status().code(), absl::StatusCode::kInvalidArgument) << bad;
+  }
 }
 
 }  // namespace

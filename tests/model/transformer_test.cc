@@ -120,15 +120,19 @@ TEST(TransformerTest, PrefillReportsEachLayer) {
   auto cache = NewCache(m, "kivi:bits=4,block=8,group=8,residual=8");
   std::vector<int> layers;
   PrefillOptions opts;
+  const auto& blocks = static_cast<const BlockKvCache&>(*cache);
   opts.on_layer = [&](int l) {
     layers.push_back(l);
     EXPECT_EQ(cache->layer_tokens(l), 20);
+    EXPECT_EQ(blocks.layer_blocks(l), 3);
+    EXPECT_FALSE(blocks.layer_block_encoding(0, l).is_fp16());
+    EXPECT_TRUE(blocks.layer_block_encoding(1, l).is_fp16());
+    EXPECT_EQ(blocks.layer_block_tokens(2, l), 4);
     return absl::OkStatus();
   };
   std::vector<int> tokens(20, 5);
   ASSERT_TRUE(t.Prefill(tokens, *cache, opts).ok());
   EXPECT_EQ(layers, (std::vector<int>{0, 1}));
-  const auto& blocks = static_cast<const BlockKvCache&>(*cache);
   ASSERT_EQ(blocks.n_blocks(), 3);
   EXPECT_FALSE(blocks.block_encoding(0).is_fp16());  // 20 >= 8 + 8
   EXPECT_TRUE(blocks.block_encoding(1).is_fp16());   // 20 < 16 + 8
