@@ -114,11 +114,13 @@ TEST(ModelLoaderTest, SyntheticModels) {
       "synthetic:dim=64,hidden=96,layers=2,heads=4,kv_heads=2,vocab=100,seed=3");
   ASSERT_TRUE(b.ok());
   EXPECT_EQ(a->model->id, b->model->id);
+  EXPECT_EQ(ParseSyntheticSpec("synthetic;dim=4").status().code(),
+            absl::StatusCode::kInvalidArgument);
   absl::StatusOr<SyntheticSpec> def = ParseSyntheticSpec("synthetic");
   ASSERT_TRUE(def.ok());
   EXPECT_EQ(def->config.dim, 1024);
   for (const char* bad : {"synthetic:dim", "synthetic:dim=x", "synthetic:depth=3",
-                          "synthetic:heads=5", "synthetic;dim=4", "synthetic:dim=-4"}) {
+                          "synthetic:heads=5", "synthetic:dim=-4"}) {
     EXPECT_EQ(LoadModel(bad).status().code(), absl::StatusCode::kInvalidArgument) << bad;
   }
 }
