@@ -323,7 +323,6 @@ __host__ __device__ constexpr size_t AttentionSmemMerge() {
 template <int kBits, int kHeadDim, int kB>
 __global__ void __launch_bounds__(kAttentionWarps * 32)
     DecodeAttentionKernel(const DecodeParams p) {
-  using T = AttentionTraits<kBits, kHeadDim, kB>;
   KVQ_CUDA_DYNAMIC_SMEM(smem);
   float* q_s = reinterpret_cast<float*>(smem);      // [kMaxHeadsPerCta][D]
   float* p_all = q_s + kMaxHeadsPerCta * kHeadDim;  // [warps][kMaxHeadsPerCta][B]
