@@ -15,6 +15,7 @@ import unittest
 import kvq_client
 from kvq_client import cli, health, store
 from kvq_client.router import _check_prompt
+import unittest_junit
 
 # Nothing listens here: calls that get as far as the network fail.
 NOWHERE = "127.0.0.1:1"
@@ -143,4 +144,4 @@ class StubGenerationTest(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    unittest.main(verbosity=2)
+    unittest_junit.main()

@@ -6,5 +6,5 @@ test_py="$1"
 shift
 PYTHON="${KVQ_TEST_PYTHON:-/usr/bin/python3}"
 export PYTHONDONTWRITEBYTECODE=1
-export PYTHONPATH="${TEST_SRCDIR}/kvq/clients/python${PYTHONPATH:+:$PYTHONPATH}"
+export PYTHONPATH="${TEST_SRCDIR}/kvq/clients/python:${TEST_SRCDIR}/kvq/tests/clients${PYTHONPATH:+:$PYTHONPATH}"
 exec "$PYTHON" "$test_py" "$@"

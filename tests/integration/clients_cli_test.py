@@ -8,6 +8,7 @@ import sys
 import unittest
 
 import clients_harness as h
+import unittest_junit
 
 sys.path.insert(0, h.python_path())
 import kvq_client  # noqa: E402
@@ -117,4 +118,4 @@ class KvqClientCommandTest(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    unittest.main(verbosity=2)
+    unittest_junit.main()

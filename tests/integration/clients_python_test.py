@@ -12,6 +12,7 @@ import sys
 import unittest
 
 import clients_harness as h
+import unittest_junit
 
 sys.path.insert(0, h.python_path())
 import kvq_client  # noqa: E402
@@ -174,4 +175,4 @@ class PythonClientTest(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    unittest.main(verbosity=2)
+    unittest_junit.main()

@@ -31,6 +31,7 @@ import urllib.parse
 import urllib.request
 
 import clients_harness as h
+import unittest_junit
 
 sys.path.insert(0, h.python_path())
 import grpc  # noqa: E402
@@ -254,4 +255,4 @@ class _expect_error:
 
 
 if __name__ == "__main__":
-    unittest.main(verbosity=2)
+    unittest_junit.main()
