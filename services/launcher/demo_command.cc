@@ -23,6 +23,9 @@ ABSL_DECLARE_FLAG(std::string, prompt);
 ABSL_DECLARE_FLAG(int, steps);
 
 ABSL_FLAG(bool, verbose, false, "kvq demo: echo the services' output to stderr.");
+ABSL_FLAG(bool, colocated, false,
+          "kvq demo: the baseline instead: prefill and decode in one decode worker, no "
+          "store (the router still fronts it).");
 
 namespace kvq::launcher {
 namespace {
@@ -53,8 +56,14 @@ int RunDemo(const std::vector<std::string>& args) {
     options.router_flags.push_back("--tokenizer=" + model::TokenizerPathFromFlags());
   }
   options.echo_output = absl::GetFlag(FLAGS_verbose);
-  std::fprintf(stderr,
-               "kvq demo: starting store, prefill, decode and router (model %s)\n",
+  const bool colocated = absl::GetFlag(FLAGS_colocated);
+  if (colocated) {
+    options.with_store = false;
+    options.prefill_workers = 0;
+  }
+  std::fprintf(stderr, "kvq demo: starting %s (model %s)\n",
+               colocated ? "a colocated decode worker and the router"
+                         : "store, prefill, decode and router",
                options.model.c_str());
   absl::StatusOr<std::unique_ptr<Cluster>> cluster = Cluster::Start(options);
   if (!cluster.ok()) return Fail(cluster.status().ToString());
@@ -104,7 +113,9 @@ int RunDemo(const std::vector<std::string>& args) {
   const uint64_t moved =
       p.bytes_pushed() + p.bytes_fetched() + last.decode_bytes_fetched();
   std::fprintf(stderr, "---\n");
-  std::fprintf(stderr, "kv mode:                %s\n", absl::GetFlag(FLAGS_kv).c_str());
+  std::fprintf(stderr, "mode:                   %s, kv %s\n",
+               colocated ? "colocated" : "disaggregated",
+               absl::GetFlag(FLAGS_kv).c_str());
   std::fprintf(stderr, "tokens generated:       %d (%s)\n", tokens,
                last.finish_reason().c_str());
   std::fprintf(stderr, "time to first token:    %.2f ms\n", ttft * 1e3);
@@ -139,8 +150,9 @@ const cli::CommandRegistrar kDemo({
         "Starts each service as its own process on a free loopback port, generates\n"
         "from --prompt through the router, prints the text, then time to first token,\n"
         "inter-token latency, KV bytes moved and the compression ratio (on stderr).\n"
+        "--colocated runs the same request without a store (the baseline).\n"
         "Example: kvq demo --prompt \"Once upon a time\" --steps 64 --kv kivi2",
-    .flags = {"model", "tokenizer", "prompt", "steps", "kv", "verbose"},
+    .flags = {"model", "tokenizer", "prompt", "steps", "kv", "verbose", "colocated"},
     .run = RunDemo,
 });
 

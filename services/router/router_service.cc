@@ -56,9 +56,9 @@ absl::StatusOr<std::unique_ptr<RouterService>> RouterService::Create(
   if (options.tokenizer == nullptr) {
     return absl::InvalidArgumentError("the router needs a tokenizer");
   }
-  if (options.prefill.empty() || options.decode.empty()) {
+  if (options.decode.empty()) {
     return absl::InvalidArgumentError(
-        "the router needs at least one prefill and one decode worker address");
+        "the router needs at least one decode worker address");
   }
   return std::unique_ptr<RouterService>(new RouterService(std::move(options)));
 }
@@ -130,6 +130,19 @@ grpc::Status RouterService::Generate(grpc::ServerContext* context,
     sampling.add_stop_token_ids(tok.eos_id());
   }
 
+  // ---- colocated: the decode worker runs the prompt itself ----
+  if (prefill_.empty()) {
+    v1::DecodeRequest decode_request;
+    decode_request.mutable_prompt()->mutable_ids()->Add(prompt.begin(), prompt.end());
+    *decode_request.mutable_cache() = request->cache();
+    *decode_request.mutable_sampling() = sampling;
+    v1::GenerateResponse head;
+    head.mutable_prompt_tokens()->Add(prompt.begin(), prompt.end());
+    if (m) m->prompt_tokens->Increment(prompt.size());
+    return RelayDecode(context, *request, decode_request, std::move(head), prompt.back(),
+                       v1::PrefillStats(), arrival, writer);
+  }
+
   // ---- prefill, retried once on another worker ----
   v1::PrefillRequest prefill_request;
   prefill_request.mutable_tokens()->Add(prompt.begin(), prompt.end());
@@ -192,15 +205,28 @@ grpc::Status RouterService::Generate(grpc::ServerContext* context,
   }
 
   // ---- decode ----
-  const int d = Pick(decode_, -1);
-  Worker& dw = *decode_[d];
-  head.set_decode_worker(dw.address);
-  if (!writer->Write(head)) return grpc::Status::CANCELLED;
-  LoadGuard load(&dw.in_flight);
   v1::DecodeRequest decode_request;
   *decode_request.mutable_handle() = prefilled.handle();
   decode_request.set_first_token(first);
   *decode_request.mutable_sampling() = sampling;
+  return RelayDecode(context, *request, decode_request, std::move(head), prev,
+                     prefilled.stats(), arrival, writer);
+}
+
+grpc::Status RouterService::RelayDecode(
+    grpc::ServerContext* context, const v1::GenerateRequest& request,
+    const v1::DecodeRequest& decode_request, v1::GenerateResponse head, int prev,
+    const v1::PrefillStats& prefill, absl::Time arrival,
+    grpc::ServerWriter<v1::GenerateResponse>* writer) {
+  serving::ServingMetrics* m = options_.metrics;
+  const model::Tokenizer& tok = *options_.tokenizer;
+  const int d = Pick(decode_, -1);
+  Worker& dw = *decode_[d];
+  head.set_decode_worker(dw.address);
+  // Colocated, the first token comes from the decode worker's stream.
+  bool first_pending = head.tokens_size() == 0;
+  if (!first_pending && !writer->Write(head)) return grpc::Status::CANCELLED;
+  LoadGuard load(&dw.in_flight);
   auto ctx = Downstream(context);
   std::unique_ptr<grpc::ClientReader<v1::DecodeResponse>> reader =
       dw.decode->Generate(ctx.get(), decode_request);
@@ -209,7 +235,11 @@ grpc::Status RouterService::Generate(grpc::ServerContext* context,
   double gap_sum = 0;
   int gaps = 0;
   while (reader->Read(&chunk)) {
-    if (m && chunk.tokens_size() > 0) {
+    if (first_pending && chunk.tokens_size() > 0 && m) {
+      m->time_to_first_token->Observe(absl::ToDoubleSeconds(absl::Now() - arrival));
+      m->generation_tokens->Increment(chunk.tokens_size());
+      last_token = absl::Now();
+    } else if (m && chunk.tokens_size() > 0) {
       // One gap per token of the chunk (tokens of a chunk arrived together).
       const double gap =
           absl::ToDoubleSeconds(absl::Now() - last_token) / chunk.tokens_size();
@@ -221,15 +251,17 @@ grpc::Status RouterService::Generate(grpc::ServerContext* context,
       last_token = absl::Now();
     }
     v1::GenerateResponse out;
+    if (first_pending) out = head;  // colocated: the head rides on the first chunk
+    first_pending = false;
     for (int t : chunk.tokens()) {
       out.add_tokens(t);
-      if (request->return_text()) out.mutable_text()->append(tok.DecodePiece(prev, t));
+      if (request.return_text()) out.mutable_text()->append(tok.DecodePiece(prev, t));
       prev = t;
     }
     if (chunk.finished()) {
       out.set_finished(true);
       out.set_finish_reason(chunk.finish_reason());
-      *out.mutable_prefill() = prefilled.stats();
+      *out.mutable_prefill() = prefill;
       out.set_decode_bytes_fetched(chunk.bytes_fetched());
       out.set_fp16_equivalent_bytes(chunk.fp16_equivalent_bytes());
       out.set_stored_bytes(chunk.stored_bytes());

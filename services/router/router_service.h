@@ -32,6 +32,9 @@ struct RouterOptions {
   serving::ServingMetrics* metrics = nullptr;  // not owned; optional
 };
 
+// With no prefill workers the router runs colocated: each request goes to a
+// decode worker with its prompt (Decode's colocated mode, no store).
+//
 // Picks the index with the fewest in-flight requests among `load`, skipping
 // `exclude` (-1: none); ties go to the lowest index after `start` (round
 // robin). -1 when nothing is eligible.
@@ -60,6 +63,14 @@ class RouterService final : public v1::Router::Service {
   explicit RouterService(RouterOptions options);
   int Pick(std::vector<std::unique_ptr<Worker>>& workers, int exclude);
   std::unique_ptr<grpc::ClientContext> Downstream(grpc::ServerContext* context) const;
+  // Streams a decode worker's tokens to the client, `head` (the first token,
+  // where it is, and the prompt) first; `prev` is the token before them.
+  grpc::Status RelayDecode(grpc::ServerContext* context,
+                           const v1::GenerateRequest& request,
+                           const v1::DecodeRequest& decode_request,
+                           v1::GenerateResponse head, int prev,
+                           const v1::PrefillStats& prefill, absl::Time arrival,
+                           grpc::ServerWriter<v1::GenerateResponse>* writer);
 
   const RouterOptions options_;
   std::vector<std::unique_ptr<Worker>> prefill_, decode_;

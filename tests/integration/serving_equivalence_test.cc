@@ -30,8 +30,7 @@ class ServingEquivalenceTest : public ::testing::Test {
     disaggregated_ = c->release();
     launcher::ClusterOptions colocated = TestClusterOptions();
     colocated.with_store = false;
-    colocated.with_router = false;
-    colocated.prefill_workers = 0;
+    colocated.prefill_workers = 0;  // the router runs colocated
     auto d = launcher::Cluster::Start(colocated);
     ASSERT_TRUE(d.ok()) << d.status();
     colocated_ = d->release();
@@ -81,6 +80,13 @@ TEST_F(ServingEquivalenceTest, EmptyPromptGreedyMatchesReferenceText) {
       ColocatedGenerate(colocated_->decode(0)->address(), prompt, "fp16", 200);
   ASSERT_TRUE(fp16.status.ok()) << fp16.status.error_message();
   EXPECT_EQ(r.tokens, fp16.tokens);
+
+  // The same through the colocated router.
+  req.mutable_cache()->set_kv("fp16");
+  StreamResult routed = RouterGenerate(colocated_->router_address(), req);
+  ASSERT_TRUE(routed.status.ok()) << routed.status.error_message();
+  EXPECT_EQ(routed.text + "\n", expected.str());
+  EXPECT_EQ(routed.last.decode_bytes_fetched(), 0u);
 }
 
 TEST_F(ServingEquivalenceTest, LongPromptUnquantizedMatchesColocatedFp16) {
