@@ -123,7 +123,10 @@ int RunClientGenerate(const std::vector<std::string>& args) {
   double ttft = -1;
   bool have_first = false;
   while (reader->Read(&msg)) {
-    if (!have_first) first = msg, have_first = true;
+    if (!have_first) {
+      first = msg;
+      have_first = true;
+    }
     if (msg.tokens_size() > 0 && ttft < 0)
       ttft = absl::ToDoubleSeconds(absl::Now() - sent);
     tokens.insert(tokens.end(), msg.tokens().begin(), msg.tokens().end());
@@ -170,7 +173,9 @@ int RunClientGenerate(const std::vector<std::string>& args) {
                         {"fp16_equivalent_bytes", last.fp16_equivalent_bytes()},
                         {"stored_bytes", last.stored_bytes()},
                         {"compression_ratio", ratio}};
-    std::printf("%s\n", j.dump().c_str());
+    // Byte-fallback pieces can split a UTF-8 character: replace, never throw.
+    std::printf("%s\n",
+                j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
     return 0;
   }
   if (!request.has_text()) std::fputs("\n", stdout);
