@@ -75,21 +75,26 @@ absl::StatusOr<std::vector<BenchResult>> RunModelBenchmark(
     report({"prefill", "fp16", 1, n, n / median, median, 0, 0});
   }
 
+  // fp16 and kivi2 runs alternate, so both see the same machine load.
   for (int context : o.decode_contexts) {
     for (int batch : o.decode_batches) {
-      double fp16_rate = 0;
+      std::vector<KvMode> modes;
+      std::vector<std::unique_ptr<BlockKvCache>> bases;
       for (const std::string& mode_text : o.decode_modes) {
         KVQ_ASSIGN_OR_RETURN(KvMode parsed, ParseKvMode(mode_text));
         KVQ_ASSIGN_OR_RETURN(KvMode mode, parsed.Resolve(o.config.HeadDim()));
         KVQ_ASSIGN_OR_RETURN(std::unique_ptr<BlockKvCache> base,
                              FilledCache(mode, shape, context, o.seed));
-        const KvCacheStats stats = base->Stats();
-        std::vector<double> times;
-        for (int run = 0; run < o.runs; ++run) {
+        modes.push_back(mode);
+        bases.push_back(std::move(base));
+      }
+      std::vector<std::vector<double>> times(modes.size());
+      for (int run = 0; run < o.runs; ++run) {
+        for (size_t m = 0; m < modes.size(); ++m) {
           std::vector<std::unique_ptr<BlockKvCache>> caches;
           std::vector<KvCache*> ptrs;
           for (int i = 0; i < batch; ++i) {
-            caches.push_back(base->Clone());
+            caches.push_back(bases[m]->Clone());
             ptrs.push_back(caches.back().get());
           }
           std::vector<float> logits;
@@ -100,19 +105,22 @@ absl::StatusOr<std::vector<BenchResult>> RunModelBenchmark(
             ids = random_tokens(batch);
             KVQ_RETURN_IF_ERROR(t.DecodeStep(ids, ptrs, &logits));
           }
-          times.push_back(Seconds(start));
+          times[m].push_back(Seconds(start));
         }
-        std::sort(times.begin(), times.end());
-        const double median = times[times.size() / 2];
+      }
+      double fp16_rate = 0;
+      for (size_t m = 0; m < modes.size(); ++m) {
+        std::sort(times[m].begin(), times[m].end());
+        const double median = times[m][times[m].size() / 2];
         BenchResult r{"decode",
-                      mode.ToString(),
+                      modes[m].ToString(),
                       batch,
                       context,
                       double(batch) * o.decode_steps / median,
                       median,
                       0,
-                      stats.stored_bits / 8};
-        if (mode.kind == KvMode::Kind::kFp16) fp16_rate = r.tokens_per_s;
+                      bases[m]->Stats().stored_bits / 8};
+        if (modes[m].kind == KvMode::Kind::kFp16) fp16_rate = r.tokens_per_s;
         r.ratio_vs_fp16 = fp16_rate > 0 ? r.tokens_per_s / fp16_rate : 0;
         report(r);
       }
