@@ -173,9 +173,7 @@ grpc::Status DecodeService::Run(grpc::ServerContext* context,
     cache = std::move(*fresh);
   } else {
     const absl::Time t0 = absl::Now();
-    const absl::Time deadline =
-        std::min(absl::FromChrono(context->deadline()), t0 + options_.store_timeout);
-    auto blocks = store_->GetBlocks(keys, deadline);
+    auto blocks = store_->GetBlocks(keys);
     if (!blocks.ok()) {
       if (metrics_) metrics_->kv_transfer_failures->Increment();
       return ToGrpc(blocks.status());

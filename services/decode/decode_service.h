@@ -33,8 +33,6 @@ struct DecodeOptions {
   int max_batch = 256;
   int bos_id = 1;
   int eos_id = 2;
-  // Deadline of each store call.
-  absl::Duration store_timeout = absl::Seconds(30);
   // Fault injection for tests: sleep after every batch step.
   absl::Duration debug_step_delay = absl::ZeroDuration();
 };

@@ -20,7 +20,8 @@ int ServeDecode(const std::vector<std::string>&) {
   if (!worker.ok()) return serving::FailStartup("decode", worker.status());
   std::unique_ptr<serving::StoreClient> store;
   if (!absl::GetFlag(FLAGS_store).empty()) {
-    auto s = serving::StoreClient::Connect(absl::GetFlag(FLAGS_store));
+    auto s = serving::StoreClient::Connect(absl::GetFlag(FLAGS_store),
+                                           absl::GetFlag(FLAGS_request_timeout));
     if (!s.ok()) return serving::FailStartup("decode", s.status());
     store = std::move(*s);
   }
@@ -32,7 +33,6 @@ int ServeDecode(const std::vector<std::string>&) {
   DecodeOptions options;
   options.kv_budget_bytes = static_cast<uint64_t>(absl::GetFlag(FLAGS_kv_budget_bytes));
   options.max_batch = absl::GetFlag(FLAGS_max_batch);
-  options.store_timeout = absl::GetFlag(FLAGS_request_timeout);
   options.debug_step_delay = absl::GetFlag(FLAGS_debug_step_delay);
   if (worker->model.tokenizer) {
     options.bos_id = worker->model.tokenizer->bos_id();

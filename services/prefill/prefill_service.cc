@@ -104,17 +104,13 @@ absl::Status PrefillService::Run(grpc::ServerContext* context,
   const std::string mode_text = mode.ToString();
   if (metrics_) metrics_->NoteKvMode(mode_text);
 
-  // Deadline of the store calls: the client's, or ours when it set none.
-  const absl::Time deadline = std::min(absl::FromChrono(context->deadline()),
-                                       absl::Now() + options_.store_timeout);
-
   // ---- 1. the block chain under the residual rule for the whole prompt ----
   const std::vector<kernels::BlockEncoding> plan = serving::BlockPlan(mode, n);
   const std::vector<kvstore::BlockKey> keys = serving::PlanKeys(tokens, model_.id, plan);
   const int n_blocks = static_cast<int>(plan.size());
 
   // ---- 2. reuse the leading blocks the store holds ----
-  KVQ_ASSIGN_OR_RETURN(int present, store_->Lookup(keys, deadline));
+  KVQ_ASSIGN_OR_RETURN(int present, store_->Lookup(keys));
   if (metrics_) {
     metrics_->prefix_cache_queries->Increment(n_blocks);
     metrics_->prefix_cache_hits->Increment(present);
@@ -125,8 +121,7 @@ absl::Status PrefillService::Run(grpc::ServerContext* context,
   uint64_t fetched = 0;
   if (reuse > 0) {
     const absl::Time t0 = absl::Now();
-    auto blocks =
-        store_->GetBlocks(absl::MakeConstSpan(keys).subspan(0, reuse), deadline);
+    auto blocks = store_->GetBlocks(absl::MakeConstSpan(keys).subspan(0, reuse));
     if (blocks.ok()) {
       std::vector<model::BlockKvCache::ImportedBlock> imported;
       for (const kvstore::Block& b : *blocks) {
@@ -155,7 +150,7 @@ absl::Status PrefillService::Run(grpc::ServerContext* context,
   fetched_bytes_ += fetched;
 
   // ---- 3. compute the rest; stream each layer's parts as it completes ----
-  std::unique_ptr<serving::BlockPutStream> put = store_->OpenPut(deadline);
+  KVQ_ASSIGN_OR_RETURN(std::unique_ptr<serving::BlockPutStream> put, store_->OpenPut());
   model::PrefillOptions prefill_options;
   prefill_options.on_layer = [&](int layer) -> absl::Status {
     for (int b = reuse; b < n_blocks; ++b) {

@@ -28,8 +28,6 @@
 namespace kvq::prefill {
 
 struct PrefillOptions {
-  // Deadline of the store calls when the client set none.
-  absl::Duration store_timeout = absl::Seconds(60);
   // Fault injection for tests: sleep this long after each layer.
   absl::Duration debug_layer_delay = absl::ZeroDuration();
 };

@@ -21,12 +21,12 @@ int ServePrefill(const std::vector<std::string>&) {
     return serving::FailStartup(
         "prefill", absl::InvalidArgumentError("--store HOST:PORT is required"));
   }
-  auto store = serving::StoreClient::Connect(absl::GetFlag(FLAGS_store));
+  auto store = serving::StoreClient::Connect(absl::GetFlag(FLAGS_store),
+                                             absl::GetFlag(FLAGS_request_timeout));
   if (!store.ok()) return serving::FailStartup("prefill", store.status());
   PrefillService service(*worker->model.model, *worker->transformer, store->get(),
                          worker->metrics.get(),
-                         {.store_timeout = absl::GetFlag(FLAGS_request_timeout),
-                          .debug_layer_delay = absl::GetFlag(FLAGS_debug_layer_delay)});
+                         {.debug_layer_delay = absl::GetFlag(FLAGS_debug_layer_delay)});
   absl::Status s =
       serving::RunGrpcServer(serving::WorkerServerOptions("prefill"), {&service});
   return s.ok() ? 0 : serving::FailStartup("prefill", s);

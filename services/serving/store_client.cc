@@ -4,42 +4,28 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
-#include "grpcpp/create_channel.h"
-#include "kvstore/block_assembler.h"
-#include "services/store/proto_convert.h"
 
 namespace kvq::serving {
-namespace {
-
-absl::Status FromGrpcStatus(const grpc::Status& s, absl::string_view what) {
-  if (s.ok()) return absl::OkStatus();
-  return absl::Status(static_cast<absl::StatusCode>(s.error_code()),
-                      absl::StrCat(what, ": ", s.error_message()));
-}
-
-}  // namespace
 
 // ---------------------------------------------------------------------------
 // BlockPutStream
 
-BlockPutStream::BlockPutStream(v1::KvStore::Stub* stub, absl::Time deadline,
-                               size_t chunk_bytes)
-    : chunk_bytes_(chunk_bytes) {
-  context_.set_deadline(absl::ToChronoTime(deadline));
-  writer_ = stub->PutBlocks(&context_, &response_);
+BlockPutStream::BlockPutStream(std::unique_ptr<store::BlockWriter> writer)
+    : writer_(std::move(writer)) {
   sender_ = std::thread([this] { SendLoop(); });
 }
 
 BlockPutStream::~BlockPutStream() {
   if (!finished_) {
-    context_.TryCancel();
     {
       std::lock_guard<std::mutex> lock(mu_);
+      ready_.clear();
       closing_ = true;
       cv_.notify_all();
     }
     sender_.join();
-    writer_->Finish();
+    // The writer's streams are cancelled when it is destroyed: nothing of an
+    // unfinished stream becomes visible.
   }
 }
 
@@ -52,12 +38,16 @@ void BlockPutStream::AddLayerPart(uint32_t id, int layer, std::string bytes) {
 
 void BlockPutStream::Seal(uint32_t id, const kvstore::BlockKey& key,
                           kvstore::BlockMeta meta) {
-  std::lock_guard<std::mutex> lock(mu_);
-  Item item{id, key, meta, std::move(parts_[id])};
-  parts_.erase(id);
+  Item item{key, meta, {}};
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    item.parts = std::move(parts_[id]);
+    parts_.erase(id);
+  }
   std::string whole;
   for (const std::string& p : item.parts) whole += p;
   item.meta.checksum = kvstore::BlockChecksum(whole);
+  std::lock_guard<std::mutex> lock(mu_);
   ready_.push_back(std::move(item));
   cv_.notify_all();
 }
@@ -71,31 +61,19 @@ void BlockPutStream::SendLoop() {
       if (ready_.empty()) return;
       item = std::move(ready_.front());
       ready_.pop_front();
-      if (write_failed_) continue;
+      if (!error_.ok()) continue;
     }
-    v1::PutBlocksRequest head;
-    v1::BlockHeader* h = head.add_headers();
-    h->set_block_id(item.id);
-    h->set_key(item.key.ToBytes());
-    *h->mutable_meta() = store::MetaToProto(item.meta);
-    bool ok = writer_->Write(head);
+    absl::Status s;
     uint64_t sent = 0;
-    for (size_t layer = 0; ok && layer < item.parts.size(); ++layer) {
-      const std::string& part = item.parts[layer];
-      for (size_t off = 0; ok && off < part.size(); off += chunk_bytes_) {
-        v1::PutBlocksRequest msg;
-        v1::BlockChunk* c = msg.add_chunks();
-        c->set_block_id(item.id);
-        c->set_layer(static_cast<uint32_t>(layer));
-        c->set_offset(off);
-        c->set_data(part.substr(off, chunk_bytes_));
-        sent += c->data().size();
-        ok = writer_->Write(msg);
-      }
+    absl::StatusOr<int> id = writer_->Announce(item.key, item.meta);
+    s = id.status();
+    for (size_t layer = 0; s.ok() && layer < item.parts.size(); ++layer) {
+      s = writer_->WriteLayer(*id, static_cast<int>(layer), item.parts[layer]);
+      sent += item.parts[layer].size();
     }
     std::lock_guard<std::mutex> lock(mu_);
-    bytes_sent_ += sent;
-    if (!ok) write_failed_ = true;
+    if (s.ok()) bytes_sent_ += sent;
+    if (!s.ok() && error_.ok()) error_ = s;
   }
 }
 
@@ -107,8 +85,10 @@ absl::Status BlockPutStream::Finish() {
   }
   sender_.join();
   finished_ = true;
-  writer_->WritesDone();
-  return FromGrpcStatus(writer_->Finish(), "KV store PutBlocks");
+  absl::StatusOr<std::vector<kvstore::PutOutcome>> outcomes = writer_->Finish();
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!error_.ok()) return error_;
+  return outcomes.status();
 }
 
 uint64_t BlockPutStream::bytes_sent() const {
@@ -120,112 +100,43 @@ uint64_t BlockPutStream::bytes_sent() const {
 // StoreClient
 
 absl::StatusOr<std::unique_ptr<StoreClient>> StoreClient::Connect(
-    const std::string& address) {
-  if (address.empty()) return absl::InvalidArgumentError("no KV store address");
-  grpc::ChannelArguments args;
-  args.SetMaxReceiveMessageSize(8 << 20);
-  auto channel =
-      grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
-  return std::unique_ptr<StoreClient>(
-      new StoreClient(address, v1::KvStore::NewStub(channel)));
+    const std::string& addresses, absl::Duration timeout) {
+  store::StoreClient::Options options;
+  options.addresses = store::ParseAddressList(addresses);
+  if (options.addresses.empty()) return absl::InvalidArgumentError("no KV store address");
+  options.deadline = timeout;
+  KVQ_ASSIGN_OR_RETURN(std::unique_ptr<store::StoreClient> client,
+                       store::StoreClient::Create(options));
+  return std::unique_ptr<StoreClient>(new StoreClient(std::move(client)));
 }
 
-absl::StatusOr<int> StoreClient::Lookup(absl::Span<const kvstore::BlockKey> keys,
-                                        absl::Time deadline) {
+absl::StatusOr<int> StoreClient::Lookup(absl::Span<const kvstore::BlockKey> keys) {
   if (keys.empty()) return 0;
-  grpc::ClientContext ctx;
-  ctx.set_deadline(absl::ToChronoTime(deadline));
-  v1::LookupRequest req;
-  for (const auto& k : keys) req.add_keys(k.ToBytes());
-  v1::LookupResponse resp;
-  KVQ_RETURN_IF_ERROR(FromGrpcStatus(stub_->Lookup(&ctx, req, &resp), "KV store Lookup"));
-  if (resp.present_prefix() > keys.size()) {
-    return absl::InternalError("KV store Lookup answered more blocks than asked");
-  }
-  return static_cast<int>(resp.present_prefix());
+  KVQ_ASSIGN_OR_RETURN(store::LookupResult r, client_->Lookup(keys));
+  return static_cast<int>(r.present_prefix);
 }
 
 absl::StatusOr<std::vector<kvstore::Block>> StoreClient::GetBlocks(
-    absl::Span<const kvstore::BlockKey> keys, absl::Time deadline) {
-  std::vector<kvstore::Block> out(keys.size());
+    absl::Span<const kvstore::BlockKey> keys) {
+  std::vector<kvstore::Block> out;
   if (keys.empty()) return out;
-  grpc::ClientContext ctx;
-  ctx.set_deadline(absl::ToChronoTime(deadline));
-  v1::GetBlocksRequest req;
-  for (const auto& k : keys) req.add_keys(k.ToBytes());
-  auto reader = stub_->GetBlocks(&ctx, req);
-  std::vector<std::unique_ptr<kvstore::BlockAssembler>> parts(keys.size());
-  v1::GetBlocksResponse msg;
-  absl::Status error;
-  while (error.ok() && reader->Read(&msg)) {
-    if (msg.missing_size() > 0) {
-      const uint32_t i = msg.missing(0);
-      error = absl::NotFoundError(absl::StrCat(
-          "the KV store does not hold block ", i, " (key ",
-          i < keys.size() ? keys[i].ToHex() : "?", ") of ", keys.size(),
-          " requested; it was never stored, was evicted, or belongs to another store"));
-      break;
-    }
-    for (const v1::BlockHeader& h : msg.headers()) {
-      if (h.block_id() >= keys.size()) {
-        error = absl::InternalError("KV store sent a block that was not requested");
-        break;
-      }
-      auto meta = store::MetaFromProto(h.meta());
-      if (!meta.ok()) {
-        error = meta.status();
-        break;
-      }
-      auto a = kvstore::BlockAssembler::Create(*meta);
-      if (!a.ok()) {
-        error = a.status();
-        break;
-      }
-      parts[h.block_id()] = std::make_unique<kvstore::BlockAssembler>(std::move(*a));
-      out[h.block_id()].key = keys[h.block_id()];
-      out[h.block_id()].meta = *meta;
-    }
-    for (const v1::BlockChunk& c : msg.chunks()) {
-      if (!error.ok()) break;
-      if (c.block_id() >= keys.size() || parts[c.block_id()] == nullptr) {
-        error = absl::InternalError("KV store sent a chunk of an unannounced block");
-        break;
-      }
-      error = parts[c.block_id()]->AddChunk(c.layer(), c.offset(), c.data());
-    }
-  }
-  if (!error.ok()) {
-    ctx.TryCancel();
-    reader->Finish();
-    return error;
-  }
-  KVQ_RETURN_IF_ERROR(FromGrpcStatus(reader->Finish(), "KV store GetBlocks"));
+  KVQ_ASSIGN_OR_RETURN(store::GetResult r, client_->GetBlocks(keys));
   for (size_t i = 0; i < keys.size(); ++i) {
-    if (parts[i] == nullptr || !parts[i]->complete()) {
-      return absl::DataLossError(
-          absl::StrCat("KV store GetBlocks ended before block ", i, " was complete"));
+    absl::StatusOr<kvstore::Block>& b = r.blocks[i];
+    if (b.status().code() == absl::StatusCode::kNotFound) {
+      return absl::NotFoundError(absl::StrCat(
+          "the KV store does not hold block ", i, " (key ", keys[i].ToHex(), ") of ",
+          keys.size(), " requested; it was never stored, was evicted, or was deleted"));
     }
-    std::string bytes = std::move(*parts[i]).TakeBytes();
-    if (kvstore::BlockChecksum(bytes) != out[i].meta.checksum) {
-      return absl::DataLossError(
-          absl::StrCat("block ", keys[i].ToHex(), " failed its checksum after transfer"));
-    }
-    out[i].bytes = std::make_shared<const std::string>(std::move(bytes));
+    if (!b.ok()) return b.status();
+    out.push_back(std::move(*b));
   }
   return out;
 }
 
-std::unique_ptr<BlockPutStream> StoreClient::OpenPut(absl::Time deadline) {
-  return std::make_unique<BlockPutStream>(stub_.get(), deadline, size_t{1} << 20);
-}
-
-absl::StatusOr<v1::StoreStatsResponse> StoreClient::Stats(absl::Time deadline) {
-  grpc::ClientContext ctx;
-  ctx.set_deadline(absl::ToChronoTime(deadline));
-  v1::StoreStatsResponse resp;
-  KVQ_RETURN_IF_ERROR(FromGrpcStatus(stub_->Stats(&ctx, v1::StoreStatsRequest(), &resp),
-                                     "KV store Stats"));
-  return resp;
+absl::StatusOr<std::unique_ptr<BlockPutStream>> StoreClient::OpenPut() {
+  KVQ_ASSIGN_OR_RETURN(std::unique_ptr<store::BlockWriter> writer, client_->OpenWriter());
+  return std::make_unique<BlockPutStream>(std::move(writer));
 }
 
 }  // namespace kvq::serving
