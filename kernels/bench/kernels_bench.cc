@@ -1,9 +1,9 @@
 #include "kernels/bench/kernels_bench.h"
 
 #include <immintrin.h>
-#include <omp.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <cstdint>
@@ -13,6 +13,7 @@
 #include <memory>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -275,13 +276,22 @@ absl::StatusOr<double> MeasureReadBandwidth(int threads, size_t bytes, int reps)
   std::vector<uint64_t> sums(threads);
   std::vector<double> secs;
   for (int rep = -1; rep < reps; ++rep) {
-    const Clock::time_point t0 = Clock::now();
-#pragma omp parallel num_threads(threads)
-    {
-      const int t = omp_get_thread_num();
-      const uint8_t* p = buf.get() + t * slice;
-      sums[t] += avx2 ? ReadAvx2(p, slice) : ReadScalar(p, slice);
+    // Threads start together at a barrier; the pass is timed from the release.
+    std::atomic<int> ready{0};
+    std::atomic<bool> go{false};
+    std::vector<std::thread> pool;
+    for (int t = 0; t < threads; ++t) {
+      pool.emplace_back([&, t] {
+        ready.fetch_add(1);
+        while (!go.load()) std::this_thread::yield();
+        const uint8_t* p = buf.get() + t * slice;
+        sums[t] += avx2 ? ReadAvx2(p, slice) : ReadScalar(p, slice);
+      });
     }
+    while (ready.load() < threads) std::this_thread::yield();
+    const Clock::time_point t0 = Clock::now();
+    go.store(true);
+    for (std::thread& th : pool) th.join();
     if (rep >= 0) secs.push_back(Seconds(t0, Clock::now()));
   }
   uint64_t total = 0;

@@ -1,7 +1,5 @@
 #include "kernels/cpu/cpu_kernels.h"
 
-#include <omp.h>
-
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
@@ -14,6 +12,7 @@
 #include "kernels/block_format.h"
 #include "kernels/checks.h"
 #include "kernels/cpu/internal/simd_kernels.h"
+#include "kernels/cpu/internal/worker_pool.h"
 #include "kernels/reference.h"
 
 namespace kvq::kernels::cpu {
@@ -208,21 +207,12 @@ absl::Status DecodeAttention(const IsaKernels& isa, const AttentionParams& p,
   std::vector<float> states(state_size);
   const int n_items = static_cast<int>(items.size());
   const int n_threads = std::min(p.n_threads, n_items);
-  if (n_threads <= 1) {
+  cpu_internal::WorkerPool::Get().ParallelFor(n_items, n_threads, [&](int i) {
     thread_local std::vector<float> scratch;
     thread_local std::vector<const uint8_t*> pointers;
-    for (const Item& item : items) {
-      RunItem(isa, p, batch[item.task], item, &states[item.state], scratch, pointers);
-    }
-  } else {
-#pragma omp parallel for num_threads(n_threads) schedule(dynamic, 1)
-    for (int i = 0; i < n_items; ++i) {
-      thread_local std::vector<float> scratch;
-      thread_local std::vector<const uint8_t*> pointers;
-      RunItem(isa, p, batch[items[i].task], items[i], &states[items[i].state], scratch,
-              pointers);
-    }
-  }
+    RunItem(isa, p, batch[items[i].task], items[i], &states[items[i].state], scratch,
+            pointers);
+  });
   std::vector<const float*> parts;
   for (int t = 0; t < n_tasks; ++t) {
     for (int h = 0; h < H; ++h) {

@@ -4,9 +4,9 @@
 // with it within the tolerance of kernels/cpu/README.md. Attention visits
 // each KV head once for all of its query heads, folds the per-channel key
 // scales into the query, and splits long contexts across
-// AttentionParams::n_threads threads (OpenMP), merging the partial softmax
-// states at the end. Shapes the SIMD loops do not cover (head_dim, B or G
-// not multiples of 8) are handed to the reference.
+// AttentionParams::n_threads threads (a pool of blocking workers), merging the partial
+// softmax states at the end. Shapes the SIMD loops do not cover (head_dim, B or G not
+// multiples of 8) are handed to the reference.
 //
 // The dispatcher (kernels/kernels.h) registers these; use them directly only
 // to pick a variant explicitly (tests, benchmarks):
