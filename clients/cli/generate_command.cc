@@ -8,6 +8,7 @@
 //       --steps 64 --kv kivi2
 #include <cstdio>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/flags/declare.h"
@@ -15,6 +16,7 @@
 #include "absl/flags/internal/parse.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
+#include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "cli/command.h"
 #include "clients/cli/client_flags.h"
@@ -138,7 +140,32 @@ int RunClientGenerate(const std::vector<std::string>& args) {
     if (msg.finished()) last = msg;
   }
   if (!json && request.has_text()) std::fputs("\n", stdout);
-  const grpc::Status status = reader->Finish();
+  // The router's last message is `finished`. Without it, either the call
+  // failed, and its status is here at once, or a message did not parse, and
+  // then Finish would wait for the deadline: give it a moment, then cancel.
+  grpc::Status status;
+  bool cancelled_by_us = false;
+  if (last.finished()) {
+    status = reader->Finish();
+  } else {
+    absl::Notification done;
+    std::thread finisher([&] {
+      status = reader->Finish();
+      done.Notify();
+    });
+    if (!done.WaitForNotificationWithTimeout(absl::Seconds(2))) {
+      cancelled_by_us = true;
+      context.TryCancel();
+    }
+    finisher.join();
+  }
+  if (cancelled_by_us) {
+    std::fprintf(stderr,
+                 "kvq client generate: %s: the stream broke before its last message "
+                 "(a response that does not parse?)\n",
+                 router.c_str());
+    return 1;
+  }
   if (!status.ok()) {
     std::fprintf(stderr, "kvq client generate: %s: %s\n", router.c_str(),
                  services::FromGrpcStatus(status).ToString().c_str());

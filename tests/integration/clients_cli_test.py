@@ -5,6 +5,7 @@ cluster on loopback, checked against what kvq_client sees of the same cluster.
 import json
 import subprocess
 import sys
+import time
 import unittest
 
 import clients_harness as h
@@ -80,6 +81,21 @@ class KvqClientCommandTest(unittest.TestCase):
                     ["--temperature=-1"], ["--rpc_timeout=0s"], ["extra"]):
             r = self.kvq_client("generate", f"--router={self.info['router']}", *bad)
             self.assertEqual(r.returncode, 2, f"{bad}: {r.stderr}")
+
+    def test_generate_never_waits_for_the_deadline_on_a_broken_stream(self):
+        # Lone byte-fallback pieces make a GenerateResponse that does not parse
+        # (the known gap of clients_python_test); the command must end at once
+        # with a message, not hang until --rpc_timeout.
+        start = time.monotonic()
+        r = self.kvq_client("generate", f"--router={self.info['router']}", "--prompt=x",
+                            "--steps=100", "--temperature=20", "--seed=0", "--json",
+                            "--rpc_timeout=50s")
+        self.assertLess(time.monotonic() - start, 20)
+        if r.returncode == 0:
+            self.assertIn(json.loads(r.stdout)["finish_reason"], ("length", "stop"))
+        else:
+            self.assertEqual(r.returncode, 1)
+            self.assertIn("the stream broke before its last message", r.stderr)
 
     def test_store_stats(self):
         with kvq_client.RouterClient(self.info["router"]) as router:
