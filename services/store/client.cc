@@ -70,6 +70,10 @@ StoreClient::StoreClient(const Options& options) : options_(options) {
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(options.max_message_bytes);
   args.SetMaxSendMessageSize(options.max_message_bytes);
+  if (options.own_connections) args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+  // Blocks are hundreds of KiB: start with a large HTTP/2 receive window
+  // instead of 64 KiB and waiting for BDP probing to grow it.
+  args.SetInt(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, 8 << 20);
   for (const std::string& address : options.addresses) {
     stubs_.push_back(v1::KvStore::NewStub(
         grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args)));

@@ -86,6 +86,10 @@ class StoreClient {
     absl::Duration max_backoff = absl::Seconds(2);
     uint32_t chunk_bytes = 1 << 20;   // bytes per message, well below 4 MiB
     int max_message_bytes = 4 << 20;  // receive limit
+    // Open this client's own TCP connections instead of sharing gRPC's
+    // process-wide subchannels with other clients of the same addresses
+    // (benchmarks use one client per stream).
+    bool own_connections = false;
   };
 
   // INVALID_ARGUMENT for no addresses, duplicates, or bad sizes. Connects lazily.

@@ -3,6 +3,7 @@
 // "kvq store listening on HOST:PORT" once serving (tests bind port 0 and parse
 // it) and, with --metrics_port, "kvq store metrics on HOST:PORT".
 #include <fcntl.h>
+#include <malloc.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -91,6 +92,11 @@ int ServeStore() {
   sigaction(SIGTERM, &action, nullptr);
   sigaction(SIGINT, &action, nullptr);
 
+  // Blocks and gRPC buffers are hundreds of KiB: keep them on the heap
+  // instead of an mmap/munmap (and page-fault) cycle per allocation.
+  mallopt(M_MMAP_THRESHOLD, 64 << 20);
+  mallopt(M_TRIM_THRESHOLD, 256 << 20);
+
   absl::StatusOr<std::unique_ptr<kvstore::KvStore>> engine =
       kvstore::KvStore::Open({.capacity_bytes = static_cast<uint64_t>(capacity),
                               .max_lease_ttl = absl::GetFlag(FLAGS_lease_ttl)});
@@ -121,6 +127,8 @@ int ServeStore() {
                            grpc::InsecureServerCredentials(), &bound_port);
   builder.SetMaxReceiveMessageSize(static_cast<int>(max_message));
   builder.SetMaxSendMessageSize(static_cast<int>(max_message));
+  // Large initial HTTP/2 receive window (default 64 KiB) for block-sized puts.
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, 8 << 20);
   builder.RegisterService(&service);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (server == nullptr || bound_port == 0) {

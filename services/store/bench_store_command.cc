@@ -1,0 +1,95 @@
+// `kvq bench store [--json]`: the KV store's put/get throughput and latency
+// against raw TCP and Redis (services/store/store_bench.h).
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_split.h"
+#include "cli/command.h"
+#include "model/model_flags.h"
+#include "nlohmann/json.hpp"
+#include "services/store/store_bench.h"
+
+ABSL_FLAG(std::string, store_bench_streams, "1,4,16",
+          "Comma-separated numbers of concurrent streams to measure.");
+ABSL_FLAG(int, store_bench_blocks, 32, "Blocks each stream puts and gets per run.");
+ABSL_FLAG(int, store_bench_runs, 3, "Runs per configuration (throughput is the median).");
+ABSL_FLAG(bool, store_bench_baselines, true,
+          "Also measure iperf3 (raw TCP) and redis-benchmark in the same run.");
+
+namespace kvq::store {
+namespace {
+
+// JSON numbers, with null for unavailable baselines.
+nlohmann::json OrNull(double v) { return v < 0 ? nlohmann::json() : nlohmann::json(v); }
+
+int BenchStore() {
+  StoreBenchOptions options;
+  options.streams.clear();
+  for (absl::string_view s :
+       absl::StrSplit(absl::GetFlag(FLAGS_store_bench_streams), ',', absl::SkipEmpty())) {
+    int n = 0;
+    if (!absl::SimpleAtoi(s, &n)) {
+      std::fprintf(stderr, "kvq bench store: bad --store_bench_streams entry '%s'\n",
+                   std::string(s).c_str());
+      return 2;
+    }
+    options.streams.push_back(n);
+  }
+  options.blocks_per_stream = absl::GetFlag(FLAGS_store_bench_blocks);
+  options.runs = absl::GetFlag(FLAGS_store_bench_runs);
+  options.baselines = absl::GetFlag(FLAGS_store_bench_baselines);
+  absl::StatusOr<std::vector<StoreBenchRow>> rows = RunStoreBench(options);
+  if (!rows.ok()) {
+    std::fprintf(stderr, "kvq bench store: %s\n", rows.status().ToString().c_str());
+    return 1;
+  }
+  if (absl::GetFlag(FLAGS_json)) {
+    for (const StoreBenchRow& r : *rows) {
+      const nlohmann::json j = {{"op", r.op},
+                                {"streams", r.streams},
+                                {"block_bytes", r.block_bytes},
+                                {"gbps", r.gbps},
+                                {"p50_ms", r.p50_ms},
+                                {"p99_ms", r.p99_ms},
+                                {"tcp_gbps", OrNull(r.tcp_gbps)},
+                                {"redis_gbps", OrNull(r.redis_gbps)},
+                                {"redis_p50_ms", OrNull(r.redis_p50_ms)},
+                                {"redis_p99_ms", OrNull(r.redis_p99_ms)},
+                                {"fraction_of_tcp", OrNull(r.fraction_of_tcp)},
+                                {"fraction_of_redis", OrNull(r.fraction_of_redis)},
+                                {"runs", options.runs}};
+      std::printf("%s\n", j.dump().c_str());
+    }
+    return 0;
+  }
+  std::printf("KV store, %llu-byte blocks over loopback, median of %d runs\n",
+              static_cast<unsigned long long>(rows->front().block_bytes), options.runs);
+  std::printf("%-4s %7s %8s %8s %8s %8s %10s %8s %9s\n", "op", "streams", "GB/s",
+              "p50 ms", "p99 ms", "TCP GB/s", "Redis GB/s", "of TCP", "of Redis");
+  for (const StoreBenchRow& r : *rows) {
+    std::printf("%-4s %7d %8.3f %8.2f %8.2f %8.3f %10.3f %8.2f %9.2f\n", r.op.c_str(),
+                r.streams, r.gbps, r.p50_ms, r.p99_ms, r.tcp_gbps, r.redis_gbps,
+                r.fraction_of_tcp, r.fraction_of_redis);
+  }
+  return 0;
+}
+
+const cli::CommandRegistrar kBenchStore({
+    .path = "bench store",
+    .summary = "KV store put/get throughput and latency vs raw TCP (iperf3) and Redis.",
+    .description =
+        "Starts `kvq serve store` on loopback and measures 768 KiB blocks with 1, 4 and\n"
+        "16 concurrent streams (one block per RPC), then iperf3 -P N and\n"
+        "redis-benchmark with the same value size and concurrency. Baselines print -1\n"
+        "(null in --json) when the tools are missing (apt-get install iperf3\n"
+        "redis-server redis-tools).",
+    .flags = {"json", "store_bench_streams", "store_bench_blocks", "store_bench_runs",
+              "store_bench_baselines"},
+    .run = [](const std::vector<std::string>&) { return BenchStore(); },
+});
+
+}  // namespace
+}  // namespace kvq::store

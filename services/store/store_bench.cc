@@ -1,0 +1,240 @@
+#include "services/store/store_bench.h"
+
+#include <malloc.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+#include <random>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
+#include "kernels/block_format.h"
+#include "kvstore/block.h"
+#include "services/launcher/child_process.h"
+#include "services/store/bench_baselines.h"
+#include "services/store/client.h"
+
+namespace kvq::store {
+namespace {
+
+using kvstore::Block;
+using kvstore::BlockKey;
+
+double Percentile(std::vector<double> v, double p) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  const size_t i = std::min(v.size() - 1, static_cast<size_t>(p * (v.size() - 1) + 0.5));
+  return v[i];
+}
+
+double Median(std::vector<double> v) { return Percentile(std::move(v), 0.5); }
+
+kvstore::BlockMeta BenchMeta() {
+  kvstore::BlockMeta meta;
+  meta.encoding = kernels::BlockEncoding::Quantized(2, 32, 32);
+  meta.model_id = 0xbe7c4;
+  meta.n_layers = 32;
+  meta.n_kv_heads = 8;
+  meta.head_dim = 128;
+  meta.token_count = 32;
+  return meta;
+}
+
+// The blocks one stream puts in one run: distinct keys, pseudo-random bytes.
+std::vector<Block> MakeBlocks(const std::shared_ptr<const std::string>& base, int run,
+                              int stream, int n) {
+  std::vector<Block> blocks;
+  for (int i = 0; i < n; ++i) {
+    auto bytes = std::make_shared<std::string>(*base);
+    const uint64_t tag = (uint64_t{static_cast<uint32_t>(run)} << 40) |
+                         (uint64_t{static_cast<uint32_t>(stream)} << 20) | i;
+    std::memcpy(bytes->data(), &tag, sizeof(tag));  // every block differs
+    Block b;
+    b.meta = BenchMeta();
+    b.meta.checksum = kvstore::BlockChecksum(*bytes);
+    b.key = BlockKey{0xbe7c400000000000ULL | static_cast<uint64_t>(run), tag};
+    b.bytes = std::move(bytes);
+    blocks.push_back(std::move(b));
+  }
+  return blocks;
+}
+
+struct PhaseResult {
+  double gbps = 0;
+  std::vector<double> latencies_ms;
+};
+
+// Runs `op` on `streams` threads at once, each over its own client, one
+// block per RPC; throughput = all bytes / wall time of the slowest stream.
+absl::StatusOr<PhaseResult> RunPhase(const std::string& op, const std::string& address,
+                                     const std::vector<std::vector<Block>>& per_stream) {
+  const int streams = static_cast<int>(per_stream.size());
+  std::vector<std::unique_ptr<StoreClient>> clients;
+  for (int s = 0; s < streams; ++s) {
+    KVQ_ASSIGN_OR_RETURN(std::unique_ptr<StoreClient> c,
+                         StoreClient::Create({.addresses = {address},
+                                              .deadline = absl::Seconds(60),
+                                              .max_message_bytes = 8 << 20,
+                                              .own_connections = true}));
+    KVQ_RETURN_IF_ERROR(c->Stats(0).status());  // connect before timing
+    clients.push_back(std::move(c));
+  }
+  std::vector<std::vector<double>> lat(streams);
+  std::vector<absl::Status> status(streams);
+  std::vector<std::thread> threads;
+  const absl::Time start = absl::Now();
+  for (int s = 0; s < streams; ++s) {
+    threads.emplace_back([&, s] {
+      for (const Block& b : per_stream[s]) {
+        const absl::Time t0 = absl::Now();
+        if (op == "put") {
+          absl::StatusOr<std::vector<kvstore::PutOutcome>> r = clients[s]->PutBlocks({b});
+          if (!r.ok()) status[s] = r.status();
+        } else {
+          absl::StatusOr<GetResult> r = clients[s]->GetBlocks({b.key});
+          if (!r.ok()) {
+            status[s] = r.status();
+          } else if (!r->blocks[0].ok()) {
+            status[s] = r->blocks[0].status();
+          }
+        }
+        if (!status[s].ok()) return;
+        lat[s].push_back(absl::ToDoubleMilliseconds(absl::Now() - t0));
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  const double seconds = absl::ToDoubleSeconds(absl::Now() - start);
+  PhaseResult result;
+  uint64_t bytes = 0;
+  for (int s = 0; s < streams; ++s) {
+    KVQ_RETURN_IF_ERROR(status[s]);
+    for (const Block& b : per_stream[s]) bytes += b.bytes->size();
+    result.latencies_ms.insert(result.latencies_ms.end(), lat[s].begin(), lat[s].end());
+  }
+  result.gbps = static_cast<double>(bytes) / seconds / 1e9;
+  return result;
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<StoreBenchRow>> RunStoreBench(
+    const StoreBenchOptions& options) {
+  if (options.streams.empty() || options.blocks_per_stream < 1 || options.runs < 1) {
+    return absl::InvalidArgumentError(
+        "bench store: need streams, blocks_per_stream >= 1, runs >= 1");
+  }
+  for (int s : options.streams) {
+    if (s < 1 || s > 256)
+      return absl::InvalidArgumentError("bench store: streams in [1, 256]");
+  }
+  // As `kvq serve store` does: no mmap/munmap cycle per block-sized buffer.
+  mallopt(M_MMAP_THRESHOLD, 64 << 20);
+  mallopt(M_TRIM_THRESHOLD, 256 << 20);
+  const uint64_t block_bytes = BenchMeta().block_bytes();
+  const int max_streams =
+      *std::max_element(options.streams.begin(), options.streams.end());
+  const uint64_t run_bytes = block_bytes * max_streams * options.blocks_per_stream;
+
+  std::string kvq = options.kvq_binary;
+  if (kvq.empty()) kvq = std::filesystem::read_symlink("/proc/self/exe").string();
+  KVQ_ASSIGN_OR_RETURN(std::unique_ptr<launcher::ChildProcess> store,
+                       launcher::ChildProcess::Start(
+                           "store",
+                           {kvq, "serve", "store", "--address=127.0.0.1:0",
+                            absl::StrCat("--capacity_bytes=", 2 * run_bytes + (64 << 20)),
+                            "--max_message_bytes=8388608"},
+                           {}));
+
+  auto base = std::make_shared<std::string>(block_bytes, '\0');
+  std::mt19937_64 rng(42);
+  for (size_t i = 0; i + 8 <= base->size(); i += 8) {
+    const uint64_t r = rng();
+    std::memcpy(base->data() + i, &r, 8);
+  }
+  const std::shared_ptr<const std::string> base_bytes = base;
+
+  std::vector<StoreBenchRow> rows;
+  int run_id = 0;
+  for (int streams : options.streams) {
+    std::vector<double> put_gbps, get_gbps, put_lat, get_lat;
+    for (int run = 0; run < options.runs; ++run, ++run_id) {
+      std::vector<std::vector<Block>> per_stream;
+      for (int s = 0; s < streams; ++s) {
+        per_stream.push_back(
+            MakeBlocks(base_bytes, run_id, s, options.blocks_per_stream));
+      }
+      KVQ_ASSIGN_OR_RETURN(PhaseResult put,
+                           RunPhase("put", store->address(), per_stream));
+      KVQ_ASSIGN_OR_RETURN(PhaseResult get,
+                           RunPhase("get", store->address(), per_stream));
+      put_gbps.push_back(put.gbps);
+      get_gbps.push_back(get.gbps);
+      put_lat.insert(put_lat.end(), put.latencies_ms.begin(), put.latencies_ms.end());
+      get_lat.insert(get_lat.end(), get.latencies_ms.begin(), get.latencies_ms.end());
+    }
+    StoreBenchRow put{.op = "put",
+                      .streams = streams,
+                      .block_bytes = block_bytes,
+                      .gbps = Median(put_gbps),
+                      .p50_ms = Percentile(put_lat, 0.5),
+                      .p99_ms = Percentile(put_lat, 0.99)};
+    StoreBenchRow get{.op = "get",
+                      .streams = streams,
+                      .block_bytes = block_bytes,
+                      .gbps = Median(get_gbps),
+                      .p50_ms = Percentile(get_lat, 0.5),
+                      .p99_ms = Percentile(get_lat, 0.99)};
+    if (options.baselines) {
+      std::vector<double> tcp;
+      std::vector<RedisResult> redis;
+      for (int run = 0; run < options.runs; ++run) {
+        absl::StatusOr<double> t = IperfGbps(streams, options.iperf_duration);
+        if (t.ok()) {
+          tcp.push_back(*t);
+        } else if (run == 0) {
+          std::fprintf(stderr, "kvq bench store: no TCP baseline: %s\n",
+                       t.status().ToString().c_str());
+        }
+        absl::StatusOr<RedisResult> r =
+            RunRedisBenchmark(streams, block_bytes, streams * options.blocks_per_stream);
+        if (r.ok()) {
+          redis.push_back(*r);
+        } else if (run == 0) {
+          std::fprintf(stderr, "kvq bench store: no Redis baseline: %s\n",
+                       r.status().ToString().c_str());
+        }
+      }
+      if (!tcp.empty()) put.tcp_gbps = get.tcp_gbps = Median(tcp);
+      if (!redis.empty()) {
+        std::vector<double> sg, gg, sp50, sp99, gp50, gp99;
+        for (const RedisResult& r : redis) {
+          sg.push_back(r.set.gbps);
+          gg.push_back(r.get.gbps);
+          sp50.push_back(r.set.p50_ms);
+          sp99.push_back(r.set.p99_ms);
+          gp50.push_back(r.get.p50_ms);
+          gp99.push_back(r.get.p99_ms);
+        }
+        put.redis_gbps = Median(sg);
+        put.redis_p50_ms = Median(sp50);
+        put.redis_p99_ms = Median(sp99);
+        get.redis_gbps = Median(gg);
+        get.redis_p50_ms = Median(gp50);
+        get.redis_p99_ms = Median(gp99);
+      }
+    }
+    for (StoreBenchRow* row : {&put, &get}) {
+      if (row->tcp_gbps > 0) row->fraction_of_tcp = row->gbps / row->tcp_gbps;
+      if (row->redis_gbps > 0) row->fraction_of_redis = row->gbps / row->redis_gbps;
+      rows.push_back(*row);
+    }
+  }
+  store->Stop();
+  return rows;
+}
+
+}  // namespace kvq::store

@@ -1,0 +1,49 @@
+// The `kvq bench store` workloads (issue 5): put and get throughput and
+// latency of 768 KiB blocks (2-bit, B = 32, G = 32, 32 layers, 8 KV heads,
+// head_dim 128) against a real `kvq serve store` process over loopback, with
+// 1, 4 and 16 concurrent streams (one client and one TCP connection each,
+// one block per RPC), next to raw TCP (iperf3 -P N) and Redis
+// (redis-benchmark, same value size and concurrency) measured in the same run.
+//
+//   StoreBenchOptions opts;  // defaults: streams {1, 4, 16}, 3 runs
+//   KVQ_ASSIGN_OR_RETURN(std::vector<StoreBenchRow> rows, RunStoreBench(opts));
+#ifndef KVQ_SERVICES_STORE_STORE_BENCH_H_
+#define KVQ_SERVICES_STORE_STORE_BENCH_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+
+namespace kvq::store {
+
+struct StoreBenchOptions {
+  std::string kvq_binary;  // "" = this process's executable
+  std::vector<int> streams = {1, 4, 16};
+  int blocks_per_stream = 32;  // per run and op
+  int runs = 3;                // throughput: median over runs
+  bool baselines = true;       // iperf3 and redis-benchmark
+  absl::Duration iperf_duration = absl::Seconds(2);
+};
+
+struct StoreBenchRow {
+  std::string op;  // "put" or "get"
+  int streams = 0;
+  uint64_t block_bytes = 0;
+  double gbps = 0;                // 1e9 bytes/s, median over runs
+  double p50_ms = 0, p99_ms = 0;  // per-block RPC latency, all runs pooled
+  // Baselines (< 0 when unavailable) and ratios against them (< 0 likewise).
+  double tcp_gbps = -1, redis_gbps = -1, redis_p50_ms = -1, redis_p99_ms = -1;
+  double fraction_of_tcp = -1, fraction_of_redis = -1;
+};
+
+// Starts the store, runs every workload, stops it. Baseline failures do not
+// fail the run (their fields stay -1 and a note goes to stderr).
+absl::StatusOr<std::vector<StoreBenchRow>> RunStoreBench(
+    const StoreBenchOptions& options);
+
+}  // namespace kvq::store
+
+#endif  // KVQ_SERVICES_STORE_STORE_BENCH_H_
