@@ -1,6 +1,6 @@
 // `kvq bench kernels [--json] [--quick] [--variant=NAME]`: runs the workloads
 // of kernels_bench.h and prints a table, or JSON Lines with --json (one object
-// per line: "config", "bandwidth", "attention" and "quantize" records).
+// per line: "config", "bandwidth", "compute", "attention" and "quantize" records).
 #include <cstdio>
 #include <string>
 #include <vector>
@@ -45,6 +45,14 @@ void PrintJson(const KernelsBenchResult& r) {
                         {"gbps", b.gbps}};
     std::printf("%s\n", j.dump().c_str());
   }
+  {
+    nlohmann::json j = {{"record", "compute"},
+                        {"threads", 1},
+                        {"fma_per_s", r.compute.fma_per_s},
+                        {"fp16_ceiling_gbps", r.compute.fp16_ceiling_gbps},
+                        {"quant_ceiling_gbps", r.compute.quant_ceiling_gbps}};
+    std::printf("%s\n", j.dump().c_str());
+  }
   for (const AttentionRow& a : r.attention) {
     nlohmann::json j = {{"record", "attention"},
                         {"ctx", a.ctx},
@@ -80,6 +88,12 @@ void PrintTable(const KernelsBenchResult& r) {
   for (const BandwidthRow& b : r.bandwidth) {
     std::printf("read bandwidth, %d thread(s): %.1f GB/s\n", b.threads, b.gbps);
   }
+  std::printf(
+      "fp32 FMA rate, 1 thread: %.2f G 256-bit FMAs/s; attention's multiply-adds at "
+      "that rate bound one thread to %.1f GB/s of fp16 cache, %.1f GB/s of %d-bit "
+      "cache\n",
+      r.compute.fma_per_s / 1e9, r.compute.fp16_ceiling_gbps,
+      r.compute.quant_ceiling_gbps, o.bits);
   std::printf("\n%7s %7s %6s %12s %12s %7s %11s %15s\n", "ctx", "threads", "kv",
               "us_per_call", "bytes_read", "GB/s", "bw_fraction", "speedup_vs_fp16");
   for (const AttentionRow& a : r.attention) {

@@ -77,6 +77,19 @@ __attribute__((target("avx2"))) uint64_t ReadAvx2(const uint8_t* p, size_t n) {
   return sum;
 }
 
+__attribute__((target("avx2,fma"))) float FmaLoop(long n) {
+  __m256 a[10];
+  for (int i = 0; i < 10; ++i) a[i] = _mm256_set1_ps(1.0f + i * 1e-7f);
+  const __m256 m = _mm256_set1_ps(0.9999999f), b = _mm256_set1_ps(1e-7f);
+  for (long i = 0; i < n; ++i) {
+#pragma GCC unroll 10
+    for (int j = 0; j < 10; ++j) a[j] = _mm256_fmadd_ps(a[j], m, b);
+  }
+  float sum = 0.0f;
+  for (int i = 0; i < 10; ++i) sum += _mm256_cvtss_f32(a[i]);
+  return sum;
+}
+
 uint64_t ReadScalar(const uint8_t* p, size_t n) {
   uint64_t sum = 0;
   size_t i = 0;
@@ -265,6 +278,19 @@ KernelsBenchOptions KernelsBenchOptions::Quick() {
   return o;
 }
 
+double MeasureFmaRate(int reps) {
+  if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma")) return 0.0;
+  constexpr long kIters = 10'000'000;  // x 10 FMAs
+  std::vector<double> rates;
+  volatile float sink = 0.0f;
+  for (int rep = -1; rep < reps; ++rep) {
+    const Clock::time_point t0 = Clock::now();
+    sink = sink + FmaLoop(kIters);
+    if (rep >= 0) rates.push_back(10.0 * kIters / Seconds(t0, Clock::now()));
+  }
+  return Median(rates);
+}
+
 absl::StatusOr<double> MeasureReadBandwidth(int threads, size_t bytes, int reps) {
   if (threads < 1 || bytes < 4096 || reps < 1) {
     return absl::InvalidArgumentError("read bandwidth: need threads >= 1, bytes >= 4096");
@@ -326,6 +352,19 @@ absl::StatusOr<KernelsBenchResult> RunKernelsBench(
                                                                  std::max(3, o.reps)));
     r.bandwidth.push_back({t, o.working_set_bytes, gbps});
     say(absl::StrFormat("read bandwidth, %d thread(s): %.1f GB/s", t, gbps));
+  }
+  {
+    r.compute.fma_per_s = MeasureFmaRate(std::max(3, o.reps));
+    const double macs = 2.0 * (o.n_heads / o.n_kv_heads) * o.block_tokens *
+                        static_cast<double>(o.head_dim);
+    auto ceiling = [&](const BlockEncoding& e) {
+      return r.compute.fma_per_s * 8.0 * GetHeadLayout(e, o.head_dim).head_bytes / macs /
+             1e9;
+    };
+    r.compute.fp16_ceiling_gbps = ceiling(BlockEncoding::Fp16(o.block_tokens));
+    r.compute.quant_ceiling_gbps =
+        ceiling(BlockEncoding::Quantized(o.bits, o.block_tokens, o.group));
+    say(absl::StrFormat("fp32 FMA rate: %.2f G/s", r.compute.fma_per_s / 1e9));
   }
   const std::string qname = absl::StrCat("kivi", o.bits);
   for (int ctx : o.contexts) {
