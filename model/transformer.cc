@@ -17,6 +17,13 @@ namespace kvq::model {
 
 namespace ops = model_internal;
 
+namespace {
+
+// Query rows per slice of prefill attention (bounds the score buffer).
+constexpr int kPrefillRows = 128;
+
+}  // namespace
+
 Transformer::Transformer(const Model& model)
     : model_(model),
       rope_freq_(ops::RopeFrequencies(model.config.HeadDim(), model.config.rope_theta)),
@@ -82,7 +89,7 @@ absl::StatusOr<std::vector<float>> Transformer::Prefill(
   std::vector<float> x(size_t(n) * dim), xb(x.size()), q(size_t(n) * qdim),
       att(size_t(n) * qdim), proj(x.size());
   std::vector<float> k(size_t(total) * kvdim), v(k.size());  // prefix then prompt
-  const size_t score_floats = size_t(n) * total;
+  const size_t score_floats = size_t(std::min(n, kPrefillRows)) * total;
   std::vector<float> scores(score_floats * n_threads_);
   for (int i = 0; i < n; ++i) {
     std::memcpy(&x[size_t(i) * dim],
@@ -107,21 +114,27 @@ absl::StatusOr<std::vector<float>> Transformer::Prefill(
     }
     if (p0 > 0) KVQ_RETURN_IF_ERROR(cache.Read(l, k.data(), v.data()));
 
-      // Causal attention, heads in parallel: S = Q_h K_h^T, softmax, S V_h.
+      // Causal attention, heads in parallel: S = Q_h K_h^T, softmax, S V_h,
+      // in slices of query rows that multiply only the keys they can see.
 #pragma omp parallel for num_threads(n_threads_) schedule(dynamic, 1)
     for (int h = 0; h < c.n_heads; ++h) {
       const int kvh = h / group;
       float* s = &scores[score_floats * omp_get_thread_num()];
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, total, hd, scale,
-                  &q[size_t(h) * hd], qdim, &k[size_t(kvh) * hd], kvdim, 0.0f, s, total);
-      for (int i = 0; i < n; ++i) {
-        float* row = s + size_t(i) * total;
-        const int visible = p0 + i + 1;
-        ops::Softmax(row, visible);
-        std::fill(row + visible, row + total, 0.0f);
+      for (int i0 = 0; i0 < n; i0 += kPrefillRows) {
+        const int rows = std::min(kPrefillRows, n - i0), width = p0 + i0 + rows;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, width, hd, scale,
+                    &q[size_t(i0) * qdim + size_t(h) * hd], qdim, &k[size_t(kvh) * hd],
+                    kvdim, 0.0f, s, total);
+        for (int i = 0; i < rows; ++i) {
+          float* row = s + size_t(i) * total;
+          const int visible = p0 + i0 + i + 1;
+          ops::Softmax(row, visible);
+          std::fill(row + visible, row + width, 0.0f);
+        }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, hd, width, 1.0f, s,
+                    total, &v[size_t(kvh) * hd], kvdim, 0.0f,
+                    &att[size_t(i0) * qdim + size_t(h) * hd], qdim);
       }
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, hd, total, 1.0f, s, total,
-                  &v[size_t(kvh) * hd], kvdim, 0.0f, &att[size_t(h) * hd], qdim);
     }
     KVQ_RETURN_IF_ERROR(cache.Append(l, n, kn, vn));
     if (options.on_layer) KVQ_RETURN_IF_ERROR(options.on_layer(l));
