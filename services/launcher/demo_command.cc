@@ -3,8 +3,11 @@
 // (Cluster), sends one prompt through the router, and prints the prompt and
 // its continuation as it streams, then the time to first token, the
 // inter-token latency, the KV bytes moved and the compression ratio.
+#include <stdlib.h>
+
 #include <algorithm>
 #include <cstdio>
+#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -17,6 +20,7 @@
 #include "model/model_flags.h"
 #include "proto/serving.grpc.pb.h"
 #include "services/launcher/launcher.h"
+#include "services/launcher/synthetic_model_files.h"
 
 // Shared with `kvq generate` (model/generate_command.cc).
 ABSL_DECLARE_FLAG(std::string, prompt);
@@ -47,11 +51,28 @@ int RunDemo(const std::vector<std::string>& args) {
   if (steps < 1) return Fail("--steps must be >= 1");
   ClusterOptions options;
   options.model = model::ModelPathFromFlags();
-  if (options.model.empty()) {
-    return Fail(
-        "no model: pass --model PATH (a llama2.c checkpoint or directory); the default "
-        "../shared/models/stories260K was not found");
+  std::string synthetic_dir;
+  std::error_code ec;
+  if (options.model.empty() || !std::filesystem::exists(options.model, ec)) {
+    char tmpl[] = "/tmp/kvq-demo-XXXXXX";
+    if (mkdtemp(tmpl) == nullptr) return Fail("cannot create a temporary directory");
+    synthetic_dir = tmpl;
+    absl::StatusOr<std::string> checkpoint = WriteSyntheticModelFiles(synthetic_dir);
+    if (!checkpoint.ok()) return Fail(checkpoint.status().ToString());
+    std::fprintf(stderr,
+                 "kvq demo: WARNING: no model at '%s' (pass --model PATH); using a "
+                 "SYNTHETIC model with random weights instead: the text below is "
+                 "gibberish, the timings and KV sizes are real.\n",
+                 options.model.c_str());
+    options.model = *checkpoint;
   }
+  struct RemoveDir {
+    std::string dir;
+    ~RemoveDir() {
+      std::error_code ec;
+      if (!dir.empty()) std::filesystem::remove_all(dir, ec);
+    }
+  } remove_synthetic{synthetic_dir};
   if (!absl::GetFlag(FLAGS_tokenizer).empty()) {
     options.router_flags.push_back("--tokenizer=" + model::TokenizerPathFromFlags());
   }
