@@ -61,6 +61,7 @@ void PrintJson(const KernelsBenchResult& r) {
                         {"us_per_call", a.us_per_call},
                         {"bytes_read", a.bytes_read},
                         {"gbps", a.gbps},
+                        {"bw_gbps", a.bw_gbps},
                         {"bw_fraction", a.bw_fraction},
                         {"sequences", a.sequences}};
     if (a.kv != "fp16") j["speedup_vs_fp16"] = a.speedup_vs_fp16;
@@ -86,7 +87,8 @@ void PrintTable(const KernelsBenchResult& r) {
       o.block_tokens, o.group, o.residual, o.bits, o.working_set_bytes / 1048576.0,
       o.reps);
   for (const BandwidthRow& b : r.bandwidth) {
-    std::printf("read bandwidth, %d thread(s): %.1f GB/s\n", b.threads, b.gbps);
+    std::printf("read bandwidth, %d thread(s): %.1f GB/s (median of every round)\n",
+                b.threads, b.gbps);
   }
   std::printf(
       "fp32 FMA rate, 1 thread: %.2f G 256-bit FMAs/s; attention's multiply-adds at "
@@ -94,14 +96,15 @@ void PrintTable(const KernelsBenchResult& r) {
       "cache\n",
       r.compute.fma_per_s / 1e9, r.compute.fp16_ceiling_gbps,
       r.compute.quant_ceiling_gbps, o.bits);
-  std::printf("\n%7s %7s %6s %12s %12s %7s %11s %15s\n", "ctx", "threads", "kv",
-              "us_per_call", "bytes_read", "GB/s", "bw_fraction", "speedup_vs_fp16");
+  std::printf("\n%7s %7s %6s %12s %12s %7s %8s %11s %15s\n", "ctx", "threads", "kv",
+              "us_per_call", "bytes_read", "GB/s", "bw_GB/s", "bw_fraction",
+              "speedup_vs_fp16");
   for (const AttentionRow& a : r.attention) {
     const std::string speedup =
         a.kv == "fp16" ? "" : absl::StrFormat("%.2f", a.speedup_vs_fp16);
-    std::printf("%7d %7d %6s %12.1f %12zu %7.2f %11.3f %15s\n", a.ctx, a.threads,
-                a.kv.c_str(), a.us_per_call, a.bytes_read, a.gbps, a.bw_fraction,
-                speedup.c_str());
+    std::printf("%7d %7d %6s %12.1f %12zu %7.2f %8.1f %11.3f %15s\n", a.ctx, a.threads,
+                a.kv.c_str(), a.us_per_call, a.bytes_read, a.gbps, a.bw_gbps,
+                a.bw_fraction, speedup.c_str());
   }
   for (const QuantizeRow& q : r.quantize) {
     std::printf(

@@ -14,6 +14,7 @@
 #include <random>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -207,9 +208,9 @@ absl::StatusOr<Workload> BuildWorkload(const KernelsBenchOptions& o, const Kerne
   return w;
 }
 
-// Median seconds per call of decode attention, one sequence per call, the
-// sequences visited in turn (one untimed pass first).
-absl::StatusOr<double> TimeAttention(const KernelsBenchOptions& o, const KernelSet& ks,
+// Seconds per call of decode attention over one pass: one sequence per
+// call, the sequences visited in turn.
+absl::StatusOr<double> AttentionPass(const KernelsBenchOptions& o, const KernelSet& ks,
                                      Workload& w, int threads) {
   AttentionParams p;
   p.quantized_encoding = BlockEncoding::Quantized(o.bits, o.block_tokens, o.group);
@@ -220,17 +221,55 @@ absl::StatusOr<double> TimeAttention(const KernelsBenchOptions& o, const KernelS
   p.n_threads = threads;
   const size_t per_seq = static_cast<size_t>(o.n_heads) * o.head_dim;
   const int n_seq = static_cast<int>(w.caches.size());
-  std::vector<double> per_call;
-  for (int rep = -1; rep < o.reps; ++rep) {
-    const Clock::time_point t0 = Clock::now();
-    for (int s = 0; s < n_seq; ++s) {
-      const AttentionTask task{&w.q[s * per_seq], &w.caches[s], &w.out[s * per_seq]};
-      KVQ_RETURN_IF_ERROR(ks.decode_attention(p, absl::MakeConstSpan(&task, 1)));
-    }
-    if (rep >= 0) per_call.push_back(Seconds(t0, Clock::now()) / n_seq);
+  const Clock::time_point t0 = Clock::now();
+  for (int s = 0; s < n_seq; ++s) {
+    const AttentionTask task{&w.q[s * per_seq], &w.caches[s], &w.out[s * per_seq]};
+    KVQ_RETURN_IF_ERROR(ks.decode_attention(p, absl::MakeConstSpan(&task, 1)));
   }
-  return Median(per_call);
+  return Seconds(t0, Clock::now()) / n_seq;
 }
+
+// A page-touched buffer that `threads` threads read through, each its own
+// contiguous slice, released together.
+class ReadLoop {
+ public:
+  static absl::StatusOr<ReadLoop> Make(size_t bytes) {
+    KVQ_ASSIGN_OR_RETURN(Buffer buf, Allocate(bytes));
+    std::memset(buf.get(), 1, bytes);
+    return ReadLoop(std::move(buf), bytes);
+  }
+  // 1e9 bytes per second of one pass.
+  absl::StatusOr<double> Pass(int threads) {
+    const size_t slice = bytes_ / threads / 128 * 128;
+    const bool avx2 = __builtin_cpu_supports("avx2");
+    std::vector<uint64_t> sums(threads);
+    std::atomic<int> ready{0};
+    std::atomic<bool> go{false};
+    std::vector<std::thread> pool;
+    for (int t = 0; t < threads; ++t) {
+      pool.emplace_back([&, t] {
+        ready.fetch_add(1);
+        while (!go.load()) std::this_thread::yield();
+        const uint8_t* p = buf_.get() + t * slice;
+        sums[t] = avx2 ? ReadAvx2(p, slice) : ReadScalar(p, slice);
+      });
+    }
+    while (ready.load() < threads) std::this_thread::yield();
+    const Clock::time_point t0 = Clock::now();
+    go.store(true);
+    for (std::thread& th : pool) th.join();
+    const double secs = Seconds(t0, Clock::now());
+    uint64_t total = 0;
+    for (uint64_t s : sums) total += s;
+    if (total == 0) return absl::InternalError("read bandwidth: buffer read as zeros");
+    return static_cast<double>(slice) * threads / secs / 1e9;
+  }
+
+ private:
+  ReadLoop(Buffer buf, size_t bytes) : buf_(std::move(buf)), bytes_(bytes) {}
+  Buffer buf_;
+  size_t bytes_;
+};
 
 absl::StatusOr<QuantizeRow> TimeQuantize(const KernelsBenchOptions& o,
                                          const KernelSet& ks, std::mt19937& rng) {
@@ -295,35 +334,13 @@ absl::StatusOr<double> MeasureReadBandwidth(int threads, size_t bytes, int reps)
   if (threads < 1 || bytes < 4096 || reps < 1) {
     return absl::InvalidArgumentError("read bandwidth: need threads >= 1, bytes >= 4096");
   }
-  KVQ_ASSIGN_OR_RETURN(Buffer buf, Allocate(bytes));
-  std::memset(buf.get(), 1, bytes);
-  const bool avx2 = __builtin_cpu_supports("avx2");
-  const size_t slice = bytes / threads / 128 * 128;
-  std::vector<uint64_t> sums(threads);
-  std::vector<double> secs;
+  KVQ_ASSIGN_OR_RETURN(ReadLoop loop, ReadLoop::Make(bytes));
+  std::vector<double> gbps;
   for (int rep = -1; rep < reps; ++rep) {
-    // Threads start together at a barrier; the pass is timed from the release.
-    std::atomic<int> ready{0};
-    std::atomic<bool> go{false};
-    std::vector<std::thread> pool;
-    for (int t = 0; t < threads; ++t) {
-      pool.emplace_back([&, t] {
-        ready.fetch_add(1);
-        while (!go.load()) std::this_thread::yield();
-        const uint8_t* p = buf.get() + t * slice;
-        sums[t] += avx2 ? ReadAvx2(p, slice) : ReadScalar(p, slice);
-      });
-    }
-    while (ready.load() < threads) std::this_thread::yield();
-    const Clock::time_point t0 = Clock::now();
-    go.store(true);
-    for (std::thread& th : pool) th.join();
-    if (rep >= 0) secs.push_back(Seconds(t0, Clock::now()));
+    KVQ_ASSIGN_OR_RETURN(const double g, loop.Pass(threads));
+    if (rep >= 0) gbps.push_back(g);
   }
-  uint64_t total = 0;
-  for (uint64_t s : sums) total += s;
-  if (total == 0) return absl::InternalError("read bandwidth: buffer read as zeros");
-  return static_cast<double>(slice) * threads / Median(secs) / 1e9;
+  return Median(gbps);
 }
 
 absl::StatusOr<KernelsBenchResult> RunKernelsBench(
@@ -347,12 +364,6 @@ absl::StatusOr<KernelsBenchResult> RunKernelsBench(
   r.cpu = CpuModel();
   r.options = o;
   std::mt19937 rng(42);
-  for (int t : o.threads) {
-    KVQ_ASSIGN_OR_RETURN(const double gbps, MeasureReadBandwidth(t, o.working_set_bytes,
-                                                                 std::max(3, o.reps)));
-    r.bandwidth.push_back({t, o.working_set_bytes, gbps});
-    say(absl::StrFormat("read bandwidth, %d thread(s): %.1f GB/s", t, gbps));
-  }
   {
     r.compute.fma_per_s = MeasureFmaRate(std::max(3, o.reps));
     const double macs = 2.0 * (o.n_heads / o.n_kv_heads) * o.block_tokens *
@@ -366,33 +377,53 @@ absl::StatusOr<KernelsBenchResult> RunKernelsBench(
         ceiling(BlockEncoding::Quantized(o.bits, o.block_tokens, o.group));
     say(absl::StrFormat("fp32 FMA rate: %.2f G/s", r.compute.fma_per_s / 1e9));
   }
+  // Each measured round reads the bandwidth buffer, then runs one pass over
+  // the fp16 caches and one over the quantized caches, so that every ratio
+  // compares figures taken moments apart on a machine whose load may vary.
+  KVQ_ASSIGN_OR_RETURN(ReadLoop loop, ReadLoop::Make(o.working_set_bytes));
+  std::vector<std::vector<double>> all_bw(o.threads.size());
   const std::string qname = absl::StrCat("kivi", o.bits);
   for (int ctx : o.contexts) {
-    std::vector<AttentionRow> fp16_rows;
-    for (bool quantized : {false, true}) {
-      KVQ_ASSIGN_OR_RETURN(Workload w, BuildWorkload(o, ks, ctx, quantized, rng));
-      for (size_t ti = 0; ti < o.threads.size(); ++ti) {
-        const int t = o.threads[ti];
-        KVQ_ASSIGN_OR_RETURN(const double secs, TimeAttention(o, ks, w, t));
-        AttentionRow row;
-        row.ctx = ctx;
-        row.threads = t;
-        row.kv = quantized ? qname : "fp16";
-        row.us_per_call = secs * 1e6;
-        row.bytes_read = w.seq_bytes;
-        row.gbps = w.seq_bytes / secs / 1e9;
-        row.bw_fraction = row.gbps / r.bandwidth[ti].gbps;
-        row.sequences = static_cast<int>(w.caches.size());
-        if (quantized) {
-          row.speedup_vs_fp16 = fp16_rows[ti].us_per_call / row.us_per_call;
-        } else {
-          fp16_rows.push_back(row);
-        }
-        r.attention.push_back(row);
-        say(absl::StrFormat("ctx %d, %d thread(s), %s: %.1f us per call", ctx, t, row.kv,
-                            row.us_per_call));
+    KVQ_ASSIGN_OR_RETURN(Workload fp16, BuildWorkload(o, ks, ctx, false, rng));
+    KVQ_ASSIGN_OR_RETURN(Workload quant, BuildWorkload(o, ks, ctx, true, rng));
+    for (size_t ti = 0; ti < o.threads.size(); ++ti) {
+      const int t = o.threads[ti];
+      std::vector<double> bw, f_secs, q_secs;
+      for (int rep = -1; rep < o.reps; ++rep) {  // round -1 warms up
+        KVQ_ASSIGN_OR_RETURN(const double g, loop.Pass(t));
+        KVQ_ASSIGN_OR_RETURN(const double f, AttentionPass(o, ks, fp16, t));
+        KVQ_ASSIGN_OR_RETURN(const double q, AttentionPass(o, ks, quant, t));
+        if (rep < 0) continue;
+        bw.push_back(g);
+        f_secs.push_back(f);
+        q_secs.push_back(q);
       }
+      const double bw_gbps = Median(bw);
+      all_bw[ti].insert(all_bw[ti].end(), bw.begin(), bw.end());
+      AttentionRow f_row, q_row;
+      for (auto [row, w, secs, kv] :
+           {std::tuple{&f_row, &fp16, Median(f_secs), std::string("fp16")},
+            std::tuple{&q_row, &quant, Median(q_secs), qname}}) {
+        row->ctx = ctx;
+        row->threads = t;
+        row->kv = kv;
+        row->us_per_call = secs * 1e6;
+        row->bytes_read = w->seq_bytes;
+        row->gbps = w->seq_bytes / secs / 1e9;
+        row->bw_gbps = bw_gbps;
+        row->bw_fraction = row->gbps / bw_gbps;
+        row->sequences = static_cast<int>(w->caches.size());
+      }
+      q_row.speedup_vs_fp16 = f_row.us_per_call / q_row.us_per_call;
+      r.attention.push_back(f_row);
+      r.attention.push_back(q_row);
+      say(absl::StrFormat(
+          "ctx %d, %d thread(s): fp16 %.1f us, %s %.1f us per call (%.1f GB/s read)", ctx,
+          t, f_row.us_per_call, qname, q_row.us_per_call, bw_gbps));
     }
+  }
+  for (size_t ti = 0; ti < o.threads.size(); ++ti) {
+    r.bandwidth.push_back({o.threads[ti], o.working_set_bytes, Median(all_bw[ti])});
   }
   // Rows grouped by thread count, then context, fp16 before kivi.
   std::stable_sort(r.attention.begin(), r.attention.end(),

@@ -46,7 +46,7 @@ struct KernelsBenchOptions {
 struct BandwidthRow {
   int threads = 0;
   size_t bytes = 0;   // bytes read per pass
-  double gbps = 0.0;  // median over the reps, 1e9 bytes per second
+  double gbps = 0.0;  // median over every pass of the run, 1e9 bytes/s
 };
 
 struct AttentionRow {
@@ -56,7 +56,8 @@ struct AttentionRow {
   double us_per_call = 0.0;    // one sequence, all heads, one layer; median
   size_t bytes_read = 0;       // cache bytes one call reads
   double gbps = 0.0;           // bytes_read / us_per_call
-  double bw_fraction = 0.0;    // gbps / read bandwidth at `threads`
+  double bw_gbps = 0.0;        // read bandwidth measured alongside (median)
+  double bw_fraction = 0.0;    // gbps / bw_gbps
   double speedup_vs_fp16 = 0;  // fp16 us_per_call / this one (quantized rows)
   int sequences = 0;           // distinct caches visited per pass
 };
