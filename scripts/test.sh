@@ -39,6 +39,10 @@ if ((bazel_rc != 0 && f == 0)); then
   failed=$((failed + 1)); failures+=("bazel test (exit $bazel_rc)")
 fi
 
+# The KV store's decoders under libFuzzer (clang-14), bounded; run longer by
+# hand with tests/fuzz/run_fuzz.sh 600.
+check fuzz bash tests/fuzz/run_fuzz.sh "${KVQ_FUZZ_SECONDS:-20}"
+
 # Deployment manifests, dashboards and alert rules, checked with real tools
 # (needs the kvq binary built above for its flag check).
 deploy_out="$(bash scripts/check_deploy.sh 2>&1)"
