@@ -152,7 +152,9 @@ const cli::CommandRegistrar kBenchKernels({
     .description =
         "Decode attention over fp16 and kivi2 caches at contexts 1k, 4k, 16k and 64k "
         "on 1 and 2 threads, each row against the read bandwidth measured in the same "
-        "run (>= 1 GiB working sets), and quantize throughput. About a minute.",
+        "run (>= 1 GiB working sets), and quantize throughput. About a minute. "
+        "--json prints JSON Lines: one object per record (config, bandwidth, compute, "
+        "attention rows, quantize).",
     .flags = {"json", "quick", "variant"},
     .run = Run,
 });
