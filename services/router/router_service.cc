@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "grpcpp/create_channel.h"
+#include "services/router/utf8_stream.h"
 #include "services/serving/grpc_server.h"
 
 namespace kvq::router {
@@ -103,6 +104,7 @@ grpc::Status RouterService::Generate(grpc::ServerContext* context,
   const absl::Time arrival = absl::Now();
   serving::ServingMetrics* m = options_.metrics;
   const model::Tokenizer& tok = *options_.tokenizer;
+  Utf8Stream utf8;
   // ---- the prompt ----
   std::vector<int> prompt;
   switch (request->prompt_case()) {
@@ -140,7 +142,7 @@ grpc::Status RouterService::Generate(grpc::ServerContext* context,
     head.mutable_prompt_tokens()->Add(prompt.begin(), prompt.end());
     if (m) m->prompt_tokens->Increment(prompt.size());
     return RelayDecode(context, *request, decode_request, std::move(head), prompt.back(),
-                       v1::PrefillStats(), arrival, writer);
+                       v1::PrefillStats(), arrival, &utf8, writer);
   }
 
   // ---- prefill, retried once on another worker ----
@@ -185,7 +187,7 @@ grpc::Status RouterService::Generate(grpc::ServerContext* context,
   int prev = prompt.back();
   if (!first_stops) {
     head.add_tokens(first);
-    if (request->return_text()) head.set_text(tok.DecodePiece(prev, first));
+    if (request->return_text()) head.set_text(utf8.Push(tok.DecodePiece(prev, first)));
     prev = first;
   }
   *head.mutable_prefill() = prefilled.stats();
@@ -199,6 +201,7 @@ grpc::Status RouterService::Generate(grpc::ServerContext* context,
   if (first_stops || sampling.max_tokens() == 1) {
     head.set_finished(true);
     head.set_finish_reason(first_stops ? "stop" : "length");
+    if (request->return_text()) head.mutable_text()->append(utf8.Flush());
     writer->Write(head);
     if (m) m->e2e_request_latency->Observe(absl::ToDoubleSeconds(absl::Now() - arrival));
     return grpc::Status::OK;
@@ -210,13 +213,13 @@ grpc::Status RouterService::Generate(grpc::ServerContext* context,
   decode_request.set_first_token(first);
   *decode_request.mutable_sampling() = sampling;
   return RelayDecode(context, *request, decode_request, std::move(head), prev,
-                     prefilled.stats(), arrival, writer);
+                     prefilled.stats(), arrival, &utf8, writer);
 }
 
 grpc::Status RouterService::RelayDecode(
     grpc::ServerContext* context, const v1::GenerateRequest& request,
     const v1::DecodeRequest& decode_request, v1::GenerateResponse head, int prev,
-    const v1::PrefillStats& prefill, absl::Time arrival,
+    const v1::PrefillStats& prefill, absl::Time arrival, Utf8Stream* utf8,
     grpc::ServerWriter<v1::GenerateResponse>* writer) {
   serving::ServingMetrics* m = options_.metrics;
   const model::Tokenizer& tok = *options_.tokenizer;
@@ -255,11 +258,13 @@ grpc::Status RouterService::RelayDecode(
     first_pending = false;
     for (int t : chunk.tokens()) {
       out.add_tokens(t);
-      if (request.return_text()) out.mutable_text()->append(tok.DecodePiece(prev, t));
+      if (request.return_text())
+        out.mutable_text()->append(utf8->Push(tok.DecodePiece(prev, t)));
       prev = t;
     }
     if (chunk.finished()) {
       out.set_finished(true);
+      if (request.return_text()) out.mutable_text()->append(utf8->Flush());
       out.set_finish_reason(chunk.finish_reason());
       *out.mutable_prefill() = prefill;
       out.set_decode_bytes_fetched(chunk.bytes_fetched());

@@ -20,6 +20,7 @@
 #include "absl/time/time.h"
 #include "model/tokenizer.h"
 #include "proto/serving.grpc.pb.h"
+#include "services/router/utf8_stream.h"
 #include "services/serving/serving_metrics.h"
 
 namespace kvq::router {
@@ -70,6 +71,7 @@ class RouterService final : public v1::Router::Service {
                            const v1::DecodeRequest& decode_request,
                            v1::GenerateResponse head, int prev,
                            const v1::PrefillStats& prefill, absl::Time arrival,
+                           Utf8Stream* utf8,
                            grpc::ServerWriter<v1::GenerateResponse>* writer);
 
   const RouterOptions options_;
