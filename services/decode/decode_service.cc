@@ -74,6 +74,7 @@ grpc::Status DecodeService::Generate(grpc::ServerContext* context,
   ++requests_;
   const absl::Time start = absl::Now();
   grpc::Status s = Run(context, *request, writer);
+  if (metrics_) metrics_->RecordRpc("Generate", s.error_code(), absl::Now() - start);
   UpdateGauges();
   if (metrics_ && s.ok()) {
     metrics_->request_decode_time->Observe(absl::ToDoubleSeconds(absl::Now() - start));

@@ -72,6 +72,10 @@ grpc::Status PrefillService::Prefill(grpc::ServerContext* context,
   Running running(&running_, metrics_ ? metrics_->num_requests_running : nullptr);
   const absl::Time start = absl::Now();
   absl::Status s = Run(context, *request, response);
+  if (metrics_) {
+    metrics_->RecordRpc("Prefill", static_cast<grpc::StatusCode>(s.code()),
+                        absl::Now() - start);
+  }
   if (s.ok()) {
     response->mutable_stats()->set_seconds(absl::ToDoubleSeconds(absl::Now() - start));
     if (metrics_) {

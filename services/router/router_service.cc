@@ -100,6 +100,16 @@ std::unique_ptr<grpc::ClientContext> RouterService::Downstream(
 grpc::Status RouterService::Generate(grpc::ServerContext* context,
                                      const v1::GenerateRequest* request,
                                      grpc::ServerWriter<v1::GenerateResponse>* writer) {
+  const absl::Time start = absl::Now();
+  grpc::Status s = GenerateImpl(context, request, writer);
+  if (options_.metrics)
+    options_.metrics->RecordRpc("Generate", s.error_code(), absl::Now() - start);
+  return s;
+}
+
+grpc::Status RouterService::GenerateImpl(
+    grpc::ServerContext* context, const v1::GenerateRequest* request,
+    grpc::ServerWriter<v1::GenerateResponse>* writer) {
   serving::InFlight in_flight;
   const absl::Time arrival = absl::Now();
   serving::ServingMetrics* m = options_.metrics;

@@ -62,6 +62,9 @@ class RouterService final : public v1::Router::Service {
     std::atomic<int> in_flight{0};
   };
   explicit RouterService(RouterOptions options);
+  grpc::Status GenerateImpl(grpc::ServerContext* context,
+                            const v1::GenerateRequest* request,
+                            grpc::ServerWriter<v1::GenerateResponse>* writer);
   int Pick(std::vector<std::unique_ptr<Worker>>& workers, int exclude);
   std::unique_ptr<grpc::ClientContext> Downstream(grpc::ServerContext* context) const;
   // Streams a decode worker's tokens to the client, `head` (the first token,

@@ -31,7 +31,8 @@ prometheus::Counter* Counter(prometheus::Registry& r, const std::string& name,
 
 ServingMetrics::ServingMetrics(prometheus::Registry& r, const std::string& role,
                                const std::string& model)
-    : labels_{{"role", role}, {"model", model}} {
+    : labels_{{"role", role}, {"model", model}},
+      rpc_(std::make_unique<services::RpcMetrics>(r, role)) {
   const auto& l = labels_;
   time_to_first_token = Hist(r, "kvq_time_to_first_token_seconds",
                              "Time from request arrival to the first token.", l);

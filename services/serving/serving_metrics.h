@@ -10,6 +10,7 @@
 #define KVQ_SERVICES_SERVING_SERVING_METRICS_H_
 
 #include <map>
+#include <memory>
 #include <mutex>
 #include <string>
 
@@ -17,6 +18,7 @@
 #include "prometheus/gauge.h"
 #include "prometheus/histogram.h"
 #include "prometheus/registry.h"
+#include "services/common/metrics.h"
 
 namespace kvq::serving {
 
@@ -24,6 +26,12 @@ class ServingMetrics {
  public:
   ServingMetrics(prometheus::Registry& registry, const std::string& role,
                  const std::string& model);
+
+  // kvq_rpc_latency_seconds / kvq_rpc_errors_total{role, method, code}.
+  void RecordRpc(absl::string_view method, grpc::StatusCode code,
+                 absl::Duration latency) {
+    rpc_->Record(method, code, latency);
+  }
 
   // Sets kvq_cache_config_info{kv_mode=...} to 1 (a mode this worker served).
   void NoteKvMode(const std::string& kv_mode);
@@ -54,6 +62,7 @@ class ServingMetrics {
  private:
   std::map<std::string, std::string> labels_;
   prometheus::Family<prometheus::Gauge>* config_info_;
+  std::unique_ptr<services::RpcMetrics> rpc_;
   std::mutex mu_;
 };
 
