@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "absl/flags/flag.h"
+#include "absl/strings/str_format.h"
 #include "cli/command.h"
 #include "common/paths.h"
 #include "model/internal/read_file.h"
@@ -73,6 +74,7 @@ int RunEvalPpl(const std::vector<std::string>& args) {
                         {"tokens", r->tokens},
                         {"sequences", r->sequences},
                         {"kv", mode->ToString()},
+                        {"model_id", absl::StrFormat("%016x", loaded->model->id)},
                         {"bits_per_element", bits},
                         {"compression_vs_fp16", 16.0 / bits}};
     std::printf("%s\n", j.dump().c_str());
