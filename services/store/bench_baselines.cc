@@ -101,6 +101,8 @@ absl::StatusOr<double> IperfGbps(int streams, absl::Duration duration) {
     StopChild(server);
     return absl::UnavailableError("iperf3 server did not start");
   }
+  // iperf3 takes the probe for a client; let it drop it and listen again.
+  absl::SleepFor(absl::Milliseconds(300));
   absl::StatusOr<std::string> out =
       Capture(absl::StrCat("iperf3 -c 127.0.0.1 -p ", port, " -P ", streams, " -t ",
                            absl::ToDoubleSeconds(duration), " -J 2>/dev/null"));

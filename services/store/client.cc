@@ -190,8 +190,12 @@ absl::StatusOr<std::vector<kvstore::PutOutcome>> StoreClient::PutShard(
         }
       }
     }
-    flush();
-    if (ok) writer->WritesDone();
+    // The last message carries the half-close (one frame less per put).
+    if (ok && (msg.headers_size() > 0 || msg.chunks_size() > 0)) {
+      writer->WriteLast(msg, grpc::WriteOptions());
+    } else if (ok) {
+      writer->WritesDone();
+    }
     KVQ_RETURN_IF_ERROR(FromGrpcStatus(writer->Finish()));
     if (response.results_size() != static_cast<int>(blocks.size())) {
       return absl::InternalError(
