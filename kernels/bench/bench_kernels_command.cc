@@ -45,12 +45,12 @@ void PrintJson(const KernelsBenchResult& r) {
                         {"gbps", b.gbps}};
     std::printf("%s\n", j.dump().c_str());
   }
-  {
+  for (const ComputeRow& c : r.compute) {
     nlohmann::json j = {{"record", "compute"},
-                        {"threads", 1},
-                        {"fma_per_s", r.compute.fma_per_s},
-                        {"fp16_ceiling_gbps", r.compute.fp16_ceiling_gbps},
-                        {"quant_ceiling_gbps", r.compute.quant_ceiling_gbps}};
+                        {"threads", c.threads},
+                        {"fma_per_s", c.fma_per_s},
+                        {"fp16_ceiling_gbps", c.fp16_ceiling_gbps},
+                        {"quant_ceiling_gbps", c.quant_ceiling_gbps}};
     std::printf("%s\n", j.dump().c_str());
   }
   for (const AttentionRow& a : r.attention) {
@@ -90,12 +90,12 @@ void PrintTable(const KernelsBenchResult& r) {
     std::printf("read bandwidth, %d thread(s): %.1f GB/s (median of every round)\n",
                 b.threads, b.gbps);
   }
-  std::printf(
-      "fp32 FMA rate, 1 thread: %.2f G 256-bit FMAs/s; attention's multiply-adds at "
-      "that rate bound one thread to %.1f GB/s of fp16 cache, %.1f GB/s of %d-bit "
-      "cache\n",
-      r.compute.fma_per_s / 1e9, r.compute.fp16_ceiling_gbps,
-      r.compute.quant_ceiling_gbps, o.bits);
+  for (const ComputeRow& c : r.compute) {
+    std::printf(
+        "fp32 FMA rate, %d thread(s): %.2f G 256-bit FMAs/s; attention's multiply-adds "
+        "at that rate allow at most %.1f GB/s of fp16 cache, %.1f GB/s of %d-bit cache\n",
+        c.threads, c.fma_per_s / 1e9, c.fp16_ceiling_gbps, c.quant_ceiling_gbps, o.bits);
+  }
   std::printf("\n%7s %7s %6s %12s %12s %7s %8s %11s %15s\n", "ctx", "threads", "kv",
               "us_per_call", "bytes_read", "GB/s", "bw_GB/s", "bw_fraction",
               "speedup_vs_fp16");

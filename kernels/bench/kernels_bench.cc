@@ -317,15 +317,25 @@ KernelsBenchOptions KernelsBenchOptions::Quick() {
   return o;
 }
 
-double MeasureFmaRate(int reps) {
+double MeasureFmaRate(int threads, int reps) {
   if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma")) return 0.0;
-  constexpr long kIters = 10'000'000;  // x 10 FMAs
+  constexpr long kIters = 10'000'000;  // x 10 FMAs per thread
   std::vector<double> rates;
-  volatile float sink = 0.0f;
   for (int rep = -1; rep < reps; ++rep) {
-    const Clock::time_point t0 = Clock::now();
-    sink = sink + FmaLoop(kIters);
-    if (rep >= 0) rates.push_back(10.0 * kIters / Seconds(t0, Clock::now()));
+    std::vector<double> secs(threads);
+    std::vector<std::thread> pool;
+    for (int t = 0; t < threads; ++t) {
+      pool.emplace_back([&secs, t] {
+        const Clock::time_point t0 = Clock::now();
+        volatile float sink = FmaLoop(kIters);
+        (void)sink;
+        secs[t] = Seconds(t0, Clock::now());
+      });
+    }
+    for (std::thread& th : pool) th.join();
+    double rate = 0.0;
+    for (double s : secs) rate += 10.0 * kIters / s;
+    if (rep >= 0) rates.push_back(rate);
   }
   return Median(rates);
 }
@@ -364,18 +374,20 @@ absl::StatusOr<KernelsBenchResult> RunKernelsBench(
   r.cpu = CpuModel();
   r.options = o;
   std::mt19937 rng(42);
-  {
-    r.compute.fma_per_s = MeasureFmaRate(std::max(3, o.reps));
+  for (int t : o.threads) {
+    ComputeRow c;
+    c.threads = t;
+    c.fma_per_s = MeasureFmaRate(t, std::max(3, o.reps));
     const double macs = 2.0 * (o.n_heads / o.n_kv_heads) * o.block_tokens *
                         static_cast<double>(o.head_dim);
     auto ceiling = [&](const BlockEncoding& e) {
-      return r.compute.fma_per_s * 8.0 * GetHeadLayout(e, o.head_dim).head_bytes / macs /
-             1e9;
+      return c.fma_per_s * 8.0 * GetHeadLayout(e, o.head_dim).head_bytes / macs / 1e9;
     };
-    r.compute.fp16_ceiling_gbps = ceiling(BlockEncoding::Fp16(o.block_tokens));
-    r.compute.quant_ceiling_gbps =
+    c.fp16_ceiling_gbps = ceiling(BlockEncoding::Fp16(o.block_tokens));
+    c.quant_ceiling_gbps =
         ceiling(BlockEncoding::Quantized(o.bits, o.block_tokens, o.group));
-    say(absl::StrFormat("fp32 FMA rate: %.2f G/s", r.compute.fma_per_s / 1e9));
+    r.compute.push_back(c);
+    say(absl::StrFormat("fp32 FMA rate, %d thread(s): %.2f G/s", t, c.fma_per_s / 1e9));
   }
   // Each measured round reads the bandwidth buffer, then runs one pass over
   // the fp16 caches and one over the quantized caches, so that every ratio

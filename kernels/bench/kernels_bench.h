@@ -72,10 +72,11 @@ struct QuantizeRow {
 // What the machine's fp32 FMA rate allows: attention over one block of one
 // KV head costs 2 * (n_heads / n_kv_heads) * B * head_dim multiply-adds
 // (scores and values), whatever the cache encoding, so at 8 lanes per FMA the
-// cache bytes one thread can consume per second are bounded by
+// cache bytes `threads` threads can consume per second are bounded by
 // fma_per_s * 8 * head_bytes / that (the kernels do their math in fp32 FMAs).
 struct ComputeRow {
-  double fma_per_s = 0.0;           // 256-bit fp32 FMAs per second, one thread
+  int threads = 0;
+  double fma_per_s = 0.0;           // 256-bit fp32 FMAs per second, all threads
   double fp16_ceiling_gbps = 0.0;   // 1e9 cache bytes per second at that rate
   double quant_ceiling_gbps = 0.0;  // same for the quantized encoding
 };
@@ -85,7 +86,7 @@ struct KernelsBenchResult {
   std::string cpu;      // /proc/cpuinfo model name
   KernelsBenchOptions options;
   std::vector<BandwidthRow> bandwidth;
-  ComputeRow compute;
+  std::vector<ComputeRow> compute;  // per thread count
   std::vector<AttentionRow> attention;
   std::vector<QuantizeRow> quantize;
 };
@@ -97,9 +98,9 @@ absl::StatusOr<KernelsBenchResult> RunKernelsBench(
     const KernelsBenchOptions& options,
     const std::function<void(const std::string&)>& progress);
 
-// Median rate of independent 256-bit fp32 FMAs on this thread (0 without
-// AVX2/FMA), over `reps` runs of about 0.05 s.
-double MeasureFmaRate(int reps);
+// Median rate of independent 256-bit fp32 FMAs of `threads` threads running
+// at once, summed (0 without AVX2/FMA), over `reps` runs of about 0.05 s.
+double MeasureFmaRate(int threads, int reps);
 
 // Median read bandwidth (1e9 bytes/s) of `threads` threads streaming through
 // a `bytes` buffer (each thread its own contiguous slice), over `reps` passes.
