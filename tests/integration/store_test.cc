@@ -377,5 +377,29 @@ TEST(StoreIntegrationTest, ExportsPrometheusMetrics) {
       << text;
 }
 
+TEST(StoreIntegrationTest, BenchStoreJsonRows) {
+  // A tiny `kvq bench store` run: the real put/get path and the JSON rows'
+  // fields (baselines off: they need iperf3 and redis-server).
+  const std::string cmd =
+      absl::StrCat(launcher::FindKvqBinary(),
+                   " bench store --json --store_bench_streams=1,2 --store_bench_runs=1"
+                   " --store_bench_blocks=2 --nostore_bench_baselines");
+  FILE* p = popen(cmd.c_str(), "r");
+  ASSERT_NE(p, nullptr);
+  std::string out;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof(buf), p)) > 0) out.append(buf, n);
+  ASSERT_EQ(pclose(p), 0) << out;
+  const std::vector<std::string> lines = absl::StrSplit(out, '\n', absl::SkipEmpty());
+  ASSERT_EQ(lines.size(), 4u) << out;
+  for (const char* field :
+       {"\"op\":\"put\"", "\"op\":\"get\"", "\"streams\":2",
+        "\"gbps\":", "\"p50_ms\":", "\"p99_ms\":", "\"fraction_of_tcp\":null",
+        "\"fraction_of_redis\":null", "\"block_bytes\":786432"}) {
+    EXPECT_TRUE(absl::StrContains(out, field)) << field << "\n" << out;
+  }
+}
+
 }  // namespace
 }  // namespace kvq::store
