@@ -159,6 +159,13 @@ int RunDemo(const std::vector<std::string>& args) {
   std::fprintf(stderr, "tokens generated:       %d (%s)\n", tokens,
                last.finish_reason().c_str());
   std::fprintf(stderr, "time to first token:    %.2f ms\n", ttft * 1e3);
+  if (!colocated) {
+    std::fprintf(
+        stderr,
+        "  prefill worker:       %.2f ms (model %.2f ms, %u of %u blocks reused)\n",
+        p.seconds() * 1e3, p.compute_seconds() * 1e3, p.blocks_reused(),
+        p.blocks_total());
+  }
   std::fprintf(stderr, "inter-token latency:    %.3f ms (median of %zu)\n",
                Median(gaps) * 1e3, gaps.size());
   std::fprintf(
