@@ -43,12 +43,8 @@ int RunEvalPpl(const std::vector<std::string>& args) {
   absl::StatusOr<std::string> text = model_internal::ReadFile(text_path);
   if (!text.ok()) return Fail(text.status());
   absl::StatusOr<LoadedModel> loaded =
-      LoadModel(ModelPathFromFlags(), TokenizerPathFromFlags());
+      LoadModelWithTokenizer(ModelPathFromFlags(), TokenizerPathFromFlags());
   if (!loaded.ok()) return Fail(loaded.status());
-  if (loaded->tokenizer == nullptr) {
-    return Fail(absl::NotFoundError("no tokenizer found beside " + loaded->model_path +
-                                    "; pass --tokenizer"));
-  }
   absl::StatusOr<KvMode> mode = parsed->Resolve(loaded->model->config.HeadDim());
   if (!mode.ok()) return Fail(mode.status());
   Transformer transformer(*loaded->model);

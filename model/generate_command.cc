@@ -34,12 +34,8 @@ int RunGenerate(const std::vector<std::string>& args) {
   absl::StatusOr<KvMode> mode = ParseKvMode(absl::GetFlag(FLAGS_kv));
   if (!mode.ok()) return Fail(mode.status());
   absl::StatusOr<LoadedModel> loaded =
-      LoadModel(ModelPathFromFlags(), TokenizerPathFromFlags());
+      LoadModelWithTokenizer(ModelPathFromFlags(), TokenizerPathFromFlags());
   if (!loaded.ok()) return Fail(loaded.status());
-  if (loaded->tokenizer == nullptr) {
-    return Fail(absl::NotFoundError("no tokenizer found beside " + loaded->model_path +
-                                    "; pass --tokenizer"));
-  }
   const Tokenizer& tok = *loaded->tokenizer;
   Transformer transformer(*loaded->model);
 

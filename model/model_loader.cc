@@ -56,7 +56,7 @@ absl::StatusOr<LoadedModel> LoadLlama2cWithTokenizer(const std::string& file,
   std::string tok = tokenizer_path;
   if (tok.empty()) {
     const fs::path dir = fs::path(file).parent_path();
-    for (const std::string name :
+    for (const std::string& name :
          {absl::StrCat("tok", vocab, ".bin"), std::string("tokenizer.bin")}) {
       std::error_code ec;
       if (fs::exists(dir / name, ec)) {
@@ -133,6 +133,16 @@ absl::StatusOr<LoadedModel> LoadModel(const std::string& path,
     return LoadLlama2cWithTokenizer(file, tokenizer_path);
   }
   return LoadLlama2cWithTokenizer(path, tokenizer_path);
+}
+
+absl::StatusOr<LoadedModel> LoadModelWithTokenizer(const std::string& path,
+                                                   const std::string& tokenizer_path) {
+  KVQ_ASSIGN_OR_RETURN(LoadedModel loaded, LoadModel(path, tokenizer_path));
+  if (loaded.tokenizer == nullptr) {
+    return absl::NotFoundError("no tokenizer found beside " + loaded.model_path +
+                               "; pass --tokenizer");
+  }
+  return loaded;
 }
 
 }  // namespace kvq::model

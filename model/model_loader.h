@@ -30,6 +30,11 @@ struct LoadedModel {
 absl::StatusOr<LoadedModel> LoadModel(const std::string& path,
                                       const std::string& tokenizer_path = "");
 
+// LoadModel for commands that turn text into tokens: NOT_FOUND when no
+// tokenizer was found beside the model (the caller should pass one).
+absl::StatusOr<LoadedModel> LoadModelWithTokenizer(const std::string& path,
+                                                   const std::string& tokenizer_path);
+
 }  // namespace kvq::model
 
 #endif  // KVQ_MODEL_MODEL_LOADER_H_

@@ -102,6 +102,19 @@ TEST(ModelLoaderTest, AcceptsDirectoryOrFile) {
             absl::StatusCode::kNotFound);
 }
 
+TEST(ModelLoaderTest, LoadModelWithTokenizerRequiresOne) {
+  absl::StatusOr<LoadedModel> m = LoadModelWithTokenizer(DefaultModelDir(), "");
+  ASSERT_TRUE(m.ok()) << m.status();
+  EXPECT_NE(m->tokenizer, nullptr);
+  const absl::Status none =
+      LoadModelWithTokenizer(
+          "synthetic:dim=64,hidden=96,layers=2,heads=4,kv_heads=2,vocab=100,seed=3", "")
+          .status();
+  EXPECT_EQ(none.code(), absl::StatusCode::kNotFound);
+  EXPECT_NE(std::string(none.message()).find("pass --tokenizer"), std::string::npos)
+      << none;
+}
+
 TEST(ModelLoaderTest, SyntheticModels) {
   absl::StatusOr<LoadedModel> a = LoadModel(
       "synthetic:dim=64,hidden=96,layers=2,heads=4,kv_heads=2,vocab=100,seed=3");
