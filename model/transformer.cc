@@ -22,6 +22,23 @@ namespace {
 // Query rows per slice of prefill attention (bounds the score buffer).
 constexpr int kPrefillRows = 128;
 
+// x[i] = the embedding of tokens[i], rows of `dim` floats.
+void EmbedTokens(const Model& model, absl::Span<const int> tokens, float* x) {
+  const int dim = model.config.dim;
+  for (size_t i = 0; i < tokens.size(); ++i) {
+    std::memcpy(x + i * dim, &model.weights.token_embedding[size_t(tokens[i]) * dim],
+                dim * sizeof(float));
+  }
+}
+
+// RmsNorm of each of `n` rows of `dim` floats.
+void RmsNormRows(const float* x, int n, int dim, const float* weight, float eps,
+                 float* out) {
+  for (int i = 0; i < n; ++i) {
+    ops::RmsNorm(x + size_t(i) * dim, weight, dim, eps, out + size_t(i) * dim);
+  }
+}
+
 }  // namespace
 
 Transformer::Transformer(const Model& model)
@@ -53,10 +70,7 @@ void Transformer::FeedForward(const LayerWeights& w, float* x, int n) const {
   const ModelConfig& c = model_.config;
   std::vector<float> xb(size_t(n) * c.dim), gate(size_t(n) * c.hidden_dim),
       up(gate.size()), down(xb.size());
-  for (int i = 0; i < n; ++i) {
-    ops::RmsNorm(x + size_t(i) * c.dim, w.rms_ffn.data(), c.dim, c.norm_eps,
-                 &xb[size_t(i) * c.dim]);
-  }
+  RmsNormRows(x, n, c.dim, w.rms_ffn.data(), c.norm_eps, xb.data());
   ops::MatMul(xb.data(), n, c.dim, w.w1.data(), c.hidden_dim, gate.data());
   ops::MatMul(xb.data(), n, c.dim, w.w3.data(), c.hidden_dim, up.data());
   ops::SwiGlu(gate.data(), up.data(), static_cast<int>(gate.size()));
@@ -67,10 +81,7 @@ void Transformer::FeedForward(const LayerWeights& w, float* x, int n) const {
 void Transformer::Logits(const float* x, int n, float* logits) const {
   const ModelConfig& c = model_.config;
   std::vector<float> xb(size_t(n) * c.dim);
-  for (int i = 0; i < n; ++i) {
-    ops::RmsNorm(x + size_t(i) * c.dim, model_.weights.rms_final.data(), c.dim,
-                 c.norm_eps, &xb[size_t(i) * c.dim]);
-  }
+  RmsNormRows(x, n, c.dim, model_.weights.rms_final.data(), c.norm_eps, xb.data());
   ops::MatMul(xb.data(), n, c.dim, model_.classifier(), c.vocab_size, logits);
 }
 
@@ -91,17 +102,10 @@ absl::StatusOr<std::vector<float>> Transformer::Prefill(
   std::vector<float> k(size_t(total) * kvdim), v(k.size());  // prefix then prompt
   const size_t score_floats = size_t(std::min(n, kPrefillRows)) * total;
   std::vector<float> scores(score_floats * n_threads_);
-  for (int i = 0; i < n; ++i) {
-    std::memcpy(&x[size_t(i) * dim],
-                &model_.weights.token_embedding[size_t(tokens[i]) * dim],
-                dim * sizeof(float));
-  }
+  EmbedTokens(model_, tokens, x.data());
   for (int l = 0; l < c.n_layers; ++l) {
     const LayerWeights& w = model_.weights.layers[l];
-    for (int i = 0; i < n; ++i) {
-      ops::RmsNorm(&x[size_t(i) * dim], w.rms_att.data(), dim, c.norm_eps,
-                   &xb[size_t(i) * dim]);
-    }
+    RmsNormRows(x.data(), n, dim, w.rms_att.data(), c.norm_eps, xb.data());
     float* kn = &k[size_t(p0) * kvdim];
     float* vn = &v[size_t(p0) * kvdim];
     ops::MatMul(xb.data(), n, dim, w.wq.data(), qdim, q.data());
@@ -173,17 +177,10 @@ absl::Status Transformer::DecodeStep(absl::Span<const int> tokens,
   for (int i = 0; i < n; ++i) pos[i] = caches[i]->n_tokens();
   std::vector<float> x(size_t(n) * dim), xb(x.size()), q(size_t(n) * qdim), att(q.size()),
       k(size_t(n) * kvdim), v(k.size()), proj(x.size());
-  for (int i = 0; i < n; ++i) {
-    std::memcpy(&x[size_t(i) * dim],
-                &model_.weights.token_embedding[size_t(tokens[i]) * dim],
-                dim * sizeof(float));
-  }
+  EmbedTokens(model_, tokens, x.data());
   for (int l = 0; l < c.n_layers; ++l) {
     const LayerWeights& w = model_.weights.layers[l];
-    for (int i = 0; i < n; ++i) {
-      ops::RmsNorm(&x[size_t(i) * dim], w.rms_att.data(), dim, c.norm_eps,
-                   &xb[size_t(i) * dim]);
-    }
+    RmsNormRows(x.data(), n, dim, w.rms_att.data(), c.norm_eps, xb.data());
     ops::MatMul(xb.data(), n, dim, w.wq.data(), qdim, q.data());
     ops::MatMul(xb.data(), n, dim, w.wk.data(), kvdim, k.data());
     ops::MatMul(xb.data(), n, dim, w.wv.data(), kvdim, v.data());
