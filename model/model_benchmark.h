@@ -13,17 +13,12 @@
 
 #include "absl/status/statusor.h"
 #include "model/config.h"
+#include "model/synthetic_model.h"
 
 namespace kvq::model {
 
 struct ModelBenchmarkOptions {
-  ModelConfig config{.dim = 1024,
-                     .hidden_dim = 2816,
-                     .n_layers = 8,
-                     .n_heads = 16,
-                     .n_kv_heads = 4,
-                     .vocab_size = 32000,
-                     .seq_len = 8192 + 256};
+  ModelConfig config = BenchModelConfig();
   std::vector<int> prefill_tokens = {512, 2048};
   std::vector<int> decode_batches = {1, 8, 32};
   std::vector<int> decode_contexts = {2048, 8192};

@@ -46,6 +46,16 @@ absl::StatusOr<Model> SyntheticModel(const ModelConfig& c, uint64_t seed) {
   return m;
 }
 
+ModelConfig BenchModelConfig() {
+  return ModelConfig{.dim = 1024,
+                     .hidden_dim = 2816,
+                     .n_layers = 8,
+                     .n_heads = 16,
+                     .n_kv_heads = 4,
+                     .vocab_size = 32000,
+                     .seq_len = 8192 + 256};
+}
+
 bool IsSyntheticSpec(absl::string_view model_path) {
   return model_path == "synthetic" || absl::StartsWith(model_path, "synthetic:");
 }
@@ -53,13 +63,7 @@ bool IsSyntheticSpec(absl::string_view model_path) {
 absl::StatusOr<SyntheticSpec> ParseSyntheticSpec(absl::string_view text) {
   SyntheticSpec spec;
   ModelConfig& c = spec.config;
-  c = ModelConfig{.dim = 1024,
-                  .hidden_dim = 2816,
-                  .n_layers = 8,
-                  .n_heads = 16,
-                  .n_kv_heads = 4,
-                  .vocab_size = 32000,
-                  .seq_len = 8192 + 256};
+  c = BenchModelConfig();
   absl::string_view rest = text;
   if (!absl::ConsumePrefix(&rest, "synthetic")) {
     return absl::InvalidArgumentError(absl::StrCat("not a synthetic model spec: ", text));

@@ -21,6 +21,10 @@ namespace kvq::model {
 // INVALID_ARGUMENT for an invalid config.
 absl::StatusOr<Model> SyntheticModel(const ModelConfig& config, uint64_t seed);
 
+// The `kvq bench model` shape (dim 1024, 8 layers, 16/4 heads, vocab 32000,
+// seq_len 8448), also the default of a synthetic spec below.
+ModelConfig BenchModelConfig();
+
 // A --model value naming a synthetic model:
 //   synthetic[:dim=1024,hidden=2816,layers=8,heads=16,kv_heads=4,head_dim=64,
 //              vocab=32000,seq_len=8448,seed=1]
