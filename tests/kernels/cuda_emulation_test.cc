@@ -178,6 +178,7 @@ void EmulateAttention(const AttentionParams& ap, const std::vector<AttentionTask
   }
 }
 
+// ExpectAttentionMatchesReference with the emulated launch.
 void ExpectEmulatedAttentionMatches(std::mt19937& rng, const BlockEncoding& enc,
                                     int n_heads, int n_kv_heads, int d,
                                     const std::vector<int>& n_tokens,
@@ -186,44 +187,17 @@ void ExpectEmulatedAttentionMatches(std::mt19937& rng, const BlockEncoding& enc,
   const std::string what = absl::StrCat(
       "bits ", enc.bits, " G ", enc.group, " B ", enc.block_tokens, " head_dim ", d,
       " heads ", n_heads, "/", n_kv_heads, " split ", blocks_per_split);
-  const AttentionParams p = testing::Params(enc, n_heads, n_kv_heads, d);
-  std::vector<testing::TestCache> caches;
-  std::vector<std::vector<float>> q, want, got;
-  for (size_t i = 0; i < n_tokens.size(); ++i) {
-    caches.push_back(testing::BuildCache(rng, enc, n_kv_heads, d, n_tokens[i],
-                                         enc.is_fp16() ? 0 : n_quantized[i]));
-    q.push_back(testing::RandomKv(rng, n_heads, d, false));
-    want.emplace_back(q.back().size());
-    got.emplace_back(q.back().size(), NAN);
-  }
-  std::vector<AttentionTask> ref_tasks, emu_tasks;
-  for (size_t i = 0; i < caches.size(); ++i) {
-    ref_tasks.push_back({q[i].data(), &caches[i].cache, want[i].data()});
-    emu_tasks.push_back({q[i].data(), &caches[i].cache, got[i].data()});
-  }
-  ASSERT_TRUE(reference::DecodeAttention(p, ref_tasks).ok()) << what;
   const int bits = enc.is_fp16() ? 16 : enc.bits;
-  ASSERT_TRUE(
-      cuda_internal::DispatchAttentionShape(
-          bits, d, enc.block_tokens,
-          [&](auto b, auto dd, auto t) {
-            EmulateAttention<decltype(b)::value, decltype(dd)::value, decltype(t)::value>(
-                p, emu_tasks, blocks_per_split);
-            return absl::OkStatus();
-          })
-          .ok());
-  for (size_t i = 0; i < caches.size(); ++i) {
-    for (int h = 0; h < n_heads; ++h) {
-      float ref_max = 0.0f, err = 0.0f;
-      for (int c = 0; c < d; ++c) {
-        const float r = want[i][h * d + c], g = got[i][h * d + c];
-        ref_max = std::max(ref_max, std::fabs(r));
-        err = std::isfinite(g) ? std::max(err, std::fabs(g - r)) : INFINITY;
-      }
-      EXPECT_LE(err, 2e-3f * ref_max)
-          << what << " sequence " << i << " (" << n_tokens[i] << " tokens) head " << h;
-    }
-  }
+  testing::ExpectAttentionMatchesReference(
+      rng, enc, n_heads, n_kv_heads, d, n_tokens, n_quantized, what,
+      [&](const AttentionParams& p, const std::vector<AttentionTask>& tasks) {
+        return cuda_internal::DispatchAttentionShape(
+            bits, d, enc.block_tokens, [&](auto b, auto dd, auto t) {
+              EmulateAttention<decltype(b)::value, decltype(dd)::value,
+                               decltype(t)::value>(p, tasks, blocks_per_split);
+              return absl::OkStatus();
+            });
+      });
 }
 
 TEST(CudaEmulationTest, AttentionMatchesReference) {

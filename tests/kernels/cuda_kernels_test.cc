@@ -291,45 +291,15 @@ TEST(CudaQuantizeTest, DeviceApiManyBlocksAndNothingWrittenOnError) {
   EXPECT_EQ(dout.Get(), std::vector<uint8_t>(dout.size, 0xab));
 }
 
-// Runs one attention configuration on the reference and on CUDA over a
-// batch of sequences of the given lengths (n_quantized blocks each when
-// quantized), and checks every head within 2e-3 of its max|reference|.
+// ExpectAttentionMatchesReference with the CUDA host API.
 void ExpectAttentionMatches(std::mt19937& rng, const BlockEncoding& enc, int n_heads,
                             int n_kv_heads, int d, const std::vector<int>& n_tokens,
                             const std::vector<int>& n_quantized) {
   const std::string what =
       absl::StrCat("bits ", enc.bits, " G ", enc.group, " B ", enc.block_tokens,
                    " head_dim ", d, " heads ", n_heads, "/", n_kv_heads);
-  const AttentionParams p = testing::Params(enc, n_heads, n_kv_heads, d);
-  std::vector<testing::TestCache> caches;
-  std::vector<std::vector<float>> q, want, got;
-  for (size_t i = 0; i < n_tokens.size(); ++i) {
-    caches.push_back(testing::BuildCache(rng, enc, n_kv_heads, d, n_tokens[i],
-                                         enc.is_fp16() ? 0 : n_quantized[i]));
-    q.push_back(testing::RandomKv(rng, n_heads, d, false));
-    want.emplace_back(q.back().size());
-    got.emplace_back(q.back().size(), NAN);
-  }
-  std::vector<AttentionTask> ref_tasks, cuda_tasks;
-  for (size_t i = 0; i < caches.size(); ++i) {
-    ref_tasks.push_back({q[i].data(), &caches[i].cache, want[i].data()});
-    cuda_tasks.push_back({q[i].data(), &caches[i].cache, got[i].data()});
-  }
-  ASSERT_TRUE(reference::DecodeAttention(p, ref_tasks).ok()) << what;
-  const absl::Status s = CudaDecodeAttentionHost(p, cuda_tasks);
-  ASSERT_TRUE(s.ok()) << what << ": " << s;
-  for (size_t i = 0; i < caches.size(); ++i) {
-    for (int h = 0; h < n_heads; ++h) {
-      float ref_max = 0.0f, err = 0.0f;
-      for (int c = 0; c < d; ++c) {
-        const float r = want[i][h * d + c], g = got[i][h * d + c];
-        ref_max = std::max(ref_max, std::fabs(r));
-        err = std::isfinite(g) ? std::max(err, std::fabs(g - r)) : INFINITY;
-      }
-      EXPECT_LE(err, 2e-3f * ref_max)
-          << what << " sequence " << i << " (" << n_tokens[i] << " tokens) head " << h;
-    }
-  }
+  testing::ExpectAttentionMatchesReference(rng, enc, n_heads, n_kv_heads, d, n_tokens,
+                                           n_quantized, what, CudaDecodeAttentionHost);
 }
 
 TEST(CudaAttentionTest, MatchesReferenceAcrossShapes) {

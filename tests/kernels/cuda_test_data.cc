@@ -8,6 +8,8 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "gtest/gtest.h"
+#include "kernels/reference.h"
 #include "tests/kernels/test_util.h"
 
 namespace kvq::kernels::testing {
@@ -60,6 +62,44 @@ std::string FirstDifference(const std::vector<uint8_t>& want,
     }
   }
   return "identical";
+}
+
+void ExpectAttentionMatchesReference(std::mt19937& rng, const BlockEncoding& enc,
+                                     int n_heads, int n_kv_heads, int d,
+                                     const std::vector<int>& n_tokens,
+                                     const std::vector<int>& n_quantized,
+                                     const std::string& what,
+                                     const AttentionRunner& run) {
+  const AttentionParams p = Params(enc, n_heads, n_kv_heads, d);
+  std::vector<TestCache> caches;
+  std::vector<std::vector<float>> q, want, got;
+  for (size_t i = 0; i < n_tokens.size(); ++i) {
+    caches.push_back(BuildCache(rng, enc, n_kv_heads, d, n_tokens[i],
+                                enc.is_fp16() ? 0 : n_quantized[i]));
+    q.push_back(RandomKv(rng, n_heads, d, false));
+    want.emplace_back(q.back().size());
+    got.emplace_back(q.back().size(), NAN);
+  }
+  std::vector<AttentionTask> ref_tasks, run_tasks;
+  for (size_t i = 0; i < caches.size(); ++i) {
+    ref_tasks.push_back({q[i].data(), &caches[i].cache, want[i].data()});
+    run_tasks.push_back({q[i].data(), &caches[i].cache, got[i].data()});
+  }
+  ASSERT_TRUE(reference::DecodeAttention(p, ref_tasks).ok()) << what;
+  const absl::Status s = run(p, run_tasks);
+  ASSERT_TRUE(s.ok()) << what << ": " << s;
+  for (size_t i = 0; i < caches.size(); ++i) {
+    for (int h = 0; h < n_heads; ++h) {
+      float ref_max = 0.0f, err = 0.0f;
+      for (int c = 0; c < d; ++c) {
+        const float r = want[i][h * d + c], g = got[i][h * d + c];
+        ref_max = std::max(ref_max, std::fabs(r));
+        err = std::isfinite(g) ? std::max(err, std::fabs(g - r)) : INFINITY;
+      }
+      EXPECT_LE(err, 2e-3f * ref_max)
+          << what << " sequence " << i << " (" << n_tokens[i] << " tokens) head " << h;
+    }
+  }
 }
 
 }  // namespace kvq::kernels::testing

@@ -1,13 +1,19 @@
 // Test data shared by the CUDA kernel tests (cuda_kernels_test on a GPU,
 // cuda_emulation_test on the CPU emulator): K/V blocks of model-like,
-// adversarial and wide-range values, and a byte-diff message.
+// adversarial and wide-range values, a byte-diff message, and the attention
+// check against the reference.
 #ifndef KVQ_TESTS_KERNELS_CUDA_TEST_DATA_H_
 #define KVQ_TESTS_KERNELS_CUDA_TEST_DATA_H_
 
 #include <cstdint>
+#include <functional>
 #include <random>
 #include <string>
 #include <vector>
+
+#include "absl/status/status.h"
+#include "kernels/block_format.h"
+#include "kernels/kernel_set.h"
 
 namespace kvq::kernels::testing {
 
@@ -21,6 +27,20 @@ std::vector<float> MakeData(std::mt19937& rng, int kind, int n_kv_heads, int B,
 // "identical", or the first differing byte of two equally long buffers.
 std::string FirstDifference(const std::vector<uint8_t>& want,
                             const std::vector<uint8_t>& got);
+
+// Decode attention under test: fills every task's output.
+using AttentionRunner = std::function<absl::Status(
+    const AttentionParams& p, const std::vector<AttentionTask>& batch)>;
+
+// Runs one attention configuration on the reference and on `run` over a
+// batch of sequences of the given lengths (n_quantized blocks each when
+// quantized), and checks every head within 2e-3 of its max|reference|.
+// `what` names the configuration in failure messages.
+void ExpectAttentionMatchesReference(std::mt19937& rng, const BlockEncoding& enc,
+                                     int n_heads, int n_kv_heads, int d,
+                                     const std::vector<int>& n_tokens,
+                                     const std::vector<int>& n_quantized,
+                                     const std::string& what, const AttentionRunner& run);
 
 }  // namespace kvq::kernels::testing
 
