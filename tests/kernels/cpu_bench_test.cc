@@ -34,7 +34,8 @@ TEST(KernelsBenchTest, QuickRunProducesConsistentRows) {
     EXPECT_DOUBLE_EQ(q.speedup_vs_fp16, f.us_per_call / q.us_per_call);
     EXPECT_GE(f.sequences * f.bytes_read, o.working_set_bytes);
     // fp16: 2 bytes per K and V value of every (padded) token.
-    EXPECT_EQ(f.bytes_read, size_t{(f.ctx + 31) / 32 * 32} * 8 * 128 * 2 * 2);
+    EXPECT_EQ(f.bytes_read,
+              static_cast<size_t>((f.ctx + 31) / 32 * 32) * 8 * 128 * 2 * 2);
     EXPECT_LE(q.bytes_read, f.bytes_read);
   }
   // ctx 150 < R + B: nothing is quantized yet, the caches are the same size;
