@@ -4,7 +4,7 @@
 // to first token, the workers that served it, the KV bytes moved and the
 // compression. --json prints one JSON object instead.
 //
-//   kvq client generate --router 127.0.0.1:50050 --prompt "Once upon a time" \
+//   kvq client generate --router 127.0.0.1:50050 --prompt "Once upon a time"
 //       --steps 64 --kv kivi2
 #include <cstdio>
 #include <string>
