@@ -448,6 +448,31 @@ class BlockWriterImpl final : public BlockWriter {
 
   absl::StatusOr<int> Announce(const kvstore::BlockKey& key,
                                const kvstore::BlockMeta& meta) override {
+    return AnnounceImpl(key, meta, /*checksum_follows=*/false);
+  }
+
+  absl::StatusOr<int> AnnounceUnsealed(const kvstore::BlockKey& key,
+                                       const kvstore::BlockMeta& meta) override {
+    return AnnounceImpl(key, meta, /*checksum_follows=*/true);
+  }
+
+  absl::Status Seal(int id, uint64_t checksum) override {
+    if (id < 0 || id >= static_cast<int>(blocks_.size()) || !blocks_[id].unsealed) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("no block ", id, " announced unsealed"));
+    }
+    blocks_[id].unsealed = false;
+    Stream& s = streams_[blocks_[id].shard];
+    v1::BlockSeal* seal = s.pending.add_seals();
+    seal->set_block_id(static_cast<uint32_t>(id));
+    seal->set_checksum(checksum);
+    return Send(s);
+  }
+
+ private:
+  absl::StatusOr<int> AnnounceImpl(const kvstore::BlockKey& key,
+                                   const kvstore::BlockMeta& meta,
+                                   bool checksum_follows) {
     KVQ_RETURN_IF_ERROR(kvstore::ValidateMeta(meta));
     const int id = static_cast<int>(blocks_.size());
     const size_t shard = client_->ShardOf(key);
@@ -456,12 +481,15 @@ class BlockWriterImpl final : public BlockWriter {
       s.ctx = client_->NewContext();
       s.writer = client_->stubs_[shard]->PutBlocks(s.ctx.get(), &s.response);
     }
-    *s.pending.add_headers() = Header(static_cast<uint32_t>(id), key, meta);
-    blocks_.push_back({shard, meta, static_cast<int>(s.ids.size())});
+    v1::BlockHeader* h = s.pending.add_headers();
+    *h = Header(static_cast<uint32_t>(id), key, meta);
+    h->set_checksum_follows(checksum_follows);
+    blocks_.push_back({shard, meta, static_cast<int>(s.ids.size()), checksum_follows});
     s.ids.push_back(id);
     return id;
   }
 
+ public:
   absl::Status WriteLayer(int id, int layer, absl::string_view part) override {
     if (id < 0 || id >= static_cast<int>(blocks_.size())) {
       return absl::InvalidArgumentError(absl::StrCat("no announced block ", id));
@@ -527,6 +555,7 @@ class BlockWriterImpl final : public BlockWriter {
     size_t shard;
     kvstore::BlockMeta meta;
     int index_in_stream;
+    bool unsealed;  // announced unsealed, Seal not yet sent
   };
 
   absl::Status Send(Stream& s) {
@@ -534,7 +563,8 @@ class BlockWriterImpl final : public BlockWriter {
       return s.error.ok() ? absl::FailedPreconditionError("stream already finished")
                           : s.error;
     }
-    if (s.pending.headers_size() == 0 && s.pending.chunks_size() == 0)
+    if (s.pending.headers_size() == 0 && s.pending.chunks_size() == 0 &&
+        s.pending.seals_size() == 0)
       return absl::OkStatus();
     const bool ok = s.writer->Write(s.pending);
     s.pending.Clear();

@@ -68,6 +68,14 @@ class BlockWriter {
   // metadata (checked locally before anything is sent).
   virtual absl::StatusOr<int> Announce(const kvstore::BlockKey& key,
                                        const kvstore::BlockMeta& meta) = 0;
+  // For a writer that learns the block's checksum only after its last layer
+  // (prefill streams layers as it computes them): like Announce, but
+  // meta.checksum is ignored; the block commits once all its layers and its
+  // Seal have arrived.
+  virtual absl::StatusOr<int> AnnounceUnsealed(const kvstore::BlockKey& key,
+                                               const kvstore::BlockMeta& meta) = 0;
+  // Sends the XXH3-64 checksum of the whole block `id` (announced unsealed).
+  virtual absl::Status Seal(int id, uint64_t checksum) = 0;
   // Sends one layer's whole part of block `id` (meta.layer_bytes() bytes), in
   // chunks. An error means the stream to that shard broke (its status).
   virtual absl::Status WriteLayer(int id, int layer, absl::string_view part) = 0;

@@ -19,6 +19,9 @@ absl::Status PutSession::Apply(const v1::PutBlocksRequest& request) {
   for (const v1::BlockChunk& chunk : request.chunks()) {
     KVQ_RETURN_IF_ERROR(AddChunk(chunk));
   }
+  for (const v1::BlockSeal& seal : request.seals()) {
+    KVQ_RETURN_IF_ERROR(AddSeal(seal));
+  }
   return absl::OkStatus();
 }
 
@@ -46,7 +49,8 @@ absl::Status PutSession::AddHeader(const v1::BlockHeader& header) {
   v1::PutResult* result = response_.add_results();
   result->set_key(header.key());
   pending_.emplace(header.block_id(),
-                   Pending{response_.results_size() - 1, key, std::move(assembler)});
+                   Pending{response_.results_size() - 1, key, std::move(assembler),
+                           header.checksum_follows(), meta->checksum});
   pending_bytes_ += size;
   return absl::OkStatus();
 }
@@ -64,8 +68,27 @@ absl::Status PutSession::AddChunk(const v1::BlockChunk& chunk) {
     return absl::InvalidArgumentError(
         absl::StrCat("block ", p.key.ToHex(), ": ", s.message()));
   }
-  if (!p.assembler.complete()) return absl::OkStatus();
-  const kvstore::BlockMeta meta = p.assembler.meta();
+  return MaybeCommit(it);
+}
+
+absl::Status PutSession::AddSeal(const v1::BlockSeal& seal) {
+  auto it = pending_.find(seal.block_id());
+  if (it == pending_.end() || !it->second.awaiting_seal) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("seal for block id ", seal.block_id(),
+                     " which is not announced with checksum_follows, already sealed "
+                     "or already complete"));
+  }
+  it->second.awaiting_seal = false;
+  it->second.checksum = seal.checksum();
+  return MaybeCommit(it);
+}
+
+absl::Status PutSession::MaybeCommit(PendingMap::iterator it) {
+  Pending& p = it->second;
+  if (p.awaiting_seal || !p.assembler.complete()) return absl::OkStatus();
+  kvstore::BlockMeta meta = p.assembler.meta();
+  meta.checksum = p.checksum;
   const kvstore::BlockKey key = p.key;
   const int index = p.result_index;
   std::string bytes = std::move(p.assembler).TakeBytes();
@@ -83,7 +106,7 @@ absl::StatusOr<v1::PutBlocksResponse> PutSession::Finish() {
   if (!pending_.empty()) {
     return absl::InvalidArgumentError(
         absl::StrCat("stream ended with ", pending_.size(),
-                     " incomplete block(s); they were not stored"));
+                     " incomplete or unsealed block(s); they were not stored"));
   }
   return std::move(response_);
 }

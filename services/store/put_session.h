@@ -35,14 +35,16 @@ class PutSession {
   // Applies one message: its headers, then its chunks. The first error ends
   // the stream (the caller finishes the RPC with it):
   //   INVALID_ARGUMENT  bad key or metadata, a block id announced twice, a
-  //                     chunk for an unknown or finished block, a chunk not
-  //                     fitting its layer, too many pending bytes
+  //                     chunk or seal for an unknown or finished block, a
+  //                     second seal, a seal for a block announced with its
+  //                     checksum, a chunk not fitting its layer, too many
+  //                     pending bytes
   //   RESOURCE_EXHAUSTED a block that cannot fit in the store
   //   DATA_LOSS         a completed block whose checksum does not match
   absl::Status Apply(const v1::PutBlocksRequest& request);
 
   // After the client half-closed: the results, one per header in order, or
-  // INVALID_ARGUMENT if some announced block is incomplete.
+  // INVALID_ARGUMENT if some announced block is incomplete or unsealed.
   absl::StatusOr<v1::PutBlocksResponse> Finish();
 
  private:
@@ -50,14 +52,20 @@ class PutSession {
     int result_index;
     kvstore::BlockKey key;
     kvstore::BlockAssembler assembler;
+    bool awaiting_seal;  // announced with checksum_follows, no seal yet
+    uint64_t checksum;   // the header's, or the seal's
   };
+  using PendingMap = absl::flat_hash_map<uint32_t, Pending>;
 
   absl::Status AddHeader(const v1::BlockHeader& header);
   absl::Status AddChunk(const v1::BlockChunk& chunk);
+  absl::Status AddSeal(const v1::BlockSeal& seal);
+  // Commits the block if all its bytes and its checksum are there.
+  absl::Status MaybeCommit(PendingMap::iterator it);
 
   kvstore::KvStore* const store_;
   const Options options_;
-  absl::flat_hash_map<uint32_t, Pending> pending_;
+  PendingMap pending_;
   absl::flat_hash_map<uint32_t, bool> seen_ids_;
   uint64_t pending_bytes_ = 0;
   v1::PutBlocksResponse response_;

@@ -155,6 +155,34 @@ TEST(StoreClientTest, WriterStreamsLayersAndCommitsAtomically) {
   EXPECT_EQ(server.engine().Stats().blocks, 2u);
 }
 
+TEST(StoreClientTest, WriterSealsBlocksAfterTheirLastLayer) {
+  InProcessStore server(1 << 20);
+  auto client = Connect({server.address()});
+  const TestBlock a = MakeTestBlock(1);
+  auto w = client->OpenWriter();
+  ASSERT_TRUE(w.ok());
+  kvstore::BlockMeta unsealed = a.meta;
+  unsealed.checksum = 0;
+  auto id = (*w)->AnnounceUnsealed(a.key, unsealed);
+  ASSERT_TRUE(id.ok());
+  const size_t lb = a.meta.layer_bytes();
+  for (int layer = 0; layer < 5; ++layer) {
+    ASSERT_TRUE(
+        (*w)->WriteLayer(*id, layer, absl::string_view(a.bytes).substr(layer * lb, lb))
+            .ok());
+  }
+  absl::SleepFor(absl::Milliseconds(50));
+  EXPECT_EQ(server.engine().Stats().blocks, 0u);  // all layers, no seal yet
+  ASSERT_TRUE((*w)->Seal(*id, kvstore::BlockChecksum(a.bytes)).ok());
+  EXPECT_EQ((*w)->Seal(*id, 1).code(), absl::StatusCode::kInvalidArgument);
+  auto outcomes = (*w)->Finish();
+  ASSERT_TRUE(outcomes.ok()) << outcomes.status();
+  auto got = client->GetBlocks({a.key});
+  ASSERT_TRUE(got.ok() && got->blocks[0].ok());
+  EXPECT_EQ(*got->blocks[0]->bytes, a.bytes);
+  EXPECT_EQ(got->blocks[0]->meta.checksum, a.meta.checksum);
+}
+
 TEST(StoreClientTest, ServiceErrorsReachTheClientWithTheirCodes) {
   InProcessStore server(3 * MakeTestBlock(0).bytes.size());
   auto client = Connect({server.address()});

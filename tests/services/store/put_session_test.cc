@@ -143,6 +143,64 @@ TEST_F(PutSessionTest, ProtocolErrorsAreInvalidArgument) {
   EXPECT_EQ(store_->Stats().blocks, 0u);
 }
 
+TEST_F(PutSessionTest, ChecksumCanFollowTheLayers) {
+  const TestBlock a = MakeTestBlock(1);
+  PutSession session(store_.get(), {});
+  v1::PutBlocksRequest r;
+  v1::BlockHeader h = Header(0, a);
+  h.set_checksum_follows(true);
+  h.mutable_meta()->set_checksum(0);  // unknown when the header goes out
+  *r.add_headers() = h;
+  for (int layer = 0; layer < 5; ++layer) AddLayer(r, 0, a, layer);
+  ASSERT_TRUE(session.Apply(r).ok());
+  EXPECT_FALSE(Visible(a));  // every layer is there, the seal is not
+  v1::PutBlocksRequest seal;
+  seal.add_seals()->set_block_id(0);
+  seal.mutable_seals(0)->set_checksum(a.meta.checksum);
+  ASSERT_TRUE(session.Apply(seal).ok());
+  EXPECT_TRUE(Visible(a));
+  EXPECT_EQ(session.Apply(seal).code(), absl::StatusCode::kInvalidArgument);  // twice
+  auto resp = session.Finish();
+  ASSERT_TRUE(resp.ok());
+  EXPECT_EQ(resp->results(0).outcome(), v1::PUT_OUTCOME_STORED);
+}
+
+TEST_F(PutSessionTest, SealErrors) {
+  const TestBlock a = MakeTestBlock(1), b = MakeTestBlock(2);
+  {  // A wrong seal is DATA_LOSS; nothing stored.
+    PutSession session(store_.get(), {});
+    v1::PutBlocksRequest r;
+    v1::BlockHeader h = Header(0, a);
+    h.set_checksum_follows(true);
+    *r.add_headers() = h;
+    r.add_seals()->set_block_id(0);
+    r.mutable_seals(0)->set_checksum(a.meta.checksum ^ 1);
+    ASSERT_TRUE(session.Apply(r).ok());  // sealed before its layers: fine
+    v1::PutBlocksRequest layers;
+    for (int layer = 0; layer < 5; ++layer) AddLayer(layers, 0, a, layer);
+    EXPECT_EQ(session.Apply(layers).code(), absl::StatusCode::kDataLoss);
+    EXPECT_FALSE(Visible(a));
+  }
+  {  // A seal for a block announced with its checksum.
+    PutSession session(store_.get(), {});
+    v1::PutBlocksRequest r;
+    *r.add_headers() = Header(0, b);
+    r.add_seals()->set_block_id(0);
+    EXPECT_EQ(session.Apply(r).code(), absl::StatusCode::kInvalidArgument);
+  }
+  {  // Complete but never sealed: the stream's end reports it; not stored.
+    PutSession session(store_.get(), {});
+    v1::PutBlocksRequest r;
+    v1::BlockHeader h = Header(0, b);
+    h.set_checksum_follows(true);
+    *r.add_headers() = h;
+    for (int layer = 0; layer < 5; ++layer) AddLayer(r, 0, b, layer);
+    ASSERT_TRUE(session.Apply(r).ok());
+    EXPECT_EQ(session.Finish().status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_FALSE(Visible(b));
+  }
+}
+
 TEST_F(PutSessionTest, PendingBytesAreBounded) {
   const TestBlock a = MakeTestBlock(1), b = MakeTestBlock(2);
   PutSession session(store_.get(), {.max_pending_bytes = a.bytes.size() + 10});
