@@ -113,9 +113,7 @@ TEST_P(AllVariantsTest, QuantizeIsBitIdentical) {
                       .ok());
       EXPECT_EQ(got, want) << "quantize_layer, trial " << trial;
 
-      std::vector<uint16_t> kh(kf.size()), vh(vf.size());
-      for (size_t i = 0; i < kf.size(); ++i)
-        kh[i] = FloatToHalf(kf[i]), vh[i] = FloatToHalf(vf[i]);
+      const std::vector<uint16_t> kh = testing::ToHalf(kf), vh = testing::ToHalf(vf);
       std::fill(got.begin(), got.end(), 0xcd);
       ASSERT_TRUE(k().quantize_layer_fp16(c.enc, c.n_kv_heads, c.head_dim, kh.data(),
                                           vh.data(), got.data())

@@ -65,9 +65,7 @@ void ExpectSameQuantization(const KernelSet& ks, const BlockEncoding& enc, int n
   for (size_t i = 0; i < bytes; ++i) {
     ASSERT_EQ(want[i], got[i]) << what << ": first difference at byte " << i;
   }
-  std::vector<uint16_t> kh(k.size()), vh(v.size());
-  for (size_t i = 0; i < k.size(); ++i) kh[i] = FloatToHalf(k[i]);
-  for (size_t i = 0; i < v.size(); ++i) vh[i] = FloatToHalf(v[i]);
+  const std::vector<uint16_t> kh = testing::ToHalf(k), vh = testing::ToHalf(v);
   std::fill(got.begin(), got.end(), 0xEF);
   ASSERT_TRUE(
       ks.quantize_layer_fp16(enc, n_kv_heads, head_dim, kh.data(), vh.data(), got.data())

@@ -92,9 +92,7 @@ TEST(CudaEmulationTest, QuantizeBitIdenticalToReference) {
             EXPECT_EQ(want, got)
                 << "bits " << bits << " head_dim " << d << " B " << b << " G " << g
                 << " kind " << kind << ": " << FirstDifference(want, got);
-            std::vector<uint16_t> kh(k.size()), vh(v.size());
-            for (size_t i = 0; i < k.size(); ++i) kh[i] = FloatToHalf(k[i]);
-            for (size_t i = 0; i < v.size(); ++i) vh[i] = FloatToHalf(v[i]);
+            const std::vector<uint16_t> kh = testing::ToHalf(k), vh = testing::ToHalf(v);
             std::vector<uint8_t> got16(want.size(), 0xee);
             ASSERT_TRUE(
                 EmulateQuantize<uint16_t>(enc, n_kv_heads, d, kh, vh, &got16).ok());

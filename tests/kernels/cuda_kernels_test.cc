@@ -197,9 +197,7 @@ TEST(CudaQuantizeTest, BitIdenticalToReference) {
                 << "bits " << bits << " head_dim " << d << " B " << b << " G " << g
                 << " kind " << kind << ": " << FirstDifference(want, got);
             // The same values as fp16 bit patterns.
-            std::vector<uint16_t> kh(k.size()), vh(v.size());
-            for (size_t i = 0; i < k.size(); ++i) kh[i] = FloatToHalf(k[i]);
-            for (size_t i = 0; i < v.size(); ++i) vh[i] = FloatToHalf(v[i]);
+            const std::vector<uint16_t> kh = testing::ToHalf(k), vh = testing::ToHalf(v);
             std::vector<uint8_t> got16(want.size());
             ASSERT_TRUE(CudaQuantizeLayerFp16Host(enc, n_kv_heads, d, kh.data(),
                                                   vh.data(), got16.data())

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "kernels/fp16.h"
 #include "kernels/reference.h"
 
 namespace kvq::kernels::testing {
@@ -109,6 +110,12 @@ AttentionParams Params(const BlockEncoding& enc, int n_heads, int n_kv_heads,
   p.n_kv_heads = n_kv_heads;
   p.head_dim = head_dim;
   return p;
+}
+
+std::vector<uint16_t> ToHalf(const std::vector<float>& x) {
+  std::vector<uint16_t> h(x.size());
+  for (size_t i = 0; i < x.size(); ++i) h[i] = FloatToHalf(x[i]);
+  return h;
 }
 
 }  // namespace kvq::kernels::testing

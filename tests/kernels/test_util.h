@@ -39,6 +39,9 @@ TestCache BuildCache(std::mt19937& rng, const BlockEncoding& enc, int n_kv_heads
 std::vector<double> NaiveAttention(const TestCache& c, int n_heads, int n_kv_heads,
                                    int head_dim, const std::vector<float>& q);
 
+// x as fp16 bit patterns (FloatToHalf of each value).
+std::vector<uint16_t> ToHalf(const std::vector<float>& x);
+
 // Attention params for a cache built with `enc`.
 AttentionParams Params(const BlockEncoding& enc, int n_heads, int n_kv_heads,
                        int head_dim);
