@@ -155,6 +155,17 @@ absl::Status PrefillService::Run(grpc::ServerContext* context,
 
   // ---- 3. compute the rest; stream each layer's parts as it completes ----
   KVQ_ASSIGN_OR_RETURN(std::unique_ptr<serving::BlockPutStream> put, store_->OpenPut());
+  // Every new block is announced before compute (its checksum follows).
+  for (int b = reuse; b < n_blocks; ++b) {
+    kvstore::BlockMeta meta;
+    meta.encoding = plan[b];
+    meta.model_id = model_.id;
+    meta.n_layers = shape.n_layers;
+    meta.n_kv_heads = shape.n_kv_heads;
+    meta.head_dim = shape.head_dim;
+    meta.token_count = std::min(B, n - b * B);
+    put->Announce(static_cast<uint32_t>(b), keys[b], meta);
+  }
   model::PrefillOptions prefill_options;
   prefill_options.on_layer = [&](int layer) -> absl::Status {
     for (int b = reuse; b < n_blocks; ++b) {
@@ -189,14 +200,7 @@ absl::Status PrefillService::Run(grpc::ServerContext* context,
                                               " of the cache disagrees with the "
                                               "residual-rule plan"));
     }
-    kvstore::BlockMeta meta;
-    meta.encoding = plan[b];
-    meta.model_id = model_.id;
-    meta.n_layers = shape.n_layers;
-    meta.n_kv_heads = shape.n_kv_heads;
-    meta.head_dim = shape.head_dim;
-    meta.token_count = cache->block_tokens(b);
-    put->Seal(static_cast<uint32_t>(b), keys[b], meta);
+    put->Seal(static_cast<uint32_t>(b));
     if (!plan[b].is_fp16()) ++quantized;
   }
   // ---- 4. the handle, once every block is committed ----

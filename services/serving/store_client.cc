@@ -19,57 +19,93 @@ BlockPutStream::~BlockPutStream() {
   if (!finished_) {
     {
       std::lock_guard<std::mutex> lock(mu_);
-      ready_.clear();
+      ops_.clear();
       closing_ = true;
       cv_.notify_all();
     }
     sender_.join();
-    // The writer's streams are cancelled when it is destroyed: nothing of an
-    // unfinished stream becomes visible.
+    // The writer's streams are cancelled when it is destroyed: blocks of an
+    // unfinished stream never become visible.
   }
+}
+
+void BlockPutStream::Enqueue(Op op) {
+  std::lock_guard<std::mutex> lock(mu_);
+  ops_.push_back(std::move(op));
+  cv_.notify_all();
+}
+
+void BlockPutStream::Announce(uint32_t id, const kvstore::BlockKey& key,
+                              const kvstore::BlockMeta& meta) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto state = std::unique_ptr<XXH3_state_t, XXH_errorcode (*)(XXH3_state_t*)>(
+        XXH3_createState(), XXH3_freeState);
+    XXH3_64bits_reset(state.get());
+    hashes_.insert_or_assign(id, std::move(state));
+  }
+  Op op{Op::kAnnounce};
+  op.id = id;
+  op.key = key;
+  op.meta = meta;
+  Enqueue(std::move(op));
 }
 
 void BlockPutStream::AddLayerPart(uint32_t id, int layer, std::string bytes) {
-  std::lock_guard<std::mutex> lock(mu_);
-  std::vector<std::string>& parts = parts_[id];
-  if (parts.size() <= static_cast<size_t>(layer)) parts.resize(layer + 1);
-  parts[layer] = std::move(bytes);
-}
-
-void BlockPutStream::Seal(uint32_t id, const kvstore::BlockKey& key,
-                          kvstore::BlockMeta meta) {
-  Item item{key, meta, {}};
   {
     std::lock_guard<std::mutex> lock(mu_);
-    item.parts = std::move(parts_[id]);
-    parts_.erase(id);
+    auto it = hashes_.find(id);
+    if (it != hashes_.end())
+      XXH3_64bits_update(it->second.get(), bytes.data(), bytes.size());
   }
-  std::string whole;
-  for (const std::string& p : item.parts) whole += p;
-  item.meta.checksum = kvstore::BlockChecksum(whole);
-  std::lock_guard<std::mutex> lock(mu_);
-  ready_.push_back(std::move(item));
-  cv_.notify_all();
+  Op op{Op::kLayer};
+  op.id = id;
+  op.layer = layer;
+  op.bytes = std::move(bytes);
+  Enqueue(std::move(op));
+}
+
+void BlockPutStream::Seal(uint32_t id) {
+  Op op{Op::kSeal};
+  op.id = id;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = hashes_.find(id);
+    if (it != hashes_.end()) {
+      op.checksum = XXH3_64bits_digest(it->second.get());
+      hashes_.erase(it);
+    }
+  }
+  Enqueue(std::move(op));
 }
 
 void BlockPutStream::SendLoop() {
   while (true) {
-    Item item;
+    Op op;
     {
       std::unique_lock<std::mutex> lock(mu_);
-      cv_.wait(lock, [&] { return closing_ || !ready_.empty(); });
-      if (ready_.empty()) return;
-      item = std::move(ready_.front());
-      ready_.pop_front();
+      cv_.wait(lock, [&] { return closing_ || !ops_.empty(); });
+      if (ops_.empty()) return;
+      op = std::move(ops_.front());
+      ops_.pop_front();
       if (!error_.ok()) continue;
     }
     absl::Status s;
     uint64_t sent = 0;
-    absl::StatusOr<int> id = writer_->Announce(item.key, item.meta);
-    s = id.status();
-    for (size_t layer = 0; s.ok() && layer < item.parts.size(); ++layer) {
-      s = writer_->WriteLayer(*id, static_cast<int>(layer), item.parts[layer]);
-      sent += item.parts[layer].size();
+    switch (op.kind) {
+      case Op::kAnnounce: {
+        absl::StatusOr<int> wid = writer_->AnnounceUnsealed(op.key, op.meta);
+        s = wid.status();
+        if (s.ok()) writer_ids_[op.id] = *wid;
+        break;
+      }
+      case Op::kLayer:
+        s = writer_->WriteLayer(writer_ids_.at(op.id), op.layer, op.bytes);
+        sent = op.bytes.size();
+        break;
+      case Op::kSeal:
+        s = writer_->Seal(writer_ids_.at(op.id), op.checksum);
+        break;
     }
     std::lock_guard<std::mutex> lock(mu_);
     if (s.ok()) bytes_sent_ += sent;

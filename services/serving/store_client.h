@@ -8,10 +8,12 @@
 //   KVQ_ASSIGN_OR_RETURN(int present, store->Lookup(keys));
 //   KVQ_ASSIGN_OR_RETURN(std::vector<kvstore::Block> blocks, store->GetBlocks(keys));
 //   auto put = store->OpenPut();
-//   put->AddLayerPart(id, layer, bytes);  ...  put->Seal(id, key, meta);
+//   put->Announce(id, key, meta);  put->AddLayerPart(id, layer, bytes);  put->Seal(id);
 //   KVQ_RETURN_IF_ERROR(put->Finish());   // every block committed
 #ifndef KVQ_SERVICES_SERVING_STORE_CLIENT_H_
 #define KVQ_SERVICES_SERVING_STORE_CLIENT_H_
+
+#include <xxhash.h>
 
 #include <condition_variable>
 #include <cstdint>
@@ -32,41 +34,53 @@
 
 namespace kvq::serving {
 
-// One put stream (per store shard). Layer parts are handed over as soon as
-// they are computed; a block goes on the wire once sealed, because the wire
-// header carries the whole block's checksum, known only after its last layer
-// (see services/prefill/README.md). A sender thread does the writing, so the
-// caller's compute continues while bytes move.
+// One put stream (per store shard), fed layer by layer as prefill computes:
+// every block is announced up front with its checksum to follow, each layer
+// part goes on the wire as soon as it is handed over, and a block is sealed
+// with the XXH3-64 of all its layers (computed incrementally here) after its
+// last layer. A sender thread does the writing, so the caller's compute of
+// the next layer overlaps the transfer of this one.
 class BlockPutStream {
  public:
   explicit BlockPutStream(std::unique_ptr<store::BlockWriter> writer);
-  ~BlockPutStream();  // abandons unsent blocks if Finish was not called
+  ~BlockPutStream();  // abandons the stream if Finish was not called
 
-  // Layer `layer`'s part of block `id` (any id unique in this stream).
+  // Announces block `id` (any id unique in this stream); meta.checksum is
+  // ignored. Call before its layers.
+  void Announce(uint32_t id, const kvstore::BlockKey& key,
+                const kvstore::BlockMeta& meta);
+  // Layer `layer`'s part of block `id`; layers of a block in order 0, 1, ...
   void AddLayerPart(uint32_t id, int layer, std::string bytes);
-  // All layers of block `id` were added; `meta.checksum` is computed here.
-  void Seal(uint32_t id, const kvstore::BlockKey& key, kvstore::BlockMeta meta);
+  // After block `id`'s last layer: sends its checksum.
+  void Seal(uint32_t id);
   // Waits until the store answered: OK once every sealed block committed
   // (stored or already present); the store's error otherwise.
   absl::Status Finish();
   uint64_t bytes_sent() const;
 
  private:
-  struct Item {
+  struct Op {
+    enum Kind { kAnnounce, kLayer, kSeal } kind;
+    uint32_t id = 0;
+    int layer = 0;
+    std::string bytes;
     kvstore::BlockKey key;
     kvstore::BlockMeta meta;
-    std::vector<std::string> parts;
+    uint64_t checksum = 0;
   };
+  void Enqueue(Op op);
   void SendLoop();
 
   std::unique_ptr<store::BlockWriter> writer_;  // used by the sender thread only
+  std::map<uint32_t, int> writer_ids_;          // sender thread only
   mutable std::mutex mu_;
   std::condition_variable cv_;
-  std::map<uint32_t, std::vector<std::string>> parts_;  // guarded by mu_
-  std::deque<Item> ready_;                              // guarded by mu_
-  bool closing_ = false;                                // guarded by mu_
-  absl::Status error_;                                  // guarded by mu_
-  uint64_t bytes_sent_ = 0;                             // guarded by mu_
+  std::map<uint32_t, std::unique_ptr<XXH3_state_t, XXH_errorcode (*)(XXH3_state_t*)>>
+      hashes_;               // guarded by mu_
+  std::deque<Op> ops_;       // guarded by mu_
+  bool closing_ = false;     // guarded by mu_
+  absl::Status error_;       // guarded by mu_
+  uint64_t bytes_sent_ = 0;  // guarded by mu_
   std::thread sender_;
   bool finished_ = false;
 };
