@@ -120,12 +120,9 @@ class PythonClientTest(unittest.TestCase):
             kvq_client.StoreClient(f"127.0.0.1:{h.free_port()}", timeout=2).stats()
         self.assertEqual(e.exception.code, "UNAVAILABLE")
 
-    # Known gap (services/router): at high temperature the model emits lone
-    # byte-fallback pieces (<0xE2> ...) and the router puts them in
-    # GenerateResponse.text, a proto3 `string`, which must be valid UTF-8;
-    # the client cannot parse that message. Expected to pass once the router
-    # keeps a split character's bytes until it is complete.
-    @unittest.expectedFailure
+    # At high temperature the model emits lone byte-fallback pieces
+    # (<0xE2> ...); the router must hold a split character's bytes until it is
+    # complete, since GenerateResponse.text is a proto3 `string` (valid UTF-8).
     def test_text_of_byte_fallback_pieces_is_valid_utf8(self):
         gen = self.router.generate("Once upon a time", steps=100, temperature=20.0, seed=0,
                                    ignore_eos=True).wait()
