@@ -9,17 +9,13 @@
 #include "absl/time/clock.h"
 #include "model/block_kv_cache.h"
 #include "model/kv_cache_factory.h"
+#include "services/common/grpc_status.h"
 #include "services/serving/grpc_server.h"
 #include "services/serving/kv_plan.h"
 #include "services/serving/request.h"
 
 namespace kvq::decode {
 namespace {
-
-grpc::Status ToGrpc(const absl::Status& s) {
-  if (s.ok()) return grpc::Status::OK;
-  return grpc::Status(static_cast<grpc::StatusCode>(s.code()), std::string(s.message()));
-}
 
 absl::Status Invalid(const std::string& m) { return absl::InvalidArgumentError(m); }
 
@@ -90,10 +86,11 @@ grpc::Status DecodeService::Run(grpc::ServerContext* context,
   const model::KvCacheShape shape = model::KvCacheShape::Of(config);
   const bool colocated = request->input_case() == v1::DecodeRequest::kPrompt;
   if (!colocated && request->input_case() != v1::DecodeRequest::kHandle) {
-    return ToGrpc(Invalid("the request has neither a handle nor a prompt"));
+    return services::ToGrpcStatus(
+        Invalid("the request has neither a handle nor a prompt"));
   }
   auto sampling = serving::ParseSampling(request->sampling());
-  if (!sampling.ok()) return ToGrpc(sampling.status());
+  if (!sampling.ok()) return services::ToGrpcStatus(sampling.status());
   const int max_tokens = request->sampling().max_tokens();
   const v1::KvHandle& handle = request->handle();
   std::vector<int> prompt;
@@ -102,18 +99,18 @@ grpc::Status DecodeService::Run(grpc::ServerContext* context,
   } else {
     prompt.assign(handle.tokens().begin(), handle.tokens().end());
     if (handle.model_id() != serving::ModelIdHex(model_.id)) {
-      return ToGrpc(Invalid(absl::StrCat("the handle is for model ", handle.model_id(),
-                                         "; this decode worker serves model ",
-                                         serving::ModelIdHex(model_.id))));
+      return services::ToGrpcStatus(Invalid(absl::StrCat(
+          "the handle is for model ", handle.model_id(),
+          "; this decode worker serves model ", serving::ModelIdHex(model_.id))));
     }
   }
   if (absl::Status s = serving::CheckPrompt(prompt, max_tokens, config); !s.ok()) {
-    return ToGrpc(s);
+    return services::ToGrpcStatus(s);
   }
   auto mode =
       serving::ParseCacheConfig(colocated ? request->cache() : handle.cache(), config,
                                 /*allow_fp32=*/colocated);
-  if (!mode.ok()) return ToGrpc(mode.status());
+  if (!mode.ok()) return services::ToGrpcStatus(mode.status());
   const int n = static_cast<int>(prompt.size());
 
   // ---- the handle names exactly the blocks of this prompt ----
@@ -124,22 +121,22 @@ grpc::Status DecodeService::Run(grpc::ServerContext* context,
                           "this decode worker runs without a KV store (colocated only)");
     }
     if (request->first_token() < 0 || request->first_token() >= config.vocab_size) {
-      return ToGrpc(Invalid(absl::StrCat("first_token ", request->first_token(),
-                                         " is outside the vocabulary [0, ",
-                                         config.vocab_size, ")")));
+      return services::ToGrpcStatus(Invalid(
+          absl::StrCat("first_token ", request->first_token(),
+                       " is outside the vocabulary [0, ", config.vocab_size, ")")));
     }
     const std::vector<kernels::BlockEncoding> plan = serving::BlockPlan(*mode, n);
     const std::vector<kvstore::BlockKey> expected =
         serving::PlanKeys(prompt, model_.id, plan);
     if (handle.blocks_size() != static_cast<int>(plan.size())) {
-      return ToGrpc(
+      return services::ToGrpcStatus(
           Invalid(absl::StrCat("the handle names ", handle.blocks_size(), " blocks; a ",
                                n, "-token prompt has ", plan.size())));
     }
     for (int b = 0; b < handle.blocks_size(); ++b) {
       auto key = kvstore::BlockKey::FromBytes(handle.blocks(b).key());
       if (!key.ok() || *key != expected[b]) {
-        return ToGrpc(Invalid(absl::StrCat(
+        return services::ToGrpcStatus(Invalid(absl::StrCat(
             "handle block ", b, "'s key does not match the prompt's block chain for ",
             mode->ToString(), " (a foreign or corrupted handle)")));
       }
@@ -154,7 +151,7 @@ grpc::Status DecodeService::Run(grpc::ServerContext* context,
   UpdateGauges();
   if (!reservation.ok()) {
     if (context->IsCancelled()) ++cancelled_;
-    return ToGrpc(reservation.status());
+    return services::ToGrpcStatus(reservation.status());
   }
   if (metrics_) {
     metrics_->request_queue_time->Observe(absl::ToDoubleSeconds(absl::Now() - queued));
@@ -167,9 +164,9 @@ grpc::Status DecodeService::Run(grpc::ServerContext* context,
   int first = request->first_token();
   if (colocated) {
     auto fresh = model::NewKvCache(*mode, shape);
-    if (!fresh.ok()) return ToGrpc(fresh.status());
+    if (!fresh.ok()) return services::ToGrpcStatus(fresh.status());
     auto logits = transformer_.Prefill(prompt, **fresh);
-    if (!logits.ok()) return ToGrpc(logits.status());
+    if (!logits.ok()) return services::ToGrpcStatus(logits.status());
     first = serving::SampleToken(*logits, *sampling, 0);
     cache = std::move(*fresh);
   } else {
@@ -177,7 +174,7 @@ grpc::Status DecodeService::Run(grpc::ServerContext* context,
     auto blocks = store_->GetBlocks(keys);
     if (!blocks.ok()) {
       if (metrics_) metrics_->kv_transfer_failures->Increment();
-      return ToGrpc(blocks.status());
+      return services::ToGrpcStatus(blocks.status());
     }
     std::vector<model::BlockKvCache::ImportedBlock> imported;
     uint64_t quantized = 0;
@@ -247,7 +244,7 @@ grpc::Status DecodeService::Run(grpc::ServerContext* context,
       }
     }
     if (metrics_) metrics_->generation_tokens->Increment(chunk.tokens.size());
-    if (!chunk.error.ok()) return ToGrpc(chunk.error);
+    if (!chunk.error.ok()) return services::ToGrpcStatus(chunk.error);
     stats = seq->final_stats();
   }
   if (metrics_ && stats.stored_bits > 0) {

@@ -9,17 +9,13 @@
 #include "absl/time/clock.h"
 #include "common/status_macros.h"
 #include "model/block_kv_cache.h"
+#include "services/common/grpc_status.h"
 #include "services/serving/grpc_server.h"
 #include "services/serving/kv_plan.h"
 #include "services/serving/request.h"
 
 namespace kvq::prefill {
 namespace {
-
-grpc::Status ToGrpc(const absl::Status& s) {
-  if (s.ok()) return grpc::Status::OK;
-  return grpc::Status(static_cast<grpc::StatusCode>(s.code()), std::string(s.message()));
-}
 
 // Decrements on scope exit.
 class Running {
@@ -82,7 +78,7 @@ grpc::Status PrefillService::Prefill(grpc::ServerContext* context,
       metrics_->request_prefill_time->Observe(absl::ToDoubleSeconds(absl::Now() - start));
     }
   }
-  return ToGrpc(s);
+  return services::ToGrpcStatus(s);
 }
 
 absl::Status PrefillService::Run(grpc::ServerContext* context,

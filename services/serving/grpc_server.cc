@@ -25,16 +25,6 @@ void OnSignal(int) { g_stop.store(true); }
 InFlight::InFlight() { ++g_in_flight; }
 InFlight::~InFlight() { --g_in_flight; }
 
-grpc::Status ToGrpc(const absl::Status& s) {
-  if (s.ok()) return grpc::Status::OK;
-  return grpc::Status(static_cast<grpc::StatusCode>(s.code()), std::string(s.message()));
-}
-
-absl::Status FromGrpc(const grpc::Status& s) {
-  if (s.ok()) return absl::OkStatus();
-  return absl::Status(static_cast<absl::StatusCode>(s.error_code()), s.error_message());
-}
-
 absl::Status RunGrpcServer(const ServerOptions& options,
                            const std::vector<grpc::Service*>& services) {
   struct sigaction sa = {};

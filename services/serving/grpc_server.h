@@ -44,10 +44,6 @@ class InFlight {
 absl::Status RunGrpcServer(const ServerOptions& options,
                            const std::vector<grpc::Service*>& services);
 
-// absl::Status <-> grpc::Status (the canonical codes line up).
-grpc::Status ToGrpc(const absl::Status& s);
-absl::Status FromGrpc(const grpc::Status& s);
-
 }  // namespace kvq::serving
 
 #endif  // KVQ_SERVICES_SERVING_GRPC_SERVER_H_
