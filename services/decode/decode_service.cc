@@ -185,7 +185,7 @@ grpc::Status DecodeService::Run(grpc::ServerContext* context,
     }
     bytes_fetched_ += fetched;
     if (metrics_) {
-      metrics_->kv_transfer_bytes->Increment(static_cast<double>(fetched));
+      metrics_->RecordTransfer(fetched);
       metrics_->kv_transfer_seconds->Observe(absl::ToDoubleSeconds(absl::Now() - t0));
       metrics_->kv_blocks_quantized->Increment(static_cast<double>(quantized));
     }

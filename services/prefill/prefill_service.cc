@@ -131,7 +131,7 @@ absl::Status PrefillService::Run(grpc::ServerContext* context,
       auto rebuilt = model::BlockKvCache::FromBlocks(mode, shape, imported);
       if (rebuilt.ok()) cache = std::move(*rebuilt);
       if (metrics_) {
-        metrics_->kv_transfer_bytes->Increment(static_cast<double>(fetched));
+        metrics_->RecordTransfer(fetched);
         metrics_->kv_transfer_seconds->Observe(absl::ToDoubleSeconds(absl::Now() - t0));
       }
     } else if (metrics_) {
@@ -204,7 +204,7 @@ absl::Status PrefillService::Run(grpc::ServerContext* context,
   const uint64_t pushed = put->bytes_sent();
   if (metrics_) {
     if (!committed.ok()) metrics_->kv_transfer_failures->Increment();
-    metrics_->kv_transfer_bytes->Increment(static_cast<double>(pushed));
+    metrics_->RecordTransfer(pushed);
     metrics_->kv_transfer_seconds->Observe(
         absl::ToDoubleSeconds(absl::Now() - compute_start));
     metrics_->kv_blocks_quantized->Increment(static_cast<double>(quantized));

@@ -3,10 +3,23 @@
 namespace kvq::serving {
 namespace {
 
+// Seconds: 0.5 ms (one decode step of a small model) to 10 minutes (a long
+// prompt queued behind others).
 const prometheus::Histogram::BucketBoundaries& LatencyBuckets() {
   static const auto* b = new prometheus::Histogram::BucketBoundaries{
-      0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
-      0.25,   0.5,   1,      2.5,   5,    10,    30,   60};
+      0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+      1,      2.5,   5,      10,    30,   60,    120,  300, 600};
+  return *b;
+}
+
+// Bytes: 1 KiB (one small fp16 block) to 16 GiB (a long prompt of a large
+// model), a factor of 4 apart.
+const prometheus::Histogram::BucketBoundaries& SizeBuckets() {
+  static const auto* b = [] {
+    auto* v = new prometheus::Histogram::BucketBoundaries;
+    for (double x = 1024; x <= 16.0 * 1024 * 1024 * 1024; x *= 4) v->push_back(x);
+    return v;
+  }();
   return *b;
 }
 
@@ -69,6 +82,12 @@ ServingMetrics::ServingMetrics(prometheus::Registry& r, const std::string& role,
                               "Blocks the store already held (reused prefix).", l);
   kv_transfer_bytes = Counter(r, "kvq_kv_transfer_bytes_total",
                               "KV bytes moved to or from the store.", l);
+  kv_transfer_size =
+      &prometheus::BuildHistogram()
+           .Name("kvq_kv_transfer_size_bytes")
+           .Help("Bytes of one request's KV transfer to or from the store.")
+           .Register(r)
+           .Add(l, SizeBuckets());
   kv_transfer_failures =
       Counter(r, "kvq_kv_transfer_failures_total", "Failed KV transfers.", l);
   kv_blocks_quantized =

@@ -56,6 +56,13 @@ class ServingMetrics {
   prometheus::Counter* prefix_cache_queries;  // blocks
   prometheus::Counter* prefix_cache_hits;     // blocks
   prometheus::Counter* kv_transfer_bytes;
+  prometheus::Histogram* kv_transfer_size;  // bytes per transfer
+
+  // Counts one transfer of `bytes` (kv_transfer_bytes and kv_transfer_size).
+  void RecordTransfer(size_t bytes) {
+    kv_transfer_bytes->Increment(static_cast<double>(bytes));
+    kv_transfer_size->Observe(static_cast<double>(bytes));
+  }
   prometheus::Counter* kv_transfer_failures;
   prometheus::Counter* kv_blocks_quantized;
 

@@ -212,6 +212,11 @@ class PrometheusEndToEndTest(unittest.TestCase):
                   "prefill KV bytes")
         self.poll('sum(kvq_kv_transfer_bytes_total{role="decode"})', fetched,
                   "decode KV bytes")
+        # The per-transfer size histogram sees the same bytes.
+        self.poll('sum(kvq_kv_transfer_size_bytes_sum{role="prefill"})', pushed,
+                  "prefill KV transfer sizes")
+        self.poll('sum(kvq_kv_transfer_size_bytes_sum{role="decode"})', fetched,
+                  "decode KV transfer sizes")
 
     def test_alert_rules_load_and_evaluate(self):
         deadline = time.monotonic() + POLL_SECONDS
