@@ -84,8 +84,12 @@ grpc::Status Prefill(const std::string& address, const v1::PrefillRequest& reque
   return stub->Prefill(&ctx, request, response);
 }
 
-v1::WorkerStats PrefillStats(const std::string& address) {
-  auto stub = v1::Prefill::NewStub(Channel(address));
+namespace {
+
+// GetStats of a Prefill or Decode worker (both answer WorkerStats).
+template <typename Service>
+v1::WorkerStats WorkerStats(const std::string& address) {
+  auto stub = Service::NewStub(Channel(address));
   grpc::ClientContext ctx;
   ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(5)));
   v1::WorkerStats out;
@@ -94,14 +98,14 @@ v1::WorkerStats PrefillStats(const std::string& address) {
   return out;
 }
 
+}  // namespace
+
+v1::WorkerStats PrefillStats(const std::string& address) {
+  return WorkerStats<v1::Prefill>(address);
+}
+
 v1::WorkerStats DecodeStats(const std::string& address) {
-  auto stub = v1::Decode::NewStub(Channel(address));
-  grpc::ClientContext ctx;
-  ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(5)));
-  v1::WorkerStats out;
-  const grpc::Status s = stub->GetStats(&ctx, v1::StatsRequest(), &out);
-  if (!s.ok()) ADD_FAILURE() << "GetStats of " << address << ": " << s.error_message();
-  return out;
+  return WorkerStats<v1::Decode>(address);
 }
 
 v1::StoreStatsResponse StoreStats(const std::string& address) {
