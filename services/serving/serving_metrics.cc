@@ -23,11 +23,12 @@ const prometheus::Histogram::BucketBoundaries& SizeBuckets() {
   return *b;
 }
 
-prometheus::Histogram* Hist(prometheus::Registry& r, const std::string& name,
-                            const std::string& help,
-                            const std::map<std::string, std::string>& labels) {
-  return &prometheus::BuildHistogram().Name(name).Help(help).Register(r).Add(
-      labels, LatencyBuckets());
+prometheus::Histogram* Hist(
+    prometheus::Registry& r, const std::string& name, const std::string& help,
+    const std::map<std::string, std::string>& labels,
+    const prometheus::Histogram::BucketBoundaries& buckets = LatencyBuckets()) {
+  return &prometheus::BuildHistogram().Name(name).Help(help).Register(r).Add(labels,
+                                                                             buckets);
 }
 prometheus::Gauge* Gauge(prometheus::Registry& r, const std::string& name,
                          const std::string& help,
@@ -83,11 +84,8 @@ ServingMetrics::ServingMetrics(prometheus::Registry& r, const std::string& role,
   kv_transfer_bytes = Counter(r, "kvq_kv_transfer_bytes_total",
                               "KV bytes moved to or from the store.", l);
   kv_transfer_size =
-      &prometheus::BuildHistogram()
-           .Name("kvq_kv_transfer_size_bytes")
-           .Help("Bytes of one request's KV transfer to or from the store.")
-           .Register(r)
-           .Add(l, SizeBuckets());
+      Hist(r, "kvq_kv_transfer_size_bytes",
+           "Bytes of one request's KV transfer to or from the store.", l, SizeBuckets());
   kv_transfer_failures =
       Counter(r, "kvq_kv_transfer_failures_total", "Failed KV transfers.", l);
   kv_blocks_quantized =
