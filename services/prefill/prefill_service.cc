@@ -162,8 +162,16 @@ absl::Status PrefillService::Run(grpc::ServerContext* context,
     meta.token_count = std::min(B, n - b * B);
     put->Announce(static_cast<uint32_t>(b), keys[b], meta);
   }
+  struct DeferredPart {
+    uint32_t block;
+    int layer;
+    std::string bytes;
+  };
+  std::vector<DeferredPart> deferred;  // options_.push_after_prefill only
+  absl::Time last_layer_end = absl::InfiniteFuture();
   model::PrefillOptions prefill_options;
   prefill_options.on_layer = [&](int layer) -> absl::Status {
+    if (layer == shape.n_layers - 1) last_layer_end = absl::Now();
     for (int b = reuse; b < n_blocks; ++b) {
       absl::Span<const uint8_t> part = cache->LayerPart(b, layer);
       const size_t want = kernels::LayerBytes(plan[b], shape.n_kv_heads, shape.head_dim);
@@ -172,9 +180,12 @@ absl::Status PrefillService::Run(grpc::ServerContext* context,
             "block ", b, " layer ", layer, " holds ", part.size(), " bytes; its planned ",
             plan[b].is_fp16() ? "fp16" : "quantized", " encoding needs ", want));
       }
-      put->AddLayerPart(
-          static_cast<uint32_t>(b), layer,
-          std::string(reinterpret_cast<const char*>(part.data()), part.size()));
+      std::string bytes(reinterpret_cast<const char*>(part.data()), part.size());
+      if (options_.push_after_prefill) {
+        deferred.push_back({static_cast<uint32_t>(b), layer, std::move(bytes)});
+      } else {
+        put->AddLayerPart(static_cast<uint32_t>(b), layer, std::move(bytes));
+      }
     }
     if (options_.debug_layer_delay > absl::ZeroDuration()) {
       absl::SleepFor(options_.debug_layer_delay);
@@ -188,6 +199,9 @@ absl::Status PrefillService::Run(grpc::ServerContext* context,
       transformer_.Prefill(absl::MakeConstSpan(tokens).subspan(reuse * B), *cache,
                            prefill_options));
   const absl::Time compute_end = absl::Now();
+  if (last_layer_end == absl::InfiniteFuture()) last_layer_end = compute_end;
+  for (DeferredPart& d : deferred)
+    put->AddLayerPart(d.block, d.layer, std::move(d.bytes));
   uint64_t quantized = 0;
   for (int b = reuse; b < n_blocks; ++b) {
     if (cache->block_encoding(b) != plan[b] ||
@@ -201,6 +215,7 @@ absl::Status PrefillService::Run(grpc::ServerContext* context,
   }
   // ---- 4. the handle, once every block is committed ----
   const absl::Status committed = put->Finish();
+  const absl::Time commit_end = absl::Now();
   const uint64_t pushed = put->bytes_sent();
   if (metrics_) {
     if (!committed.ok()) metrics_->kv_transfer_failures->Increment();
@@ -246,6 +261,8 @@ absl::Status PrefillService::Run(grpc::ServerContext* context,
   st->set_fp16_equivalent_bytes(fp16_bytes);
   st->set_stored_bytes(stored_bytes);
   st->set_compute_seconds(absl::ToDoubleSeconds(compute_end - compute_start));
+  st->set_transfer_exposed_seconds(absl::ToDoubleSeconds(commit_end - last_layer_end));
+  st->set_layers(static_cast<uint32_t>(shape.n_layers));
   return absl::OkStatus();
 }
 

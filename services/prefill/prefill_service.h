@@ -30,6 +30,10 @@ namespace kvq::prefill {
 struct PrefillOptions {
   // Fault injection for tests: sleep this long after each layer.
   absl::Duration debug_layer_delay = absl::ZeroDuration();
+  // Hand every layer part to the put stream only after the whole prefill
+  // instead of layer by layer as computed (the baseline `kvq bench serve`
+  // measures streaming against).
+  bool push_after_prefill = false;
 };
 
 class PrefillService final : public v1::Prefill::Service {

@@ -11,6 +11,10 @@
 #include "services/serving/store_client.h"
 #include "services/serving/worker_main.h"
 
+ABSL_FLAG(bool, push_after_prefill, false,
+          "Prefill worker: push the KV blocks after the whole prefill instead of each "
+          "layer as computed (the baseline of `kvq bench serve`'s overlap measurement).");
+
 namespace kvq::prefill {
 namespace {
 
@@ -26,7 +30,8 @@ int ServePrefill(const std::vector<std::string>&) {
   if (!store.ok()) return serving::FailStartup("prefill", store.status());
   PrefillService service(*worker->model.model, *worker->transformer, store->get(),
                          worker->metrics.get(),
-                         {.debug_layer_delay = absl::GetFlag(FLAGS_debug_layer_delay)});
+                         {.debug_layer_delay = absl::GetFlag(FLAGS_debug_layer_delay),
+                          .push_after_prefill = absl::GetFlag(FLAGS_push_after_prefill)});
   absl::Status s =
       serving::RunGrpcServer(serving::WorkerServerOptions("prefill"), {&service});
   return s.ok() ? 0 : serving::FailStartup("prefill", s);
@@ -39,7 +44,7 @@ const cli::CommandRegistrar kServePrefill({
         "Runs prompts through the model, pushes their KV blocks to the store (--store)\n"
         "and answers with a handle. Prints `kvq prefill listening on HOST:PORT`.",
     .flags = {"model", "tokenizer", "host", "worker_port", "store", "metrics_port",
-              "request_timeout", "debug_layer_delay"},
+              "request_timeout", "debug_layer_delay", "push_after_prefill"},
     .run = ServePrefill,
 });
 
