@@ -1,6 +1,7 @@
 #include "services/decode/decode_service.h"
 
 #include <algorithm>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -18,6 +19,20 @@ namespace kvq::decode {
 namespace {
 
 absl::Status Invalid(const std::string& m) { return absl::InvalidArgumentError(m); }
+
+// The handle's leases on the shards this worker knows (a shard it does not
+// know is left to its lease's TTL).
+std::vector<store::ShardLease> HandleLeases(const v1::KvHandle& handle,
+                                            const serving::StoreClient& store) {
+  std::vector<store::ShardLease> out;
+  for (const v1::StoreLease& l : handle.leases()) {
+    const int shard = store.ShardIndex(l.store());
+    if (shard >= 0 && l.lease_id() != 0) {
+      out.push_back({static_cast<size_t>(shard), l.lease_id()});
+    }
+  }
+  return out;
+}
 
 }  // namespace
 
@@ -115,11 +130,17 @@ grpc::Status DecodeService::Run(grpc::ServerContext* context,
 
   // ---- the handle names exactly the blocks of this prompt ----
   std::vector<kvstore::BlockKey> keys;
+  // The prefill worker's leases keep the handle's blocks in the store until
+  // we fetched them: renewed while this request waits for KV memory,
+  // released after the fetch, and on every early return.
+  std::optional<serving::HeldLeases> leases;
   if (!colocated) {
     if (store_ == nullptr) {
       return grpc::Status(grpc::StatusCode::UNAVAILABLE,
                           "this decode worker runs without a KV store (colocated only)");
     }
+    leases.emplace(store_, HandleLeases(handle, *store_),
+                   absl::Milliseconds(handle.lease_ttl_ms()));
     if (request->first_token() < 0 || request->first_token() >= config.vocab_size) {
       return services::ToGrpcStatus(Invalid(
           absl::StrCat("first_token ", request->first_token(),
@@ -172,8 +193,14 @@ grpc::Status DecodeService::Run(grpc::ServerContext* context,
   } else {
     const absl::Time t0 = absl::Now();
     auto blocks = store_->GetBlocks(keys);
+    leases->Release();
     if (!blocks.ok()) {
-      if (metrics_) metrics_->kv_transfer_failures->Increment();
+      if (metrics_) {
+        metrics_->kv_transfer_failures->Increment();
+        if (blocks.status().code() == absl::StatusCode::kNotFound) {
+          metrics_->kv_handle_misses->Increment();
+        }
+      }
       return services::ToGrpcStatus(blocks.status());
     }
     std::vector<model::BlockKvCache::ImportedBlock> imported;

@@ -21,7 +21,7 @@ int ServeDecode(const std::vector<std::string>&) {
   std::unique_ptr<serving::StoreClient> store;
   if (!absl::GetFlag(FLAGS_store).empty()) {
     auto s = serving::StoreClient::Connect(absl::GetFlag(FLAGS_store),
-                                           absl::GetFlag(FLAGS_request_timeout));
+                                           absl::GetFlag(FLAGS_store_timeout));
     if (!s.ok()) return serving::FailStartup("decode", s.status());
     store = std::move(*s);
   }
@@ -54,7 +54,8 @@ const cli::CommandRegistrar kServeDecode({
         "sequences batched within --kv_budget_bytes. Prints `kvq decode listening on\n"
         "HOST:PORT`.",
     .flags = {"model", "tokenizer", "host", "worker_port", "store", "kv_budget_bytes",
-              "max_batch", "metrics_port", "request_timeout", "debug_step_delay"},
+              "max_batch", "metrics_port", "request_timeout", "store_timeout",
+              "debug_step_delay"},
     .run = ServeDecode,
 });
 

@@ -110,38 +110,60 @@ absl::Status PrefillService::Run(grpc::ServerContext* context,
   const int n_blocks = static_cast<int>(plan.size());
 
   // ---- 2. reuse the leading blocks the store holds ----
-  KVQ_ASSIGN_OR_RETURN(int present, store_->Lookup(keys));
+  // The Lookup leases the blocks it finds, so that they are not evicted
+  // before we fetch them; the lease is renewed while held and released on
+  // every return, once the handle's own lease (step 5) covers the blocks.
+  absl::StatusOr<serving::StoreClient::LookupResult> found =
+      store_->Lookup(keys, options_.lease_ttl);
+  if (!found.ok()) {
+    if (metrics_) metrics_->kv_transfer_failures->Increment();
+    return found.status();
+  }
+  serving::HeldLeases prefix_lease(store_, std::move(found->leases), options_.lease_ttl);
   if (metrics_) {
     metrics_->prefix_cache_queries->Increment(n_blocks);
-    metrics_->prefix_cache_hits->Increment(present);
+    metrics_->prefix_cache_hits->Increment(found->present_prefix);
+  }
+  if (options_.debug_fetch_delay > absl::ZeroDuration()) {
+    absl::SleepFor(options_.debug_fetch_delay);
   }
   // At least the last token is computed: its logits give the first token.
-  int reuse = std::min(present, (n - 1) / B);
+  int reuse = std::min(found->present_prefix, (n - 1) / B);
+  int lost = 0;
   std::unique_ptr<model::BlockKvCache> cache;
   uint64_t fetched = 0;
   if (reuse > 0) {
     const absl::Time t0 = absl::Now();
-    auto blocks = store_->GetBlocks(absl::MakeConstSpan(keys).subspan(0, reuse));
-    if (blocks.ok()) {
+    auto blocks = store_->GetLeadingBlocks(absl::MakeConstSpan(keys).subspan(0, reuse));
+    if (blocks.ok() && !blocks->empty()) {
+      // Blocks gone since the Lookup (no lease: --kv_lease_ttl=0, or it
+      // expired) are recomputed from the first of them.
+      lost = reuse - static_cast<int>(blocks->size());
       std::vector<model::BlockKvCache::ImportedBlock> imported;
       for (const kvstore::Block& b : *blocks) {
         imported.push_back({b.meta.encoding, b.meta.token_count, *b.bytes});
         fetched += b.bytes->size();
       }
       auto rebuilt = model::BlockKvCache::FromBlocks(mode, shape, imported);
-      if (rebuilt.ok()) cache = std::move(*rebuilt);
+      if (rebuilt.ok()) {
+        cache = std::move(*rebuilt);
+        reuse = static_cast<int>(blocks->size());
+      }
       if (metrics_) {
         metrics_->RecordTransfer(fetched);
         metrics_->kv_transfer_seconds->Observe(absl::ToDoubleSeconds(absl::Now() - t0));
       }
+    } else if (blocks.ok()) {
+      lost = reuse;
     } else if (metrics_) {
       metrics_->kv_transfer_failures->Increment();
     }
-    // Evicted between Lookup and GetBlocks (or unusable): compute everything.
+    // Nothing usable: compute everything.
     if (cache == nullptr) {
       reuse = 0;
       fetched = 0;
     }
+    if (metrics_ && lost > 0) metrics_->prefix_blocks_lost->Increment(lost);
   }
   if (cache == nullptr) {
     KVQ_ASSIGN_OR_RETURN(cache, model::BlockKvCache::Create(mode, shape));
@@ -231,6 +253,19 @@ absl::Status PrefillService::Run(grpc::ServerContext* context,
   }
   pushed_blocks_ += n_blocks - reuse;
   pushed_bytes_ += pushed;
+  const int first_token = serving::SampleToken(logits, sampling, 0);
+
+  // ---- 5. lease the handle's blocks until a decode worker fetched them ----
+  const auto& stops = request.sampling().stop_token_ids();
+  const bool decode_follows =
+      request.sampling().max_tokens() > 1 &&
+      std::find(stops.begin(), stops.end(), first_token) == stops.end();
+  std::vector<store::ShardLease> handle_leases;
+  int reput = 0;
+  if (options_.lease_ttl > absl::ZeroDuration() && decode_follows) {
+    KVQ_ASSIGN_OR_RETURN(handle_leases, LeaseHandleBlocks(keys, plan, *cache, &reput));
+  }
+  prefix_lease.Release();
 
   const model::KvCacheStats stats = cache->Stats();
   const uint64_t fp16_bytes = static_cast<uint64_t>(stats.elements * 2);
@@ -251,7 +286,16 @@ absl::Status PrefillService::Run(grpc::ServerContext* context,
     ref->mutable_encoding()->set_group(plan[b].group);
     ref->set_tokens(std::min(B, n - b * B));
   }
-  response->set_first_token(serving::SampleToken(logits, sampling, 0));
+  for (const store::ShardLease& l : handle_leases) {
+    v1::StoreLease* lease = handle->add_leases();
+    lease->set_store(store_->address(l.shard));
+    lease->set_lease_id(l.id);
+  }
+  if (!handle_leases.empty()) {
+    handle->set_lease_ttl_ms(
+        static_cast<uint32_t>(absl::ToInt64Milliseconds(options_.lease_ttl)));
+  }
+  response->set_first_token(first_token);
   v1::PrefillStats* st = response->mutable_stats();
   st->set_blocks_total(n_blocks);
   st->set_blocks_reused(reuse);
@@ -263,7 +307,62 @@ absl::Status PrefillService::Run(grpc::ServerContext* context,
   st->set_compute_seconds(absl::ToDoubleSeconds(compute_end - compute_start));
   st->set_transfer_exposed_seconds(absl::ToDoubleSeconds(commit_end - last_layer_end));
   st->set_layers(static_cast<uint32_t>(shape.n_layers));
+  st->set_prefix_blocks_lost(lost);
+  st->set_blocks_reput(reput);
   return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<store::ShardLease>> PrefillService::LeaseHandleBlocks(
+    absl::Span<const kvstore::BlockKey> keys,
+    absl::Span<const kernels::BlockEncoding> plan, const model::BlockKvCache& cache,
+    int* reput) {
+  const absl::Duration ttl = options_.lease_ttl;
+  KVQ_ASSIGN_OR_RETURN(serving::StoreClient::LookupResult found,
+                       store_->Lookup(keys, ttl));
+  serving::HeldLeases held(store_, std::move(found.leases), absl::ZeroDuration());
+  // Blocks evicted since their commit (the store is under pressure): put
+  // them again from the cache, once, and lease them too.
+  const model::KvCacheShape shape = model::KvCacheShape::Of(model_.config);
+  std::vector<kvstore::Block> again;
+  std::vector<kvstore::BlockKey> again_keys;
+  for (size_t b = 0; b < keys.size(); ++b) {
+    if (found.present[b]) continue;
+    kvstore::BlockMeta meta;
+    meta.encoding = plan[b];
+    meta.model_id = model_.id;
+    meta.n_layers = shape.n_layers;
+    meta.n_kv_heads = shape.n_kv_heads;
+    meta.head_dim = shape.head_dim;
+    meta.token_count = cache.block_tokens(static_cast<int>(b));
+    auto bytes =
+        std::make_shared<const std::string>(cache.ExportBlock(static_cast<int>(b)));
+    meta.checksum = kvstore::BlockChecksum(*bytes);
+    again.push_back({keys[b], meta, std::move(bytes)});
+    again_keys.push_back(keys[b]);
+  }
+  std::vector<store::ShardLease> leases = held.Take();
+  if (again.empty()) return leases;
+  *reput = static_cast<int>(again.size());
+  if (metrics_) metrics_->kv_blocks_reput->Increment(static_cast<double>(again.size()));
+  absl::Status s = store_->PutBlocks(again);
+  absl::StatusOr<serving::StoreClient::LookupResult> second =
+      s.ok() ? store_->Lookup(again_keys, ttl) : s;
+  if (second.ok()) {
+    leases.insert(leases.end(), second->leases.begin(), second->leases.end());
+  }
+  if (!second.ok() || second->present_prefix < static_cast<int>(again_keys.size())) {
+    (void)store_->ReleaseLeases(leases);
+    return second.ok() ? absl::ResourceExhaustedError(absl::StrCat(
+                             "the KV store evicted ", again.size(),
+                             " of the prompt's blocks right after committing them, and "
+                             "again after they were put back: it is too small for the "
+                             "load (raise its --capacity_bytes)"))
+                       : absl::Status(second.status().code(),
+                                      absl::StrCat("putting back the prompt's evicted "
+                                                   "blocks: ",
+                                                   second.status().message()));
+  }
+  return leases;
 }
 
 }  // namespace kvq::prefill

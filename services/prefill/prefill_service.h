@@ -2,13 +2,18 @@
 //  1. cuts the prompt into blocks, gives each its encoding under the
 //     residual rule applied to the whole prompt (serving/kv_plan.h) and
 //     hashes the block chain;
-//  2. asks the store which leading blocks it holds (Lookup) and fetches them
-//     (keeping at least the last token to compute, for the logits);
+//  2. asks the store which leading blocks it holds (Lookup, leasing them so
+//     they cannot be evicted before the fetch) and fetches them (keeping at
+//     least the last token to compute, for the logits); blocks gone anyway
+//     are recomputed from the first missing one;
 //  3. runs the model over the remaining tokens, attending to the fetched
 //     prefix as stored, and hands each layer's part of every new block to
 //     the put stream as soon as that layer is computed;
-//  4. samples the first token (sampling step 0) and answers with the handle
-//     only after the store committed every block.
+//  4. samples the first token (sampling step 0) once the store committed
+//     every block;
+//  5. leases the handle's blocks (putting back any evicted since their
+//     commit) so that they survive until a decode worker fetched them,
+//     releases the prefix lease, and answers with the handle and its leases.
 //
 //   PrefillService prefill(model, transformer, store.get(), {});
 //   RunGrpcServer({.role = "prefill"}, {&prefill});
@@ -18,7 +23,12 @@
 #include <atomic>
 #include <cstdint>
 
+#include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "absl/types/span.h"
+#include "kernels/block_format.h"
+#include "kvstore/block_key.h"
+#include "model/block_kv_cache.h"
 #include "model/model.h"
 #include "model/transformer.h"
 #include "proto/serving.grpc.pb.h"
@@ -34,6 +44,12 @@ struct PrefillOptions {
   // instead of layer by layer as computed (the baseline `kvq bench serve`
   // measures streaming against).
   bool push_after_prefill = false;
+  // TTL of the store leases on the reused prefix (from Lookup until the
+  // handle's lease is taken) and on the handle's blocks (until a decode
+  // worker fetched them; it renews them while it waits). 0: no leases.
+  absl::Duration lease_ttl = absl::Seconds(30);
+  // Fault injection for tests: sleep between the Lookup and the fetch.
+  absl::Duration debug_fetch_delay = absl::ZeroDuration();
 };
 
 class PrefillService final : public v1::Prefill::Service {
@@ -51,6 +67,13 @@ class PrefillService final : public v1::Prefill::Service {
  private:
   absl::Status Run(grpc::ServerContext* context, const v1::PrefillRequest& request,
                    v1::PrefillResponse* response);
+  // Leases the committed blocks `keys` for the handle; blocks already evicted
+  // are put again from `cache` (counted in `reput`) and leased too.
+  // RESOURCE_EXHAUSTED when they are evicted again at once.
+  absl::StatusOr<std::vector<store::ShardLease>> LeaseHandleBlocks(
+      absl::Span<const kvstore::BlockKey> keys,
+      absl::Span<const kernels::BlockEncoding> plan, const model::BlockKvCache& cache,
+      int* reput);
 
   const model::Model& model_;
   const model::Transformer& transformer_;

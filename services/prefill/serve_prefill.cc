@@ -26,12 +26,18 @@ int ServePrefill(const std::vector<std::string>&) {
         "prefill", absl::InvalidArgumentError("--store HOST:PORT is required"));
   }
   auto store = serving::StoreClient::Connect(absl::GetFlag(FLAGS_store),
-                                             absl::GetFlag(FLAGS_request_timeout));
+                                             absl::GetFlag(FLAGS_store_timeout));
+  if (absl::GetFlag(FLAGS_kv_lease_ttl) < absl::ZeroDuration()) {
+    return serving::FailStartup(
+        "prefill", absl::InvalidArgumentError("--kv_lease_ttl must be >= 0"));
+  }
   if (!store.ok()) return serving::FailStartup("prefill", store.status());
   PrefillService service(*worker->model.model, *worker->transformer, store->get(),
                          worker->metrics.get(),
                          {.debug_layer_delay = absl::GetFlag(FLAGS_debug_layer_delay),
-                          .push_after_prefill = absl::GetFlag(FLAGS_push_after_prefill)});
+                          .push_after_prefill = absl::GetFlag(FLAGS_push_after_prefill),
+                          .lease_ttl = absl::GetFlag(FLAGS_kv_lease_ttl),
+                          .debug_fetch_delay = absl::GetFlag(FLAGS_debug_fetch_delay)});
   absl::Status s =
       serving::RunGrpcServer(serving::WorkerServerOptions("prefill"), {&service});
   return s.ok() ? 0 : serving::FailStartup("prefill", s);
@@ -44,7 +50,8 @@ const cli::CommandRegistrar kServePrefill({
         "Runs prompts through the model, pushes their KV blocks to the store (--store)\n"
         "and answers with a handle. Prints `kvq prefill listening on HOST:PORT`.",
     .flags = {"model", "tokenizer", "host", "worker_port", "store", "metrics_port",
-              "request_timeout", "debug_layer_delay", "push_after_prefill"},
+              "request_timeout", "store_timeout", "kv_lease_ttl", "debug_layer_delay",
+              "debug_fetch_delay", "push_after_prefill"},
     .run = ServePrefill,
 });
 

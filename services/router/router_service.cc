@@ -151,8 +151,9 @@ grpc::Status RouterService::GenerateImpl(
     v1::GenerateResponse head;
     head.mutable_prompt_tokens()->Add(prompt.begin(), prompt.end());
     if (m) m->prompt_tokens->Increment(prompt.size());
-    return RelayDecode(context, *request, decode_request, std::move(head), prompt.back(),
-                       v1::PrefillStats(), arrival, &utf8, writer);
+    return RelayDecode(context, *request, nullptr, std::move(decode_request),
+                       std::move(head), prompt.back(), v1::PrefillStats(), arrival, &utf8,
+                       writer);
   }
 
   // ---- prefill, retried once on another worker ----
@@ -161,23 +162,10 @@ grpc::Status RouterService::GenerateImpl(
   *prefill_request.mutable_cache() = request->cache();
   *prefill_request.mutable_sampling() = sampling;
   v1::PrefillResponse prefilled;
-  grpc::Status status;
   int attempts = 0;
   int worker = -1;
-  for (int exclude = -1; attempts < 2;) {
-    worker = Pick(prefill_, exclude);
-    if (worker < 0) break;
-    ++attempts;
-    Worker& w = *prefill_[worker];
-    LoadGuard load(&w.in_flight);
-    auto ctx = Downstream(context);
-    status = w.prefill->Prefill(ctx.get(), prefill_request, &prefilled);
-    if (status.ok() || context->IsCancelled() ||
-        !IsRetryablePrefillError(status.error_code())) {
-      break;
-    }
-    exclude = worker;
-  }
+  const grpc::Status status =
+      RunPrefill(context, prefill_request, &prefilled, &attempts, &worker);
   if (context->IsCancelled()) return grpc::Status::CANCELLED;
   if (!status.ok()) {
     return grpc::Status(status.error_code(),
@@ -222,17 +210,41 @@ grpc::Status RouterService::GenerateImpl(
   *decode_request.mutable_handle() = prefilled.handle();
   decode_request.set_first_token(first);
   *decode_request.mutable_sampling() = sampling;
-  return RelayDecode(context, *request, decode_request, std::move(head), prev,
-                     prefilled.stats(), arrival, &utf8, writer);
+  return RelayDecode(context, *request, &prefill_request, std::move(decode_request),
+                     std::move(head), prev, prefilled.stats(), arrival, &utf8, writer);
+}
+
+grpc::Status RouterService::RunPrefill(grpc::ServerContext* context,
+                                       const v1::PrefillRequest& request,
+                                       v1::PrefillResponse* response, int* attempts,
+                                       int* worker) {
+  grpc::Status status(grpc::StatusCode::UNAVAILABLE, "no prefill worker");
+  *attempts = 0;
+  for (int exclude = -1; *attempts < 2;) {
+    *worker = Pick(prefill_, exclude);
+    if (*worker < 0) break;
+    ++*attempts;
+    Worker& w = *prefill_[*worker];
+    LoadGuard load(&w.in_flight);
+    auto ctx = Downstream(context);
+    response->Clear();
+    status = w.prefill->Prefill(ctx.get(), request, response);
+    if (status.ok() || context->IsCancelled() ||
+        !IsRetryablePrefillError(status.error_code())) {
+      break;
+    }
+    exclude = *worker;
+  }
+  return status;
 }
 
 grpc::Status RouterService::RelayDecode(
     grpc::ServerContext* context, const v1::GenerateRequest& request,
-    const v1::DecodeRequest& decode_request, v1::GenerateResponse head, int prev,
-    const v1::PrefillStats& prefill, absl::Time arrival, Utf8Stream* utf8,
+    const v1::PrefillRequest* prefill_request, v1::DecodeRequest decode_request,
+    v1::GenerateResponse head, int prev, const v1::PrefillStats& prefill,
+    absl::Time arrival, Utf8Stream* utf8,
     grpc::ServerWriter<v1::GenerateResponse>* writer) {
   serving::ServingMetrics* m = options_.metrics;
-  const model::Tokenizer& tok = *options_.tokenizer;
   const int d = Pick(decode_, -1);
   Worker& dw = *decode_[d];
   head.set_decode_worker(dw.address);
@@ -240,6 +252,50 @@ grpc::Status RouterService::RelayDecode(
   bool first_pending = head.tokens_size() == 0;
   if (!first_pending && !writer->Write(head)) return grpc::Status::CANCELLED;
   LoadGuard load(&dw.in_flight);
+  bool streamed = false;  // the decode worker sent something
+  grpc::Status decoded =
+      StreamDecode(context, request, decode_request, dw, &head, &first_pending, &prev,
+                   prefill, arrival, utf8, writer, /*reprefills=*/0, &streamed);
+  if (!decoded.ok() && decoded.error_code() == grpc::StatusCode::NOT_FOUND && !streamed &&
+      prefill_request != nullptr && !context->IsCancelled()) {
+    // The handle's blocks were evicted before the decode worker fetched them:
+    // put them back with a fresh prefill, once.
+    if (m) m->reprefills->Increment();
+    v1::PrefillResponse again;
+    int attempts = 0, worker = -1;
+    const grpc::Status re =
+        RunPrefill(context, *prefill_request, &again, &attempts, &worker);
+    if (!re.ok()) {
+      return grpc::Status(
+          re.error_code(),
+          absl::StrCat("the decode worker lost the prompt's KV blocks (",
+                       decoded.error_message(),
+                       ") and the prefill run again failed: ", re.error_message()));
+    }
+    // The first token the client already has stays the one decode continues.
+    *decode_request.mutable_handle() = again.handle();
+    decoded =
+        StreamDecode(context, request, decode_request, dw, &head, &first_pending, &prev,
+                     prefill, arrival, utf8, writer, /*reprefills=*/1, &streamed);
+  }
+  if (context->IsCancelled()) return grpc::Status::CANCELLED;
+  if (!decoded.ok()) {
+    return grpc::Status(
+        decoded.error_code(),
+        absl::StrCat("decode worker ", dw.address, ": ", decoded.error_message()));
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status RouterService::StreamDecode(
+    grpc::ServerContext* context, const v1::GenerateRequest& request,
+    const v1::DecodeRequest& decode_request, Worker& dw, v1::GenerateResponse* head,
+    bool* first_pending, int* prev_token, const v1::PrefillStats& prefill,
+    absl::Time arrival, Utf8Stream* utf8,
+    grpc::ServerWriter<v1::GenerateResponse>* writer, int reprefills, bool* streamed) {
+  serving::ServingMetrics* m = options_.metrics;
+  const model::Tokenizer& tok = *options_.tokenizer;
+  int& prev = *prev_token;
   auto ctx = Downstream(context);
   std::unique_ptr<grpc::ClientReader<v1::DecodeResponse>> reader =
       dw.decode->Generate(ctx.get(), decode_request);
@@ -248,7 +304,8 @@ grpc::Status RouterService::RelayDecode(
   double gap_sum = 0;
   int gaps = 0;
   while (reader->Read(&chunk)) {
-    if (first_pending && chunk.tokens_size() > 0 && m) {
+    *streamed = true;
+    if (*first_pending && chunk.tokens_size() > 0 && m) {
       m->time_to_first_token->Observe(absl::ToDoubleSeconds(absl::Now() - arrival));
       m->generation_tokens->Increment(chunk.tokens_size());
       last_token = absl::Now();
@@ -264,8 +321,8 @@ grpc::Status RouterService::RelayDecode(
       last_token = absl::Now();
     }
     v1::GenerateResponse out;
-    if (first_pending) out = head;  // colocated: the head rides on the first chunk
-    first_pending = false;
+    if (*first_pending) out = *head;  // colocated: the head rides on the first chunk
+    *first_pending = false;
     for (int t : chunk.tokens()) {
       out.add_tokens(t);
       if (request.return_text())
@@ -280,6 +337,7 @@ grpc::Status RouterService::RelayDecode(
       out.set_decode_bytes_fetched(chunk.bytes_fetched());
       out.set_fp16_equivalent_bytes(chunk.fp16_equivalent_bytes());
       out.set_stored_bytes(chunk.stored_bytes());
+      out.set_reprefills(reprefills);
     }
     if (!writer->Write(out)) {
       ctx->TryCancel();
@@ -290,13 +348,7 @@ grpc::Status RouterService::RelayDecode(
   if (m && decoded.ok()) {
     m->e2e_request_latency->Observe(absl::ToDoubleSeconds(absl::Now() - arrival));
   }
-  if (context->IsCancelled()) return grpc::Status::CANCELLED;
-  if (!decoded.ok()) {
-    return grpc::Status(
-        decoded.error_code(),
-        absl::StrCat("decode worker ", dw.address, ": ", decoded.error_message()));
-  }
-  return grpc::Status::OK;
+  return decoded;
 }
 
 }  // namespace kvq::router

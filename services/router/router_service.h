@@ -66,16 +66,34 @@ class RouterService final : public v1::Router::Service {
                             const v1::GenerateRequest* request,
                             grpc::ServerWriter<v1::GenerateResponse>* writer);
   int Pick(std::vector<std::unique_ptr<Worker>>& workers, int exclude);
+  // Prefill on the least-loaded worker, retried once on another one when the
+  // worker failed. `worker` is the index that answered last.
+  grpc::Status RunPrefill(grpc::ServerContext* context, const v1::PrefillRequest& request,
+                          v1::PrefillResponse* response, int* attempts, int* worker);
   std::unique_ptr<grpc::ClientContext> Downstream(grpc::ServerContext* context) const;
   // Streams a decode worker's tokens to the client, `head` (the first token,
   // where it is, and the prompt) first; `prev` is the token before them.
+  // When the decode worker answers NOT_FOUND before any token (the handle's
+  // blocks were evicted) and `prefill_request` is given, the prefill is run
+  // again once (its blocks go back to the store; the first token already
+  // sent stays) and the decode retried with the new handle.
   grpc::Status RelayDecode(grpc::ServerContext* context,
                            const v1::GenerateRequest& request,
-                           const v1::DecodeRequest& decode_request,
-                           v1::GenerateResponse head, int prev,
-                           const v1::PrefillStats& prefill, absl::Time arrival,
+                           const v1::PrefillRequest* prefill_request,
+                           v1::DecodeRequest decode_request, v1::GenerateResponse head,
+                           int prev, const v1::PrefillStats& prefill, absl::Time arrival,
                            Utf8Stream* utf8,
                            grpc::ServerWriter<v1::GenerateResponse>* writer);
+  // One Decode.Generate relayed to the client; `streamed` is set once the
+  // decode worker sent anything. Returns the decode worker's status.
+  grpc::Status StreamDecode(grpc::ServerContext* context,
+                            const v1::GenerateRequest& request,
+                            const v1::DecodeRequest& decode_request, Worker& dw,
+                            v1::GenerateResponse* head, bool* first_pending, int* prev,
+                            const v1::PrefillStats& prefill, absl::Time arrival,
+                            Utf8Stream* utf8,
+                            grpc::ServerWriter<v1::GenerateResponse>* writer,
+                            int reprefills, bool* streamed);
 
   const RouterOptions options_;
   std::vector<std::unique_ptr<Worker>> prefill_, decode_;

@@ -90,6 +90,21 @@ ServingMetrics::ServingMetrics(prometheus::Registry& r, const std::string& role,
       Counter(r, "kvq_kv_transfer_failures_total", "Failed KV transfers.", l);
   kv_blocks_quantized =
       Counter(r, "kvq_kv_blocks_quantized_total", "Blocks held quantized.", l);
+  prefix_blocks_lost =
+      Counter(r, "kvq_prefix_blocks_lost_total",
+              "Prefix blocks the store held at Lookup but not at fetch (recomputed).", l);
+  kv_blocks_reput = Counter(r, "kvq_kv_blocks_reput_total",
+                            "Committed blocks evicted before prefill leased the "
+                            "handle's blocks (put again).",
+                            l);
+  kv_handle_misses = Counter(r, "kvq_kv_handle_misses_total",
+                             "Handles whose blocks the store no longer held when the "
+                             "decode worker fetched them.",
+                             l);
+  reprefills = Counter(r, "kvq_reprefills_total",
+                       "Prefills the router re-ran because the decode worker found "
+                       "the handle's blocks evicted.",
+                       l);
   config_info_ = &prometheus::BuildGauge()
                       .Name("kvq_cache_config_info")
                       .Help("1 for each kv mode this worker served.")

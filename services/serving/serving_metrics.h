@@ -65,6 +65,11 @@ class ServingMetrics {
   }
   prometheus::Counter* kv_transfer_failures;
   prometheus::Counter* kv_blocks_quantized;
+  // Robustness (blocks lost to eviction, and what was done about it).
+  prometheus::Counter* prefix_blocks_lost;  // prefill: in Lookup, gone at fetch
+  prometheus::Counter* kv_blocks_reput;     // prefill: evicted before the handle lease
+  prometheus::Counter* kv_handle_misses;    // decode: handle blocks gone at fetch
+  prometheus::Counter* reprefills;          // router: prefill re-run for that
 
  private:
   std::map<std::string, std::string> labels_;

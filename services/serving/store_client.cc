@@ -1,5 +1,6 @@
 #include "services/serving/store_client.h"
 
+#include <algorithm>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -10,8 +11,9 @@ namespace kvq::serving {
 // ---------------------------------------------------------------------------
 // BlockPutStream
 
-BlockPutStream::BlockPutStream(std::unique_ptr<store::BlockWriter> writer)
-    : writer_(std::move(writer)) {
+BlockPutStream::BlockPutStream(std::unique_ptr<store::BlockWriter> writer,
+                               std::shared_ptr<const void> owner)
+    : owner_(std::move(owner)), writer_(std::move(writer)) {
   sender_ = std::thread([this] { SendLoop(); });
 }
 
@@ -141,38 +143,150 @@ absl::StatusOr<std::unique_ptr<StoreClient>> StoreClient::Connect(
   options.addresses = store::ParseAddressList(addresses);
   if (options.addresses.empty()) return absl::InvalidArgumentError("no KV store address");
   options.deadline = timeout;
+  // Connections of our own, so that a replacement client (StoreError) gets
+  // fresh ones instead of the process-wide subchannels in reconnect backoff.
+  options.own_connections = true;
   KVQ_ASSIGN_OR_RETURN(std::unique_ptr<store::StoreClient> client,
                        store::StoreClient::Create(options));
-  return std::unique_ptr<StoreClient>(new StoreClient(std::move(client)));
+  return std::unique_ptr<StoreClient>(
+      new StoreClient(options, addresses, std::move(client)));
 }
 
-absl::StatusOr<int> StoreClient::Lookup(absl::Span<const kvstore::BlockKey> keys) {
-  if (keys.empty()) return 0;
-  KVQ_ASSIGN_OR_RETURN(store::LookupResult r, client_->Lookup(keys));
-  return static_cast<int>(r.present_prefix);
+std::shared_ptr<store::StoreClient> StoreClient::client() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return client_;
+}
+
+int StoreClient::ShardIndex(const std::string& address) const {
+  for (size_t i = 0; i < options_.addresses.size(); ++i) {
+    if (options_.addresses[i] == address) return static_cast<int>(i);
+  }
+  return -1;
+}
+
+absl::Status StoreClient::StoreError(const absl::Status& status, absl::string_view what) {
+  if (status.ok()) return status;
+  absl::StatusCode code = status.code();
+  if (code == absl::StatusCode::kDeadlineExceeded) code = absl::StatusCode::kUnavailable;
+  if (code == absl::StatusCode::kUnavailable) {
+    absl::StatusOr<std::unique_ptr<store::StoreClient>> fresh =
+        store::StoreClient::Create(options_);
+    if (fresh.ok()) {
+      std::lock_guard<std::mutex> lock(mu_);
+      client_ = std::move(*fresh);
+    }
+    return absl::UnavailableError(absl::StrCat("the KV store at ", addresses_,
+                                               " is unavailable (", what,
+                                               "): ", status.message()));
+  }
+  return absl::Status(
+      code, absl::StrCat(what, " at the KV store ", addresses_, ": ", status.message()));
+}
+
+absl::StatusOr<StoreClient::LookupResult> StoreClient::Lookup(
+    absl::Span<const kvstore::BlockKey> keys, absl::Duration lease_ttl) {
+  LookupResult out;
+  if (keys.empty()) return out;
+  absl::StatusOr<store::LookupResult> r = client()->Lookup(keys, lease_ttl);
+  if (!r.ok()) return StoreError(r.status(), "Lookup");
+  out.present_prefix = static_cast<int>(r->present_prefix);
+  out.present = std::move(r->present);
+  out.leases = std::move(r->leases);
+  return out;
 }
 
 absl::StatusOr<std::vector<kvstore::Block>> StoreClient::GetBlocks(
     absl::Span<const kvstore::BlockKey> keys) {
+  KVQ_ASSIGN_OR_RETURN(std::vector<kvstore::Block> out, GetLeadingBlocks(keys));
+  if (out.size() < keys.size()) {
+    const size_t i = out.size();
+    return absl::NotFoundError(absl::StrCat(
+        "the KV store does not hold block ", i, " (key ", keys[i].ToHex(), ") of ",
+        keys.size(), " requested; it was never stored, was evicted, or was deleted"));
+  }
+  return out;
+}
+
+absl::StatusOr<std::vector<kvstore::Block>> StoreClient::GetLeadingBlocks(
+    absl::Span<const kvstore::BlockKey> keys) {
   std::vector<kvstore::Block> out;
   if (keys.empty()) return out;
-  KVQ_ASSIGN_OR_RETURN(store::GetResult r, client_->GetBlocks(keys));
+  absl::StatusOr<store::GetResult> r = client()->GetBlocks(keys);
+  if (!r.ok()) return StoreError(r.status(), "GetBlocks");
   for (size_t i = 0; i < keys.size(); ++i) {
-    absl::StatusOr<kvstore::Block>& b = r.blocks[i];
-    if (b.status().code() == absl::StatusCode::kNotFound) {
-      return absl::NotFoundError(absl::StrCat(
-          "the KV store does not hold block ", i, " (key ", keys[i].ToHex(), ") of ",
-          keys.size(), " requested; it was never stored, was evicted, or was deleted"));
-    }
-    if (!b.ok()) return b.status();
+    absl::StatusOr<kvstore::Block>& b = r->blocks[i];
+    if (b.status().code() == absl::StatusCode::kNotFound) break;
+    if (!b.ok()) return StoreError(b.status(), "GetBlocks");
     out.push_back(std::move(*b));
   }
   return out;
 }
 
+absl::Status StoreClient::PutBlocks(absl::Span<const kvstore::Block> blocks) {
+  if (blocks.empty()) return absl::OkStatus();
+  return StoreError(client()->PutBlocks(blocks).status(), "PutBlocks");
+}
+
 absl::StatusOr<std::unique_ptr<BlockPutStream>> StoreClient::OpenPut() {
-  KVQ_ASSIGN_OR_RETURN(std::unique_ptr<store::BlockWriter> writer, client_->OpenWriter());
-  return std::make_unique<BlockPutStream>(std::move(writer));
+  std::shared_ptr<store::StoreClient> c = client();
+  absl::StatusOr<std::unique_ptr<store::BlockWriter>> writer = c->OpenWriter();
+  if (!writer.ok()) return StoreError(writer.status(), "PutBlocks");
+  return std::make_unique<BlockPutStream>(std::move(*writer), std::move(c));
+}
+
+absl::Status StoreClient::RenewLeases(absl::Span<const store::ShardLease> leases,
+                                      absl::Duration ttl) {
+  if (leases.empty()) return absl::OkStatus();
+  return StoreError(client()->RenewLeases(leases, ttl), "RenewLease");
+}
+
+absl::Status StoreClient::ReleaseLeases(absl::Span<const store::ShardLease> leases) {
+  if (leases.empty()) return absl::OkStatus();
+  return StoreError(client()->ReleaseLeases(leases), "ReleaseLease");
+}
+
+// ---------------------------------------------------------------------------
+// HeldLeases
+
+HeldLeases::HeldLeases(StoreClient* store, std::vector<store::ShardLease> leases,
+                       absl::Duration ttl)
+    : store_(store), leases_(std::move(leases)) {
+  if (store_ == nullptr || leases_.empty() || ttl <= absl::ZeroDuration()) return;
+  renewer_ = std::thread([this, ttl] {
+    std::unique_lock<std::mutex> lock(mu_);
+    while (!stop_) {
+      const absl::Duration every = std::max(ttl / 3, absl::Milliseconds(10));
+      if (cv_.wait_for(lock, absl::ToChronoMilliseconds(every), [&] { return stop_; }))
+        return;
+      lock.unlock();
+      const bool renewed = store_->RenewLeases(leases_, ttl).ok();
+      lock.lock();
+      if (!renewed) return;
+    }
+  });
+}
+
+void HeldLeases::StopRenewing() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_ = true;
+    cv_.notify_all();
+  }
+  if (renewer_.joinable()) renewer_.join();
+}
+
+void HeldLeases::Release() {
+  StopRenewing();
+  if (store_ != nullptr && !leases_.empty()) {
+    // A failure leaves the lease to its TTL; nothing else to do about it.
+    (void)store_->ReleaseLeases(leases_);
+  }
+  leases_.clear();
+}
+
+std::vector<store::ShardLease> HeldLeases::Take() {
+  StopRenewing();
+  return std::exchange(leases_, {});
 }
 
 }  // namespace kvq::serving

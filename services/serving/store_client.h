@@ -5,7 +5,8 @@
 // UNAVAILABLE, a deadline on every call).
 //
 //   KVQ_ASSIGN_OR_RETURN(auto store, StoreClient::Connect("127.0.0.1:7070", timeout));
-//   KVQ_ASSIGN_OR_RETURN(int present, store->Lookup(keys));
+//   KVQ_ASSIGN_OR_RETURN(auto found, store->Lookup(keys, /*lease_ttl=*/ttl));
+//   HeldLeases held(store.get(), found.leases, ttl);  // released when it goes
 //   KVQ_ASSIGN_OR_RETURN(std::vector<kvstore::Block> blocks, store->GetBlocks(keys));
 //   auto put = store->OpenPut();
 //   put->Announce(id, key, meta);  put->AddLayerPart(id, layer, bytes);  put->Seal(id);
@@ -26,6 +27,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "absl/types/span.h"
 #include "kvstore/block.h"
@@ -42,7 +44,9 @@ namespace kvq::serving {
 // the next layer overlaps the transfer of this one.
 class BlockPutStream {
  public:
-  explicit BlockPutStream(std::unique_ptr<store::BlockWriter> writer);
+  // `owner` keeps the client the writer came from alive.
+  explicit BlockPutStream(std::unique_ptr<store::BlockWriter> writer,
+                          std::shared_ptr<const void> owner = nullptr);
   ~BlockPutStream();  // abandons the stream if Finish was not called
 
   // Announces block `id` (any id unique in this stream); meta.checksum is
@@ -71,6 +75,7 @@ class BlockPutStream {
   void Enqueue(Op op);
   void SendLoop();
 
+  std::shared_ptr<const void> owner_;
   std::unique_ptr<store::BlockWriter> writer_;  // used by the sender thread only
   std::map<uint32_t, int> writer_ids_;          // sender thread only
   mutable std::mutex mu_;
@@ -92,21 +97,95 @@ class StoreClient {
   static absl::StatusOr<std::unique_ptr<StoreClient>> Connect(
       const std::string& addresses, absl::Duration timeout);
 
-  // Number of leading keys the store holds.
-  absl::StatusOr<int> Lookup(absl::Span<const kvstore::BlockKey> keys);
+  struct LookupResult {
+    int present_prefix = 0;     // leading keys the store holds
+    std::vector<bool> present;  // per key
+    // With a lease TTL: the leases pinning the present blocks (one per shard).
+    std::vector<store::ShardLease> leases;
+  };
+  // Which keys the store holds; a `lease_ttl` > 0 leases the present ones.
+  // Errors name the store ("the KV store at ... is unavailable: ..."), and a
+  // store that does not answer in time is UNAVAILABLE, not DEADLINE_EXCEEDED
+  // (the caller's deadline did not pass; the store is down).
+  absl::StatusOr<LookupResult> Lookup(absl::Span<const kvstore::BlockKey> keys,
+                                      absl::Duration lease_ttl = absl::ZeroDuration());
 
   // The blocks, in order, verified against their checksums. NOT_FOUND naming
   // the first missing key; DATA_LOSS on a checksum mismatch.
   absl::StatusOr<std::vector<kvstore::Block>> GetBlocks(
       absl::Span<const kvstore::BlockKey> keys);
+  // The leading blocks of `keys` the store still holds: stops before the
+  // first missing one (fewer blocks than keys, not an error). Other errors
+  // as GetBlocks.
+  absl::StatusOr<std::vector<kvstore::Block>> GetLeadingBlocks(
+      absl::Span<const kvstore::BlockKey> keys);
+
+  // Whole blocks (meta.checksum set), e.g. committed blocks put again.
+  absl::Status PutBlocks(absl::Span<const kvstore::Block> blocks);
 
   absl::StatusOr<std::unique_ptr<BlockPutStream>> OpenPut();
 
- private:
-  explicit StoreClient(std::unique_ptr<store::StoreClient> client)
-      : client_(std::move(client)) {}
+  absl::Status RenewLeases(absl::Span<const store::ShardLease> leases,
+                           absl::Duration ttl);
+  absl::Status ReleaseLeases(absl::Span<const store::ShardLease> leases);
 
-  std::unique_ptr<store::StoreClient> client_;
+  // Shard `shard`'s address, and the shard of an address (-1: not one of
+  // ours), so that leases travel between processes by address.
+  const std::string& address(size_t shard) const { return options_.addresses[shard]; }
+  int ShardIndex(const std::string& address) const;
+  const std::string& addresses() const { return addresses_; }
+
+ private:
+  StoreClient(const store::StoreClient::Options& options, std::string addresses,
+              std::shared_ptr<store::StoreClient> client)
+      : options_(options), addresses_(std::move(addresses)), client_(std::move(client)) {}
+  std::shared_ptr<store::StoreClient> client() const;
+  // `status` of a store call `what`, with the store named and
+  // DEADLINE_EXCEEDED turned into UNAVAILABLE. After UNAVAILABLE it replaces
+  // the client by one with fresh connections: gRPC backs off reconnecting
+  // to a dead address (up to minutes), and the next request after a store
+  // restart should not wait for that.
+  absl::Status StoreError(const absl::Status& status, absl::string_view what);
+
+  const store::StoreClient::Options options_;
+  const std::string addresses_;
+  mutable std::mutex mu_;
+  std::shared_ptr<store::StoreClient> client_;  // guarded by mu_
+};
+
+// Leases held on the store for the lifetime of this object: renewed on a
+// background thread every third of `ttl` (so a slow holder keeps them, and a
+// dead one loses them after `ttl`), released on Release() or destruction.
+// Renewal stops at the first failure (the lease expired or the store is
+// gone; the holder finds out when it fetches).
+//
+//   HeldLeases held(store, lookup.leases, absl::Seconds(30));
+//   ...                         // fetch the blocks
+//   held.Release();             // or let it go out of scope
+class HeldLeases {
+ public:
+  HeldLeases() = default;
+  HeldLeases(StoreClient* store, std::vector<store::ShardLease> leases,
+             absl::Duration ttl);
+  ~HeldLeases() { Release(); }
+  HeldLeases(const HeldLeases&) = delete;
+  HeldLeases& operator=(const HeldLeases&) = delete;
+
+  // Stops renewing and releases the leases (once; later calls do nothing).
+  void Release();
+  // Stops renewing and hands the leases over without releasing them.
+  std::vector<store::ShardLease> Take();
+  const std::vector<store::ShardLease>& leases() const { return leases_; }
+
+ private:
+  void StopRenewing();
+
+  StoreClient* store_ = nullptr;
+  std::vector<store::ShardLease> leases_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stop_ = false;  // guarded by mu_
+  std::thread renewer_;
 };
 
 }  // namespace kvq::serving

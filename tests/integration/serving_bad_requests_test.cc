@@ -145,14 +145,31 @@ TEST_F(ServingBadRequestsTest, HandleWithForeignKey) {
 
 TEST_F(ServingBadRequestsTest, HandleNamingMissingBlocks) {
   v1::PrefillResponse real = RealHandle(Prompt(70, 3));
-  // The blocks leave the store (as if evicted).
+  // The blocks leave the store (as if their lease expired and they were
+  // evicted): while the handle's lease holds them, Delete is refused.
   auto store = v1::KvStore::NewStub(
       grpc::CreateChannel(cluster_->store_address(), grpc::InsecureChannelCredentials()));
-  grpc::ClientContext ctx;
   v1::DeleteBlocksRequest del;
   for (const v1::BlockRef& b : real.handle().blocks()) del.add_keys(b.key());
+  {
+    grpc::ClientContext ctx;
+    v1::DeleteBlocksResponse refused;
+    ASSERT_TRUE(store->DeleteBlocks(&ctx, del, &refused).ok());
+    ASSERT_GT(refused.codes_size(), 0);
+    EXPECT_EQ(refused.codes(0), static_cast<int>(grpc::StatusCode::FAILED_PRECONDITION));
+  }
+  ASSERT_EQ(real.handle().leases_size(), 1);
+  {
+    grpc::ClientContext ctx;
+    v1::ReleaseLeaseRequest release;
+    release.set_lease_id(real.handle().leases(0).lease_id());
+    v1::ReleaseLeaseResponse released;
+    ASSERT_TRUE(store->ReleaseLease(&ctx, release, &released).ok());
+  }
+  grpc::ClientContext ctx;
   v1::DeleteBlocksResponse deleted;
   ASSERT_TRUE(store->DeleteBlocks(&ctx, del, &deleted).ok());
+  for (int code : deleted.codes()) EXPECT_EQ(code, 0);
   grpc::Status s = DecodeHandle(real.handle(), real.first_token());
   EXPECT_EQ(s.error_code(), grpc::StatusCode::NOT_FOUND);
   EXPECT_THAT(s.error_message(), HasSubstr("does not hold block 0"));
