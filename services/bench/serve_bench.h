@@ -38,7 +38,8 @@ struct BenchModel {
 absl::StatusOr<model::ModelConfig> BenchModelConfigOf(const std::string& model);
 
 // Makes `m.tokenizer` usable by the router: for a synthetic spec without a
-// tokenizer, writes a byte-level one into `dir`. No-op otherwise.
+// tokenizer, writes a byte-level llama2.c one of the spec's vocabulary into
+// `dir`. No-op otherwise.
 absl::Status WriteBenchTokenizer(const std::string& dir, BenchModel* m);
 
 // Nearest-rank percentile (p in [0, 100]) of `v`; 0 when empty.
