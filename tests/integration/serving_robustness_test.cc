@@ -4,6 +4,7 @@
 // the fallbacks when blocks are evicted anyway (recompute from the first
 // missing prefix block; the router re-runs the prefill once); and a store that
 // dies and comes back on the same port while the workers keep running.
+#include <algorithm>
 #include <string>
 #include <thread>
 #include <vector>
@@ -290,6 +291,39 @@ TEST(ServingRobustnessTest, StoreDownIsUnavailablePromptlyAndRecoversOnRestart) 
   EXPECT_EQ(after.tokens, before.tokens);
   EXPECT_EQ(after.last.prefill().blocks_reused(), 0u);
   (*store)->Stop();
+}
+
+// The router and the decode worker serve with gRPC's synchronous API (a
+// thread per call): 64 concurrent Generate streams all decode together
+// instead of queueing behind a thread pool.
+TEST(ServingRobustnessTest, SixtyFourConcurrentStreamsDecodeTogether) {
+  launcher::ClusterOptions o = TestClusterOptions();
+  o.decode_flags.push_back("--debug_step_delay=50ms");  // 40 tokens: 2 s
+  auto cluster = launcher::Cluster::Start(o);
+  ASSERT_TRUE(cluster.ok()) << cluster.status();
+  launcher::Cluster& c = **cluster;
+  constexpr int kStreams = 64;
+  std::vector<StreamResult> results(kStreams);
+  std::vector<std::thread> clients;
+  for (int i = 0; i < kStreams; ++i) {
+    clients.emplace_back([&, i] {
+      results[i] = RouterGenerate(c.router_address(),
+                                  GreedyRequest(Prompt(40, 100 + i), "kivi2", 40));
+    });
+  }
+  uint32_t peak = 0;
+  WaitFor(
+      [&] {
+        peak = std::max(peak, DecodeStats(c.decode_addresses()[0]).running());
+        return peak == kStreams;
+      },
+      absl::Seconds(10));
+  for (std::thread& t : clients) t.join();
+  EXPECT_EQ(peak, static_cast<uint32_t>(kStreams));
+  for (int i = 0; i < kStreams; ++i) {
+    EXPECT_TRUE(results[i].status.ok()) << i << ": " << results[i].status.error_message();
+    EXPECT_EQ(results[i].tokens.size(), 40u) << i;
+  }
 }
 
 }  // namespace
