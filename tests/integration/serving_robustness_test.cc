@@ -118,6 +118,24 @@ TEST(ServingRobustnessTest, PrefixLeaseKeepsBlocksFromLookupToFetch) {
   const v1::StoreStatsResponse s = StoreStats(c.store_address());
   EXPECT_EQ(s.active_leases(), 0u) << s.DebugString();
   EXPECT_EQ(s.expired_leases(), 0u);
+
+  // A request that fails after its Lookup (its client's deadline passes
+  // during the pause) releases the prefix lease too, long before its TTL.
+  auto stub = v1::Prefill::NewStub(
+      grpc::CreateChannel(c.prefill_addresses()[0], grpc::InsecureChannelCredentials()));
+  grpc::ClientContext ctx;
+  ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Milliseconds(400)));
+  std::vector<int> other = Prompt(100, 1);
+  other.resize(97);
+  other.push_back(300);
+  v1::PrefillResponse unused;
+  const grpc::Status failed =
+      stub->Prefill(&ctx, PrefillRequestFor(other, "fp16", 1), &unused);
+  EXPECT_EQ(failed.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
+  EXPECT_EQ(StoreStats(c.store_address()).active_leases(), 1u);  // still in the pause
+  EXPECT_TRUE(WaitFor([&] { return StoreStats(c.store_address()).active_leases() == 0; },
+                      absl::Seconds(3)));
+  EXPECT_EQ(StoreStats(c.store_address()).expired_leases(), 0u);
 }
 
 TEST(ServingRobustnessTest, PrefixBlockGoneBeforeFetchIsRecomputed) {
