@@ -20,6 +20,14 @@ absl::StatusOr<BlockAssembler> BlockAssembler::Create(const BlockMeta& meta) {
 
 absl::Status BlockAssembler::AddChunk(int64_t layer, uint64_t offset,
                                       absl::string_view data) {
+  return AddChunk(layer, offset, data.size(), [&](char* dst) {
+    std::memcpy(dst, data.data(), data.size());
+    return true;
+  });
+}
+
+absl::Status BlockAssembler::AddChunk(int64_t layer, uint64_t offset, uint64_t size,
+                                      absl::FunctionRef<bool(char* dst)> write) {
   if (layer < 0 || layer >= meta_.n_layers) {
     return absl::InvalidArgumentError(absl::StrCat(
         "chunk for layer ", layer, " of a block with ", meta_.n_layers, " layers"));
@@ -29,15 +37,18 @@ absl::Status BlockAssembler::AddChunk(int64_t layer, uint64_t offset,
     return absl::InvalidArgumentError(absl::StrCat(
         "chunk of layer ", layer, " at offset ", offset, ", expected ", received));
   }
-  if (data.size() > layer_bytes_ - received) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("chunk of layer ", layer, " ends at ", offset + data.size(),
-                     " past the layer's ", layer_bytes_, " bytes"));
+  if (size > layer_bytes_ - received) {
+    return absl::InvalidArgumentError(absl::StrCat("chunk of layer ", layer, " ends at ",
+                                                   offset + size, " past the layer's ",
+                                                   layer_bytes_, " bytes"));
   }
-  if (data.empty()) return absl::OkStatus();
-  std::memcpy(bytes_.data() + layer * layer_bytes_ + offset, data.data(), data.size());
-  received += data.size();
-  received_total_ += data.size();
+  if (size == 0) return absl::OkStatus();
+  if (!write(bytes_.data() + layer * layer_bytes_ + offset)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("chunk of layer ", layer, " is shorter than its ", size, " bytes"));
+  }
+  received += size;
+  received_total_ += size;
   if (received == layer_bytes_) ++layers_done_;
   return absl::OkStatus();
 }

@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -31,6 +32,14 @@ class BlockAssembler {
   // layer's previous chunk ended (chunks of a layer come in order, without
   // gaps or repeats), or the chunk runs past the end of the part.
   absl::Status AddChunk(int64_t layer, uint64_t offset, absl::string_view data);
+
+  // The same for a chunk of `size` bytes that `write` puts in place itself
+  // (straight from a receive buffer, without an intermediate copy): called
+  // with the destination only once the chunk is known to fit; if it returns
+  // false (the data ran short) nothing counts as received and the result is
+  // INVALID_ARGUMENT.
+  absl::Status AddChunk(int64_t layer, uint64_t offset, uint64_t size,
+                        absl::FunctionRef<bool(char* dst)> write);
 
   // True once every layer's part has fully arrived.
   bool complete() const { return layers_done_ == meta_.n_layers; }

@@ -14,14 +14,115 @@
 #include "absl/strings/str_split.h"
 #include "common/status_macros.h"
 #include "grpcpp/grpcpp.h"
+#include "grpcpp/support/proto_buffer_reader.h"
 #include "kvstore/block_assembler.h"
 #include "services/common/grpc_status.h"
+#include "services/store/chunk_encoder.h"
 #include "services/store/proto_convert.h"
 
 namespace kvq::store {
 namespace {
 
 using services::FromGrpcStatus;
+
+// The full names of the raw methods (as in the generated stub).
+constexpr char kPutBlocksMethod[] = "/kvq.v1.KvStore/PutBlocks";
+constexpr char kGetBlocksMethod[] = "/kvq.v1.KvStore/GetBlocks";
+
+std::unique_ptr<grpc::ClientWriter<grpc::ByteBuffer>> OpenRawWriter(
+    grpc::ChannelInterface* channel, const grpc::internal::RpcMethod& method,
+    grpc::ClientContext* ctx, grpc::ByteBuffer* response) {
+  // The call's metadata goes out with its first message.
+  ctx->set_initial_metadata_corked(true);
+  return std::unique_ptr<grpc::ClientWriter<grpc::ByteBuffer>>(
+      grpc::internal::ClientWriterFactory<grpc::ByteBuffer>::Create(channel, method, ctx,
+                                                                    response));
+}
+
+template <typename Message>
+absl::StatusOr<Message> ParseResponse(grpc::ByteBuffer& bytes) {
+  Message m;
+  grpc::ProtoBufferReader reader(&bytes);
+  if (!m.ParseFromZeroCopyStream(&reader)) {
+    return absl::InternalError(
+        absl::StrCat("store sent a ", m.GetTypeName(), " that does not parse"));
+  }
+  return m;
+}
+
+// Decodes a GetBlocks stream: headers and missing keys from the first
+// message, chunk data copied straight into the blocks being assembled.
+class GetDecoder final : public ChunkSink {
+ public:
+  explicit GetDecoder(size_t n_keys) : n_keys_(n_keys) {}
+
+  // Decodes one message; the first problem is kept (the caller keeps reading
+  // to finish the call).
+  void Decode(grpc::ByteBuffer& message) {
+    v1::GetBlocksResponse rest;
+    rest_ = &rest;
+    headers_done_ = 0;
+    grpc::ProtoBufferReader in(&message);
+    absl::Status s = DecodeChunked(&in, kGetChunkField, &rest, *this);
+    if (s.ok()) s = TakeHeaders();
+    if (!s.ok() && error_.ok()) {
+      error_ = s.code() == absl::StatusCode::kInternal
+                   ? s
+                   : absl::InternalError(absl::StrCat(
+                         "store sent a bad GetBlocks message: ", s.message()));
+    }
+    if (first_) {
+      first_ = false;
+      lease_id_ = rest.lease_id();
+      missing_.assign(rest.missing().begin(), rest.missing().end());
+    }
+    rest_ = nullptr;
+  }
+
+  absl::Status OnChunk(const ChunkHeader& chunk, ChunkData& data) override {
+    KVQ_RETURN_IF_ERROR(TakeHeaders());
+    auto it = assemblers_.find(chunk.block_id);
+    if (it == assemblers_.end()) {
+      return absl::InternalError("store sent a chunk of an unannounced block");
+    }
+    absl::Status s = it->second.AddChunk(chunk.layer, chunk.offset, chunk.size,
+                                         [&](char* dst) { return data.CopyTo(dst); });
+    if (!s.ok()) {
+      return absl::InternalError(absl::StrCat("store sent a bad chunk: ", s.message()));
+    }
+    return absl::OkStatus();
+  }
+
+  const absl::Status& error() const { return error_; }
+  uint64_t lease_id() const { return lease_id_; }
+  const std::vector<uint32_t>& missing() const { return missing_; }
+  absl::flat_hash_map<uint32_t, kvstore::BlockAssembler>& assemblers() {
+    return assemblers_;
+  }
+
+ private:
+  absl::Status TakeHeaders() {
+    for (; headers_done_ < rest_->headers_size(); ++headers_done_) {
+      const v1::BlockHeader& h = rest_->headers(headers_done_);
+      absl::StatusOr<kvstore::BlockMeta> meta = MetaFromProto(h.meta());
+      if (h.block_id() >= n_keys_ || !meta.ok()) {
+        return absl::InternalError("store sent an invalid block header");
+      }
+      absl::StatusOr<kvstore::BlockAssembler> a = kvstore::BlockAssembler::Create(*meta);
+      if (a.ok()) assemblers_.emplace(h.block_id(), std::move(*a));
+    }
+    return absl::OkStatus();
+  }
+
+  const size_t n_keys_;
+  v1::GetBlocksResponse* rest_ = nullptr;  // the message being decoded
+  int headers_done_ = 0;
+  bool first_ = true;
+  absl::Status error_;
+  uint64_t lease_id_ = 0;
+  std::vector<uint32_t> missing_;
+  absl::flat_hash_map<uint32_t, kvstore::BlockAssembler> assemblers_;
+};
 
 absl::Status CheckBlock(const kvstore::Block& b) {
   KVQ_RETURN_IF_ERROR(kvstore::ValidateMeta(b.meta));
@@ -75,10 +176,17 @@ StoreClient::StoreClient(const Options& options) : options_(options) {
   // instead of 64 KiB and waiting for BDP probing to grow it.
   args.SetInt(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, 8 << 20);
   for (const std::string& address : options.addresses) {
-    stubs_.push_back(v1::KvStore::NewStub(
-        grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args)));
+    std::shared_ptr<grpc::Channel> channel =
+        grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
+    stubs_.push_back(v1::KvStore::NewStub(channel));
+    raw_.emplace_back(channel);
   }
 }
+
+StoreClient::RawMethods::RawMethods(const std::shared_ptr<grpc::Channel>& c)
+    : channel(c),
+      put_blocks(kPutBlocksMethod, grpc::internal::RpcMethod::CLIENT_STREAMING, c),
+      get_blocks(kGetBlocksMethod, grpc::internal::RpcMethod::SERVER_STREAMING, c) {}
 
 absl::StatusOr<std::unique_ptr<StoreClient>> StoreClient::Create(const Options& options) {
   if (options.addresses.empty()) {
@@ -153,50 +261,61 @@ absl::StatusOr<std::vector<kvstore::PutOutcome>> StoreClient::PutShard(
   int max_layers = 0;
   for (const kvstore::Block* b : blocks)
     max_layers = std::max(max_layers, b->meta.n_layers);
-  KVQ_RETURN_IF_ERROR(WithRetries([&]() -> absl::Status {
-    std::unique_ptr<grpc::ClientContext> ctx = NewContext();
-    v1::PutBlocksResponse response;
-    std::unique_ptr<grpc::ClientWriter<v1::PutBlocksRequest>> writer =
-        stubs_[shard]->PutBlocks(ctx.get(), &response);
-    v1::PutBlocksRequest msg;
-    size_t pending = 0;
-    bool ok = true;
-    auto flush = [&] {
-      if (ok && (msg.headers_size() > 0 || msg.chunks_size() > 0))
-        ok = writer->Write(msg);
-      msg.Clear();
-      pending = 0;
-    };
+  // The messages: all headers, then layer by layer interleaved across
+  // blocks, packed into messages of about chunk_bytes. Built once, sending
+  // the blocks' bytes in place (a retry resends them as they are).
+  std::vector<grpc::ByteBuffer> messages;
+  {
+    std::vector<grpc::Slice> slices;
+    v1::PutBlocksRequest headers;
     for (size_t i = 0; i < blocks.size(); ++i) {
-      *msg.add_headers() =
+      *headers.add_headers() =
           Header(static_cast<uint32_t>(i), blocks[i]->key, blocks[i]->meta);
     }
-    // Layer by layer, interleaved across blocks, packed into messages.
-    for (int layer = 0; ok && layer < max_layers; ++layer) {
-      for (size_t i = 0; ok && i < blocks.size(); ++i) {
+    AppendMessage(headers, &slices);
+    size_t pending = 0;
+    for (int layer = 0; layer < max_layers; ++layer) {
+      for (size_t i = 0; i < blocks.size(); ++i) {
         const kvstore::Block& b = *blocks[i];
         if (layer >= b.meta.n_layers) continue;
         const size_t lb = b.meta.layer_bytes();
-        for (size_t off = 0; ok && off < lb;) {
+        for (size_t off = 0; off < lb;) {
           const size_t n = std::min<size_t>(lb - off, options_.chunk_bytes - pending);
-          v1::BlockChunk* c = msg.add_chunks();
-          c->set_block_id(static_cast<uint32_t>(i));
-          c->set_layer(static_cast<uint32_t>(layer));
-          c->set_offset(off);
-          c->set_data(b.bytes->data() + layer * lb + off, n);
+          AppendChunk(kPutChunkField,
+                      {.block_id = static_cast<uint32_t>(i),
+                       .layer = static_cast<uint32_t>(layer),
+                       .offset = off},
+                      absl::string_view(b.bytes->data() + layer * lb + off, n), b.bytes,
+                      &slices);
           off += n;
           pending += n;
-          if (pending >= options_.chunk_bytes) flush();
+          if (pending >= options_.chunk_bytes) {
+            messages.emplace_back(slices.data(), slices.size());
+            slices.clear();
+            pending = 0;
+          }
         }
       }
     }
+    if (!slices.empty()) messages.emplace_back(slices.data(), slices.size());
+  }
+  KVQ_RETURN_IF_ERROR(WithRetries([&]() -> absl::Status {
+    std::unique_ptr<grpc::ClientContext> ctx = NewContext();
+    grpc::ByteBuffer response_bytes;
+    std::unique_ptr<grpc::ClientWriter<grpc::ByteBuffer>> writer = OpenRawWriter(
+        raw_[shard].channel.get(), raw_[shard].put_blocks, ctx.get(), &response_bytes);
+    bool ok = true;
+    for (size_t m = 0; ok && m + 1 < messages.size(); ++m)
+      ok = writer->Write(messages[m]);
     // The last message carries the half-close (one frame less per put).
-    if (ok && (msg.headers_size() > 0 || msg.chunks_size() > 0)) {
-      writer->WriteLast(msg, grpc::WriteOptions());
+    if (ok && !messages.empty()) {
+      writer->WriteLast(messages.back(), grpc::WriteOptions());
     } else if (ok) {
       writer->WritesDone();
     }
     KVQ_RETURN_IF_ERROR(FromGrpcStatus(writer->Finish()));
+    KVQ_ASSIGN_OR_RETURN(v1::PutBlocksResponse response,
+                         ParseResponse<v1::PutBlocksResponse>(response_bytes));
     if (response.results_size() != static_cast<int>(blocks.size())) {
       return absl::InternalError(
           "store answered PutBlocks with the wrong number of results");
@@ -259,50 +378,22 @@ absl::StatusOr<GetResult> StoreClient::GetBlocks(absl::Span<const kvstore::Block
     uint64_t lease_id = 0;
     absl::Status status = WithRetries([&]() -> absl::Status {
       std::unique_ptr<grpc::ClientContext> ctx = NewContext();
-      std::unique_ptr<grpc::ClientReader<v1::GetBlocksResponse>> reader =
-          stubs_[s]->GetBlocks(ctx.get(), request);
-      absl::flat_hash_map<uint32_t, kvstore::BlockAssembler> assemblers;
-      absl::Status bad;  // a malformed answer; keep reading to finish the call
-      v1::GetBlocksResponse msg;
-      bool first = true;
-      lease_id = 0;
-      while (reader->Read(&msg)) {
-        if (first) {
-          first = false;
-          lease_id = msg.lease_id();
-          for (uint32_t m : msg.missing()) {
-            if (m < idx.size()) {
-              result.blocks[idx[m]] = absl::NotFoundError(
-                  absl::StrCat("no block ", keys[idx[m]].ToHex(), " on ", address(s)));
-            }
-          }
-          for (const v1::BlockHeader& h : msg.headers()) {
-            absl::StatusOr<kvstore::BlockMeta> meta = MetaFromProto(h.meta());
-            if (h.block_id() >= idx.size() || !meta.ok()) {
-              bad = absl::InternalError("store sent an invalid block header");
-              continue;
-            }
-            absl::StatusOr<kvstore::BlockAssembler> a =
-                kvstore::BlockAssembler::Create(*meta);
-            if (a.ok()) assemblers.emplace(h.block_id(), std::move(*a));
-          }
-        }
-        for (const v1::BlockChunk& c : msg.chunks()) {
-          auto it = assemblers.find(c.block_id());
-          if (it == assemblers.end()) {
-            bad = absl::InternalError("store sent a chunk of an unannounced block");
-            continue;
-          }
-          if (absl::Status st = it->second.AddChunk(c.layer(), c.offset(), c.data());
-              !st.ok()) {
-            bad = absl::InternalError(
-                absl::StrCat("store sent a bad chunk: ", st.message()));
-          }
+      std::unique_ptr<grpc::ClientReader<grpc::ByteBuffer>> reader(
+          grpc::internal::ClientReaderFactory<grpc::ByteBuffer>::Create(
+              raw_[s].channel.get(), raw_[s].get_blocks, ctx.get(), request));
+      GetDecoder decoder(idx.size());
+      grpc::ByteBuffer msg;
+      while (reader->Read(&msg)) decoder.Decode(msg);
+      KVQ_RETURN_IF_ERROR(FromGrpcStatus(reader->Finish()));
+      KVQ_RETURN_IF_ERROR(decoder.error());
+      lease_id = decoder.lease_id();
+      for (uint32_t m : decoder.missing()) {
+        if (m < idx.size()) {
+          result.blocks[idx[m]] = absl::NotFoundError(
+              absl::StrCat("no block ", keys[idx[m]].ToHex(), " on ", address(s)));
         }
       }
-      KVQ_RETURN_IF_ERROR(FromGrpcStatus(reader->Finish()));
-      KVQ_RETURN_IF_ERROR(bad);
-      for (auto& [id, a] : assemblers) {
+      for (auto& [id, a] : decoder.assemblers()) {
         const size_t i = idx[id];
         if (!a.complete()) {
           result.blocks[i] = absl::DataLossError(
@@ -479,7 +570,8 @@ class BlockWriterImpl final : public BlockWriter {
     Stream& s = streams_[shard];
     if (s.writer == nullptr) {
       s.ctx = client_->NewContext();
-      s.writer = client_->stubs_[shard]->PutBlocks(s.ctx.get(), &s.response);
+      s.writer = OpenRawWriter(client_->raw_[shard].channel.get(),
+                               client_->raw_[shard].put_blocks, s.ctx.get(), &s.response);
     }
     v1::BlockHeader* h = s.pending.add_headers();
     *h = Header(static_cast<uint32_t>(id), key, meta);
@@ -503,11 +595,12 @@ class BlockWriterImpl final : public BlockWriter {
     Stream& s = streams_[b.shard];
     for (size_t off = 0; off < part.size() || off == 0;) {
       const size_t n = std::min<size_t>(part.size() - off, client_->options_.chunk_bytes);
-      v1::BlockChunk* c = s.pending.add_chunks();
-      c->set_block_id(static_cast<uint32_t>(id));
-      c->set_layer(static_cast<uint32_t>(layer));
-      c->set_offset(off);
-      c->set_data(part.data() + off, n);
+      // The caller's buffer is not ours to keep: copied once, into the slice.
+      AppendChunk(kPutChunkField,
+                  {.block_id = static_cast<uint32_t>(id),
+                   .layer = static_cast<uint32_t>(layer),
+                   .offset = off},
+                  part.substr(off, n), /*owner=*/nullptr, &s.chunks);
       off += n;
       KVQ_RETURN_IF_ERROR(Send(s));
       if (part.empty()) break;
@@ -525,13 +618,20 @@ class BlockWriterImpl final : public BlockWriter {
       if (st.ok()) s.writer->WritesDone();
       s.finished = true;
       st = FromGrpcStatus(s.writer->Finish());
-      if (st.ok() && s.response.results_size() != static_cast<int>(s.ids.size())) {
+      v1::PutBlocksResponse response;
+      if (st.ok()) {
+        absl::StatusOr<v1::PutBlocksResponse> parsed =
+            ParseResponse<v1::PutBlocksResponse>(s.response);
+        if (parsed.ok()) response = std::move(*parsed);
+        st = parsed.status();
+      }
+      if (st.ok() && response.results_size() != static_cast<int>(s.ids.size())) {
         st = absl::InternalError(
             "store answered PutBlocks with the wrong number of results");
       }
       for (size_t j = 0; st.ok() && j < s.ids.size(); ++j) {
         absl::StatusOr<kvstore::PutOutcome> o =
-            OutcomeFromProto(s.response.results(static_cast<int>(j)).outcome());
+            OutcomeFromProto(response.results(static_cast<int>(j)).outcome());
         if (!o.ok()) st = o.status();
         if (o.ok()) outcomes[s.ids[j]] = *o;
       }
@@ -544,10 +644,11 @@ class BlockWriterImpl final : public BlockWriter {
  private:
   struct Stream {
     std::unique_ptr<grpc::ClientContext> ctx;
-    v1::PutBlocksResponse response;
-    std::unique_ptr<grpc::ClientWriter<v1::PutBlocksRequest>> writer;
-    v1::PutBlocksRequest pending;
-    std::vector<int> ids;  // announced block ids, in order
+    grpc::ByteBuffer response;
+    std::unique_ptr<grpc::ClientWriter<grpc::ByteBuffer>> writer;
+    v1::PutBlocksRequest pending;     // headers and seals not sent yet
+    std::vector<grpc::Slice> chunks;  // encoded chunks not sent yet
+    std::vector<int> ids;             // announced block ids, in order
     bool finished = false;
     absl::Status error;  // why the stream broke, if it did
   };
@@ -563,11 +664,15 @@ class BlockWriterImpl final : public BlockWriter {
       return s.error.ok() ? absl::FailedPreconditionError("stream already finished")
                           : s.error;
     }
-    if (s.pending.headers_size() == 0 && s.pending.chunks_size() == 0 &&
-        s.pending.seals_size() == 0)
+    if (s.pending.headers_size() == 0 && s.chunks.empty() && s.pending.seals_size() == 0)
       return absl::OkStatus();
-    const bool ok = s.writer->Write(s.pending);
+    // Headers (and seals) first: a block's header precedes its chunks.
+    std::vector<grpc::Slice> slices;
+    AppendMessage(s.pending, &slices);
+    for (grpc::Slice& c : s.chunks) slices.push_back(std::move(c));
+    const bool ok = s.writer->Write(grpc::ByteBuffer(slices.data(), slices.size()));
     s.pending.Clear();
+    s.chunks.clear();
     if (ok) return absl::OkStatus();
     s.finished = true;
     absl::Status st = FromGrpcStatus(s.writer->Finish());

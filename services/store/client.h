@@ -31,6 +31,8 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "absl/types/span.h"
+#include "grpcpp/channel.h"
+#include "grpcpp/impl/rpc_method.h"
 #include "kvstore/block.h"
 #include "kvstore/block_key.h"
 #include "kvstore/kv_store.h"
@@ -143,8 +145,19 @@ class StoreClient {
   absl::StatusOr<std::vector<kvstore::PutOutcome>> PutShard(
       size_t shard, const std::vector<const kvstore::Block*>& blocks);
 
+  // PutBlocks and GetBlocks of one shard as raw (grpc::ByteBuffer) calls:
+  // chunk data goes out from the callers' buffers and comes in straight into
+  // the blocks (chunk_decoder.h); the wire format is the proto's.
+  struct RawMethods {
+    explicit RawMethods(const std::shared_ptr<grpc::Channel>& channel);
+    std::shared_ptr<grpc::Channel> channel;
+    grpc::internal::RpcMethod put_blocks;
+    grpc::internal::RpcMethod get_blocks;
+  };
+
   const Options options_;
   std::vector<std::unique_ptr<v1::KvStore::Stub>> stubs_;
+  std::vector<RawMethods> raw_;  // per shard
 };
 
 // Splits "a:1,b:2" into addresses (empty items dropped).

@@ -1,10 +1,12 @@
 #include "services/store/put_session.h"
 
+#include <cstring>
 #include <string>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
+#include "services/store/chunk_decoder.h"
 #include "services/store/proto_convert.h"
 
 namespace kvq::store {
@@ -17,9 +19,52 @@ absl::Status PutSession::Apply(const v1::PutBlocksRequest& request) {
     KVQ_RETURN_IF_ERROR(AddHeader(header));
   }
   for (const v1::BlockChunk& chunk : request.chunks()) {
-    KVQ_RETURN_IF_ERROR(AddChunk(chunk));
+    const std::string& data = chunk.data();
+    KVQ_RETURN_IF_ERROR(AddChunk(chunk.block_id(), chunk.layer(), chunk.offset(),
+                                 data.size(), [&](char* dst) {
+                                   std::memcpy(dst, data.data(), data.size());
+                                   return true;
+                                 }));
   }
   for (const v1::BlockSeal& seal : request.seals()) {
+    KVQ_RETURN_IF_ERROR(AddSeal(seal));
+  }
+  return absl::OkStatus();
+}
+
+// Applies headers as they are decoded (before the chunks that follow them)
+// and chunks straight from the wire.
+class PutSession::Decoder final : public ChunkSink {
+ public:
+  explicit Decoder(PutSession* session) : session_(session) {}
+
+  absl::Status OnChunk(const ChunkHeader& chunk, ChunkData& data) override {
+    KVQ_RETURN_IF_ERROR(ApplyNewHeaders());
+    return session_->AddChunk(chunk.block_id, chunk.layer, chunk.offset, chunk.size,
+                              [&](char* dst) { return data.CopyTo(dst); });
+  }
+
+  absl::Status ApplyNewHeaders() {
+    for (; headers_done_ < rest_.headers_size(); ++headers_done_) {
+      KVQ_RETURN_IF_ERROR(session_->AddHeader(rest_.headers(headers_done_)));
+    }
+    return absl::OkStatus();
+  }
+
+  v1::PutBlocksRequest& rest() { return rest_; }
+
+ private:
+  PutSession* const session_;
+  v1::PutBlocksRequest rest_;  // the fields other than chunks
+  int headers_done_ = 0;
+};
+
+absl::Status PutSession::ApplyEncoded(
+    google::protobuf::io::ZeroCopyInputStream* message) {
+  Decoder decoder(this);
+  KVQ_RETURN_IF_ERROR(DecodeChunked(message, kPutChunkField, &decoder.rest(), decoder));
+  KVQ_RETURN_IF_ERROR(decoder.ApplyNewHeaders());
+  for (const v1::BlockSeal& seal : decoder.rest().seals()) {
     KVQ_RETURN_IF_ERROR(AddSeal(seal));
   }
   return absl::OkStatus();
@@ -55,16 +100,15 @@ absl::Status PutSession::AddHeader(const v1::BlockHeader& header) {
   return absl::OkStatus();
 }
 
-absl::Status PutSession::AddChunk(const v1::BlockChunk& chunk) {
-  auto it = pending_.find(chunk.block_id());
+absl::Status PutSession::AddChunk(uint32_t block_id, uint32_t layer, uint64_t offset,
+                                  uint64_t size, absl::FunctionRef<bool(char*)> write) {
+  auto it = pending_.find(block_id);
   if (it == pending_.end()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("chunk for block id ", chunk.block_id(),
-                     " which is not announced or already complete"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "chunk for block id ", block_id, " which is not announced or already complete"));
   }
   Pending& p = it->second;
-  if (absl::Status s = p.assembler.AddChunk(chunk.layer(), chunk.offset(), chunk.data());
-      !s.ok()) {
+  if (absl::Status s = p.assembler.AddChunk(layer, offset, size, write); !s.ok()) {
     return absl::InvalidArgumentError(
         absl::StrCat("block ", p.key.ToHex(), ": ", s.message()));
   }

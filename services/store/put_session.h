@@ -6,6 +6,8 @@
 //
 //   PutSession session(store, {.max_pending_bytes = 1 << 30});
 //   while (read(&msg)) KVQ_RETURN_IF_ERROR(session.Apply(msg));
+//   // or, from the encoded message (chunk data copied once, into the block):
+//   while (read(&bytes)) KVQ_RETURN_IF_ERROR(session.ApplyEncoded(&stream));
 //   KVQ_ASSIGN_OR_RETURN(v1::PutBlocksResponse resp, session.Finish());
 #ifndef KVQ_SERVICES_STORE_PUT_SESSION_H_
 #define KVQ_SERVICES_STORE_PUT_SESSION_H_
@@ -14,8 +16,10 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "google/protobuf/io/zero_copy_stream.h"
 #include "kvstore/block_assembler.h"
 #include "kvstore/block_key.h"
 #include "kvstore/kv_store.h"
@@ -23,7 +27,7 @@
 
 namespace kvq::store {
 
-class PutSession {
+class PutSession final {
  public:
   struct Options {
     // Bytes of announced but uncommitted blocks one stream may hold.
@@ -43,6 +47,11 @@ class PutSession {
   //   DATA_LOSS         a completed block whose checksum does not match
   absl::Status Apply(const v1::PutBlocksRequest& request);
 
+  // The same for one encoded PutBlocksRequest (chunk_decoder.h): the fields are
+  // applied in wire order, each chunk's data copied straight into its block.
+  // Also INVALID_ARGUMENT for a malformed message.
+  absl::Status ApplyEncoded(google::protobuf::io::ZeroCopyInputStream* message);
+
   // After the client half-closed: the results, one per header in order, or
   // INVALID_ARGUMENT if some announced block is incomplete or unsealed.
   absl::StatusOr<v1::PutBlocksResponse> Finish();
@@ -56,9 +65,11 @@ class PutSession {
     uint64_t checksum;   // the header's, or the seal's
   };
   using PendingMap = absl::flat_hash_map<uint32_t, Pending>;
+  class Decoder;
 
   absl::Status AddHeader(const v1::BlockHeader& header);
-  absl::Status AddChunk(const v1::BlockChunk& chunk);
+  absl::Status AddChunk(uint32_t block_id, uint32_t layer, uint64_t offset, uint64_t size,
+                        absl::FunctionRef<bool(char*)> write);
   absl::Status AddSeal(const v1::BlockSeal& seal);
   // Commits the block if all its bytes and its checksum are there.
   absl::Status MaybeCommit(PendingMap::iterator it);

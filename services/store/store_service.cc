@@ -7,7 +7,9 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "grpcpp/support/proto_buffer_reader.h"
 #include "services/common/grpc_status.h"
+#include "services/store/chunk_encoder.h"
 #include "services/store/proto_convert.h"
 #include "services/store/put_session.h"
 
@@ -22,12 +24,18 @@ absl::Duration TtlFromMs(uint32_t ms) { return absl::Milliseconds(ms); }
 
 absl::Status ShuttingDown() { return absl::UnavailableError("store is shutting down"); }
 
+grpc::ByteBuffer Encode(const google::protobuf::MessageLite& message) {
+  std::vector<grpc::Slice> slices;
+  AppendMessage(message, &slices);
+  return grpc::ByteBuffer(slices.data(), slices.size());
+}
+
 // PutBlocks: one PutSession per stream. Reactions only copy bytes and take the
 // engine's lock briefly; nothing blocks.
-class PutReactor final : public grpc::ServerReadReactor<v1::PutBlocksRequest> {
+class PutReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
  public:
   PutReactor(StoreService* service, grpc::CallbackServerContext* context,
-             v1::PutBlocksResponse* response)
+             grpc::ByteBuffer* response)
       : service_(service),
         context_(context),
         response_(response),
@@ -50,12 +58,20 @@ class PutReactor final : public grpc::ServerReadReactor<v1::PutBlocksRequest> {
         return;
       }
       absl::StatusOr<v1::PutBlocksResponse> response = session_.Finish();
-      if (response.ok()) *response_ = std::move(*response);
+      if (response.ok()) *response_ = Encode(*response);
       Done(ToGrpcStatus(response.status()));
       return;
     }
-    if (absl::Status s = session_.Apply(request_); !s.ok()) {
-      Done(ToGrpcStatus(s));
+    // No read-ahead: the transport keeps receiving (8 MiB window) while this
+    // runs, and a raw message needs no parsing that a second read could overlap.
+    absl::Status status;
+    {
+      grpc::ProtoBufferReader reader(&request_);
+      status = session_.ApplyEncoded(&reader);
+    }
+    request_.Clear();
+    if (!status.ok()) {
+      Done(ToGrpcStatus(status));
       return;
     }
     StartRead(&request_);
@@ -76,18 +92,18 @@ class PutReactor final : public grpc::ServerReadReactor<v1::PutBlocksRequest> {
 
   StoreService* const service_;
   grpc::CallbackServerContext* const context_;
-  v1::PutBlocksResponse* const response_;
+  grpc::ByteBuffer* const response_;
   PutSession session_;
-  v1::PutBlocksRequest request_;
+  grpc::ByteBuffer request_;
   const absl::Time start_;
   bool entered_ = false;
 };
 
 // GetBlocks: the first message names what was found; then the blocks' bytes,
 // layer by layer, packed into messages of at most `chunk_bytes`.
-class GetReactor final : public grpc::ServerWriteReactor<v1::GetBlocksResponse> {
+class GetReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
  public:
-  GetReactor(StoreService* service, const v1::GetBlocksRequest& request)
+  GetReactor(StoreService* service, const grpc::ByteBuffer& request)
       : service_(service), start_(absl::Now()) {
     entered_ = service_->EnterCall();
     absl::Status status = entered_ ? Prepare(request) : ShuttingDown();
@@ -116,47 +132,56 @@ class GetReactor final : public grpc::ServerWriteReactor<v1::GetBlocksResponse> 
   }
 
  private:
-  absl::Status Prepare(const v1::GetBlocksRequest& request) {
+  absl::Status Prepare(const grpc::ByteBuffer& encoded) {
+    v1::GetBlocksRequest request;
+    grpc::ByteBuffer copy = encoded;  // shares the slices
+    grpc::ProtoBufferReader reader(&copy);
+    if (!request.ParseFromZeroCopyStream(&reader)) {
+      return absl::InvalidArgumentError("GetBlocksRequest does not parse");
+    }
     absl::StatusOr<std::vector<kvstore::BlockKey>> keys = KeysFromProto(request.keys());
     if (!keys.ok()) return keys.status();
     chunk_bytes_ = request.max_chunk_bytes() == 0
                        ? service_->options().default_chunk_bytes
                        : request.max_chunk_bytes();
     chunk_bytes_ = std::clamp<uint32_t>(chunk_bytes_, 1, kMaxChunkBytes);
+    v1::GetBlocksResponse first;
     if (request.lease_ttl_ms() > 0) {
       absl::StatusOr<kvstore::LeaseId> lease =
           service_->store()->AcquireLease(*keys, TtlFromMs(request.lease_ttl_ms()));
       if (!lease.ok()) return lease.status();
-      message_.set_lease_id(*lease);
+      first.set_lease_id(*lease);
     }
     std::vector<absl::StatusOr<kvstore::Block>> got = service_->store()->Get(*keys);
     for (size_t i = 0; i < got.size(); ++i) {
       if (!got[i].ok()) {
-        message_.add_missing(static_cast<uint32_t>(i));
+        first.add_missing(static_cast<uint32_t>(i));
         continue;
       }
-      v1::BlockHeader* h = message_.add_headers();
+      v1::BlockHeader* h = first.add_headers();
       h->set_block_id(static_cast<uint32_t>(i));
       h->set_key(request.keys(static_cast<int>(i)));
       *h->mutable_meta() = MetaToProto(got[i]->meta);
       blocks_.push_back({static_cast<uint32_t>(i), std::move(*got[i])});
     }
+    message_ = Encode(first);
     return absl::OkStatus();
   }
 
-  // Fills message_ with the next chunks; false when everything was sent.
+  // Fills message_ with the next chunks, sent from the blocks' own bytes;
+  // false when everything was sent.
   bool NextMessage() {
-    message_.Clear();
+    slices_.clear();
     size_t budget = chunk_bytes_;
     while (budget > 0 && block_ < blocks_.size()) {
       const auto& [id, block] = blocks_[block_];
       const size_t layer_bytes = block.meta.layer_bytes();
       const size_t n = std::min(budget, layer_bytes - offset_);
-      v1::BlockChunk* c = message_.add_chunks();
-      c->set_block_id(id);
-      c->set_layer(static_cast<uint32_t>(layer_));
-      c->set_offset(offset_);
-      c->set_data(block.bytes->data() + layer_ * layer_bytes + offset_, n);
+      AppendChunk(
+          kGetChunkField,
+          {.block_id = id, .layer = static_cast<uint32_t>(layer_), .offset = offset_},
+          absl::string_view(block.bytes->data() + layer_ * layer_bytes + offset_, n),
+          block.bytes, &slices_);
       budget -= n;
       offset_ += n;
       if (offset_ == layer_bytes) {
@@ -167,7 +192,9 @@ class GetReactor final : public grpc::ServerWriteReactor<v1::GetBlocksResponse> 
         }
       }
     }
-    return message_.chunks_size() > 0;
+    if (slices_.empty()) return false;
+    message_ = grpc::ByteBuffer(slices_.data(), slices_.size());
+    return true;
   }
 
   // Records the call before finishing it, so that a client that saw the
@@ -185,7 +212,8 @@ class GetReactor final : public grpc::ServerWriteReactor<v1::GetBlocksResponse> 
   size_t block_ = 0;
   int layer_ = 0;
   size_t offset_ = 0;
-  v1::GetBlocksResponse message_;
+  std::vector<grpc::Slice> slices_;
+  grpc::ByteBuffer message_;
 };
 
 }  // namespace
@@ -220,13 +248,13 @@ grpc::ServerUnaryReactor* StoreService::FinishUnary(grpc::CallbackServerContext*
   return reactor;
 }
 
-grpc::ServerReadReactor<v1::PutBlocksRequest>* StoreService::PutBlocks(
-    grpc::CallbackServerContext* context, v1::PutBlocksResponse* response) {
+grpc::ServerReadReactor<grpc::ByteBuffer>* StoreService::PutBlocks(
+    grpc::CallbackServerContext* context, grpc::ByteBuffer* response) {
   return new PutReactor(this, context, response);
 }
 
-grpc::ServerWriteReactor<v1::GetBlocksResponse>* StoreService::GetBlocks(
-    grpc::CallbackServerContext*, const v1::GetBlocksRequest* request) {
+grpc::ServerWriteReactor<grpc::ByteBuffer>* StoreService::GetBlocks(
+    grpc::CallbackServerContext*, const grpc::ByteBuffer* request) {
   return new GetReactor(this, *request);
 }
 

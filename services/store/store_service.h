@@ -2,6 +2,9 @@
 // engine, with the callback API: PutBlocks reads a client stream into a
 // PutSession, GetBlocks writes a server stream chunk by chunk, the rest are
 // unary. Every RPC is timed into RpcMetrics and refreshes StoreMetrics.
+// PutBlocks and GetBlocks are raw methods (grpc::ByteBuffer, chunk_decoder.h,
+// chunk_encoder.h): chunk data is copied once from the receive buffers into the block,
+// and sent from the stored block without a copy.
 //
 //   auto engine = kvstore::KvStore::Open({.capacity_bytes = 1 << 30});
 //   StoreService service(engine->get(), {.max_lease_ttl = absl::Seconds(60)},
@@ -21,7 +24,11 @@
 
 namespace kvq::store {
 
-class StoreService final : public v1::KvStore::CallbackService {
+// The two streaming methods are raw, the others generated.
+using StoreServiceBase = v1::KvStore::WithRawCallbackMethod_PutBlocks<
+    v1::KvStore::WithRawCallbackMethod_GetBlocks<v1::KvStore::CallbackService>>;
+
+class StoreService final : public StoreServiceBase {
  public:
   struct Options {
     // Largest chunk GetBlocks sends when the request does not ask for less.
@@ -35,10 +42,12 @@ class StoreService final : public v1::KvStore::CallbackService {
   StoreService(kvstore::KvStore* store, const Options& options,
                services::RpcMetrics* rpc_metrics, StoreMetrics* store_metrics);
 
-  grpc::ServerReadReactor<v1::PutBlocksRequest>* PutBlocks(
-      grpc::CallbackServerContext* context, v1::PutBlocksResponse* response) override;
-  grpc::ServerWriteReactor<v1::GetBlocksResponse>* GetBlocks(
-      grpc::CallbackServerContext* context, const v1::GetBlocksRequest* request) override;
+  // PutBlocksRequest in, PutBlocksResponse out, encoded.
+  grpc::ServerReadReactor<grpc::ByteBuffer>* PutBlocks(
+      grpc::CallbackServerContext* context, grpc::ByteBuffer* response) override;
+  // GetBlocksRequest in, GetBlocksResponse stream out, encoded.
+  grpc::ServerWriteReactor<grpc::ByteBuffer>* GetBlocks(
+      grpc::CallbackServerContext* context, const grpc::ByteBuffer* request) override;
   grpc::ServerUnaryReactor* Lookup(grpc::CallbackServerContext* context,
                                    const v1::LookupRequest* request,
                                    v1::LookupResponse* response) override;

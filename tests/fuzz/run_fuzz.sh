@@ -20,7 +20,8 @@ fi
 
 # Rebuild only when a source (or this script) is newer than the binary.
 deps=(proto/kvstore.proto tests/fuzz/run_fuzz.sh kernels/block_format.h kvstore/*.h
-      services/store/proto_convert.h services/store/put_session.h)
+      services/store/proto_convert.h services/store/put_session.h
+      services/store/chunk_decoder.h)
 
 # The absl libraries Bazel links (third_party/BUILD), minus the flags.
 absl_libs=$(grep -o '"-labsl_[a-z_0-9]*"' third_party/BUILD | tr -d '"' | tr '\n' ' ')
@@ -35,6 +36,7 @@ srcs=(
   kvstore/internal/lru_kv_store.cc
   services/store/proto_convert.cc
   services/store/put_session.cc
+  services/store/chunk_decoder.cc
 )
 stale=0
 if [[ ! -x "$out/store_fuzz" ]]; then stale=1; fi

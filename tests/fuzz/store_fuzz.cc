@@ -1,13 +1,16 @@
 // libFuzzer target for everything the KV store decodes from the network:
 // PutBlocksRequest messages (protobuf parsing, key and metadata validation,
-// chunk placement in BlockAssembler, commits into a small LRU engine) and
+// chunk placement in BlockAssembler, commits into a small LRU engine), the
+// same bytes through the server's own wire decoder (chunk_decoder.h,
+// PutSession::ApplyEncoded, fed in small pieces as gRPC slices would be), and
 // the wire conversions. Built and run by tests/fuzz/run_fuzz.sh (clang-14,
 // -fsanitize=fuzzer,address).
 //
 // Input: a sequence of records, each a little-endian u16 length followed by
 // that many bytes, parsed as one PutBlocksRequest of a single stream. Records
-// that do not parse are skipped. With KVQ_FUZZ_WRITE_SEEDS=DIR set, the target
-// writes a few valid streams to DIR and exits (the script's seed corpus).
+// that do not parse are skipped by the parsed path; the wire decoder gets
+// every record until its stream's first error. With KVQ_FUZZ_WRITE_SEEDS=DIR set, the
+// target writes a few valid streams to DIR and exits (the script's seed corpus).
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -17,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "google/protobuf/io/zero_copy_stream_impl_lite.h"
 #include "kvstore/block_assembler.h"
 #include "kvstore/kv_store.h"
 #include "proto/kvstore.pb.h"
@@ -98,12 +102,21 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static auto* store =
       kvq::kvstore::KvStore::Open({.capacity_bytes = 64 << 10})->release();
+  static auto* wire_store =
+      kvq::kvstore::KvStore::Open({.capacity_bytes = 64 << 10})->release();
   kvq::store::PutSession session(store, {.max_pending_bytes = 32 << 10});
+  kvq::store::PutSession wire_session(wire_store, {.max_pending_bytes = 32 << 10});
+  bool wire_ok = true;
   size_t pos = 0;
   while (pos + 2 <= size) {
     const size_t len = data[pos] | (size_t{data[pos + 1]} << 8);
     pos += 2;
     if (len > size - pos) break;
+    if (wire_ok) {
+      // Pieces of 7 bytes: fields and chunk data straddle buffer boundaries.
+      google::protobuf::io::ArrayInputStream in(data + pos, static_cast<int>(len), 7);
+      wire_ok = wire_session.ApplyEncoded(&in).ok();
+    }
     kvq::v1::PutBlocksRequest request;
     if (request.ParseFromArray(data + pos, static_cast<int>(len))) {
       // Also the read side's decoders on whatever came in.
@@ -124,7 +137,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     pos += len;
   }
   (void)session.Finish();
-  const kvq::kvstore::StoreStats stats = store->Stats();
-  if (stats.bytes > stats.capacity_bytes) std::abort();  // capacity accounting invariant
+  (void)wire_session.Finish();
+  for (kvq::kvstore::KvStore* s : {store, wire_store}) {
+    const kvq::kvstore::StoreStats stats = s->Stats();
+    if (stats.bytes > stats.capacity_bytes)
+      std::abort();  // capacity accounting invariant
+  }
   return 0;
 }

@@ -2,6 +2,7 @@
 
 #include <memory>
 
+#include "google/protobuf/io/zero_copy_stream_impl_lite.h"
 #include "gtest/gtest.h"
 #include "kvstore/kv_store.h"
 #include "services/store/proto_convert.h"
@@ -59,6 +60,42 @@ TEST_F(PutSessionTest, InterleavedLayersCommitEachBlockWhenComplete) {
   EXPECT_TRUE(Visible(b));
   EXPECT_FALSE(Visible(a));  // still missing its last layer
   EXPECT_EQ(session.Finish().status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+// The server's path: encoded messages, headers and chunks in one message,
+// chunk data decoded straight into the block.
+TEST_F(PutSessionTest, EncodedMessagesCommitLikeParsedOnes) {
+  PutSession session(store_.get(), {});
+  const TestBlock a = MakeTestBlock(1);
+  for (int layer = 0; layer < 5; ++layer) {
+    v1::PutBlocksRequest r;
+    if (layer == 0) *r.add_headers() = Header(0, a);
+    AddLayer(r, 0, a, layer);
+    const std::string bytes = r.SerializeAsString();
+    google::protobuf::io::ArrayInputStream in(bytes.data(),
+                                              static_cast<int>(bytes.size()), 5);
+    ASSERT_TRUE(session.ApplyEncoded(&in).ok());
+    EXPECT_EQ(Visible(a), layer == 4);
+  }
+  absl::StatusOr<v1::PutBlocksResponse> response = session.Finish();
+  ASSERT_TRUE(response.ok());
+  ASSERT_EQ(response->results_size(), 1);
+  EXPECT_EQ(response->results(0).outcome(), v1::PUT_OUTCOME_STORED);
+  std::vector<absl::StatusOr<kvstore::Block>> got = store_->Get({a.key});
+  ASSERT_TRUE(got[0].ok());
+  EXPECT_EQ(*got[0]->bytes, a.bytes);
+}
+
+TEST_F(PutSessionTest, EncodedMessageCutShortIsInvalidArgument) {
+  PutSession session(store_.get(), {});
+  const TestBlock a = MakeTestBlock(1);
+  v1::PutBlocksRequest r;
+  *r.add_headers() = Header(0, a);
+  AddLayer(r, 0, a, 0);
+  const std::string bytes = r.SerializeAsString();
+  google::protobuf::io::ArrayInputStream in(bytes.data(),
+                                            static_cast<int>(bytes.size()) - 3);
+  EXPECT_EQ(session.ApplyEncoded(&in).code(), absl::StatusCode::kInvalidArgument);
 }
 
 TEST_F(PutSessionTest, ResultsInHeaderOrderWithDuplicates) {
