@@ -235,7 +235,7 @@ absl::Status PrefillService::Run(grpc::ServerContext* context,
     put->Seal(static_cast<uint32_t>(b));
     if (!plan[b].is_fp16()) ++quantized;
   }
-  // ---- 4. the handle, once every block is committed ----
+  // ---- 4. wait until the store committed every block ----
   const absl::Status committed = put->Finish();
   const absl::Time commit_end = absl::Now();
   const uint64_t pushed = put->bytes_sent();
@@ -256,6 +256,7 @@ absl::Status PrefillService::Run(grpc::ServerContext* context,
   const int first_token = serving::SampleToken(logits, sampling, 0);
 
   // ---- 5. lease the handle's blocks until a decode worker fetched them ----
+  // (not when no decode follows: one token asked for, or a stop token)
   const auto& stops = request.sampling().stop_token_ids();
   const bool decode_follows =
       request.sampling().max_tokens() > 1 &&
@@ -267,6 +268,7 @@ absl::Status PrefillService::Run(grpc::ServerContext* context,
   }
   prefix_lease.Release();
 
+  // ---- 6. the handle and its leases ----
   const model::KvCacheStats stats = cache->Stats();
   const uint64_t fp16_bytes = static_cast<uint64_t>(stats.elements * 2);
   const uint64_t stored_bytes = static_cast<uint64_t>(stats.stored_bits / 8);
