@@ -4,6 +4,8 @@
 // the fallbacks when blocks are evicted anyway (recompute from the first
 // missing prefix block; the router re-runs the prefill once); and a store that
 // dies and comes back on the same port while the workers keep running.
+#include <signal.h>
+
 #include <algorithm>
 #include <string>
 #include <thread>
@@ -287,6 +289,21 @@ TEST(ServingRobustnessTest, StoreDownIsUnavailablePromptlyAndRecoversOnRestart) 
   const StreamResult before = RouterGenerate(c.router_address(), request);
   ASSERT_TRUE(before.status.ok()) << before.status.error_message();
 
+  // A store that hangs (stopped, its connections open): the store call's
+  // deadline bounds the request.
+  kill(c.store()->pid(), SIGSTOP);
+  const StreamResult hung = RouterGenerate(c.router_address(), request);
+  kill(c.store()->pid(), SIGCONT);
+  EXPECT_EQ(hung.status.error_code(), grpc::StatusCode::UNAVAILABLE)
+      << hung.status.error_message();
+  EXPECT_TRUE(absl::StrContains(hung.status.error_message(), "KV store"))
+      << hung.status.error_message();
+  EXPECT_LT(hung.elapsed, absl::Seconds(6));  // --store_timeout=3s
+  const StreamResult resumed = RouterGenerate(c.router_address(), request);
+  ASSERT_TRUE(resumed.status.ok()) << resumed.status.error_message();
+  EXPECT_EQ(resumed.tokens, before.tokens);
+
+  // A store that is gone.
   const int port = c.store()->port();
   c.store()->Kill();
   for (int i = 0; i < 3; ++i) {  // a few requests while it is down
