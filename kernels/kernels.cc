@@ -8,6 +8,7 @@
 // all_variants_test.cc then checks it against the reference automatically.
 #include "kernels/kernels.h"
 
+#include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <vector>
@@ -21,6 +22,9 @@ namespace kvq::kernels {
 namespace {
 
 bool Always() { return true; }
+
+// Set by ScopedKernelsOverride; nullptr: Best() chooses.
+std::atomic<const KernelSet*> g_override{nullptr};
 
 struct Variant {
   const KernelSet& (*kernels)();
@@ -57,9 +61,15 @@ std::vector<const KernelSet*> Available() {
 }
 
 const KernelSet& Best() {
+  if (const KernelSet* set = g_override.load(std::memory_order_acquire)) return *set;
   static const KernelSet& best = ChooseBest();
   return best;
 }
+
+ScopedKernelsOverride::ScopedKernelsOverride(const KernelSet& set)
+    : previous_(g_override.exchange(&set)) {}
+
+ScopedKernelsOverride::~ScopedKernelsOverride() { g_override.store(previous_); }
 
 const KernelSet& Reference() { return reference::Kernels(); }
 

@@ -33,6 +33,26 @@ const KernelSet& Reference();
 // name, or this CPU lacks the variant's instructions).
 const KernelSet* FindKernels(absl::string_view name);
 
+// While alive, Best() returns `set` instead (process-wide), so that one test
+// process can run code that calls Best() with every Available() variant:
+//
+//   for (const KernelSet* set : Available()) {
+//     ScopedKernelsOverride use(*set);
+//     ... EvaluatePerplexity(...) ...
+//   }
+//
+// Not for concurrent use: create and destroy it while no kernel call runs.
+class ScopedKernelsOverride {
+ public:
+  explicit ScopedKernelsOverride(const KernelSet& set);
+  ~ScopedKernelsOverride();
+  ScopedKernelsOverride(const ScopedKernelsOverride&) = delete;
+  ScopedKernelsOverride& operator=(const ScopedKernelsOverride&) = delete;
+
+ private:
+  const KernelSet* previous_;
+};
+
 }  // namespace kvq::kernels
 
 #endif  // KVQ_KERNELS_KERNELS_H_
