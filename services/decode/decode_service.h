@@ -6,7 +6,10 @@
 // Sequences decode together in one BatchEngine within a KV budget in bytes:
 // a request reserves its cache's bytes at its final length before fetching,
 // waits (counted) when they do not fit, and frees them the step after it
-// finishes or its client cancels.
+// finishes or its client cancels. The handle's store leases (taken by the
+// prefill worker) are renewed while the request waits for budget and
+// released right after the fetch; blocks gone anyway are NOT_FOUND (counted
+// in kvq_kv_handle_misses_total; the router then re-runs the prefill).
 //
 //   DecodeService decode(model, transformer, store.get(), {.kv_budget_bytes = 1 << 30});
 //   RunGrpcServer({.role = "decode"}, {&decode});

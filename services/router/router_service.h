@@ -1,9 +1,11 @@
 // The client-facing Router service (design sections 1 and 5): encodes a text
 // prompt (or takes token ids), picks the least-loaded prefill worker, retries
 // a failed prefill once on another one, then streams the decode worker's
-// tokens back. It never talks to the KV store. The client's deadline and
-// cancellation pass through to both workers (gRPC call propagation); calls
-// without a client deadline get `default_timeout`.
+// tokens back. When the decode worker finds the handle's blocks evicted
+// (NOT_FOUND before any token), the prefill is run once more and the decode
+// retried (kvq_reprefills_total). It never talks to the KV store. The
+// client's deadline and cancellation pass through to both workers (gRPC call
+// propagation); calls without a client deadline get `default_timeout`.
 //
 //   RouterService router({.prefill = {"127.0.0.1:5001"}, .decode = {...},
 //                         .tokenizer = tok.get()});
