@@ -1,12 +1,19 @@
-// `kvq bench kernels [--json] [--quick] [--variant=NAME]`: runs the workloads
-// of kernels_bench.h and prints a table, or JSON Lines with --json (one object
-// per line: "config", "bandwidth", "compute", "attention" and "quantize" records).
+// `kvq bench kernels [--json] [--quick] [--variant=NAME] [--contexts=N,...]
+// [--threads=N,...]`: runs the workloads of kernels_bench.h and prints a
+// table, or JSON Lines with --json (one object per line: "config",
+// "bandwidth", "compute", "attention" and "quantize" records).
 #include <cstdio>
 #include <string>
+#include <tuple>
+#include <utility>
 #include <vector>
 
 #include "absl/flags/flag.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/string_view.h"
 #include "cli/command.h"
 #include "kernels/bench/kernels_bench.h"
 #include "kernels/kernels.h"
@@ -19,6 +26,11 @@ ABSL_FLAG(bool, quick, false,
 ABSL_FLAG(std::string, variant, "",
           "kvq bench kernels: kernel variant to measure (reference, avx2, avx512, ...); "
           "empty: the one kvq picks for this CPU.");
+ABSL_FLAG(std::string, contexts, "",
+          "kvq bench kernels: comma-separated context lengths in tokens (e.g. 16384); "
+          "empty: 1024,4096,16384,65536 (1024,4096 with --quick).");
+ABSL_FLAG(std::string, threads, "",
+          "kvq bench kernels: comma-separated thread counts (e.g. 1); empty: 1,2.");
 
 namespace kvq::kernels::bench {
 namespace {
@@ -114,6 +126,21 @@ void PrintTable(const KernelsBenchResult& r) {
   }
 }
 
+// "1,2,4" -> {1, 2, 4}; every item a positive integer.
+absl::StatusOr<std::vector<int>> ParsePositiveList(const std::string& flag,
+                                                   const std::string& text) {
+  std::vector<int> out;
+  for (absl::string_view item : absl::StrSplit(text, ',')) {
+    int v = 0;
+    if (!absl::SimpleAtoi(item, &v) || v < 1) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "--%s: '%s' is not a positive integer", flag, std::string(item)));
+    }
+    out.push_back(v);
+  }
+  return out;
+}
+
 int Run(const std::vector<std::string>& args) {
   if (!args.empty()) {
     std::fprintf(stderr, "kvq bench kernels: unexpected argument '%s'\n",
@@ -122,6 +149,18 @@ int Run(const std::vector<std::string>& args) {
   }
   KernelsBenchOptions options =
       absl::GetFlag(FLAGS_quick) ? KernelsBenchOptions::Quick() : KernelsBenchOptions();
+  for (auto [name, text, list] :
+       {std::tuple{"contexts", absl::GetFlag(FLAGS_contexts), &options.contexts},
+        std::tuple{"threads", absl::GetFlag(FLAGS_threads), &options.threads}}) {
+    if (text.empty()) continue;
+    absl::StatusOr<std::vector<int>> parsed = ParsePositiveList(name, text);
+    if (!parsed.ok()) {
+      std::fprintf(stderr, "kvq bench kernels: %s\n",
+                   std::string(parsed.status().message()).c_str());
+      return 2;
+    }
+    *list = *std::move(parsed);
+  }
   const std::string variant = absl::GetFlag(FLAGS_variant);
   if (!variant.empty()) {
     options.kernels = FindKernels(variant);
@@ -154,8 +193,9 @@ const cli::CommandRegistrar kBenchKernels({
         "on 1 and 2 threads, each row against the read bandwidth measured in the same "
         "run (>= 1 GiB working sets), and quantize throughput. About a minute. "
         "--json prints JSON Lines: one object per record (config, bandwidth, compute, "
-        "attention rows, quantize).",
-    .flags = {"json", "quick", "variant"},
+        "attention rows, quantize). --contexts=16384 --threads=1 restricts the rows "
+        "(a quicker run for one target).",
+    .flags = {"json", "quick", "variant", "contexts", "threads"},
     .run = Run,
 });
 
