@@ -103,6 +103,13 @@ class KvStore {
   // negative ttl.
   virtual absl::StatusOr<LeaseId> AcquireLease(absl::Span<const BlockKey> keys,
                                                absl::Duration ttl) = 0;
+  // Contains and AcquireLease as one step: sets (*present)[i] to whether
+  // keys[i] is present (hits refresh LRU) and leases exactly the present ones,
+  // so that no block reported present can be evicted or deleted before it is
+  // pinned. Same TTL rules as AcquireLease.
+  virtual absl::StatusOr<LeaseId> LeasePresent(absl::Span<const BlockKey> keys,
+                                               absl::Duration ttl,
+                                               std::vector<bool>* present) = 0;
   // Extends a live lease to now + ttl (same rules). NOT_FOUND if the lease is
   // unknown, released or expired.
   virtual absl::Status RenewLease(LeaseId lease, absl::Duration ttl) = 0;

@@ -106,18 +106,17 @@ class LruKvStore final : public KvStore {
     if (!effective.ok()) return effective.status();
     std::lock_guard<std::mutex> lock(mu_);
     ReapExpiredLeases();
-    const LeaseId id = next_lease_++;
-    Lease& lease = leases_[id];
-    absl::flat_hash_set<BlockKey> seen;
-    for (const BlockKey& key : keys) {
-      auto it = blocks_.find(key);
-      if (it == blocks_.end() || !seen.insert(key).second) continue;
-      Pin(it->second);
-      lease.keys.push_back(key);
-    }
-    lease.expiry = clock_() + *effective;
-    expiries_.emplace(lease.expiry, id);
-    return id;
+    return LeaseLocked(keys, *effective, /*present=*/nullptr);
+  }
+
+  absl::StatusOr<LeaseId> LeasePresent(absl::Span<const BlockKey> keys,
+                                       absl::Duration ttl,
+                                       std::vector<bool>* present) override {
+    absl::StatusOr<absl::Duration> effective = EffectiveTtl(ttl);
+    if (!effective.ok()) return effective.status();
+    std::lock_guard<std::mutex> lock(mu_);
+    ReapExpiredLeases();
+    return LeaseLocked(keys, *effective, present);
   }
 
   absl::Status RenewLease(LeaseId id, absl::Duration ttl) override {
@@ -223,6 +222,30 @@ class LruKvStore final : public KvStore {
       --leased_blocks_;
       leased_bytes_ -= e.block.bytes->size();
     }
+  }
+
+  // Pins the present blocks among `keys` under a new lease; with `present`,
+  // also reports (and touches) them.
+  LeaseId LeaseLocked(absl::Span<const BlockKey> keys, absl::Duration ttl,
+                      std::vector<bool>* present) {
+    if (present != nullptr) present->assign(keys.size(), false);
+    const LeaseId id = next_lease_++;
+    Lease& lease = leases_[id];
+    absl::flat_hash_set<BlockKey> seen;
+    for (size_t i = 0; i < keys.size(); ++i) {
+      auto it = blocks_.find(keys[i]);
+      if (it == blocks_.end()) continue;
+      if (present != nullptr) {
+        (*present)[i] = true;
+        Touch(it->second);
+      }
+      if (!seen.insert(keys[i]).second) continue;
+      Pin(it->second);
+      lease.keys.push_back(keys[i]);
+    }
+    lease.expiry = clock_() + ttl;
+    expiries_.emplace(lease.expiry, id);
+    return id;
   }
 
   void DropLease(LeaseMap::iterator it) {

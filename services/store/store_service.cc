@@ -265,17 +265,20 @@ grpc::ServerUnaryReactor* StoreService::Lookup(grpc::CallbackServerContext* cont
   if (draining_) return FinishUnary(context, "Lookup", start, ShuttingDown());
   absl::StatusOr<std::vector<kvstore::BlockKey>> keys = KeysFromProto(request->keys());
   if (!keys.ok()) return FinishUnary(context, "Lookup", start, keys.status());
-  const std::vector<bool> present = store_->Contains(*keys);
+  std::vector<bool> present;
+  if (request->lease_ttl_ms() > 0) {
+    // One step: a block reported present is pinned before anything can evict it.
+    absl::StatusOr<kvstore::LeaseId> lease =
+        store_->LeasePresent(*keys, TtlFromMs(request->lease_ttl_ms()), &present);
+    if (!lease.ok()) return FinishUnary(context, "Lookup", start, lease.status());
+    response->set_lease_id(*lease);
+  } else {
+    present = store_->Contains(*keys);
+  }
   uint32_t prefix = 0;
   while (prefix < present.size() && present[prefix]) ++prefix;
   for (bool p : present) response->add_present(p);
   response->set_present_prefix(prefix);
-  if (request->lease_ttl_ms() > 0) {
-    absl::StatusOr<kvstore::LeaseId> lease =
-        store_->AcquireLease(*keys, TtlFromMs(request->lease_ttl_ms()));
-    if (!lease.ok()) return FinishUnary(context, "Lookup", start, lease.status());
-    response->set_lease_id(*lease);
-  }
   return FinishUnary(context, "Lookup", start, absl::OkStatus());
 }
 

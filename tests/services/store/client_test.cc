@@ -95,6 +95,16 @@ TEST(StoreClientTest, PutGetLookupLeaseDelete) {
   ASSERT_TRUE(lookup.ok());
   EXPECT_EQ(lookup->present_prefix, 2u);
   EXPECT_EQ(lookup->present, (std::vector<bool>{true, true, false, true}));
+  EXPECT_TRUE(lookup->leases.empty());
+
+  // With a TTL, Lookup leases exactly the blocks it reports present.
+  auto leased = client->Lookup({keys[1], keys[5]}, absl::Seconds(30));
+  ASSERT_TRUE(leased.ok());
+  EXPECT_EQ(leased->present, (std::vector<bool>{true, false}));
+  ASSERT_EQ(leased->leases.size(), 1u);
+  EXPECT_EQ(server.engine().Stats().leased_blocks, 1u);
+  EXPECT_EQ(client->Delete({keys[1]})[0].code(), absl::StatusCode::kFailedPrecondition);
+  ASSERT_TRUE(client->ReleaseLeases(leased->leases).ok());
 
   // 100-byte chunks: each 384-byte layer part arrives in several messages.
   auto got = client->GetBlocks(keys, absl::Seconds(30));
