@@ -20,7 +20,11 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "gmock/gmock.h"
+#include "google/protobuf/descriptor.pb.h"
+#include "google/protobuf/unknown_field_set.h"
 #include "grpcpp/grpcpp.h"
+#include "grpcpp/impl/rpc_method.h"
 #include "gtest/gtest.h"
 #include "proto/kvstore.grpc.pb.h"
 #include "services/launcher/child_process.h"
@@ -134,6 +138,99 @@ TEST(StoreIntegrationTest, HealthyAndStopsGracefullyOnSigterm) {
   EXPECT_EQ(WEXITSTATUS(status), 0);
   EXPECT_TRUE(absl::StrContains(store->Output(), "kvq store: stopped"))
       << store->Output();
+}
+
+// Server reflection (grpc.reflection.v1alpha), spoken over a raw bidi stream
+// with the messages hand-encoded (the reflection client library is not
+// installed): list the services, then fetch the file defining KvStore.
+std::vector<std::string> ReflectionRequests(
+    grpc::ClientReaderWriter<grpc::ByteBuffer, grpc::ByteBuffer>& call,
+    const std::vector<std::string>& requests) {
+  std::vector<std::string> responses;
+  for (const std::string& r : requests) {
+    grpc::Slice slice(r);
+    if (!call.Write(grpc::ByteBuffer(&slice, 1))) break;
+    grpc::ByteBuffer response;
+    if (!call.Read(&response)) break;
+    std::vector<grpc::Slice> slices;
+    if (!response.Dump(&slices).ok()) break;
+    std::string bytes;
+    for (const grpc::Slice& s : slices) {
+      bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
+    }
+    responses.push_back(std::move(bytes));
+  }
+  return responses;
+}
+
+// The length-delimited values of field `number` in encoded message `bytes`.
+std::vector<std::string> Field(const std::string& bytes, int number) {
+  google::protobuf::UnknownFieldSet fields;
+  EXPECT_TRUE(fields.ParseFromString(bytes));
+  std::vector<std::string> out;
+  for (int i = 0; i < fields.field_count(); ++i) {
+    const google::protobuf::UnknownField& f = fields.field(i);
+    if (f.number() == number &&
+        f.type() == google::protobuf::UnknownField::TYPE_LENGTH_DELIMITED) {
+      out.push_back(f.length_delimited());
+    }
+  }
+  return out;
+}
+
+TEST(StoreIntegrationTest, ServerReflectionDescribesTheKvStoreService) {
+  auto store = StartStore({});
+  ASSERT_NE(store, nullptr);
+  auto channel =
+      grpc::CreateChannel(store->address(), grpc::InsecureChannelCredentials());
+  const grpc::internal::RpcMethod method(
+      "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+      grpc::internal::RpcMethod::BIDI_STREAMING, channel);
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  std::unique_ptr<grpc::ClientReaderWriter<grpc::ByteBuffer, grpc::ByteBuffer>> call(
+      grpc::internal::ClientReaderWriterFactory<grpc::ByteBuffer,
+                                                grpc::ByteBuffer>::Create(channel.get(),
+                                                                          method, &ctx));
+  // ServerReflectionRequest: list_services = 7, file_containing_symbol = 4.
+  const std::string list = std::string("\x3a\x01*", 3);
+  const std::string symbol = "kvq.v1.KvStore";
+  const std::string file =
+      absl::StrCat("\x22", std::string(1, static_cast<char>(symbol.size())), symbol);
+  const std::vector<std::string> responses = ReflectionRequests(*call, {list, file});
+  call->WritesDone();
+  EXPECT_TRUE(call->Finish().ok());
+  ASSERT_EQ(responses.size(), 2u);
+
+  // ServerReflectionResponse.list_services_response = 6 { repeated service = 1 { name = 1
+  // } }.
+  std::vector<std::string> services;
+  for (const std::string& list_response : Field(responses[0], 6)) {
+    for (const std::string& service : Field(list_response, 1)) {
+      for (const std::string& name : Field(service, 1)) services.push_back(name);
+    }
+  }
+  EXPECT_THAT(services,
+              ::testing::IsSupersetOf({"kvq.v1.KvStore", "grpc.health.v1.Health"}));
+
+  // file_descriptor_response = 4 { repeated bytes file_descriptor_proto = 1 }.
+  bool found = false;
+  for (const std::string& fd_response : Field(responses[1], 4)) {
+    for (const std::string& fd : Field(fd_response, 1)) {
+      google::protobuf::FileDescriptorProto proto;
+      ASSERT_TRUE(proto.ParseFromString(fd));
+      if (proto.package() != "kvq.v1") continue;
+      for (const auto& service : proto.service()) {
+        if (service.name() != "KvStore") continue;
+        std::vector<std::string> methods;
+        for (const auto& m : service.method()) methods.push_back(m.name());
+        EXPECT_THAT(methods,
+                    ::testing::IsSupersetOf({"PutBlocks", "GetBlocks", "Lookup"}));
+        found = true;
+      }
+    }
+  }
+  EXPECT_TRUE(found) << "no descriptor of kvq.v1.KvStore in the reflection answer";
 }
 
 TEST(StoreIntegrationTest, CancelledMidPutLeavesNothingVisible) {
