@@ -65,7 +65,8 @@ grpc::Status DecodeService::GetStats(grpc::ServerContext*, const v1::StatsReques
   out->set_requests_waited_total(b.waited_total);
   out->set_requests_cancelled_total(cancelled_.load());
   out->set_bytes_fetched_total(bytes_fetched_.load());
-  (void)e;
+  out->set_decode_steps_total(e.steps);
+  out->set_decode_tokens_total(e.tokens);
   return grpc::Status::OK;
 }
 
