@@ -75,6 +75,8 @@ nlohmann::json ToJson(const ThroughputRow& r) {
           {"itl_p99_ms", r.itl_p99_ms},
           {"mean_tokens_computed", r.mean_tokens_computed},
           {"requests_waited", r.requests_waited},
+          {"mean_batch", r.mean_batch},
+          {"mean_step_ms", r.mean_step_ms},
           {"warm_seconds", r.warm_seconds}};
 }
 
@@ -104,11 +106,13 @@ nlohmann::json ToJson(const OverlapRow& r) {
 void Print(const ThroughputRow& r) {
   std::printf(
       "%-8s %8.1f tok/s  TTFT p50 %9.1f p99 %9.1f ms  ITL p50 %7.1f p99 %7.1f ms  "
-      "%d fit in %llu B (%llu B each), %d waited, %.1f prompt tokens computed/request\n",
+      "%d fit in %llu B (%llu B each), %d waited, mean batch %.1f, %.1f ms/step, "
+      "%.1f prompt tokens computed/request\n",
       r.kv.c_str(), r.tokens_per_s, r.ttft_p50_ms, r.ttft_p99_ms, r.itl_p50_ms,
       r.itl_p99_ms, r.sequences_fit, static_cast<unsigned long long>(r.kv_budget_bytes),
       static_cast<unsigned long long>(r.sequence_bytes),
-      static_cast<int>(r.requests_waited), r.mean_tokens_computed);
+      static_cast<int>(r.requests_waited), r.mean_batch, r.mean_step_ms,
+      r.mean_tokens_computed);
 }
 
 void Print(const OverlapRow& r) {

@@ -251,6 +251,19 @@ absl::StatusOr<ThroughputRow> DecodeThroughput(const ThroughputOptions& o,
   row.warm_seconds = absl::ToDoubleSeconds(absl::Now() - warm_start);
 
   // ---- the measured phase: every request at once ----
+  auto decode = v1::Decode::NewStub(Channel(cluster->decode_addresses()[0]));
+  uint64_t waited_before = 0, steps_before = 0, tokens_before = 0;
+  {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(30)));
+    v1::WorkerStats stats;
+    if (grpc::Status s = decode->GetStats(&ctx, v1::StatsRequest(), &stats); !s.ok()) {
+      return FromGrpc(s, "decode GetStats");
+    }
+    waited_before = stats.requests_waited_total();
+    steps_before = stats.decode_steps_total();
+    tokens_before = stats.decode_tokens_total();
+  }
   std::vector<v1::GenerateRequest> requests(o.requests);
   for (int i = 0; i < o.requests; ++i) {
     std::vector<int> tokens = prompts[i % o.prompts];
@@ -296,14 +309,19 @@ absl::StatusOr<ThroughputRow> DecodeThroughput(const ThroughputOptions& o,
   row.itl_p99_ms = Percentile(itl, 99) * 1e3;
   row.mean_tokens_computed = computed / o.requests;
   {
-    auto decode = v1::Decode::NewStub(Channel(cluster->decode_addresses()[0]));
     grpc::ClientContext ctx;
     ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(30)));
     v1::WorkerStats stats;
     if (grpc::Status s = decode->GetStats(&ctx, v1::StatsRequest(), &stats); !s.ok()) {
       return FromGrpc(s, "decode GetStats");
     }
-    row.requests_waited = stats.requests_waited_total();
+    row.requests_waited = stats.requests_waited_total() - waited_before;
+    const uint64_t steps = stats.decode_steps_total() - steps_before;
+    if (steps > 0) {
+      row.mean_batch =
+          static_cast<double>(stats.decode_tokens_total() - tokens_before) / steps;
+      row.mean_step_ms = row.seconds * 1e3 / static_cast<double>(steps);
+    }
   }
   cluster->Stop();
   return row;

@@ -74,6 +74,8 @@ struct ThroughputRow {
   double itl_p50_ms = 0, itl_p99_ms = 0;
   double mean_tokens_computed = 0;  // prefill tokens per request (reuse check)
   uint64_t requests_waited = 0;     // decode requests that waited for KV memory
+  double mean_batch = 0;            // decode tokens per batch step
+  double mean_step_ms = 0;          // seconds / steps (wall clock per step)
   double warm_seconds = 0;          // warming the store (not measured)
 };
 

@@ -5,6 +5,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <string>
@@ -105,6 +106,10 @@ TEST(ServeBenchTest, DecodeThroughputRowsAreConsistent) {
     EXPECT_EQ(r.mean_tokens_computed, 32);
     EXPECT_EQ(r.sequences_fit, static_cast<int>(r.kv_budget_bytes / r.sequence_bytes));
     EXPECT_LE(r.requests_waited, 6u);
+    // At most every request per step, at least one.
+    EXPECT_GE(r.mean_batch, 1);
+    EXPECT_LE(r.mean_batch, std::min(6, r.sequences_fit));
+    EXPECT_GT(r.mean_step_ms, 0);
     rows.push_back(r);
   }
   // Equal memory: the same budget, fp16's fitting exactly budget_sequences.
