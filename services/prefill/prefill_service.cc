@@ -190,10 +190,8 @@ absl::Status PrefillService::Run(grpc::ServerContext* context,
     std::string bytes;
   };
   std::vector<DeferredPart> deferred;  // options_.push_after_prefill only
-  absl::Time last_layer_end = absl::InfiniteFuture();
   model::PrefillOptions prefill_options;
   prefill_options.on_layer = [&](int layer) -> absl::Status {
-    if (layer == shape.n_layers - 1) last_layer_end = absl::Now();
     for (int b = reuse; b < n_blocks; ++b) {
       absl::Span<const uint8_t> part = cache->LayerPart(b, layer);
       const size_t want = kernels::LayerBytes(plan[b], shape.n_kv_heads, shape.head_dim);
@@ -221,7 +219,6 @@ absl::Status PrefillService::Run(grpc::ServerContext* context,
       transformer_.Prefill(absl::MakeConstSpan(tokens).subspan(reuse * B), *cache,
                            prefill_options));
   const absl::Time compute_end = absl::Now();
-  if (last_layer_end == absl::InfiniteFuture()) last_layer_end = compute_end;
   for (DeferredPart& d : deferred)
     put->AddLayerPart(d.block, d.layer, std::move(d.bytes));
   uint64_t quantized = 0;
@@ -307,7 +304,9 @@ absl::Status PrefillService::Run(grpc::ServerContext* context,
   st->set_fp16_equivalent_bytes(fp16_bytes);
   st->set_stored_bytes(stored_bytes);
   st->set_compute_seconds(absl::ToDoubleSeconds(compute_end - compute_start));
-  st->set_transfer_exposed_seconds(absl::ToDoubleSeconds(commit_end - last_layer_end));
+  // compute_end follows the last layer's feed-forward (its KV part went out
+  // before it) and the one-token logits.
+  st->set_transfer_exposed_seconds(absl::ToDoubleSeconds(commit_end - compute_end));
   st->set_layers(static_cast<uint32_t>(shape.n_layers));
   st->set_prefix_blocks_lost(lost);
   st->set_blocks_reput(reput);
