@@ -152,6 +152,84 @@ absl::StatusOr<std::unique_ptr<StoreClient>> StoreClient::Connect(
       new StoreClient(options, addresses, std::move(client)));
 }
 
+StoreClient::StoreClient(const store::StoreClient::Options& options,
+                         std::string addresses,
+                         std::shared_ptr<store::StoreClient> client)
+    : options_(options), addresses_(std::move(addresses)), client_(std::move(client)) {
+  background_ = std::thread([this] { BackgroundLoop(); });
+}
+
+StoreClient::~StoreClient() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping_ = true;
+    background_cv_.notify_all();
+  }
+  background_.join();
+}
+
+void StoreClient::ReleaseLeasesLater(std::vector<store::ShardLease> leases) {
+  if (leases.empty()) return;
+  std::lock_guard<std::mutex> lock(mu_);
+  to_release_.push_back(std::move(leases));
+  background_cv_.notify_all();
+}
+
+uint64_t StoreClient::Hold(std::vector<store::ShardLease> leases, absl::Duration ttl) {
+  if (leases.empty() || ttl <= absl::ZeroDuration()) return 0;
+  std::lock_guard<std::mutex> lock(mu_);
+  const uint64_t id = next_hold_id_++;
+  const absl::Duration every = std::max(ttl / 3, absl::Milliseconds(10));
+  held_[id] = Held{std::move(leases), ttl, absl::Now() + every};
+  background_cv_.notify_all();
+  return id;
+}
+
+void StoreClient::Unhold(uint64_t id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  held_.erase(id);
+}
+
+void StoreClient::BackgroundLoop() {
+  std::unique_lock<std::mutex> lock(mu_);
+  while (true) {
+    if (!to_release_.empty()) {
+      std::vector<store::ShardLease> leases = std::move(to_release_.front());
+      to_release_.pop_front();
+      lock.unlock();
+      (void)ReleaseLeases(leases);
+      lock.lock();
+      continue;
+    }
+    if (stopping_) return;
+    absl::Time due = absl::InfiniteFuture();
+    uint64_t due_id = 0;
+    for (const auto& [id, h] : held_) {
+      if (h.next_renewal < due) {
+        due = h.next_renewal;
+        due_id = id;
+      }
+    }
+    if (due_id != 0 && due <= absl::Now()) {
+      Held& h = held_[due_id];
+      h.next_renewal = absl::Now() + std::max(h.ttl / 3, absl::Milliseconds(10));
+      const std::vector<store::ShardLease> leases = h.leases;
+      const absl::Duration ttl = h.ttl;
+      lock.unlock();
+      const bool renewed = RenewLeases(leases, ttl).ok();
+      lock.lock();
+      if (!renewed) held_.erase(due_id);
+      continue;
+    }
+    // Woken by a release, a new hold or stopping; the loop re-checks all.
+    if (due_id == 0) {
+      background_cv_.wait(lock);
+    } else {
+      background_cv_.wait_until(lock, absl::ToChronoTime(due));
+    }
+  }
+}
+
 std::shared_ptr<store::StoreClient> StoreClient::client() const {
   std::lock_guard<std::mutex> lock(mu_);
   return client_;
@@ -251,41 +329,17 @@ absl::Status StoreClient::ReleaseLeases(absl::Span<const store::ShardLease> leas
 HeldLeases::HeldLeases(StoreClient* store, std::vector<store::ShardLease> leases,
                        absl::Duration ttl)
     : store_(store), leases_(std::move(leases)) {
-  if (store_ == nullptr || leases_.empty() || ttl <= absl::ZeroDuration()) return;
-  renewer_ = std::thread([this, ttl] {
-    std::unique_lock<std::mutex> lock(mu_);
-    while (!stop_) {
-      const absl::Duration every = std::max(ttl / 3, absl::Milliseconds(10));
-      if (cv_.wait_for(lock, absl::ToChronoMilliseconds(every), [&] { return stop_; }))
-        return;
-      lock.unlock();
-      const bool renewed = store_->RenewLeases(leases_, ttl).ok();
-      lock.lock();
-      if (!renewed) return;
-    }
-  });
-}
-
-void HeldLeases::StopRenewing() {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    stop_ = true;
-    cv_.notify_all();
-  }
-  if (renewer_.joinable()) renewer_.join();
+  if (store_ != nullptr) hold_ = store_->Hold(leases_, ttl);
 }
 
 void HeldLeases::Release() {
-  StopRenewing();
-  if (store_ != nullptr && !leases_.empty()) {
-    // A failure leaves the lease to its TTL; nothing else to do about it.
-    (void)store_->ReleaseLeases(leases_);
-  }
-  leases_.clear();
+  if (store_ == nullptr) return;
+  if (hold_ != 0) store_->Unhold(std::exchange(hold_, 0));
+  store_->ReleaseLeasesLater(std::exchange(leases_, {}));
 }
 
 std::vector<store::ShardLease> HeldLeases::Take() {
-  StopRenewing();
+  if (store_ != nullptr && hold_ != 0) store_->Unhold(std::exchange(hold_, 0));
   return std::exchange(leases_, {});
 }
 

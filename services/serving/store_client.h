@@ -128,6 +128,16 @@ class StoreClient {
   absl::Status RenewLeases(absl::Span<const store::ShardLease> leases,
                            absl::Duration ttl);
   absl::Status ReleaseLeases(absl::Span<const store::ShardLease> leases);
+  // Releases on the background thread, off the caller's request path (a
+  // failure leaves the leases to their TTL). The destructor releases what
+  // is still queued.
+  void ReleaseLeasesLater(std::vector<store::ShardLease> leases);
+  // Renews `leases` to `ttl` every ttl/3 on the background thread until
+  // Unhold(returned id) or the first failed renewal. (HeldLeases wraps it.)
+  uint64_t Hold(std::vector<store::ShardLease> leases, absl::Duration ttl);
+  void Unhold(uint64_t id);
+
+  ~StoreClient();
 
   // Shard `shard`'s address, and the shard of an address (-1: not one of
   // ours), so that leases travel between processes by address.
@@ -137,8 +147,9 @@ class StoreClient {
 
  private:
   StoreClient(const store::StoreClient::Options& options, std::string addresses,
-              std::shared_ptr<store::StoreClient> client)
-      : options_(options), addresses_(std::move(addresses)), client_(std::move(client)) {}
+              std::shared_ptr<store::StoreClient> client);
+  // The background thread: queued releases first, then due renewals.
+  void BackgroundLoop();
   std::shared_ptr<store::StoreClient> client() const;
   // `status` of a store call `what`, with the store named and
   // DEADLINE_EXCEEDED turned into UNAVAILABLE. After UNAVAILABLE it replaces
@@ -151,13 +162,25 @@ class StoreClient {
   const std::string addresses_;
   mutable std::mutex mu_;
   std::shared_ptr<store::StoreClient> client_;  // guarded by mu_
+  struct Held {
+    std::vector<store::ShardLease> leases;
+    absl::Duration ttl;
+    absl::Time next_renewal;
+  };
+  std::condition_variable background_cv_;
+  std::deque<std::vector<store::ShardLease>> to_release_;  // guarded by mu_
+  std::map<uint64_t, Held> held_;                          // guarded by mu_
+  uint64_t next_hold_id_ = 1;                              // guarded by mu_
+  bool stopping_ = false;                                  // guarded by mu_
+  std::thread background_;
 };
 
-// Leases held on the store for the lifetime of this object: renewed on a
-// background thread every third of `ttl` (so a slow holder keeps them, and a
-// dead one loses them after `ttl`), released on Release() or destruction.
-// Renewal stops at the first failure (the lease expired or the store is
-// gone; the holder finds out when it fetches).
+// Leases held on the store for the lifetime of this object: renewed by the
+// StoreClient's background thread every third of `ttl` (so a slow holder
+// keeps them, and a dead one loses them after `ttl`), released (in the
+// background) on Release() or destruction. Renewal stops at the first
+// failure (the lease expired or the store is gone; the holder finds out when
+// it fetches).
 //
 //   HeldLeases held(store, lookup.leases, absl::Seconds(30));
 //   ...                         // fetch the blocks
@@ -171,21 +194,17 @@ class HeldLeases {
   HeldLeases(const HeldLeases&) = delete;
   HeldLeases& operator=(const HeldLeases&) = delete;
 
-  // Stops renewing and releases the leases (once; later calls do nothing).
+  // Stops renewing and releases the leases in the background
+  // (StoreClient::ReleaseLeasesLater; once, later calls do nothing).
   void Release();
   // Stops renewing and hands the leases over without releasing them.
   std::vector<store::ShardLease> Take();
   const std::vector<store::ShardLease>& leases() const { return leases_; }
 
  private:
-  void StopRenewing();
-
   StoreClient* store_ = nullptr;
   std::vector<store::ShardLease> leases_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool stop_ = false;  // guarded by mu_
-  std::thread renewer_;
+  uint64_t hold_ = 0;  // StoreClient::Hold id, 0 when not renewed
 };
 
 }  // namespace kvq::serving
