@@ -141,6 +141,38 @@ TEST(ServingRobustnessTest, PrefixLeaseKeepsBlocksFromLookupToFetch) {
   EXPECT_EQ(StoreStats(c.store_address()).expired_leases(), 0u);
 }
 
+TEST(ServingRobustnessTest, LeasesOfAKilledPrefillWorkerExpire) {
+  launcher::ClusterOptions o = TestClusterOptions();
+  o.prefill_flags.push_back("--debug_fetch_delay=3s");
+  o.prefill_flags.push_back("--kv_lease_ttl=1s");
+  auto cluster = launcher::Cluster::Start(o);
+  ASSERT_TRUE(cluster.ok()) << cluster.status();
+  launcher::Cluster& c = **cluster;
+  const std::string prefill = c.prefill_addresses()[0];
+  v1::PrefillResponse warm;
+  ASSERT_TRUE(Prefill(prefill, PrefillRequestFor(Prompt(100, 1), "fp16", 1), &warm).ok());
+  EXPECT_TRUE(
+      WaitFor([&] { return StoreStats(c.store_address()).active_leases() == 0; }));
+
+  std::thread client([&] {
+    v1::PrefillResponse unused;
+    (void)Prefill(prefill, PrefillRequestFor(Prompt(100, 1), "fp16", 1), &unused);
+  });
+  // The prefill worker holds (and renews) the prefix lease during its pause
+  // between Lookup and fetch, and is killed there.
+  EXPECT_TRUE(
+      WaitFor([&] { return StoreStats(c.store_address()).leased_blocks() == 4; }));
+  absl::SleepFor(absl::Milliseconds(1200));  // past one TTL: renewed
+  EXPECT_EQ(StoreStats(c.store_address()).leased_blocks(), 4u);
+  c.prefill(0)->Kill();
+  client.join();
+  // Nobody renews it any more: it expires within its TTL.
+  EXPECT_TRUE(WaitFor([&] { return StoreStats(c.store_address()).active_leases() == 0; },
+                      absl::Seconds(3)));
+  EXPECT_EQ(StoreStats(c.store_address()).expired_leases(), 1u);
+  EXPECT_EQ(StoreStats(c.store_address()).leased_blocks(), 0u);
+}
+
 TEST(ServingRobustnessTest, PrefixBlockGoneBeforeFetchIsRecomputed) {
   launcher::ClusterOptions o = TestClusterOptions();
   o.prefill_flags.push_back("--debug_fetch_delay=1s");
