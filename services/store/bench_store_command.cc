@@ -16,6 +16,9 @@ ABSL_FLAG(std::string, store_bench_streams, "1,4,16",
           "Comma-separated numbers of concurrent streams to measure.");
 ABSL_FLAG(int, store_bench_blocks, 32, "Blocks each stream puts and gets per run.");
 ABSL_FLAG(int, store_bench_runs, 3, "Runs per configuration (throughput is the median).");
+ABSL_FLAG(bool, store_bench_fill, true,
+          "Fill the store to capacity (untimed) before measuring, so puts run in "
+          "the steady state of a full store (evicting LRU blocks).");
 ABSL_FLAG(bool, store_bench_baselines, true,
           "Also measure iperf3 (raw TCP) and redis-benchmark in the same run.");
 
@@ -41,6 +44,7 @@ int BenchStore() {
   options.blocks_per_stream = absl::GetFlag(FLAGS_store_bench_blocks);
   options.runs = absl::GetFlag(FLAGS_store_bench_runs);
   options.baselines = absl::GetFlag(FLAGS_store_bench_baselines);
+  options.fill_first = absl::GetFlag(FLAGS_store_bench_fill);
   absl::StatusOr<std::vector<StoreBenchRow>> rows = RunStoreBench(options);
   if (!rows.ok()) {
     std::fprintf(stderr, "kvq bench store: %s\n", rows.status().ToString().c_str());
@@ -87,7 +91,7 @@ const cli::CommandRegistrar kBenchStore({
         "(null in --json) when the tools are missing (apt-get install iperf3\n"
         "redis-server redis-tools).",
     .flags = {"json", "store_bench_streams", "store_bench_blocks", "store_bench_runs",
-              "store_bench_baselines"},
+              "store_bench_baselines", "store_bench_fill"},
     .run = [](const std::vector<std::string>&) { return BenchStore(); },
 });
 

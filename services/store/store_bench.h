@@ -4,6 +4,8 @@
 // 1, 4 and 16 concurrent streams (one client and one TCP connection each,
 // one block per RPC), next to raw TCP (iperf3 -P N) and Redis
 // (redis-benchmark, same value size and concurrency) measured in the same run.
+// The store is first filled to capacity (untimed), so puts are measured in
+// the steady state of a full store.
 //
 //   StoreBenchOptions opts;  // defaults: streams {1, 4, 16}, 3 runs
 //   KVQ_ASSIGN_OR_RETURN(std::vector<StoreBenchRow> rows, RunStoreBench(opts));
@@ -25,6 +27,9 @@ struct StoreBenchOptions {
   int blocks_per_stream = 32;  // per run and op
   int runs = 3;                // throughput: median over runs
   bool baselines = true;       // iperf3 and redis-benchmark
+  // Fill the store to capacity (untimed) first, so that measured puts run in
+  // the steady state of a full store: evicting and reusing memory.
+  bool fill_first = true;
   absl::Duration iperf_duration = absl::Seconds(2);
 };
 
