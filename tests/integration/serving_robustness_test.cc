@@ -338,9 +338,32 @@ TEST(ServingRobustnessTest, StoreDownIsUnavailablePromptlyAndRecoversOnRestart) 
   ASSERT_TRUE(resumed.status.ok()) << resumed.status.error_message();
   EXPECT_EQ(resumed.tokens, before.tokens);
 
-  // A store that is gone.
+  // A store that is gone, for prefill and for decode (a handle made before).
+  v1::PrefillResponse made;
+  ASSERT_TRUE(Prefill(c.prefill_addresses()[0],
+                      PrefillRequestFor(Prompt(60, 6), "kivi2", 8), &made)
+                  .ok());
   const int port = c.store()->port();
   c.store()->Kill();
+  {
+    auto decode = v1::Decode::NewStub(
+        grpc::CreateChannel(c.decode_addresses()[0], grpc::InsecureChannelCredentials()));
+    grpc::ClientContext ctx;
+    ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
+    v1::DecodeRequest req;
+    *req.mutable_handle() = made.handle();
+    req.set_first_token(made.first_token());
+    req.mutable_sampling()->set_max_tokens(8);
+    const absl::Time start = absl::Now();
+    auto reader = decode->Generate(&ctx, req);
+    v1::DecodeResponse msg;
+    while (reader->Read(&msg)) {
+    }
+    const grpc::Status s = reader->Finish();
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAVAILABLE) << s.error_message();
+    EXPECT_TRUE(absl::StrContains(s.error_message(), "KV store")) << s.error_message();
+    EXPECT_LT(absl::Now() - start, absl::Seconds(3));
+  }
   for (int i = 0; i < 3; ++i) {  // a few requests while it is down
     const StreamResult down = RouterGenerate(c.router_address(), request);
     EXPECT_EQ(down.status.error_code(), grpc::StatusCode::UNAVAILABLE)
