@@ -11,7 +11,10 @@ BlockAssembler::BlockAssembler(const BlockMeta& meta)
     : meta_(meta),
       layer_bytes_(meta.layer_bytes()),
       bytes_(meta.block_bytes(), '\0'),
-      received_(meta.n_layers, 0) {}
+      received_(meta.n_layers, 0),
+      hash_(XXH3_createState()) {
+  XXH3_64bits_reset(hash_.get());
+}
 
 absl::StatusOr<BlockAssembler> BlockAssembler::Create(const BlockMeta& meta) {
   KVQ_RETURN_IF_ERROR(ValidateMeta(meta));
@@ -50,7 +53,24 @@ absl::Status BlockAssembler::AddChunk(int64_t layer, uint64_t offset, uint64_t s
   received += size;
   received_total_ += size;
   if (received == layer_bytes_) ++layers_done_;
+  HashPrefix();
   return absl::OkStatus();
+}
+
+void BlockAssembler::HashPrefix() {
+  size_t end = hashed_;
+  for (size_t layer = hashed_ / layer_bytes_; layer < received_.size(); ++layer) {
+    end = layer * layer_bytes_ + received_[layer];
+    if (received_[layer] < layer_bytes_) break;
+  }
+  if (end <= hashed_) return;
+  XXH3_64bits_update(hash_.get(), bytes_.data() + hashed_, end - hashed_);
+  hashed_ = end;
+}
+
+uint64_t BlockAssembler::Checksum() {
+  HashPrefix();
+  return XXH3_64bits_digest(hash_.get());
 }
 
 }  // namespace kvq::kvstore

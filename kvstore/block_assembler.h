@@ -9,8 +9,11 @@
 #ifndef KVQ_KVSTORE_BLOCK_ASSEMBLER_H_
 #define KVQ_KVSTORE_BLOCK_ASSEMBLER_H_
 
+#include <xxhash.h>
+
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -47,11 +50,22 @@ class BlockAssembler {
   size_t received_bytes() const { return received_total_; }
   const BlockMeta& meta() const { return meta_; }
 
+  // BlockChecksum of the assembled bytes, when complete(). Computed while the
+  // chunks arrive (each one hashed right after it is written, while still in
+  // cache) as far as the bytes arrived in order; the rest when asked.
+  uint64_t Checksum();
+
   // The assembled bytes; call once, when complete().
   std::string TakeBytes() && { return std::move(bytes_); }
 
  private:
+  struct FreeState {
+    void operator()(XXH3_state_t* s) const { XXH3_freeState(s); }
+  };
+
   explicit BlockAssembler(const BlockMeta& meta);
+  // Hashes the bytes from hashed_ up to the end of the contiguous prefix.
+  void HashPrefix();
 
   BlockMeta meta_;
   size_t layer_bytes_ = 0;
@@ -59,6 +73,8 @@ class BlockAssembler {
   std::vector<uint64_t> received_;  // per layer
   int32_t layers_done_ = 0;
   size_t received_total_ = 0;
+  std::unique_ptr<XXH3_state_t, FreeState> hash_;  // over bytes_[0, hashed_)
+  size_t hashed_ = 0;
 };
 
 }  // namespace kvq::kvstore

@@ -87,6 +87,13 @@ class KvStore {
   virtual absl::StatusOr<PutOutcome> Put(const BlockKey& key, const BlockMeta& meta,
                                          std::string bytes) = 0;
 
+  // Put for a caller that computed BlockChecksum(bytes) itself while the bytes
+  // arrived (BlockAssembler::Checksum): the same checks and outcomes, with
+  // `bytes_checksum` compared to meta.checksum instead of hashing again.
+  virtual absl::StatusOr<PutOutcome> PutHashed(const BlockKey& key, const BlockMeta& meta,
+                                               std::string bytes,
+                                               uint64_t bytes_checksum) = 0;
+
   // OK if a block of `bytes` bytes could be stored now after evictions,
   // RESOURCE_EXHAUSTED otherwise (counted in rejected_puts: the caller refuses
   // the put). Lets a service refuse a put before receiving it; Put decides.

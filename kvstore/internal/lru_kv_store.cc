@@ -3,6 +3,7 @@
 // are reaped lazily at the start of every operation.
 #include <list>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <utility>
 
@@ -24,13 +25,27 @@ class LruKvStore final : public KvStore {
 
   absl::StatusOr<PutOutcome> Put(const BlockKey& key, const BlockMeta& meta,
                                  std::string bytes) override {
+    return PutImpl(key, meta, std::move(bytes), std::nullopt);
+  }
+
+  absl::StatusOr<PutOutcome> PutHashed(const BlockKey& key, const BlockMeta& meta,
+                                       std::string bytes,
+                                       uint64_t bytes_checksum) override {
+    return PutImpl(key, meta, std::move(bytes), bytes_checksum);
+  }
+
+  // `bytes_checksum`: BlockChecksum(bytes) if the caller computed it.
+  absl::StatusOr<PutOutcome> PutImpl(const BlockKey& key, const BlockMeta& meta,
+                                     std::string bytes,
+                                     std::optional<uint64_t> bytes_checksum) {
     absl::Status invalid = ValidateMeta(meta);
     if (invalid.ok() && bytes.size() != meta.block_bytes()) {
       invalid = absl::InvalidArgumentError(
           absl::StrCat("block ", key.ToHex(), " has ", bytes.size(),
                        " bytes, its metadata says ", meta.block_bytes()));
     }
-    if (invalid.ok() && BlockChecksum(bytes) != meta.checksum) {
+    if (invalid.ok() &&
+        (bytes_checksum ? *bytes_checksum : BlockChecksum(bytes)) != meta.checksum) {
       invalid = absl::DataLossError(
           absl::StrCat("block ", key.ToHex(), " does not match its checksum"));
     }

@@ -401,8 +401,9 @@ absl::StatusOr<GetResult> StoreClient::GetBlocks(absl::Span<const kvstore::Block
           continue;
         }
         const kvstore::BlockMeta meta = a.meta();
+        const uint64_t checksum = a.Checksum();  // hashed as the chunks arrived
         auto bytes = std::make_shared<const std::string>(std::move(a).TakeBytes());
-        if (kvstore::BlockChecksum(*bytes) != meta.checksum) {
+        if (checksum != meta.checksum) {
           result.blocks[i] = absl::DataLossError(
               absl::StrCat("block ", keys[i].ToHex(), " arrived corrupted"));
           continue;

@@ -135,11 +135,13 @@ absl::Status PutSession::MaybeCommit(PendingMap::iterator it) {
   meta.checksum = p.checksum;
   const kvstore::BlockKey key = p.key;
   const int index = p.result_index;
+  // Hashed as the chunks arrived; the engine does not hash again.
+  const uint64_t checksum = p.assembler.Checksum();
   std::string bytes = std::move(p.assembler).TakeBytes();
   pending_bytes_ -= bytes.size();
   pending_.erase(it);
   KVQ_ASSIGN_OR_RETURN(kvstore::PutOutcome outcome,
-                       store_->Put(key, meta, std::move(bytes)));
+                       store_->PutHashed(key, meta, std::move(bytes), checksum));
   response_.mutable_results(index)->set_outcome(outcome == kvstore::PutOutcome::kStored
                                                     ? v1::PUT_OUTCOME_STORED
                                                     : v1::PUT_OUTCOME_ALREADY_PRESENT);

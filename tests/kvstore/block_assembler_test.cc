@@ -1,6 +1,7 @@
 #include "kvstore/block_assembler.h"
 
 #include <string>
+#include <vector>
 
 #include "gtest/gtest.h"
 #include "tests/kvstore/test_blocks.h"
@@ -25,6 +26,27 @@ TEST(BlockAssemblerTest, LayersInAnyOrderChunksInOrder) {
   ASSERT_TRUE(a->complete());
   EXPECT_EQ(a->received_bytes(), b.bytes.size());
   EXPECT_EQ(std::move(*a).TakeBytes(), b.bytes);
+}
+
+// The checksum hashed while chunks arrive equals BlockChecksum of the bytes,
+// whatever the order (in order, layers out of order, a short chunk).
+TEST(BlockAssemblerTest, ChecksumMatchesWhateverTheArrivalOrder) {
+  const TestBlock b = MakeTestBlock(4);
+  const size_t lb = b.meta.layer_bytes();
+  for (const std::vector<int>& order : std::vector<std::vector<int>>{
+           {0, 1, 2, 3, 4}, {3, 0, 4, 2, 1}, {4, 3, 2, 1, 0}, {1, 0, 2, 4, 3}}) {
+    auto a = BlockAssembler::Create(b.meta);
+    ASSERT_TRUE(a.ok());
+    for (int layer : order) {
+      const std::string part = b.bytes.substr(layer * lb, lb);
+      ASSERT_TRUE(a->AddChunk(layer, 0, part.substr(0, 7)).ok());
+      ASSERT_TRUE(a->AddChunk(layer, 7, part.substr(7, 200)).ok());
+      ASSERT_TRUE(a->AddChunk(layer, 207, part.substr(207)).ok());
+    }
+    ASSERT_TRUE(a->complete());
+    EXPECT_EQ(a->Checksum(), BlockChecksum(b.bytes)) << order[0] << order[1];
+    EXPECT_EQ(a->Checksum(), b.meta.checksum);
+  }
 }
 
 TEST(BlockAssemblerTest, RejectsBadChunks) {

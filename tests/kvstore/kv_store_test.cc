@@ -92,6 +92,23 @@ TEST_F(KvStoreTest, RejectsBadChecksumSizeAndMeta) {
   EXPECT_EQ(st.bytes, 0u);
 }
 
+TEST_F(KvStoreTest, PutHashedTrustsTheGivenChecksumOnly) {
+  auto s = Open(4);
+  const TestBlock a = MakeTestBlock(1), b = MakeTestBlock(2);
+  ASSERT_EQ(*s->PutHashed(a.key, a.meta, a.bytes, BlockChecksum(a.bytes)),
+            PutOutcome::kStored);
+  // A checksum computed over corrupted bytes does not match the metadata's.
+  std::string corrupt = b.bytes;
+  corrupt[3] ^= 1;
+  EXPECT_EQ(s->PutHashed(b.key, b.meta, corrupt, BlockChecksum(corrupt)).status().code(),
+            absl::StatusCode::kDataLoss);
+  EXPECT_EQ(
+      s->PutHashed(b.key, b.meta, b.bytes.substr(1), b.meta.checksum).status().code(),
+      absl::StatusCode::kInvalidArgument);
+  EXPECT_FALSE(Has(*s, b));
+  EXPECT_EQ(s->Stats().rejected_puts, 2u);
+}
+
 TEST_F(KvStoreTest, EvictsLeastRecentlyUsed) {
   auto s = Open(3);
   const TestBlock a = MakeTestBlock(1), b = MakeTestBlock(2), c = MakeTestBlock(3),
