@@ -1,5 +1,6 @@
 // The serving workers' view of the KV store: Lookup of a block chain,
-// fetching whole blocks, and a put stream that takes blocks layer by layer.
+// fetching whole blocks, and a put stream that takes blocks layer by layer;
+// store leases held (renewed) and released by one background thread.
 // A thin adapter over the store's sharding client (services/store/client.h:
 // rendezvous sharding over --store's comma-separated addresses, retries of
 // UNAVAILABLE, a deadline on every call).
@@ -96,6 +97,7 @@ class StoreClient {
   // bounds every store call. Does not contact the store.
   static absl::StatusOr<std::unique_ptr<StoreClient>> Connect(
       const std::string& addresses, absl::Duration timeout);
+  ~StoreClient();  // releases the leases still queued for release
 
   struct LookupResult {
     int present_prefix = 0;     // leading keys the store holds
@@ -136,8 +138,6 @@ class StoreClient {
   // Unhold(returned id) or the first failed renewal. (HeldLeases wraps it.)
   uint64_t Hold(std::vector<store::ShardLease> leases, absl::Duration ttl);
   void Unhold(uint64_t id);
-
-  ~StoreClient();
 
   // Shard `shard`'s address, and the shard of an address (-1: not one of
   // ours), so that leases travel between processes by address.
