@@ -84,7 +84,9 @@ struct DeleteDuringFetch {
   grpc::Status status;
   v1::PrefillResponse response;
 };
-DeleteDuringFetch PrefillWhileDeletingPrefixBlock(launcher::Cluster& c) {
+// `leased`: the prefill worker takes leases (the Lookup is seen by its
+// lease; otherwise a pause of 600 ms stands for it).
+DeleteDuringFetch PrefillWhileDeletingPrefixBlock(launcher::Cluster& c, bool leased) {
   const std::string prefill = c.prefill_addresses()[0];
   v1::PrefillResponse warm;
   EXPECT_TRUE(Prefill(prefill, PrefillRequestFor(Prompt(100, 1), "fp16", 1), &warm).ok());
@@ -95,7 +97,13 @@ DeleteDuringFetch PrefillWhileDeletingPrefixBlock(launcher::Cluster& c) {
                          &out.response);
   });
   EXPECT_TRUE(WaitFor([&] { return PrefillStats(prefill).running() > 0; }));
-  absl::SleepFor(absl::Milliseconds(300));  // past the Lookup, inside the pause
+  // Past the Lookup, inside the pause.
+  if (leased) {  // the three shared blocks
+    EXPECT_TRUE(
+        WaitFor([&] { return StoreStats(c.store_address()).leased_blocks() == 3; }));
+  } else {
+    absl::SleepFor(absl::Milliseconds(600));
+  }
   out.delete_code = DeleteBlock(c.store_address(), warm.handle().blocks(1).key());
   client.join();
   return out;
@@ -108,7 +116,7 @@ TEST(ServingRobustnessTest, PrefixLeaseKeepsBlocksFromLookupToFetch) {
   ASSERT_TRUE(cluster.ok()) << cluster.status();
   launcher::Cluster& c = **cluster;
 
-  DeleteDuringFetch r = PrefillWhileDeletingPrefixBlock(c);
+  DeleteDuringFetch r = PrefillWhileDeletingPrefixBlock(c, /*leased=*/true);
   // The Lookup's lease pins the prefix: the store refuses the Delete.
   EXPECT_EQ(r.delete_code, static_cast<int>(grpc::StatusCode::FAILED_PRECONDITION));
   ASSERT_TRUE(r.status.ok()) << r.status.error_message();
@@ -175,13 +183,13 @@ TEST(ServingRobustnessTest, LeasesOfAKilledPrefillWorkerExpire) {
 
 TEST(ServingRobustnessTest, PrefixBlockGoneBeforeFetchIsRecomputed) {
   launcher::ClusterOptions o = TestClusterOptions();
-  o.prefill_flags.push_back("--debug_fetch_delay=1s");
+  o.prefill_flags.push_back("--debug_fetch_delay=1500ms");
   o.prefill_flags.push_back("--kv_lease_ttl=0");  // nothing pins the prefix
   auto cluster = launcher::Cluster::Start(o);
   ASSERT_TRUE(cluster.ok()) << cluster.status();
   launcher::Cluster& c = **cluster;
 
-  DeleteDuringFetch r = PrefillWhileDeletingPrefixBlock(c);
+  DeleteDuringFetch r = PrefillWhileDeletingPrefixBlock(c, /*leased=*/false);
   EXPECT_EQ(r.delete_code, 0);  // OK: the block is gone
   // Not a failure: block 0 is reused, blocks 1.. are recomputed and put.
   ASSERT_TRUE(r.status.ok()) << r.status.error_message();
@@ -252,7 +260,8 @@ EvictionScenario RunEvictionWhileDecodeWaits(launcher::Cluster& c,
 launcher::ClusterOptions SmallStoreOptions() {
   launcher::ClusterOptions o = TestClusterOptions();
   o.store_flags = {"--capacity_bytes=80000"};
-  o.decode_flags.push_back("--debug_step_delay=20ms");
+  // A (200 tokens) outlasts the fillers even on a loaded machine: 8 s.
+  o.decode_flags.push_back("--debug_step_delay=40ms");
   o.decode_kv_budget_bytes = 150000;
   return o;
 }
