@@ -10,10 +10,13 @@ namespace kvq::kvstore {
 BlockAssembler::BlockAssembler(const BlockMeta& meta)
     : meta_(meta),
       layer_bytes_(meta.layer_bytes()),
-      bytes_(meta.block_bytes(), '\0'),
       received_(meta.n_layers, 0),
       hash_(XXH3_createState()) {
   XXH3_64bits_reset(hash_.get());
+  // Grown as chunks land (AddChunk), not zero-filled up front: in layer order
+  // each chunk's bytes are zeroed just before being overwritten, while in
+  // cache, instead of a separate pass over the whole block.
+  bytes_.reserve(meta.block_bytes());
 }
 
 absl::StatusOr<BlockAssembler> BlockAssembler::Create(const BlockMeta& meta) {
@@ -46,7 +49,9 @@ absl::Status BlockAssembler::AddChunk(int64_t layer, uint64_t offset, uint64_t s
                                                    layer_bytes_, " bytes"));
   }
   if (size == 0) return absl::OkStatus();
-  if (!write(bytes_.data() + layer * layer_bytes_ + offset)) {
+  const size_t pos = layer * layer_bytes_ + offset;
+  if (bytes_.size() < pos + size) bytes_.resize(pos + size);  // within the reserve
+  if (!write(bytes_.data() + pos)) {
     return absl::InvalidArgumentError(
         absl::StrCat("chunk of layer ", layer, " is shorter than its ", size, " bytes"));
   }

@@ -27,7 +27,7 @@ namespace kvq::kvstore {
 
 class BlockAssembler {
  public:
-  // INVALID_ARGUMENT if ValidateMeta(meta) fails. Allocates the block's bytes.
+  // INVALID_ARGUMENT if ValidateMeta(meta) fails. Reserves the block's bytes.
   static absl::StatusOr<BlockAssembler> Create(const BlockMeta& meta);
 
   // Copies `data` to bytes [offset, offset + size) of layer `layer`'s part.
