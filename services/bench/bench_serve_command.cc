@@ -44,7 +44,7 @@ ABSL_FLAG(int, repeats, 1,
 ABSL_FLAG(std::string, overlap_kv, "kivi2",
           "kvq bench serve: KV mode of the overlap run.");
 ABSL_FLAG(int, overlap_runs, 3, "kvq bench serve: capped prefills per push mode.");
-ABSL_FLAG(double, transfer_ratio, 0.75,
+ABSL_FLAG(double, transfer_ratio, 0.5,
           "kvq bench serve: the cap makes pushing the prompt's KV take this many times "
           "its prefill compute (>= 0.5).");
 
@@ -101,6 +101,8 @@ nlohmann::json ToJson(const OverlapRow& r) {
           {"after_compute_s", r.after_compute_s},
           {"streaming_exposed_runs", r.streaming_exposed_runs},
           {"after_exposed_runs", r.after_exposed_runs},
+          {"streaming_compute_runs", r.streaming_compute_runs},
+          {"after_compute_runs", r.after_compute_runs},
           {"streaming_exposed_layer_shares", r.streaming_exposed_layer_shares},
           {"target_layer_shares", kOverlapTargetShares},
           {"target_met", r.streaming_exposed_layer_shares <= kOverlapTargetShares}};

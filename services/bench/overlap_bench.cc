@@ -117,14 +117,23 @@ absl::StatusOr<OverlapRow> TransferOverlap(const OverlapOptions& o) {
   row.kv = o.kv;
   row.prompt_tokens = o.prompt_tokens;
   row.runs = o.runs;
-  KVQ_ASSIGN_OR_RETURN(v1::PrefillStats cal, prefill(streaming.get(), o.prompt_tokens));
-  row.layers = static_cast<int>(cal.layers());
-  row.bytes_pushed = cal.bytes_pushed();
-  row.calibration_compute_s = cal.compute_seconds();
-  row.calibration_exposed_s = cal.transfer_exposed_seconds();
+  // Compute time: the median of uncapped prefills alternating between the two
+  // workers (the machine's load moves it by tens of percent).
+  std::vector<double> cal_compute, cal_exposed;
+  for (int i = 0; i < 3; ++i) {
+    KVQ_ASSIGN_OR_RETURN(
+        v1::PrefillStats cal,
+        prefill(i % 2 == 0 ? streaming.get() : after.get(), o.prompt_tokens));
+    row.layers = static_cast<int>(cal.layers());
+    row.bytes_pushed = cal.bytes_pushed();
+    cal_compute.push_back(cal.compute_seconds());
+    if (i % 2 == 0) cal_exposed.push_back(cal.transfer_exposed_seconds());
+  }
+  row.calibration_compute_s = Median(cal_compute);
+  row.calibration_exposed_s = Median(cal_exposed);
   if (row.layers < 1 || row.bytes_pushed == 0 || row.calibration_compute_s <= 0) {
     return absl::InternalError(absl::StrCat(
-        "the calibration prefill reported ", row.layers, " layers, ", row.bytes_pushed,
+        "the calibration prefills reported ", row.layers, " layers, ", row.bytes_pushed,
         " bytes pushed and ", row.calibration_compute_s, " s of compute"));
   }
   row.cap_bits_per_s = std::max<uint64_t>(
@@ -136,7 +145,6 @@ absl::StatusOr<OverlapRow> TransferOverlap(const OverlapOptions& o) {
 
   // ---- capped: the two workers alternate, the first swapping every run ----
   KVQ_RETURN_IF_ERROR(link->SetRate(row.cap_bits_per_s));
-  std::vector<double> streaming_compute, after_compute;
   for (int r = 0; r < o.runs; ++r) {
     for (int k = 0; k < 2; ++k) {
       const bool is_streaming = (k == 0) == (r % 2 == 0);
@@ -145,14 +153,15 @@ absl::StatusOr<OverlapRow> TransferOverlap(const OverlapOptions& o) {
           prefill(is_streaming ? streaming.get() : after.get(), o.prompt_tokens));
       (is_streaming ? row.streaming_exposed_runs : row.after_exposed_runs)
           .push_back(st.transfer_exposed_seconds());
-      (is_streaming ? streaming_compute : after_compute).push_back(st.compute_seconds());
+      (is_streaming ? row.streaming_compute_runs : row.after_compute_runs)
+          .push_back(st.compute_seconds());
     }
   }
   (void)link->SetRate(0);
   row.streaming_exposed_s = Median(row.streaming_exposed_runs);
   row.after_exposed_s = Median(row.after_exposed_runs);
-  row.streaming_compute_s = Median(streaming_compute);
-  row.after_compute_s = Median(after_compute);
+  row.streaming_compute_s = Median(row.streaming_compute_runs);
+  row.after_compute_s = Median(row.after_compute_runs);
   row.streaming_exposed_layer_shares = row.streaming_exposed_s / row.layer_share_s;
   after->Stop();
   streaming->Stop();
