@@ -136,10 +136,14 @@ TEST(ServeBenchTest, TransferOverlapRowIsConsistent) {
   o.model = TinyModel();
   o.prompt_tokens = 256;
   o.runs = 2;
+  // fp16 and a slow link: the push (~100 KB) is several times the token
+  // bucket's 16 KiB burst and takes ~10x the tiny model's compute.
+  o.kv = "fp16";
+  o.transfer_ratio = 10;
   absl::StatusOr<OverlapRow> row = TransferOverlap(o);
   ASSERT_TRUE(row.ok()) << row.status();
   const OverlapRow& r = *row;
-  EXPECT_EQ(r.kv, "kivi2");
+  EXPECT_EQ(r.kv, "fp16");
   EXPECT_EQ(r.layers, 3);
   EXPECT_GT(r.bytes_pushed, 0u);
   EXPECT_GT(r.calibration_compute_s, 0);
@@ -150,6 +154,10 @@ TEST(ServeBenchTest, TransferOverlapRowIsConsistent) {
               1e-9);
   ASSERT_EQ(r.streaming_exposed_runs.size(), 2u);
   ASSERT_EQ(r.after_exposed_runs.size(), 2u);
+  ASSERT_EQ(r.streaming_compute_runs.size(), 2u);
+  ASSERT_EQ(r.after_compute_runs.size(), 2u);
+  for (double s : r.streaming_compute_runs) EXPECT_GT(s, 0);
+  for (double s : r.after_compute_runs) EXPECT_GT(s, 0);
   for (double s : r.streaming_exposed_runs) EXPECT_GE(s, 0);
   // Pushing after the prefill exposes the whole capped transfer (less the
   // token bucket's burst): the cap is in force.
