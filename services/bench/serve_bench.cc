@@ -200,9 +200,11 @@ absl::StatusOr<ThroughputRow> DecodeThroughput(const ThroughputOptions& o,
     co.router_flags.push_back("--tokenizer=" + o.model.tokenizer);
   }
   co.decode_kv_budget_bytes = static_cast<long long>(row.kv_budget_bytes);
-  // Room for every warmed prompt and every request's blocks, in fp16.
+  // Room for every warmed prompt and every request's whole cache, in fp16
+  // (far more than needed: the requests share the warmed blocks), so that
+  // nothing of the workload is evicted. A limit, not an allocation.
   const uint64_t store_bytes =
-      4 * static_cast<uint64_t>(o.prompts + o.requests) *
+      static_cast<uint64_t>(o.prompts + o.requests) *
       serving::CacheBytes(fp16, shape, o.prompt_tokens + o.suffix_tokens);
   co.store_flags.push_back(absl::StrCat(
       "--capacity_bytes=", std::max<uint64_t>(store_bytes, uint64_t{1} << 30)));
