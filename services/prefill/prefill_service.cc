@@ -34,6 +34,20 @@ class Running {
   prometheus::Gauge* g_;
 };
 
+// The metadata of one of the model's blocks (its checksum is set later).
+kvstore::BlockMeta MetaOf(const model::Model& model, kernels::BlockEncoding encoding,
+                          int token_count) {
+  const model::KvCacheShape shape = model::KvCacheShape::Of(model.config);
+  kvstore::BlockMeta meta;
+  meta.encoding = encoding;
+  meta.model_id = model.id;
+  meta.n_layers = shape.n_layers;
+  meta.n_kv_heads = shape.n_kv_heads;
+  meta.head_dim = shape.head_dim;
+  meta.token_count = token_count;
+  return meta;
+}
+
 }  // namespace
 
 PrefillService::PrefillService(const model::Model& model,
@@ -175,14 +189,8 @@ absl::Status PrefillService::Run(grpc::ServerContext* context,
   KVQ_ASSIGN_OR_RETURN(std::unique_ptr<serving::BlockPutStream> put, store_->OpenPut());
   // Every new block is announced before compute (its checksum follows).
   for (int b = reuse; b < n_blocks; ++b) {
-    kvstore::BlockMeta meta;
-    meta.encoding = plan[b];
-    meta.model_id = model_.id;
-    meta.n_layers = shape.n_layers;
-    meta.n_kv_heads = shape.n_kv_heads;
-    meta.head_dim = shape.head_dim;
-    meta.token_count = std::min(B, n - b * B);
-    put->Announce(static_cast<uint32_t>(b), keys[b], meta);
+    put->Announce(static_cast<uint32_t>(b), keys[b],
+                  MetaOf(model_, plan[b], std::min(B, n - b * B)));
   }
   struct DeferredPart {
     uint32_t block;
@@ -323,18 +331,12 @@ absl::StatusOr<std::vector<store::ShardLease>> PrefillService::LeaseHandleBlocks
   serving::HeldLeases held(store_, std::move(found.leases), absl::ZeroDuration());
   // Blocks evicted since their commit (the store is under pressure): put
   // them again from the cache, once, and lease them too.
-  const model::KvCacheShape shape = model::KvCacheShape::Of(model_.config);
   std::vector<kvstore::Block> again;
   std::vector<kvstore::BlockKey> again_keys;
   for (size_t b = 0; b < keys.size(); ++b) {
     if (found.present[b]) continue;
-    kvstore::BlockMeta meta;
-    meta.encoding = plan[b];
-    meta.model_id = model_.id;
-    meta.n_layers = shape.n_layers;
-    meta.n_kv_heads = shape.n_kv_heads;
-    meta.head_dim = shape.head_dim;
-    meta.token_count = cache.block_tokens(static_cast<int>(b));
+    kvstore::BlockMeta meta =
+        MetaOf(model_, plan[b], cache.block_tokens(static_cast<int>(b)));
     auto bytes =
         std::make_shared<const std::string>(cache.ExportBlock(static_cast<int>(b)));
     meta.checksum = kvstore::BlockChecksum(*bytes);
