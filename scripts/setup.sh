@@ -17,8 +17,8 @@ PACKAGES=(
   libopenblas-dev
   # Deployment checks, the end-to-end Prometheus test and the Python client
   prometheus yamllint python3-yaml python3-grpcio python3-grpc-tools
-  # Store benchmark baselines
-  iperf3 redis-server redis-tools
+  # Store benchmark baselines; network namespaces for `kvq bench serve`
+  iperf3 redis-server redis-tools iproute2
 )
 
 missing=()

@@ -132,6 +132,13 @@ TEST(ServeBenchTest, TransferOverlapRowIsConsistent) {
   if (geteuid() != 0) {
     GTEST_SKIP() << "the transfer-overlap run needs root (network namespace, veth, tc)";
   }
+  // Root in a container may still lack CAP_NET_ADMIN: probe once.
+  const std::string probe = absl::StrCat("kvqprobe-", getpid());
+  if (!RunCommand({"ip", "netns", "add", probe}).ok()) {
+    GTEST_SKIP() << "this machine cannot create network namespaces (`ip netns add` "
+                    "failed: no CAP_NET_ADMIN?); the transfer-overlap run needs them";
+  }
+  ASSERT_TRUE(RunCommand({"ip", "netns", "del", probe}).ok());
   OverlapOptions o;
   o.model = TinyModel();
   o.prompt_tokens = 256;
