@@ -2,14 +2,12 @@
 
 #include <algorithm>
 #include <cmath>
-#include <fstream>
 #include <memory>
 #include <mutex>
 #include <thread>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "common/status_macros.h"
 #include "grpcpp/create_channel.h"
@@ -19,6 +17,7 @@
 #include "model/synthetic_model.h"
 #include "proto/serving.grpc.pb.h"
 #include "services/launcher/launcher.h"
+#include "services/launcher/synthetic_model_files.h"
 #include "services/serving/kv_plan.h"
 
 namespace kvq::bench {
@@ -97,36 +96,9 @@ absl::Status WriteBenchTokenizer(const std::string& dir, BenchModel* m) {
     return absl::OkStatus();
   }
   KVQ_ASSIGN_OR_RETURN(model::SyntheticSpec spec, model::ParseSyntheticSpec(m->model));
-  // A llama2.c tokenizer of the model's vocabulary: BOS, EOS, the 256 byte
-  // pieces, then filler pieces.
-  const int vocab = spec.config.vocab_size;
-  std::string out;
-  auto put_i32 = [&out](int32_t v) { out.append(reinterpret_cast<char*>(&v), 4); };
-  put_i32(16);  // max_token_length
-  for (int id = 0; id < vocab; ++id) {
-    std::string piece;
-    if (id == 0) {
-      piece = "<unk>";
-    } else if (id == 1) {
-      piece = "\n<s>\n";
-    } else if (id == 2) {
-      piece = "\n</s>\n";
-    } else if (id < 259) {
-      piece = absl::StrFormat("<0x%02X>", id - 3);
-    } else {
-      piece = absl::StrCat("<extra_", id, ">");
-    }
-    const float score = 0;
-    out.append(reinterpret_cast<const char*>(&score), 4);
-    put_i32(static_cast<int32_t>(piece.size()));
-    out += piece;
-  }
-  const std::string path = absl::StrCat(dir, "/tok", vocab, ".bin");
-  std::ofstream f(path, std::ios::binary);
-  f.write(out.data(), static_cast<std::streamsize>(out.size()));
-  f.close();
-  if (!f) return absl::InternalError(absl::StrCat("cannot write ", path));
-  m->tokenizer = path;
+  // The launcher's byte-level llama2.c tokenizer, at the model's vocabulary.
+  KVQ_ASSIGN_OR_RETURN(m->tokenizer,
+                       launcher::WriteByteTokenizer(dir, spec.config.vocab_size));
   return absl::OkStatus();
 }
 

@@ -18,10 +18,10 @@ constexpr int kVocab = 512;
 void PutI32(std::string* out, int32_t v) { out->append(reinterpret_cast<char*>(&v), 4); }
 void PutF32(std::string* out, float v) { out->append(reinterpret_cast<char*>(&v), 4); }
 
-std::string TokenizerBytes() {
+std::string TokenizerBytes(int vocab) {
   std::string out;
   PutI32(&out, 16);  // max_token_length
-  for (int id = 0; id < kVocab; ++id) {
+  for (int id = 0; id < vocab; ++id) {
     std::string piece;
     if (id == 0) {
       piece = "<unk>";
@@ -63,8 +63,18 @@ absl::StatusOr<std::string> WriteSyntheticModelFiles(const std::string& dir) {
   KVQ_ASSIGN_OR_RETURN(model::Model m, model::SyntheticModel(config, /*seed=*/1));
   const std::string checkpoint = dir + "/synthetic.bin";
   KVQ_RETURN_IF_ERROR(WriteFile(checkpoint, model::SerializeLlama2c(m)));
-  KVQ_RETURN_IF_ERROR(WriteFile(dir + "/tok512.bin", TokenizerBytes()));
+  KVQ_RETURN_IF_ERROR(WriteByteTokenizer(dir, kVocab).status());
   return checkpoint;
+}
+
+absl::StatusOr<std::string> WriteByteTokenizer(const std::string& dir, int vocab) {
+  if (vocab < 259) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "a byte-level tokenizer needs a vocabulary of at least 259 tokens, not ", vocab));
+  }
+  const std::string path = absl::StrCat(dir, "/tok", vocab, ".bin");
+  KVQ_RETURN_IF_ERROR(WriteFile(path, TokenizerBytes(vocab)));
+  return path;
 }
 
 }  // namespace kvq::launcher

@@ -18,6 +18,11 @@ namespace kvq::launcher {
 // path. INTERNAL when a file cannot be written.
 absl::StatusOr<std::string> WriteSyntheticModelFiles(const std::string& dir);
 
+// Writes the byte-level tokenizer of a `vocab`-token model to
+// <dir>/tok<vocab>.bin; returns its path. INVALID_ARGUMENT below 259 tokens
+// (BOS, EOS, <unk> and the 256 bytes), INTERNAL when it cannot be written.
+absl::StatusOr<std::string> WriteByteTokenizer(const std::string& dir, int vocab);
+
 }  // namespace kvq::launcher
 
 #endif  // KVQ_SERVICES_LAUNCHER_SYNTHETIC_MODEL_FILES_H_
