@@ -62,20 +62,11 @@ TEST(ServingFaultsTest, DecodeKilledGivesUnavailablePromptly) {
   ASSERT_TRUE(cluster.ok()) << cluster.status();
   launcher::Cluster& c = **cluster;
 
-  auto stub = v1::Router::NewStub(
-      grpc::CreateChannel(c.router_address(), grpc::InsecureChannelCredentials()));
-  grpc::ClientContext ctx;
-  ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(30)));
-  auto reader = stub->Generate(&ctx, GreedyRequest(Prompt(40, 2), "kivi2", 200));
-  v1::GenerateResponse msg;
-  int tokens = 0;
-  while (tokens < 5 && reader->Read(&msg)) tokens += msg.tokens_size();
-  ASSERT_GE(tokens, 5);
+  OpenRouterStream a(c.router_address(), GreedyRequest(Prompt(40, 2), "kivi2", 200), 5);
+  ASSERT_GE(a.tokens(), 5);
   const absl::Time killed = absl::Now();
   c.decode(0)->Kill();
-  while (reader->Read(&msg)) {
-  }
-  const grpc::Status status = reader->Finish();
+  const grpc::Status status = a.Drain();
   EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE) << status.error_message();
   EXPECT_LT(absl::Now() - killed, absl::Seconds(2));
 }
@@ -91,15 +82,8 @@ TEST(ServingFaultsTest, CancelFreesDecodeMemoryAndBudgetMakesRequestsWait) {
   launcher::Cluster& c = **cluster;
   const std::string decode = c.decode_addresses()[0];
 
-  auto stub = v1::Router::NewStub(
-      grpc::CreateChannel(c.router_address(), grpc::InsecureChannelCredentials()));
-  grpc::ClientContext ctx;
-  ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(30)));
-  auto reader = stub->Generate(&ctx, GreedyRequest(Prompt(40, 3), "kivi2", 200));
-  v1::GenerateResponse msg;
-  int tokens = 0;
-  while (tokens < 3 && reader->Read(&msg)) tokens += msg.tokens_size();
-  ASSERT_GE(tokens, 3);
+  OpenRouterStream a(c.router_address(), GreedyRequest(Prompt(40, 3), "kivi2", 200), 3);
+  ASSERT_GE(a.tokens(), 3);
 
   // A second request does not fit beside the first: it waits, counted.
   StreamResult second;
@@ -119,10 +103,8 @@ TEST(ServingFaultsTest, CancelFreesDecodeMemoryAndBudgetMakesRequestsWait) {
   EXPECT_EQ(during.requests_waited_total(), 1u);
 
   // Cancelling the first frees its memory, and the waiting one runs.
-  ctx.TryCancel();
-  while (reader->Read(&msg)) {
-  }
-  EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::CANCELLED);
+  a.Cancel();
+  EXPECT_EQ(a.Drain().error_code(), grpc::StatusCode::CANCELLED);
   waiter.join();
   ASSERT_TRUE(second.status.ok()) << second.status.error_message();
   v1::WorkerStats after;

@@ -224,15 +224,8 @@ EvictionScenario RunEvictionWhileDecodeWaits(launcher::Cluster& c,
                                              absl::Duration wait_before_filling) {
   EvictionScenario out;
   const std::string decode = c.decode_addresses()[0];
-  auto stub = v1::Router::NewStub(
-      grpc::CreateChannel(c.router_address(), grpc::InsecureChannelCredentials()));
-  grpc::ClientContext ctx;
-  ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(30)));
-  auto reader = stub->Generate(&ctx, GreedyRequest(Prompt(40, 3), "kivi2", 200));
-  v1::GenerateResponse msg;
-  int tokens = 0;
-  while (tokens < 3 && reader->Read(&msg)) tokens += msg.tokens_size();
-  EXPECT_GE(tokens, 3);
+  OpenRouterStream a(c.router_address(), GreedyRequest(Prompt(40, 3), "kivi2", 200), 3);
+  EXPECT_GE(a.tokens(), 3);
 
   std::thread waiter([&] {
     out.b = RouterGenerate(c.router_address(), GreedyRequest(Prompt(40, 4), "kivi2", 20));
@@ -249,9 +242,8 @@ EvictionScenario RunEvictionWhileDecodeWaits(launcher::Cluster& c,
     EXPECT_TRUE(s.ok()) << s.error_message();
   }
   EXPECT_EQ(DecodeStats(decode).waiting(), 1u) << "B stopped waiting too early";
-  ctx.TryCancel();
-  while (reader->Read(&msg)) {
-  }
+  a.Cancel();
+  a.Drain();
   waiter.join();
   out.store_after = StoreStats(c.store_address());
   return out;

@@ -54,6 +54,22 @@ StreamResult RouterGenerate(const std::string& address,
   return r;
 }
 
+OpenRouterStream::OpenRouterStream(const std::string& address,
+                                   const v1::GenerateRequest& request, int min_tokens,
+                                   absl::Duration timeout)
+    : stub_(v1::Router::NewStub(Channel(address))) {
+  ctx_.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
+  reader_ = stub_->Generate(&ctx_, request);
+  v1::GenerateResponse msg;
+  while (tokens_ < min_tokens && reader_->Read(&msg)) tokens_ += msg.tokens_size();
+}
+
+grpc::Status OpenRouterStream::Drain() {
+  v1::GenerateResponse msg;
+  while (reader_->Read(&msg)) tokens_ += msg.tokens_size();
+  return reader_->Finish();
+}
+
 StreamResult ColocatedGenerate(const std::string& address, const std::vector<int>& prompt,
                                const std::string& kv, int max_tokens) {
   auto stub = v1::Decode::NewStub(Channel(address));

@@ -37,6 +37,29 @@ StreamResult RouterGenerate(const std::string& address,
                             const v1::GenerateRequest& request,
                             absl::Duration timeout = absl::Seconds(30));
 
+// A Router.Generate stream held open after its first tokens (a request in
+// flight, for tests that kill, cancel or crowd it):
+//   OpenRouterStream a(c.router_address(), request, /*min_tokens=*/3);
+//   ASSERT_GE(a.tokens(), 3);
+//   a.Cancel();
+//   EXPECT_EQ(a.Drain().error_code(), grpc::StatusCode::CANCELLED);
+class OpenRouterStream {
+ public:
+  // Starts the stream and reads until `min_tokens` tokens (or its end).
+  OpenRouterStream(const std::string& address, const v1::GenerateRequest& request,
+                   int min_tokens, absl::Duration timeout = absl::Seconds(30));
+  int tokens() const { return tokens_; }
+  void Cancel() { ctx_.TryCancel(); }
+  // Reads to the end of the stream; its final status.
+  grpc::Status Drain();
+
+ private:
+  std::unique_ptr<v1::Router::Stub> stub_;
+  grpc::ClientContext ctx_;
+  std::unique_ptr<grpc::ClientReader<v1::GenerateResponse>> reader_;
+  int tokens_ = 0;
+};
+
 // Decode.Generate with a plain prompt: the colocated mode, no store.
 StreamResult ColocatedGenerate(const std::string& address, const std::vector<int>& prompt,
                                const std::string& kv, int max_tokens);
