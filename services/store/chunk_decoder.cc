@@ -16,12 +16,6 @@ using google::protobuf::internal::WireFormatLite;
 using google::protobuf::io::CodedInputStream;
 using google::protobuf::io::CodedOutputStream;
 
-// BlockChunk field numbers (proto/kvstore.proto).
-constexpr int kBlockIdField = 1;
-constexpr int kLayerField = 2;
-constexpr int kOffsetField = 3;
-constexpr int kDataField = 4;
-
 absl::Status Malformed(absl::string_view what) {
   return absl::InvalidArgumentError(absl::StrCat("malformed message: ", what));
 }
@@ -58,8 +52,8 @@ absl::Status DecodeChunk(CodedInputStream& in, ChunkSink& sink) {
     const WireFormatLite::WireType type = WireFormatLite::GetTagWireType(tag);
     const bool varint = type == WireFormatLite::WIRETYPE_VARINT;
     const bool known =
-        (number >= kBlockIdField && number <= kOffsetField && varint) ||
-        (number == kDataField && type == WireFormatLite::WIRETYPE_LENGTH_DELIMITED);
+        (number >= kChunkBlockIdField && number <= kChunkOffsetField && varint) ||
+        (number == kChunkDataField && type == WireFormatLite::WIRETYPE_LENGTH_DELIMITED);
     if (!known) {
       if (!WireFormatLite::SkipField(&in, tag)) return Malformed("truncated BlockChunk");
       continue;
@@ -69,11 +63,11 @@ absl::Status DecodeChunk(CodedInputStream& in, ChunkSink& sink) {
           absl::StrCat("BlockChunk field ", number, " after its data (write data last)"));
     }
     bool ok = true;
-    if (number == kBlockIdField) {
+    if (number == kChunkBlockIdField) {
       ok = in.ReadVarint32(&chunk.block_id);
-    } else if (number == kLayerField) {
+    } else if (number == kChunkLayerField) {
       ok = in.ReadVarint32(&chunk.layer);
-    } else if (number == kOffsetField) {
+    } else if (number == kChunkOffsetField) {
       ok = in.ReadVarint64(&chunk.offset);
     } else {
       ok = in.ReadVarint32(&chunk.size) &&

@@ -23,6 +23,11 @@ namespace kvq::store {
 // Field numbers of the repeated BlockChunk fields (proto/kvstore.proto).
 inline constexpr int kPutChunkField = 2;  // PutBlocksRequest.chunks
 inline constexpr int kGetChunkField = 4;  // GetBlocksResponse.chunks
+// BlockChunk's own fields; the encoder writes data last, the decoder needs it so.
+inline constexpr int kChunkBlockIdField = 1;
+inline constexpr int kChunkLayerField = 2;
+inline constexpr int kChunkOffsetField = 3;
+inline constexpr int kChunkDataField = 4;
 
 // A BlockChunk's fields other than its data, and the data's size.
 struct ChunkHeader {

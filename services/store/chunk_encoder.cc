@@ -11,12 +11,6 @@ namespace {
 using google::protobuf::internal::WireFormatLite;
 using google::protobuf::io::CodedOutputStream;
 
-// BlockChunk field numbers (proto/kvstore.proto).
-constexpr int kBlockIdField = 1;
-constexpr int kLayerField = 2;
-constexpr int kOffsetField = 3;
-constexpr int kDataField = 4;
-
 uint8_t* WriteTagAndVarint(int field, uint64_t value, uint8_t* p) {
   p = CodedOutputStream::WriteTagToArray(
       WireFormatLite::MakeTag(field, WireFormatLite::WIRETYPE_VARINT), p);
@@ -44,11 +38,12 @@ void AppendChunk(int chunk_field, const ChunkHeader& chunk, absl::string_view da
   // The chunk's fields before its data; then the entry's tag and length.
   uint8_t fields[40];
   uint8_t* p = fields;
-  p = WriteTagAndVarint(kBlockIdField, chunk.block_id, p);
-  p = WriteTagAndVarint(kLayerField, chunk.layer, p);
-  p = WriteTagAndVarint(kOffsetField, chunk.offset, p);
+  p = WriteTagAndVarint(kChunkBlockIdField, chunk.block_id, p);
+  p = WriteTagAndVarint(kChunkLayerField, chunk.layer, p);
+  p = WriteTagAndVarint(kChunkOffsetField, chunk.offset, p);
   p = CodedOutputStream::WriteTagToArray(
-      WireFormatLite::MakeTag(kDataField, WireFormatLite::WIRETYPE_LENGTH_DELIMITED), p);
+      WireFormatLite::MakeTag(kChunkDataField, WireFormatLite::WIRETYPE_LENGTH_DELIMITED),
+      p);
   p = CodedOutputStream::WriteVarint32ToArray(static_cast<uint32_t>(data.size()), p);
   const size_t fields_size = static_cast<size_t>(p - fields);
 

@@ -58,7 +58,7 @@ class ServingBadRequestsTest : public ::testing::Test {
 
 launcher::Cluster* ServingBadRequestsTest::cluster_ = nullptr;
 
-std::vector<int> Prompt(int n, int salt) {
+std::vector<int> ShortPrompt(int n, int salt) {
   std::vector<int> p = {1};
   for (int i = 1; i < n; ++i) p.push_back(259 + (i * 13 + salt) % 250);
   return p;
@@ -82,7 +82,7 @@ TEST_F(ServingBadRequestsTest, StepsOutOfRange) {
   grpc::Status zero = Route(GreedyRequest({1}, "kivi2", 0));
   EXPECT_EQ(zero.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_THAT(zero.error_message(), HasSubstr("max_tokens must be >= 1"));
-  grpc::Status big = Route(GreedyRequest(Prompt(100, 0), "kivi2", 500));
+  grpc::Status big = Route(GreedyRequest(ShortPrompt(100, 0), "kivi2", 500));
   EXPECT_EQ(big.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_THAT(big.error_message(), HasSubstr("seq_len of 512"));
 }
@@ -122,7 +122,7 @@ TEST_F(ServingBadRequestsTest, UnknownModel) {
 }
 
 TEST_F(ServingBadRequestsTest, HandleForAnotherModel) {
-  v1::PrefillResponse real = RealHandle(Prompt(40, 1));
+  v1::PrefillResponse real = RealHandle(ShortPrompt(40, 1));
   v1::KvHandle h = real.handle();
   h.set_model_id("0123456789abcdef");
   grpc::Status s = DecodeHandle(h, real.first_token());
@@ -131,7 +131,7 @@ TEST_F(ServingBadRequestsTest, HandleForAnotherModel) {
 }
 
 TEST_F(ServingBadRequestsTest, HandleWithForeignKey) {
-  v1::PrefillResponse real = RealHandle(Prompt(70, 2));
+  v1::PrefillResponse real = RealHandle(ShortPrompt(70, 2));
   v1::KvHandle h = real.handle();
   std::string key = h.blocks(1).key();
   key[3] ^= 0x5a;
@@ -144,7 +144,7 @@ TEST_F(ServingBadRequestsTest, HandleWithForeignKey) {
 }
 
 TEST_F(ServingBadRequestsTest, HandleNamingMissingBlocks) {
-  v1::PrefillResponse real = RealHandle(Prompt(70, 3));
+  v1::PrefillResponse real = RealHandle(ShortPrompt(70, 3));
   // The blocks leave the store (as if their lease expired and they were
   // evicted): while the handle's lease holds them, Delete is refused.
   auto store = v1::KvStore::NewStub(
@@ -176,7 +176,7 @@ TEST_F(ServingBadRequestsTest, HandleNamingMissingBlocks) {
 }
 
 TEST_F(ServingBadRequestsTest, HandleWithWrongBlockCount) {
-  v1::PrefillResponse real = RealHandle(Prompt(70, 4));
+  v1::PrefillResponse real = RealHandle(ShortPrompt(70, 4));
   v1::KvHandle h = real.handle();
   h.mutable_blocks()->RemoveLast();
   grpc::Status s = DecodeHandle(h, real.first_token());

@@ -14,12 +14,6 @@
 namespace kvq::testing {
 namespace {
 
-std::vector<int> Prompt(int n, int salt) {
-  std::vector<int> p = {1};
-  for (int i = 1; i < n; ++i) p.push_back(259 + (i * 31 + salt) % 250);
-  return p;
-}
-
 TEST(ServingFaultsTest, PrefillKilledMidRequestIsRetriedOnTheOtherWorker) {
   launcher::ClusterOptions o = TestClusterOptions();
   o.prefill_workers = 2;

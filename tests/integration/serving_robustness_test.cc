@@ -21,12 +21,6 @@
 namespace kvq::testing {
 namespace {
 
-std::vector<int> Prompt(int n, int salt) {
-  std::vector<int> p = {1};
-  for (int i = 1; i < n; ++i) p.push_back(259 + (i * 31 + salt) % 250);
-  return p;
-}
-
 v1::PrefillRequest PrefillRequestFor(const std::vector<int>& prompt,
                                      const std::string& kv, int max_tokens) {
   v1::PrefillRequest r;

@@ -54,6 +54,12 @@ StreamResult RouterGenerate(const std::string& address,
   return r;
 }
 
+std::vector<int> Prompt(int n, int salt) {
+  std::vector<int> p = {1};
+  for (int i = 1; i < n; ++i) p.push_back(259 + (i * 31 + salt) % 250);
+  return p;
+}
+
 OpenRouterStream::OpenRouterStream(const std::string& address,
                                    const v1::GenerateRequest& request, int min_tokens,
                                    absl::Duration timeout)

@@ -37,6 +37,10 @@ StreamResult RouterGenerate(const std::string& address,
                             const v1::GenerateRequest& request,
                             absl::Duration timeout = absl::Seconds(30));
 
+// A prompt of `n` stories260K tokens: BOS, then tokens that vary with `salt`
+// (different salts share no prefix block).
+std::vector<int> Prompt(int n, int salt);
+
 // A Router.Generate stream held open after its first tokens (a request in
 // flight, for tests that kill, cancel or crowd it):
 //   OpenRouterStream a(c.router_address(), request, /*min_tokens=*/3);
