@@ -39,11 +39,6 @@ void MatMulLoop(const float* x, int n, int in, const float* w, int o_begin, int 
   }
 }
 
-bool HasAvx2Fma() {
-  static const bool has = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  return has;
-}
-
 // y[r][o] for R rows of x and weight rows [o_begin, o_end), AVX2 + FMA.
 template <int R>
 __attribute__((target("avx2,fma"))) void SmallBatchAvx2(const float* x, int in,
@@ -90,6 +85,11 @@ void SmallBatch(const float* x, int n, int in, const float* w, int o_begin, int 
 }
 
 }  // namespace
+
+bool HasAvx2Fma() {
+  static const bool has = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  return has;
+}
 
 int InitThreads() {
   // One thread pool for everything (OpenMP, which the kernels use too):

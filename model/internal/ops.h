@@ -13,8 +13,14 @@ namespace kvq::model_internal {
 // returns the number of threads the forward pass uses. Idempotent.
 int InitThreads();
 
+// Whether the CPU has AVX2 and FMA (checked once).
+bool HasAvx2Fma();
+
 // y[n][out] = x[n][in] . w[out][in]^T (row-major, as llama2.c and HF store),
-// split over InitThreads() threads when large; AVX2/FMA when available.
+// split over InitThreads() threads when large; AVX2/FMA when available. The
+// unpacked path (up to 8 rows: one weight row at a time; more: OpenBLAS's
+// sgemm, which copies the weights on every call): the transformer uses
+// PackedMatMul (packed_matmul.h); this one stays as its measured baseline.
 void MatMul(const float* x, int n, int in, const float* w, int out, float* y);
 
 // out[i] = w[i] * x[i] / sqrt(mean(x^2) + eps) over one row of `size`.

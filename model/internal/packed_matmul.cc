@@ -1,0 +1,170 @@
+#include "model/internal/packed_matmul.h"
+
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstring>
+#include <new>
+
+#include "model/internal/ops.h"
+
+namespace kvq::model_internal {
+
+namespace {
+
+constexpr int kP = PackedMatrix::kPanel;
+constexpr int kKc = PackedMatrix::kBlockK;
+// Rows per micro-kernel call: 6 rows x 16 features = 12 ymm accumulators,
+// plus 2 for the weights and 1 for the broadcast x value.
+constexpr int kMr = 6;
+// Rows per chunk: a chunk's k-block of x (144 x 256 floats, 144 KiB) stays
+// in L2 while every panel of the thread streams past it.
+constexpr int kMc = 144;
+// Below this many multiply-adds threads cost more than they save.
+constexpr double kParallelMinWork = 256.0 * 1024;
+
+// One micro-kernel call: y[r][0..16) (r < R, row stride ldy) continues its
+// chain with x[r][k] * pw[k][j] for k = 0..kc in order (x row stride ldx,
+// already offset to the block's first k), starting from 0 when `first`.
+using Kernel = void (*)(const float* x, size_t ldx, const float* pw, int kc, float* y,
+                        size_t ldy, bool first);
+
+template <int R>
+__attribute__((target("avx2,fma"))) void KernelAvx2(const float* x, size_t ldx,
+                                                    const float* pw, int kc, float* y,
+                                                    size_t ldy, bool first) {
+  __m256 lo[R], hi[R];
+#pragma GCC unroll 6
+  for (int r = 0; r < R; ++r) {
+    lo[r] = first ? _mm256_setzero_ps() : _mm256_loadu_ps(y + r * ldy);
+    hi[r] = first ? _mm256_setzero_ps() : _mm256_loadu_ps(y + r * ldy + 8);
+  }
+  for (int k = 0; k < kc; ++k) {
+    const __m256 w0 = _mm256_load_ps(pw + k * kP);
+    const __m256 w1 = _mm256_load_ps(pw + k * kP + 8);
+#pragma GCC unroll 6
+    for (int r = 0; r < R; ++r) {
+      const __m256 xv = _mm256_broadcast_ss(x + r * ldx + k);
+      lo[r] = _mm256_fmadd_ps(w0, xv, lo[r]);
+      hi[r] = _mm256_fmadd_ps(w1, xv, hi[r]);
+    }
+  }
+#pragma GCC unroll 6
+  for (int r = 0; r < R; ++r) {
+    _mm256_storeu_ps(y + r * ldy, lo[r]);
+    _mm256_storeu_ps(y + r * ldy + 8, hi[r]);
+  }
+}
+
+// The same chains with a separate multiply and add (no FMA needed).
+template <int R>
+void KernelPortable(const float* x, size_t ldx, const float* pw, int kc, float* y,
+                    size_t ldy, bool first) {
+  float acc[R][kP];
+  for (int r = 0; r < R; ++r) {
+    for (int j = 0; j < kP; ++j) acc[r][j] = first ? 0.0f : y[r * ldy + j];
+  }
+  for (int k = 0; k < kc; ++k) {
+    for (int r = 0; r < R; ++r) {
+      const float xv = x[r * ldx + k];
+      for (int j = 0; j < kP; ++j) acc[r][j] += xv * pw[k * kP + j];
+    }
+  }
+  for (int r = 0; r < R; ++r) std::memcpy(y + r * ldy, acc[r], sizeof(acc[r]));
+}
+
+// Indexed by rows - 1.
+constexpr Kernel kAvx2Kernels[kMr] = {KernelAvx2<1>, KernelAvx2<2>, KernelAvx2<3>,
+                                      KernelAvx2<4>, KernelAvx2<5>, KernelAvx2<6>};
+constexpr Kernel kPortableKernels[kMr] = {KernelPortable<1>, KernelPortable<2>,
+                                          KernelPortable<3>, KernelPortable<4>,
+                                          KernelPortable<5>, KernelPortable<6>};
+
+// y's columns of panels [p0, p1), all n rows. Loop order (BLIS): row chunk,
+// k-block (x's block stays in L2), panel (its 16 KiB block stays in L1
+// while the chunk's 6-row blocks pass), 6-row block. Every y[r][o] sees the
+// k-blocks in order, so its chain is the same for any n and any row block.
+void RunPanels(const float* x, int n, const PackedMatrix& w, float* y, int p0, int p1,
+               const Kernel* kernels) {
+  const int in = w.in(), out = w.out();
+  alignas(32) float tile[kMr * kP] = {};  // the last panel when out % 16 != 0
+  for (int r0 = 0; r0 < n; r0 += kMc) {
+    const int rows = std::min(kMc, n - r0);
+    for (int k0 = 0; k0 < in; k0 += kKc) {
+      const int kc = std::min(kKc, in - k0);
+      const bool first = k0 == 0;
+      for (int p = p0; p < p1; ++p) {
+        const float* pw = w.Block(p, k0);
+        const int cols = std::min(kP, out - p * kP);
+        for (int i = 0; i < rows; i += kMr) {
+          const int r = std::min(kMr, rows - i);
+          const float* xs = x + size_t(r0 + i) * in + k0;
+          float* ys = y + size_t(r0 + i) * out + size_t(p) * kP;
+          if (cols == kP) {
+            kernels[r - 1](xs, in, pw, kc, ys, out, first);
+            continue;
+          }
+          for (int a = 0; a < r && !first; ++a) {
+            std::memcpy(tile + a * kP, ys + size_t(a) * out, cols * sizeof(float));
+          }
+          kernels[r - 1](xs, in, pw, kc, tile, kP, first);
+          for (int a = 0; a < r; ++a) {
+            std::memcpy(ys + size_t(a) * out, tile + a * kP, cols * sizeof(float));
+          }
+        }
+      }
+    }
+  }
+}
+
+}  // namespace
+
+PackedMatrix::PackedMatrix(const float* w, int out, int in) : out_(out), in_(in) {
+  const size_t bytes = (this->bytes() + 63) / 64 * 64;
+  data_.reset(static_cast<float*>(std::aligned_alloc(64, bytes)));
+  if (data_ == nullptr) throw std::bad_alloc();
+  for (int k0 = 0; k0 < in; k0 += kKc) {
+    const int kc = std::min(kKc, in - k0);
+    for (int p = 0; p < panels(); ++p) {
+      float* dst = const_cast<float*>(Block(p, k0));
+      for (int j = 0; j < kP; ++j) {
+        const int o = p * kP + j;
+        for (int k = 0; k < kc; ++k) {
+          dst[k * kP + j] = o < out ? w[size_t(o) * in + k0 + k] : 0.0f;
+        }
+      }
+    }
+  }
+}
+
+void PackedMatrix::Row(int o, float* dst) const {
+  const int p = o / kP, j = o % kP;
+  for (int k0 = 0; k0 < in_; k0 += kKc) {
+    const int kc = std::min(kKc, in_ - k0);
+    const float* src = Block(p, k0) + j;
+    for (int k = 0; k < kc; ++k) dst[k0 + k] = src[k * kP];
+  }
+}
+
+void PackedMatMul(const float* x, int n, const PackedMatrix& w, float* y,
+                  MatMulKernel kernel) {
+  if (n <= 0) return;
+  const Kernel* kernels =
+      kernel != MatMulKernel::kPortable && HasAvx2Fma() ? kAvx2Kernels : kPortableKernels;
+  const int panels = w.panels();
+  const double work = double(n) * w.in() * w.out();
+  const int threads = work < kParallelMinWork ? 1 : std::min(InitThreads(), panels);
+  if (threads <= 1) {
+    RunPanels(x, n, w, y, 0, panels, kernels);
+    return;
+  }
+  // Each thread owns a contiguous run of panels (of output features).
+  const int chunk = (panels + threads - 1) / threads;
+#pragma omp parallel for num_threads(threads) schedule(static)
+  for (int t = 0; t < threads; ++t) {
+    const int p0 = std::min(panels, t * chunk), p1 = std::min(panels, p0 + chunk);
+    if (p0 < p1) RunPanels(x, n, w, y, p0, p1, kernels);
+  }
+}
+
+}  // namespace kvq::model_internal
