@@ -1,6 +1,7 @@
 #include "model/internal/packed_matmul.h"
 
 #include <immintrin.h>
+#include <omp.h>
 
 #include <algorithm>
 #include <cstring>
@@ -24,15 +25,16 @@ constexpr int kMc = 144;
 constexpr double kParallelMinWork = 256.0 * 1024;
 
 // One micro-kernel call: y[r][0..16) (r < R, row stride ldy) continues its
-// chain with x[r][k] * pw[k][j] for k = 0..kc in order (x row stride ldx,
-// already offset to the block's first k), starting from 0 when `first`.
-using Kernel = void (*)(const float* x, size_t ldx, const float* pw, int kc, float* y,
-                        size_t ldy, bool first);
+// chain with xp[k][r] * pw[k][j] for k = 0..kc in order (xp: R packed rows,
+// k-major, already offset to the block's first k), starting from 0 when
+// `first`.
+using Kernel = void (*)(const float* xp, const float* pw, int kc, float* y, size_t ldy,
+                        bool first);
 
 template <int R>
-__attribute__((target("avx2,fma"))) void KernelAvx2(const float* x, size_t ldx,
-                                                    const float* pw, int kc, float* y,
-                                                    size_t ldy, bool first) {
+__attribute__((target("avx2,fma"))) void KernelAvx2(const float* xp, const float* pw,
+                                                    int kc, float* y, size_t ldy,
+                                                    bool first) {
   __m256 lo[R], hi[R];
 #pragma GCC unroll 6
   for (int r = 0; r < R; ++r) {
@@ -44,7 +46,7 @@ __attribute__((target("avx2,fma"))) void KernelAvx2(const float* x, size_t ldx,
     const __m256 w1 = _mm256_load_ps(pw + k * kP + 8);
 #pragma GCC unroll 6
     for (int r = 0; r < R; ++r) {
-      const __m256 xv = _mm256_broadcast_ss(x + r * ldx + k);
+      const __m256 xv = _mm256_broadcast_ss(xp + k * R + r);
       lo[r] = _mm256_fmadd_ps(w0, xv, lo[r]);
       hi[r] = _mm256_fmadd_ps(w1, xv, hi[r]);
     }
@@ -58,15 +60,15 @@ __attribute__((target("avx2,fma"))) void KernelAvx2(const float* x, size_t ldx,
 
 // The same chains with a separate multiply and add (no FMA needed).
 template <int R>
-void KernelPortable(const float* x, size_t ldx, const float* pw, int kc, float* y,
-                    size_t ldy, bool first) {
+void KernelPortable(const float* xp, const float* pw, int kc, float* y, size_t ldy,
+                    bool first) {
   float acc[R][kP];
   for (int r = 0; r < R; ++r) {
     for (int j = 0; j < kP; ++j) acc[r][j] = first ? 0.0f : y[r * ldy + j];
   }
   for (int k = 0; k < kc; ++k) {
     for (int r = 0; r < R; ++r) {
-      const float xv = x[r * ldx + k];
+      const float xv = xp[k * R + r];
       for (int j = 0; j < kP; ++j) acc[r][j] += xv * pw[k * kP + j];
     }
   }
@@ -80,11 +82,22 @@ constexpr Kernel kPortableKernels[kMr] = {KernelPortable<1>, KernelPortable<2>,
                                           KernelPortable<3>, KernelPortable<4>,
                                           KernelPortable<5>, KernelPortable<6>};
 
-// y's columns of panels [p0, p1), all n rows. Loop order (BLIS): row chunk,
-// k-block (x's block stays in L2), panel (its 16 KiB block stays in L1
+// Copies rows [b, b + r) of x[n][in] (r = min(6, n - b), b a multiple of 6)
+// to xp + b * in as [in][r]: the micro-kernels' broadcasts then read one
+// sequential stream instead of r rows `in` floats apart.
+void PackRowBlock(const float* x, int n, int in, int b, float* xp) {
+  const int r = std::min(kMr, n - b);
+  float* dst = xp + size_t(b) * in;
+  for (int k = 0; k < in; ++k) {
+    for (int a = 0; a < r; ++a) dst[k * r + a] = x[size_t(b + a) * in + k];
+  }
+}
+
+// y's columns of panels [p0, p1), all n rows, from the row blocks in xp. Loop order
+// (BLIS): row chunk, k-block (x's block stays in L2), panel (its 16 KiB block stays in L1
 // while the chunk's 6-row blocks pass), 6-row block. Every y[r][o] sees the
 // k-blocks in order, so its chain is the same for any n and any row block.
-void RunPanels(const float* x, int n, const PackedMatrix& w, float* y, int p0, int p1,
+void RunPanels(const float* xp, int n, const PackedMatrix& w, float* y, int p0, int p1,
                const Kernel* kernels) {
   const int in = w.in(), out = w.out();
   alignas(32) float tile[kMr * kP] = {};  // the last panel when out % 16 != 0
@@ -98,16 +111,16 @@ void RunPanels(const float* x, int n, const PackedMatrix& w, float* y, int p0, i
         const int cols = std::min(kP, out - p * kP);
         for (int i = 0; i < rows; i += kMr) {
           const int r = std::min(kMr, rows - i);
-          const float* xs = x + size_t(r0 + i) * in + k0;
+          const float* xs = xp + size_t(r0 + i) * in + size_t(k0) * r;
           float* ys = y + size_t(r0 + i) * out + size_t(p) * kP;
           if (cols == kP) {
-            kernels[r - 1](xs, in, pw, kc, ys, out, first);
+            kernels[r - 1](xs, pw, kc, ys, out, first);
             continue;
           }
           for (int a = 0; a < r && !first; ++a) {
             std::memcpy(tile + a * kP, ys + size_t(a) * out, cols * sizeof(float));
           }
-          kernels[r - 1](xs, in, pw, kc, tile, kP, first);
+          kernels[r - 1](xs, pw, kc, tile, kP, first);
           for (int a = 0; a < r; ++a) {
             std::memcpy(ys + size_t(a) * out, tile + a * kP, cols * sizeof(float));
           }
@@ -154,16 +167,23 @@ void PackedMatMul(const float* x, int n, const PackedMatrix& w, float* y,
   const int panels = w.panels();
   const double work = double(n) * w.in() * w.out();
   const int threads = work < kParallelMinWork ? 1 : std::min(InitThreads(), panels);
+  const int in = w.in();
+  std::unique_ptr<float[]> xp(new float[size_t(n) * in]);
   if (threads <= 1) {
-    RunPanels(x, n, w, y, 0, panels, kernels);
+    for (int b = 0; b < n; b += kMr) PackRowBlock(x, n, in, b, xp.get());
+    RunPanels(xp.get(), n, w, y, 0, panels, kernels);
     return;
   }
-  // Each thread owns a contiguous run of panels (of output features).
+  // The threads pack x's row blocks together, then each owns a contiguous
+  // run of panels (of output features).
   const int chunk = (panels + threads - 1) / threads;
-#pragma omp parallel for num_threads(threads) schedule(static)
-  for (int t = 0; t < threads; ++t) {
+#pragma omp parallel num_threads(threads)
+  {
+#pragma omp for schedule(static)
+    for (int b = 0; b < n; b += kMr) PackRowBlock(x, n, in, b, xp.get());
+    const int t = omp_get_thread_num();
     const int p0 = std::min(panels, t * chunk), p1 = std::min(panels, p0 + chunk);
-    if (p0 < p1) RunPanels(x, n, w, y, p0, p1, kernels);
+    if (p0 < p1) RunPanels(xp.get(), n, w, y, p0, p1, kernels);
   }
 }
 
