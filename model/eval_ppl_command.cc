@@ -47,7 +47,7 @@ int RunEvalPpl(const std::vector<std::string>& args) {
   if (!loaded.ok()) return Fail(loaded.status());
   absl::StatusOr<KvMode> mode = parsed->Resolve(loaded->model->config.HeadDim());
   if (!mode.ok()) return Fail(mode.status());
-  Transformer transformer(*loaded->model);
+  Transformer transformer(*loaded->model, RawWeights::kRelease);
 
   PerplexityProgress progress;
   const bool tty = isatty(STDERR_FILENO);

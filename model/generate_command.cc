@@ -37,7 +37,7 @@ int RunGenerate(const std::vector<std::string>& args) {
       LoadModelWithTokenizer(ModelPathFromFlags(), TokenizerPathFromFlags());
   if (!loaded.ok()) return Fail(loaded.status());
   const Tokenizer& tok = *loaded->tokenizer;
-  Transformer transformer(*loaded->model);
+  Transformer transformer(*loaded->model, RawWeights::kRelease);
 
   GenerateOptions options;
   options.steps = absl::GetFlag(FLAGS_steps);

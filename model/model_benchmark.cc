@@ -46,7 +46,7 @@ absl::StatusOr<std::vector<BenchResult>> RunModelBenchmark(
     const ModelBenchmarkOptions& o,
     const std::function<void(const BenchResult&)>& progress) {
   KVQ_ASSIGN_OR_RETURN(Model model, SyntheticModel(o.config, o.seed));
-  Transformer t(model);
+  Transformer t(model, RawWeights::kRelease);
   const KvCacheShape shape = KvCacheShape::Of(o.config);
   std::vector<BenchResult> results;
   auto report = [&](BenchResult r) {

@@ -5,12 +5,15 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
 
 #include "absl/strings/str_format.h"
 #include "common/status_macros.h"
 #include "model/internal/ops.h"
+#include "model/internal/packed_matmul.h"
 #include "model/tokenizer.h"
 
 namespace kvq::model {
@@ -22,13 +25,33 @@ namespace {
 // Query rows per slice of prefill attention (bounds the score buffer).
 constexpr int kPrefillRows = 128;
 
-// x[i] = the embedding of tokens[i], rows of `dim` floats.
-void EmbedTokens(const Model& model, absl::Span<const int> tokens, float* x) {
+// x[i] = the embedding of tokens[i], rows of `dim` floats: from the model's
+// token_embedding, or from the packed shared classifier once it was released.
+void EmbedTokens(const Model& model, const ops::PackedMatrix& classifier,
+                 absl::Span<const int> tokens, float* x) {
   const int dim = model.config.dim;
+  const std::vector<float>& table = model.weights.token_embedding;
   for (size_t i = 0; i < tokens.size(); ++i) {
-    std::memcpy(x + i * dim, &model.weights.token_embedding[size_t(tokens[i]) * dim],
-                dim * sizeof(float));
+    if (table.empty()) {
+      classifier.Row(tokens[i], x + i * dim);
+    } else {
+      std::memcpy(x + i * dim, &table[size_t(tokens[i]) * dim], dim * sizeof(float));
+    }
   }
+}
+
+// Packs m[out][in]; when `release`, frees m (before the next matrix is
+// packed, so the peak is the model plus one matrix).
+ops::PackedMatrix Pack(const std::vector<float>& m, int out, int in,
+                       std::vector<float>* release) {
+  if (m.size() != size_t(out) * in) {
+    std::fprintf(stderr,
+                 "kvq: Transformer over a model whose weight matrices were released\n");
+    std::abort();
+  }
+  ops::PackedMatrix packed(m.data(), out, in);
+  if (release != nullptr) std::vector<float>().swap(*release);
+  return packed;
 }
 
 // RmsNorm of each of `n` rows of `dim` floats.
@@ -41,10 +64,52 @@ void RmsNormRows(const float* x, int n, int dim, const float* weight, float eps,
 
 }  // namespace
 
-Transformer::Transformer(const Model& model)
+struct Transformer::Packed {
+  struct Layer {
+    ops::PackedMatrix wq, wk, wv, wo, w1, w2, w3;
+  };
+  std::vector<Layer> layers;
+  ops::PackedMatrix classifier;  // [vocab_size, dim]
+};
+
+Transformer::Transformer(const Model& model) : Transformer(model, nullptr) {}
+
+Transformer::Transformer(Model& model, RawWeights raw)
+    : Transformer(model, raw == RawWeights::kRelease ? &model : nullptr) {}
+
+Transformer::Transformer(const Model& model, Model* release)
     : model_(model),
       rope_freq_(ops::RopeFrequencies(model.config.HeadDim(), model.config.rope_theta)),
-      n_threads_(ops::InitThreads()) {}
+      n_threads_(ops::InitThreads()) {
+  const ModelConfig& c = model.config;
+  auto packed = std::make_unique<Packed>();
+  for (int l = 0; l < c.n_layers; ++l) {
+    const LayerWeights& w = model.weights.layers[l];
+    LayerWeights* r = release != nullptr ? &release->weights.layers[l] : nullptr;
+    auto pack = [&](std::vector<float> LayerWeights::*m, int out, int in) {
+      return Pack(w.*m, out, in, r != nullptr ? &(r->*m) : nullptr);
+    };
+    // In order (braced lists evaluate left to right): one matrix at a time.
+    packed->layers.push_back({pack(&LayerWeights::wq, c.QDim(), c.dim),
+                              pack(&LayerWeights::wk, c.KvDim(), c.dim),
+                              pack(&LayerWeights::wv, c.KvDim(), c.dim),
+                              pack(&LayerWeights::wo, c.dim, c.QDim()),
+                              pack(&LayerWeights::w1, c.hidden_dim, c.dim),
+                              pack(&LayerWeights::w2, c.dim, c.hidden_dim),
+                              pack(&LayerWeights::w3, c.hidden_dim, c.dim)});
+  }
+  const std::vector<float>& cls =
+      c.shared_classifier ? model.weights.token_embedding : model.weights.classifier;
+  std::vector<float>* cls_release = nullptr;
+  if (release != nullptr) {
+    cls_release = c.shared_classifier ? &release->weights.token_embedding
+                                      : &release->weights.classifier;
+  }
+  packed->classifier = Pack(cls, c.vocab_size, c.dim, cls_release);
+  packed_ = std::move(packed);
+}
+
+Transformer::~Transformer() = default;
 
 absl::Status Transformer::CheckCache(const KvCache& cache, int new_tokens) const {
   const ModelConfig& c = model_.config;
@@ -66,15 +131,17 @@ absl::Status Transformer::CheckCache(const KvCache& cache, int new_tokens) const
   return absl::OkStatus();
 }
 
-void Transformer::FeedForward(const LayerWeights& w, float* x, int n) const {
+void Transformer::FeedForward(int l, float* x, int n) const {
   const ModelConfig& c = model_.config;
+  const Packed::Layer& w = packed_->layers[l];
   std::vector<float> xb(size_t(n) * c.dim), gate(size_t(n) * c.hidden_dim),
       up(gate.size()), down(xb.size());
-  RmsNormRows(x, n, c.dim, w.rms_ffn.data(), c.norm_eps, xb.data());
-  ops::MatMul(xb.data(), n, c.dim, w.w1.data(), c.hidden_dim, gate.data());
-  ops::MatMul(xb.data(), n, c.dim, w.w3.data(), c.hidden_dim, up.data());
+  RmsNormRows(x, n, c.dim, model_.weights.layers[l].rms_ffn.data(), c.norm_eps,
+              xb.data());
+  ops::PackedMatMul(xb.data(), n, w.w1, gate.data());
+  ops::PackedMatMul(xb.data(), n, w.w3, up.data());
   ops::SwiGlu(gate.data(), up.data(), static_cast<int>(gate.size()));
-  ops::MatMul(gate.data(), n, c.hidden_dim, w.w2.data(), c.dim, down.data());
+  ops::PackedMatMul(gate.data(), n, w.w2, down.data());
   for (size_t i = 0; i < down.size(); ++i) x[i] += down[i];
 }
 
@@ -82,7 +149,7 @@ void Transformer::Logits(const float* x, int n, float* logits) const {
   const ModelConfig& c = model_.config;
   std::vector<float> xb(size_t(n) * c.dim);
   RmsNormRows(x, n, c.dim, model_.weights.rms_final.data(), c.norm_eps, xb.data());
-  ops::MatMul(xb.data(), n, c.dim, model_.classifier(), c.vocab_size, logits);
+  ops::PackedMatMul(xb.data(), n, packed_->classifier, logits);
 }
 
 absl::StatusOr<std::vector<float>> Transformer::Prefill(
@@ -102,15 +169,16 @@ absl::StatusOr<std::vector<float>> Transformer::Prefill(
   std::vector<float> k(size_t(total) * kvdim), v(k.size());  // prefix then prompt
   const size_t score_floats = size_t(std::min(n, kPrefillRows)) * total;
   std::vector<float> scores(score_floats * n_threads_);
-  EmbedTokens(model_, tokens, x.data());
+  EmbedTokens(model_, packed_->classifier, tokens, x.data());
   for (int l = 0; l < c.n_layers; ++l) {
-    const LayerWeights& w = model_.weights.layers[l];
-    RmsNormRows(x.data(), n, dim, w.rms_att.data(), c.norm_eps, xb.data());
+    const Packed::Layer& w = packed_->layers[l];
+    RmsNormRows(x.data(), n, dim, model_.weights.layers[l].rms_att.data(), c.norm_eps,
+                xb.data());
     float* kn = &k[size_t(p0) * kvdim];
     float* vn = &v[size_t(p0) * kvdim];
-    ops::MatMul(xb.data(), n, dim, w.wq.data(), qdim, q.data());
-    ops::MatMul(xb.data(), n, dim, w.wk.data(), kvdim, kn);
-    ops::MatMul(xb.data(), n, dim, w.wv.data(), kvdim, vn);
+    ops::PackedMatMul(xb.data(), n, w.wq, q.data());
+    ops::PackedMatMul(xb.data(), n, w.wk, kn);
+    ops::PackedMatMul(xb.data(), n, w.wv, vn);
     for (int i = 0; i < n; ++i) {
       ops::ApplyRope(&q[size_t(i) * qdim], c.n_heads, hd, p0 + i, rope_freq_, c.rope);
       ops::ApplyRope(kn + size_t(i) * kvdim, c.n_kv_heads, hd, p0 + i, rope_freq_,
@@ -143,9 +211,9 @@ absl::StatusOr<std::vector<float>> Transformer::Prefill(
     KVQ_RETURN_IF_ERROR(cache.Append(l, n, kn, vn));
     if (options.on_layer) KVQ_RETURN_IF_ERROR(options.on_layer(l));
 
-    ops::MatMul(att.data(), n, qdim, w.wo.data(), dim, proj.data());
+    ops::PackedMatMul(att.data(), n, w.wo, proj.data());
     for (size_t i = 0; i < x.size(); ++i) x[i] += proj[i];
-    FeedForward(w, x.data(), n);
+    FeedForward(l, x.data(), n);
   }
   std::vector<float> logits(c.vocab_size);
   Logits(&x[size_t(n - 1) * dim], 1, logits.data());
@@ -177,13 +245,14 @@ absl::Status Transformer::DecodeStep(absl::Span<const int> tokens,
   for (int i = 0; i < n; ++i) pos[i] = caches[i]->n_tokens();
   std::vector<float> x(size_t(n) * dim), xb(x.size()), q(size_t(n) * qdim), att(q.size()),
       k(size_t(n) * kvdim), v(k.size()), proj(x.size());
-  EmbedTokens(model_, tokens, x.data());
+  EmbedTokens(model_, packed_->classifier, tokens, x.data());
   for (int l = 0; l < c.n_layers; ++l) {
-    const LayerWeights& w = model_.weights.layers[l];
-    RmsNormRows(x.data(), n, dim, w.rms_att.data(), c.norm_eps, xb.data());
-    ops::MatMul(xb.data(), n, dim, w.wq.data(), qdim, q.data());
-    ops::MatMul(xb.data(), n, dim, w.wk.data(), kvdim, k.data());
-    ops::MatMul(xb.data(), n, dim, w.wv.data(), kvdim, v.data());
+    const Packed::Layer& w = packed_->layers[l];
+    RmsNormRows(x.data(), n, dim, model_.weights.layers[l].rms_att.data(), c.norm_eps,
+                xb.data());
+    ops::PackedMatMul(xb.data(), n, w.wq, q.data());
+    ops::PackedMatMul(xb.data(), n, w.wk, k.data());
+    ops::PackedMatMul(xb.data(), n, w.wv, v.data());
     for (int i = 0; i < n; ++i) {
       ops::ApplyRope(&q[size_t(i) * qdim], c.n_heads, hd, pos[i], rope_freq_, c.rope);
       ops::ApplyRope(&k[size_t(i) * kvdim], c.n_kv_heads, hd, pos[i], rope_freq_, c.rope);
@@ -191,9 +260,9 @@ absl::Status Transformer::DecodeStep(absl::Span<const int> tokens,
           caches[i]->Append(l, 1, &k[size_t(i) * kvdim], &v[size_t(i) * kvdim]));
     }
     KVQ_RETURN_IF_ERROR(AttendBatch(l, caches, q.data(), att.data(), n_threads_));
-    ops::MatMul(att.data(), n, qdim, w.wo.data(), dim, proj.data());
+    ops::PackedMatMul(att.data(), n, w.wo, proj.data());
     for (size_t i = 0; i < x.size(); ++i) x[i] += proj[i];
-    FeedForward(w, x.data(), n);
+    FeedForward(l, x.data(), n);
   }
   logits->resize(size_t(n) * c.vocab_size);
   Logits(x.data(), n, logits->data());

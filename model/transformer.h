@@ -12,6 +12,7 @@
 #define KVQ_MODEL_TRANSFORMER_H_
 
 #include <functional>
+#include <memory>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -28,10 +29,27 @@ struct PrefillOptions {
   std::function<absl::Status(int layer)> on_layer;
 };
 
+// What a Transformer does with the model's unpacked weight matrices once it
+// has packed them for its matrix products (model/internal/packed_matmul.h).
+enum class RawWeights {
+  // The model stays whole (it can still be checked, hashed, written, or
+  // given to another Transformer); resident weight memory doubles.
+  kKeep,
+  // Each matrix is freed as soon as it is packed (wq..w3, the classifier,
+  // and token_embedding when it is the shared classifier: embedding lookups
+  // then read the packed copy). The model keeps its config, id, norm weights
+  // and an unshared token_embedding. For processes holding one Transformer
+  // per model: serving workers and the kvq tools.
+  kRelease,
+};
+
 class Transformer {
  public:
-  // `model` must outlive the Transformer.
+  // `model` must outlive the Transformer. Packs the weights (kKeep); aborts
+  // if the model's matrices were already released.
   explicit Transformer(const Model& model);
+  Transformer(Model& model, RawWeights raw);
+  ~Transformer();
 
   const Model& model() const { return model_; }
 
@@ -54,14 +72,19 @@ class Transformer {
 
  private:
   absl::Status CheckCache(const KvCache& cache, int new_tokens) const;
-  // FFN block and residual: x[n][dim] += W2(silu(W1 norm(x)) * W3 norm(x)).
-  void FeedForward(const LayerWeights& w, float* x, int n) const;
+  struct Packed;
+  Transformer(const Model& model, Model* release);
+
+  // FFN block of layer l and residual:
+  // x[n][dim] += W2(silu(W1 norm(x)) * W3 norm(x)).
+  void FeedForward(int l, float* x, int n) const;
   // logits[n][vocab] of the final-normed rows x[n][dim].
   void Logits(const float* x, int n, float* logits) const;
 
   const Model& model_;
   const std::vector<float> rope_freq_;
   const int n_threads_;
+  std::unique_ptr<const Packed> packed_;  // the matrices, packed once
 };
 
 }  // namespace kvq::model

@@ -23,7 +23,8 @@ absl::StatusOr<WorkerContext> StartWorker(const std::string& role, bool need_tok
     return absl::NotFoundError(absl::StrCat("no tokenizer found beside ",
                                             w.model.model_path, "; pass --tokenizer"));
   }
-  w.transformer = std::make_unique<model::Transformer>(*w.model.model);
+  w.transformer =
+      std::make_unique<model::Transformer>(*w.model.model, model::RawWeights::kRelease);
   auto endpoint =
       services::MetricsEndpoint::Start({.role = role,
                                         .port = absl::GetFlag(FLAGS_metrics_port),

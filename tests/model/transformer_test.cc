@@ -161,9 +161,41 @@ TEST(TransformerTest, BatchedDecodeMatchesSingleSequences) {
         absl::StatusOr<std::vector<float>> one = t.Decode(ids[i], *single[i]);
         ASSERT_TRUE(one.ok()) << one.status();
         std::vector<float> row(logits.begin() + i * 64, logits.begin() + (i + 1) * 64);
-        EXPECT_LT(MaxAbsDiff(row, *one), 1e-4f) << mode << " step " << step;
+        // The matrix products are batch invariant, and so is fp16/fp32
+        // attention: bit-identical. The KIVI attention path is not (yet).
+        if (std::string(mode).rfind("kivi", 0) == 0) {
+          EXPECT_LT(MaxAbsDiff(row, *one), 1e-4f) << mode << " step " << step;
+        } else {
+          EXPECT_EQ(row, *one) << mode << " step " << step;
+        }
       }
     }
+  }
+}
+
+TEST(TransformerTest, ReleasedRawWeightsGiveTheSameLogits) {
+  for (bool shared : {true, false}) {
+    ModelConfig c = SmallConfig();
+    c.shared_classifier = shared;
+    const Model whole = RandomModel(c, 9);
+    Model released = whole;
+    const Transformer keep(whole);
+    const Transformer packed_only(released, RawWeights::kRelease);
+    EXPECT_TRUE(released.weights.layers[1].w2.empty());
+    EXPECT_TRUE(released.weights.classifier.empty());
+    EXPECT_EQ(released.weights.token_embedding.empty(), shared);
+    EXPECT_EQ(released.weights.layers[1].rms_ffn, whole.weights.layers[1].rms_ffn);
+    EXPECT_EQ(released.id, whole.id);
+    auto a = NewCache(whole, "fp16"), b = NewCache(whole, "fp16");
+    const std::vector<int> prompt = {1, 7, 63, 0, 12};
+    absl::StatusOr<std::vector<float>> la = keep.Prefill(prompt, *a);
+    absl::StatusOr<std::vector<float>> lb = packed_only.Prefill(prompt, *b);
+    ASSERT_TRUE(la.ok() && lb.ok());
+    EXPECT_EQ(*la, *lb) << "shared " << shared;
+    la = keep.Decode(5, *a);
+    lb = packed_only.Decode(5, *b);
+    ASSERT_TRUE(la.ok() && lb.ok());
+    EXPECT_EQ(*la, *lb) << "shared " << shared;
   }
 }
 
