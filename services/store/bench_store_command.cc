@@ -19,6 +19,10 @@ ABSL_FLAG(int, store_bench_runs, 3, "Runs per configuration (throughput is the m
 ABSL_FLAG(bool, store_bench_fill, true,
           "Fill the store to capacity (untimed) before measuring, so puts run in "
           "the steady state of a full store (evicting LRU blocks).");
+ABSL_FLAG(std::string, store_bench_address, "",
+          "HOST:PORT of a running `kvq serve store` to measure instead of starting one "
+          "(e.g. to profile the server on its own); its capacity must hold two runs' "
+          "blocks, and the bench's fill evicts what it holds. Empty: start a store.");
 ABSL_FLAG(bool, store_bench_baselines, true,
           "Also measure iperf3 (raw TCP) and redis-benchmark in the same run.");
 
@@ -45,6 +49,7 @@ int BenchStore() {
   options.runs = absl::GetFlag(FLAGS_store_bench_runs);
   options.baselines = absl::GetFlag(FLAGS_store_bench_baselines);
   options.fill_first = absl::GetFlag(FLAGS_store_bench_fill);
+  options.address = absl::GetFlag(FLAGS_store_bench_address);
   absl::StatusOr<std::vector<StoreBenchRow>> rows = RunStoreBench(options);
   if (!rows.ok()) {
     std::fprintf(stderr, "kvq bench store: %s\n", rows.status().ToString().c_str());
@@ -91,7 +96,7 @@ const cli::CommandRegistrar kBenchStore({
         "(null in --json) when the tools are missing (apt-get install iperf3\n"
         "redis-server redis-tools).",
     .flags = {"json", "store_bench_streams", "store_bench_blocks", "store_bench_runs",
-              "store_bench_baselines", "store_bench_fill"},
+              "store_bench_baselines", "store_bench_fill", "store_bench_address"},
     .run = [](const std::vector<std::string>&) { return BenchStore(); },
 });
 

@@ -162,17 +162,32 @@ absl::StatusOr<std::vector<StoreBenchRow>> RunStoreBench(
   const int max_streams =
       *std::max_element(options.streams.begin(), options.streams.end());
   const uint64_t run_bytes = block_bytes * max_streams * options.blocks_per_stream;
-  const uint64_t capacity = 2 * run_bytes + (64 << 20);
+  uint64_t capacity = 2 * run_bytes + (64 << 20);
 
-  std::string kvq = options.kvq_binary;
-  if (kvq.empty()) kvq = std::filesystem::read_symlink("/proc/self/exe").string();
-  KVQ_ASSIGN_OR_RETURN(
-      std::unique_ptr<launcher::ChildProcess> store,
-      launcher::ChildProcess::Start(
-          "store",
-          {kvq, "serve", "store", "--address=127.0.0.1:0",
-           absl::StrCat("--capacity_bytes=", capacity), "--max_message_bytes=8388608"},
-          {}));
+  std::unique_ptr<launcher::ChildProcess> child;
+  std::string address = options.address;
+  if (address.empty()) {
+    std::string kvq = options.kvq_binary;
+    if (kvq.empty()) kvq = std::filesystem::read_symlink("/proc/self/exe").string();
+    KVQ_ASSIGN_OR_RETURN(child, launcher::ChildProcess::Start(
+                                    "store",
+                                    {kvq, "serve", "store", "--address=127.0.0.1:0",
+                                     absl::StrCat("--capacity_bytes=", capacity),
+                                     "--max_message_bytes=8388608"},
+                                    {}));
+    address = child->address();
+  } else {
+    // A running store: fill up to its own capacity (it must hold a run's blocks).
+    KVQ_ASSIGN_OR_RETURN(std::unique_ptr<StoreClient> c,
+                         StoreClient::Create({.addresses = {address}}));
+    KVQ_ASSIGN_OR_RETURN(v1::StoreStatsResponse stats, c->Stats(0));
+    capacity = stats.capacity_bytes();
+    if (capacity < 2 * run_bytes) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("bench store: the store at ", address, " holds ", capacity,
+                       " bytes; this bench needs at least ", 2 * run_bytes));
+    }
+  }
 
   const std::vector<Block> contents =
       MakeContents(block_bytes, max_streams * options.blocks_per_stream);
@@ -185,7 +200,7 @@ absl::StatusOr<std::vector<StoreBenchRow>> RunStoreBench(
     const int fill_runs = static_cast<int>((capacity + run_bytes - 1) / run_bytes);
     for (int f = 0; f < fill_runs; ++f, ++run_id) {
       KVQ_RETURN_IF_ERROR(
-          RunPhase("put", store->address(),
+          RunPhase("put", address,
                    RunBlocks(contents, run_id, max_streams, options.blocks_per_stream))
               .status());
     }
@@ -197,10 +212,8 @@ absl::StatusOr<std::vector<StoreBenchRow>> RunStoreBench(
     for (int run = 0; run < options.runs; ++run, ++run_id) {
       const std::vector<std::vector<Block>> per_stream =
           RunBlocks(contents, run_id, streams, options.blocks_per_stream);
-      KVQ_ASSIGN_OR_RETURN(PhaseResult put,
-                           RunPhase("put", store->address(), per_stream));
-      KVQ_ASSIGN_OR_RETURN(PhaseResult get,
-                           RunPhase("get", store->address(), per_stream));
+      KVQ_ASSIGN_OR_RETURN(PhaseResult put, RunPhase("put", address, per_stream));
+      KVQ_ASSIGN_OR_RETURN(PhaseResult get, RunPhase("get", address, per_stream));
       put_gbps.push_back(put.gbps);
       get_gbps.push_back(get.gbps);
       put_lat.insert(put_lat.end(), put.latencies_ms.begin(), put.latencies_ms.end());
@@ -263,7 +276,7 @@ absl::StatusOr<std::vector<StoreBenchRow>> RunStoreBench(
       rows.push_back(*row);
     }
   }
-  store->Stop();
+  if (child != nullptr) child->Stop();
   return rows;
 }
 

@@ -23,6 +23,10 @@ namespace kvq::store {
 
 struct StoreBenchOptions {
   std::string kvq_binary;  // "" = this process's executable
+  // HOST:PORT of a running store to measure instead of starting one (to
+  // profile the server and the client as separate processes). Its blocks are
+  // evicted by the fill; "" = start `kvq serve store` as a child.
+  std::string address;
   std::vector<int> streams = {1, 4, 16};
   int blocks_per_stream = 32;  // per run and op
   int runs = 3;                // throughput: median over runs

@@ -99,8 +99,11 @@ class PutReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
   bool entered_ = false;
 };
 
-// GetBlocks: the first message names what was found; then the blocks' bytes,
-// layer by layer, packed into messages of at most `chunk_bytes`.
+// GetBlocks: the first message names what was found and carries the first
+// chunks; the blocks' bytes follow layer by layer, packed into messages of at
+// most `chunk_bytes`. The last message goes out with the status (one write
+// and one reaction per message, none for the status alone): a 768 KiB block
+// is one message.
 class GetReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
  public:
   GetReactor(StoreService* service, const grpc::ByteBuffer& request)
@@ -111,7 +114,7 @@ class GetReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
       Done(ToGrpcStatus(status));
       return;
     }
-    StartWrite(&message_);
+    WriteNext();
   }
 
   void OnWriteDone(bool ok) override {
@@ -119,11 +122,7 @@ class GetReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
       Done(grpc::Status(grpc::StatusCode::CANCELLED, "GetBlocks: client went away"));
       return;
     }
-    if (!NextMessage()) {
-      Done(grpc::Status::OK);
-      return;
-    }
-    StartWrite(&message_);
+    WriteNext();
   }
 
   void OnDone() override {
@@ -164,15 +163,33 @@ class GetReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
       *h->mutable_meta() = MetaToProto(got[i]->meta);
       blocks_.push_back({static_cast<uint32_t>(i), std::move(*got[i])});
     }
-    message_ = Encode(first);
+    // Its fields (1-3) precede the chunks (4) of the same message, as a
+    // standard encoder would write them; they count against the chunk budget.
+    AppendMessage(first, &slices_);
+    first_bytes_ = first.ByteSizeLong();
     return absl::OkStatus();
   }
 
-  // Fills message_ with the next chunks, sent from the blocks' own bytes;
-  // false when everything was sent.
-  bool NextMessage() {
+  // Sends the next message, with the status if it is the last.
+  void WriteNext() {
+    NextMessage();
+    message_ = grpc::ByteBuffer(slices_.data(), slices_.size());
     slices_.clear();
-    size_t budget = chunk_bytes_;
+    if (block_ < blocks_.size()) {
+      StartWrite(&message_);
+      return;
+    }
+    // Recorded before the status can reach the client (as Done does).
+    service_->RecordRpc("GetBlocks", grpc::StatusCode::OK, start_);
+    StartWriteAndFinish(&message_, grpc::WriteOptions(), grpc::Status::OK);
+  }
+
+  // Appends the next chunks to slices_ (after the first message's fields, if
+  // not sent yet), sent from the blocks' own bytes.
+  void NextMessage() {
+    // Many headers fill a message of their own.
+    size_t budget = first_bytes_ < chunk_bytes_ ? chunk_bytes_ - first_bytes_ : 0;
+    first_bytes_ = 0;
     while (budget > 0 && block_ < blocks_.size()) {
       const auto& [id, block] = blocks_[block_];
       const size_t layer_bytes = block.meta.layer_bytes();
@@ -192,9 +209,6 @@ class GetReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
         }
       }
     }
-    if (slices_.empty()) return false;
-    message_ = grpc::ByteBuffer(slices_.data(), slices_.size());
-    return true;
   }
 
   // Records the call before finishing it, so that a client that saw the
@@ -208,6 +222,7 @@ class GetReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
   const absl::Time start_;
   bool entered_ = false;
   uint32_t chunk_bytes_ = 0;
+  size_t first_bytes_ = 0;  // the first message's fields, until it is built
   std::vector<std::pair<uint32_t, kvstore::Block>> blocks_;  // (request index, block)
   size_t block_ = 0;
   int layer_ = 0;
