@@ -1,7 +1,6 @@
 #include "model/internal/packed_matmul.h"
 
 #include <immintrin.h>
-#include <omp.h>
 
 #include <algorithm>
 #include <cstring>
@@ -41,6 +40,7 @@ __attribute__((target("avx2,fma"))) void KernelAvx2(const float* xp, const float
     lo[r] = first ? _mm256_setzero_ps() : _mm256_loadu_ps(y + r * ldy);
     hi[r] = first ? _mm256_setzero_ps() : _mm256_loadu_ps(y + r * ldy + 8);
   }
+#pragma GCC unroll 4
   for (int k = 0; k < kc; ++k) {
     const __m256 w0 = _mm256_load_ps(pw + k * kP);
     const __m256 w1 = _mm256_load_ps(pw + k * kP + 8);
@@ -93,16 +93,23 @@ void PackRowBlock(const float* x, int n, int in, int b, float* xp) {
   }
 }
 
-// y's columns of panels [p0, p1), all n rows, from the row blocks in xp. Loop order
-// (BLIS): row chunk, k-block (x's block stays in L2), panel (its 16 KiB block stays in L1
-// while the chunk's 6-row blocks pass), 6-row block. Every y[r][o] sees the
-// k-blocks in order, so its chain is the same for any n and any row block.
-void RunPanels(const float* xp, int n, const PackedMatrix& w, float* y, int p0, int p1,
+// y's columns of panels [p0, p1), all n rows. Each thread packs each row
+// chunk of x for itself (n x in floats copied against n x in x 16 x
+// (p1 - p0) multiply-adds), so the threads never wait for each other. Loop
+// order (BLIS): row chunk, k-block (the chunk's x block stays in L2), panel
+// (its 16 KiB block stays in L1 while the 6-row blocks pass), 6-row block.
+// Every y[r][o] sees the k-blocks in order, so its chain is the same for any
+// n and any row block.
+void RunPanels(const float* x, int n, const PackedMatrix& w, float* y, int p0, int p1,
                const Kernel* kernels) {
   const int in = w.in(), out = w.out();
+  std::unique_ptr<float[]> xp(new float[size_t(std::min(n, kMc)) * in]);
   alignas(32) float tile[kMr * kP] = {};  // the last panel when out % 16 != 0
   for (int r0 = 0; r0 < n; r0 += kMc) {
     const int rows = std::min(kMc, n - r0);
+    for (int b = 0; b < rows; b += kMr) {
+      PackRowBlock(x + size_t(r0) * in, rows, in, b, xp.get());
+    }
     for (int k0 = 0; k0 < in; k0 += kKc) {
       const int kc = std::min(kKc, in - k0);
       const bool first = k0 == 0;
@@ -111,7 +118,7 @@ void RunPanels(const float* xp, int n, const PackedMatrix& w, float* y, int p0, 
         const int cols = std::min(kP, out - p * kP);
         for (int i = 0; i < rows; i += kMr) {
           const int r = std::min(kMr, rows - i);
-          const float* xs = xp + size_t(r0 + i) * in + size_t(k0) * r;
+          const float* xs = xp.get() + size_t(i) * in + size_t(k0) * r;
           float* ys = y + size_t(r0 + i) * out + size_t(p) * kP;
           if (cols == kP) {
             kernels[r - 1](xs, pw, kc, ys, out, first);
@@ -167,23 +174,16 @@ void PackedMatMul(const float* x, int n, const PackedMatrix& w, float* y,
   const int panels = w.panels();
   const double work = double(n) * w.in() * w.out();
   const int threads = work < kParallelMinWork ? 1 : std::min(InitThreads(), panels);
-  const int in = w.in();
-  std::unique_ptr<float[]> xp(new float[size_t(n) * in]);
   if (threads <= 1) {
-    for (int b = 0; b < n; b += kMr) PackRowBlock(x, n, in, b, xp.get());
-    RunPanels(xp.get(), n, w, y, 0, panels, kernels);
+    RunPanels(x, n, w, y, 0, panels, kernels);
     return;
   }
-  // The threads pack x's row blocks together, then each owns a contiguous
-  // run of panels (of output features).
+  // Each thread owns a contiguous run of panels (of output features).
   const int chunk = (panels + threads - 1) / threads;
-#pragma omp parallel num_threads(threads)
-  {
-#pragma omp for schedule(static)
-    for (int b = 0; b < n; b += kMr) PackRowBlock(x, n, in, b, xp.get());
-    const int t = omp_get_thread_num();
+#pragma omp parallel for num_threads(threads) schedule(static)
+  for (int t = 0; t < threads; ++t) {
     const int p0 = std::min(panels, t * chunk), p1 = std::min(panels, p0 + chunk);
-    if (p0 < p1) RunPanels(xp.get(), n, w, y, p0, p1, kernels);
+    if (p0 < p1) RunPanels(x, n, w, y, p0, p1, kernels);
   }
 }
 

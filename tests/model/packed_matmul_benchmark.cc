@@ -10,6 +10,7 @@
 // per product, read once).
 #include <memory>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "benchmark/benchmark.h"
@@ -54,11 +55,10 @@ const Weights& WeightsOf(int shape) {
   return *cache[shape];
 }
 
-void Run(benchmark::State& state, bool packed) {
+void Run(benchmark::State& state, int shape, int n, bool packed) {
   InitThreads();
-  const Shape& s = kShapes[state.range(0)];
-  const int n = static_cast<int>(state.range(1));
-  const Weights& w = WeightsOf(static_cast<int>(state.range(0)));
+  const Shape& s = kShapes[shape];
+  const Weights& w = WeightsOf(shape);
   std::vector<float> x(size_t(n) * s.in, 0.5f), y(size_t(n) * s.out);
   size_t c = 0;
   for (auto _ : state) {
@@ -75,23 +75,31 @@ void Run(benchmark::State& state, bool packed) {
       benchmark::Counter(2e-9 * n * s.in * s.out * products, benchmark::Counter::kIsRate);
   state.counters["weight_GBps"] =
       benchmark::Counter(4e-9 * s.in * s.out * products, benchmark::Counter::kIsRate);
-  state.SetLabel(s.name);
 }
-
-void BM_PackedMatMul(benchmark::State& state) { Run(state, true); }
-void BM_UnpackedMatMul(benchmark::State& state) { Run(state, false); }
-
-void Args(benchmark::internal::Benchmark* b) {
-  for (int shape = 0; shape < static_cast<int>(std::size(kShapes)); ++shape) {
-    for (int n : {1, 8, 32, 64, 512}) b->Args({shape, n});
-  }
-  b->ArgNames({"shape", "n"})->UseRealTime()->Unit(benchmark::kMillisecond);
-}
-
-BENCHMARK(BM_UnpackedMatMul)->Apply(Args);
-BENCHMARK(BM_PackedMatMul)->Apply(Args);
 
 }  // namespace
 }  // namespace kvq::model_internal
 
-BENCHMARK_MAIN();
+// The old and new path of each (shape, n) are registered next to each other:
+// they run back to back, under the same machine load.
+int main(int argc, char** argv) {
+  using kvq::model_internal::kShapes;
+  using kvq::model_internal::Run;
+  for (int shape = 0; shape < static_cast<int>(std::size(kShapes)); ++shape) {
+    for (int n : {1, 8, 32, 64, 512}) {
+      for (bool packed : {false, true}) {
+        const std::string name =
+            std::string(packed ? "BM_PackedMatMul/" : "BM_UnpackedMatMul/") +
+            kShapes[shape].name + "/n:" + std::to_string(n);
+        benchmark::RegisterBenchmark(
+            name.c_str(), [=](benchmark::State& state) { Run(state, shape, n, packed); })
+            ->UseRealTime()
+            ->Unit(benchmark::kMillisecond);
+      }
+    }
+  }
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  return 0;
+}

@@ -73,9 +73,9 @@ TEST(PackedMatMulTest, RowsAreBitIdenticalInAnyBatch) {
   for (const Shape& s : {Shape{0, 1030, 700}, Shape{0, 300, 37}}) {
     const std::vector<float> w = Random(size_t(s.out) * s.in, rng);
     const PackedMatrix packed(w.data(), s.out, s.in);
-    const std::vector<float> rows = Random(size_t(8) * s.in, rng);
+    const std::vector<float> rows = Random(size_t(4) * s.in, rng);
     for (MatMulKernel kernel : Kernels()) {
-      for (int r = 0; r < 8; ++r) {
+      for (int r = 0; r < 4; ++r) {
         const float* row = &rows[size_t(r) * s.in];
         std::vector<float> alone(s.out);
         PackedMatMul(row, 1, packed, alone.data(), kernel);
