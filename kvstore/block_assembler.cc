@@ -1,5 +1,6 @@
 #include "kvstore/block_assembler.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
@@ -14,8 +15,8 @@ BlockAssembler::BlockAssembler(const BlockMeta& meta)
       hash_(XXH3_createState()) {
   XXH3_64bits_reset(hash_.get());
   // Grown as chunks land (AddChunk), not zero-filled up front: in layer order
-  // each chunk's bytes are zeroed just before being overwritten, while in
-  // cache, instead of a separate pass over the whole block.
+  // each chunk's bytes are appended; out of order, the room up to a chunk's
+  // end is zeroed just before being overwritten.
   bytes_.reserve(meta.block_bytes());
 }
 
@@ -26,14 +27,14 @@ absl::StatusOr<BlockAssembler> BlockAssembler::Create(const BlockMeta& meta) {
 
 absl::Status BlockAssembler::AddChunk(int64_t layer, uint64_t offset,
                                       absl::string_view data) {
-  return AddChunk(layer, offset, data.size(), [&](char* dst) {
-    std::memcpy(dst, data.data(), data.size());
+  return AddChunk(layer, offset, data.size(), [&](PieceFn piece) {
+    piece(data);
     return true;
   });
 }
 
 absl::Status BlockAssembler::AddChunk(int64_t layer, uint64_t offset, uint64_t size,
-                                      absl::FunctionRef<bool(char* dst)> write) {
+                                      absl::FunctionRef<bool(PieceFn piece)> read) {
   if (layer < 0 || layer >= meta_.n_layers) {
     return absl::InvalidArgumentError(absl::StrCat(
         "chunk for layer ", layer, " of a block with ", meta_.n_layers, " layers"));
@@ -50,10 +51,23 @@ absl::Status BlockAssembler::AddChunk(int64_t layer, uint64_t offset, uint64_t s
   }
   if (size == 0) return absl::OkStatus();
   const size_t pos = layer * layer_bytes_ + offset;
-  if (bytes_.size() < pos + size) bytes_.resize(pos + size);  // within the reserve
-  if (!write(bytes_.data() + pos)) {
+  const size_t old_size = bytes_.size();
+  const bool append = pos == old_size;
+  if (!append && old_size < pos + size) bytes_.resize(pos + size);  // within the reserve
+  uint64_t written = 0;
+  const bool read_ok = read([&](absl::string_view piece) {
+    const size_t n = std::min<uint64_t>(piece.size(), size - written);
+    if (append) {
+      bytes_.append(piece.data(), n);  // within the reserve
+    } else {
+      std::memcpy(bytes_.data() + pos + written, piece.data(), n);
+    }
+    written += piece.size();
+  });
+  if (!read_ok || written != size) {
+    if (append) bytes_.resize(old_size);
     return absl::InvalidArgumentError(
-        absl::StrCat("chunk of layer ", layer, " is shorter than its ", size, " bytes"));
+        absl::StrCat("chunk of layer ", layer, " does not have its ", size, " bytes"));
   }
   received += size;
   received_total_ += size;

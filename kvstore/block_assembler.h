@@ -36,13 +36,16 @@ class BlockAssembler {
   // gaps or repeats), or the chunk runs past the end of the part.
   absl::Status AddChunk(int64_t layer, uint64_t offset, absl::string_view data);
 
-  // The same for a chunk of `size` bytes that `write` puts in place itself
-  // (straight from a receive buffer, without an intermediate copy): called
-  // with the destination only once the chunk is known to fit; if it returns
-  // false (the data ran short) nothing counts as received and the result is
-  // INVALID_ARGUMENT.
+  // The same for a chunk of `size` bytes that `read` delivers itself, straight
+  // from receive buffers, without an intermediate copy: called only once the
+  // chunk is known to fit, it passes the bytes to its argument in pieces, in
+  // order. If it returns false or delivers other than `size` bytes (the data
+  // ran short), nothing counts as received and the result is INVALID_ARGUMENT.
+  // A chunk that continues the block's bytes so far (layers in order) is
+  // appended, without zero-filling its room first.
+  using PieceFn = absl::FunctionRef<void(absl::string_view piece)>;
   absl::Status AddChunk(int64_t layer, uint64_t offset, uint64_t size,
-                        absl::FunctionRef<bool(char* dst)> write);
+                        absl::FunctionRef<bool(PieceFn piece)> read);
 
   // True once every layer's part has fully arrived.
   bool complete() const { return layers_done_ == meta_.n_layers; }

@@ -29,6 +29,20 @@ class StreamChunkData final : public ChunkData {
     used_ = true;
     return size_ == 0 || in_.ReadRaw(dst, static_cast<int>(size_));
   }
+  bool ReadPieces(absl::FunctionRef<void(absl::string_view)> piece) override {
+    if (used_) return false;
+    used_ = true;
+    for (uint32_t left = size_; left > 0;) {
+      const void* data = nullptr;
+      int available = 0;
+      if (!in_.GetDirectBufferPointer(&data, &available) || available <= 0) return false;
+      const int n = static_cast<int>(std::min<uint32_t>(left, available));
+      piece(absl::string_view(static_cast<const char*>(data), n));
+      if (!in_.Skip(n)) return false;  // within the buffer just seen
+      left -= n;
+    }
+    return true;
+  }
   // Skips the data if the sink did not copy it.
   bool Finish() { return used_ || in_.Skip(static_cast<int>(size_)); }
 

@@ -14,7 +14,9 @@
 
 #include <cstdint>
 
+#include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
+#include "absl/strings/string_view.h"
 #include "google/protobuf/io/zero_copy_stream.h"
 #include "google/protobuf/message_lite.h"
 
@@ -41,9 +43,13 @@ struct ChunkHeader {
 class ChunkData {
  public:
   virtual ~ChunkData() = default;
-  // Copies the chunk's `size` bytes to `dst`; call at most once. False if the
-  // message ends early.
+  // Copies the chunk's `size` bytes to `dst`. False if the message ends early.
+  // Call at most one of CopyTo and ReadPieces, at most once.
   virtual bool CopyTo(char* dst) = 0;
+  // Passes the chunk's bytes to `piece` as the receive buffers hold them, in
+  // order and without a copy (a sink can append them to a block instead of
+  // zero-filling room for them first). False if the message ends early.
+  virtual bool ReadPieces(absl::FunctionRef<void(absl::string_view)> piece) = 0;
 };
 
 // Receives the chunks DecodeChunked finds, in wire order.

@@ -85,8 +85,9 @@ class GetDecoder final : public ChunkSink {
     if (it == assemblers_.end()) {
       return absl::InternalError("store sent a chunk of an unannounced block");
     }
-    absl::Status s = it->second.AddChunk(chunk.layer, chunk.offset, chunk.size,
-                                         [&](char* dst) { return data.CopyTo(dst); });
+    absl::Status s = it->second.AddChunk(
+        chunk.layer, chunk.offset, chunk.size,
+        [&](kvstore::BlockAssembler::PieceFn piece) { return data.ReadPieces(piece); });
     if (!s.ok()) {
       return absl::InternalError(absl::StrCat("store sent a bad chunk: ", s.message()));
     }

@@ -21,8 +21,9 @@ absl::Status PutSession::Apply(const v1::PutBlocksRequest& request) {
   for (const v1::BlockChunk& chunk : request.chunks()) {
     const std::string& data = chunk.data();
     KVQ_RETURN_IF_ERROR(AddChunk(chunk.block_id(), chunk.layer(), chunk.offset(),
-                                 data.size(), [&](char* dst) {
-                                   std::memcpy(dst, data.data(), data.size());
+                                 data.size(),
+                                 [&](kvstore::BlockAssembler::PieceFn piece) {
+                                   piece(data);
                                    return true;
                                  }));
   }
@@ -40,8 +41,9 @@ class PutSession::Decoder final : public ChunkSink {
 
   absl::Status OnChunk(const ChunkHeader& chunk, ChunkData& data) override {
     KVQ_RETURN_IF_ERROR(ApplyNewHeaders());
-    return session_->AddChunk(chunk.block_id, chunk.layer, chunk.offset, chunk.size,
-                              [&](char* dst) { return data.CopyTo(dst); });
+    return session_->AddChunk(
+        chunk.block_id, chunk.layer, chunk.offset, chunk.size,
+        [&](kvstore::BlockAssembler::PieceFn piece) { return data.ReadPieces(piece); });
   }
 
   absl::Status ApplyNewHeaders() {
@@ -100,15 +102,16 @@ absl::Status PutSession::AddHeader(const v1::BlockHeader& header) {
   return absl::OkStatus();
 }
 
-absl::Status PutSession::AddChunk(uint32_t block_id, uint32_t layer, uint64_t offset,
-                                  uint64_t size, absl::FunctionRef<bool(char*)> write) {
+absl::Status PutSession::AddChunk(
+    uint32_t block_id, uint32_t layer, uint64_t offset, uint64_t size,
+    absl::FunctionRef<bool(kvstore::BlockAssembler::PieceFn)> read) {
   auto it = pending_.find(block_id);
   if (it == pending_.end()) {
     return absl::InvalidArgumentError(absl::StrCat(
         "chunk for block id ", block_id, " which is not announced or already complete"));
   }
   Pending& p = it->second;
-  if (absl::Status s = p.assembler.AddChunk(layer, offset, size, write); !s.ok()) {
+  if (absl::Status s = p.assembler.AddChunk(layer, offset, size, read); !s.ok()) {
     return absl::InvalidArgumentError(
         absl::StrCat("block ", p.key.ToHex(), ": ", s.message()));
   }

@@ -69,7 +69,7 @@ class PutSession final {
 
   absl::Status AddHeader(const v1::BlockHeader& header);
   absl::Status AddChunk(uint32_t block_id, uint32_t layer, uint64_t offset, uint64_t size,
-                        absl::FunctionRef<bool(char*)> write);
+                        absl::FunctionRef<bool(kvstore::BlockAssembler::PieceFn)> read);
   absl::Status AddSeal(const v1::BlockSeal& seal);
   // Commits the block if all its bytes and its checksum are there.
   absl::Status MaybeCommit(PendingMap::iterator it);

@@ -1,5 +1,6 @@
 #include "kvstore/block_assembler.h"
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -46,6 +47,44 @@ TEST(BlockAssemblerTest, ChecksumMatchesWhateverTheArrivalOrder) {
     ASSERT_TRUE(a->complete());
     EXPECT_EQ(a->Checksum(), BlockChecksum(b.bytes)) << order[0] << order[1];
     EXPECT_EQ(a->Checksum(), b.meta.checksum);
+  }
+}
+
+// Chunks delivered in pieces (as receive buffers hold them): appended when they
+// continue the bytes so far, written in place otherwise; a chunk whose pieces
+// fall short counts for nothing and the same chunk can come again.
+TEST(BlockAssemblerTest, ChunksInPiecesAppendOrFillInPlace) {
+  const TestBlock b = MakeTestBlock(5);
+  const size_t lb = b.meta.layer_bytes();
+  auto in_pieces = [](absl::string_view data, size_t piece, size_t deliver) {
+    return [=](BlockAssembler::PieceFn fn) {
+      for (size_t off = 0; off < deliver; off += piece) {
+        fn(data.substr(off, std::min(piece, deliver - off)));
+      }
+      return true;
+    };
+  };
+  for (const std::vector<int>& order :
+       std::vector<std::vector<int>>{{0, 1, 2, 3, 4}, {2, 0, 4, 1, 3}}) {
+    auto a = BlockAssembler::Create(b.meta);
+    ASSERT_TRUE(a.ok());
+    for (int layer : order) {
+      const absl::string_view part = absl::string_view(b.bytes).substr(layer * lb, lb);
+      // Short by one byte: rejected, nothing received.
+      EXPECT_EQ(a->AddChunk(layer, 0, 300, in_pieces(part, 64, 299)).code(),
+                absl::StatusCode::kInvalidArgument);
+      // One byte too many: rejected as well.
+      EXPECT_EQ(a->AddChunk(layer, 0, 300, in_pieces(part, 64, 301)).code(),
+                absl::StatusCode::kInvalidArgument);
+      ASSERT_TRUE(a->AddChunk(layer, 0, 300, in_pieces(part, 64, 300)).ok());
+      ASSERT_TRUE(
+          a->AddChunk(layer, 300, lb - 300, in_pieces(part.substr(300), 1000, lb - 300))
+              .ok());
+    }
+    ASSERT_TRUE(a->complete());
+    EXPECT_EQ(a->received_bytes(), b.bytes.size());
+    EXPECT_EQ(a->Checksum(), b.meta.checksum);
+    EXPECT_EQ(std::move(*a).TakeBytes(), b.bytes);
   }
 }
 

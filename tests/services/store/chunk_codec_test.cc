@@ -129,6 +129,43 @@ TEST(ChunkDecoderTest, DecodesTheEncoderOutputFromAByteBuffer) {
   EXPECT_EQ(sink.chunks[0].data, *owner);
 }
 
+// ReadPieces hands over a chunk's bytes as the slices hold them, across slice
+// boundaries, without reading past the chunk.
+TEST(ChunkDecoderTest, ReadPiecesSpansSlicesAndStopsAtTheChunk) {
+  auto a = std::make_shared<const std::string>(70000, 'a');
+  auto b = std::make_shared<const std::string>(5000, 'b');
+  std::vector<grpc::Slice> slices;
+  AppendChunk(kGetChunkField, {.block_id = 1}, *a, a, &slices);
+  AppendChunk(kGetChunkField, {.block_id = 2}, *b, /*owner=*/nullptr, &slices);
+  ASSERT_GE(slices.size(), 3u);  // header + a's bytes + b (copied into its header)
+  grpc::ByteBuffer buffer(slices.data(), slices.size());
+  grpc::ProtoBufferReader reader(&buffer);
+  struct PieceSink final : public ChunkSink {
+    absl::Status OnChunk(const ChunkHeader& chunk, ChunkData& data) override {
+      std::string got;
+      int n = 0;
+      if (!data.ReadPieces([&](absl::string_view p) {
+            got.append(p.data(), p.size());
+            ++n;
+          })) {
+        return absl::InvalidArgumentError("short");
+      }
+      pieces.push_back(n);
+      chunks.push_back(std::move(got));
+      EXPECT_EQ(chunks.back().size(), chunk.size);
+      return absl::OkStatus();
+    }
+    std::vector<std::string> chunks;
+    std::vector<int> pieces;
+  } sink;
+  v1::GetBlocksResponse rest;
+  ASSERT_TRUE(DecodeChunked(&reader, kGetChunkField, &rest, sink).ok());
+  ASSERT_EQ(sink.chunks.size(), 2u);
+  EXPECT_EQ(sink.chunks[0], *a);
+  EXPECT_EQ(sink.chunks[1], *b);
+  EXPECT_GE(sink.pieces[0], 1);
+}
+
 absl::Status DecodeString(const std::string& bytes) {
   google::protobuf::io::ArrayInputStream in(bytes.data(), static_cast<int>(bytes.size()));
   v1::PutBlocksRequest rest;
