@@ -1,5 +1,6 @@
-// The transformer's building blocks on float32 rows: matrix products
-// (OpenBLAS: SIMD and every core), RMSNorm, RoPE in both layouts, SwiGLU.
+// The transformer's building blocks on float32 rows: the unpacked matrix
+// product (the transformer's own is packed_matmul.h), RMSNorm, RoPE in both
+// layouts, SwiGLU, softmax.
 #ifndef KVQ_MODEL_INTERNAL_OPS_H_
 #define KVQ_MODEL_INTERNAL_OPS_H_
 
