@@ -13,6 +13,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/ascii.h"
@@ -496,6 +497,44 @@ TEST(StoreIntegrationTest, BenchStoreJsonRows) {
         "\"fraction_of_redis\":null", "\"block_bytes\":786432"}) {
     EXPECT_TRUE(absl::StrContains(out, field)) << field << "\n" << out;
   }
+}
+
+// Runs `kvq bench store` with `args`; returns its exit status and output.
+std::pair<int, std::string> RunBench(const std::string& args) {
+  const std::string cmd =
+      absl::StrCat(launcher::FindKvqBinary(), " bench store ", args, " 2>&1");
+  FILE* p = popen(cmd.c_str(), "r");
+  EXPECT_NE(p, nullptr);
+  if (p == nullptr) return {-1, ""};
+  std::string out;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof(buf), p)) > 0) out.append(buf, n);
+  return {pclose(p), out};
+}
+
+TEST(StoreIntegrationTest, BenchStoreAgainstARunningStore) {
+  // --store_bench_address measures a store it did not start: the blocks land
+  // there (a 1-stream run: 1 fill run, puts of 1 measured run); a store too
+  // small for two runs' blocks is refused.
+  auto store = StartStore({"--capacity_bytes=20000000", "--max_message_bytes=8388608"});
+  ASSERT_NE(store, nullptr);
+  const auto [status, out] =
+      RunBench(absl::StrCat("--json --store_bench_streams=1 --store_bench_runs=1",
+                            " --store_bench_blocks=2 --nostore_bench_baselines",
+                            " --store_bench_address=", store->address()));
+  ASSERT_EQ(status, 0) << out;
+  EXPECT_TRUE(absl::StrContains(out, "\"op\":\"get\"")) << out;
+  auto stats = Connect(store->address())->Stats(0);
+  ASSERT_TRUE(stats.ok()) << stats.status();
+  EXPECT_GE(stats->puts(), 2u);
+  EXPECT_GE(stats->hits(), 2u);
+
+  const auto [small_status, small_out] = RunBench(absl::StrCat(
+      "--store_bench_streams=16 --store_bench_blocks=8",
+      " --nostore_bench_baselines --store_bench_address=", store->address()));
+  EXPECT_NE(small_status, 0);
+  EXPECT_TRUE(absl::StrContains(small_out, "FAILED_PRECONDITION")) << small_out;
 }
 
 }  // namespace
