@@ -122,7 +122,7 @@ void RunPanels(const float* x, int n, const PackedMatrix& w, float* y, int p0, i
           float* ys = y + size_t(r0 + i) * out + size_t(p) * kP;
           if (!first && i + kMr < rows) {
             // The next call's y tile: it went out to L3 since the last k-block.
-            for (int a = 0; a < kMr; ++a) {
+            for (int a = 0; a < std::min(kMr, rows - i - kMr); ++a) {
               const float* next = ys + size_t(kMr + a) * out;
               _mm_prefetch(reinterpret_cast<const char*>(next), _MM_HINT_T0);
               _mm_prefetch(reinterpret_cast<const char*>(next + kP - 1), _MM_HINT_T0);
