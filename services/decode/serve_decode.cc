@@ -16,7 +16,7 @@ namespace kvq::decode {
 namespace {
 
 int ServeDecode(const std::vector<std::string>&) {
-  auto worker = serving::StartWorker("decode", /*need_tokenizer=*/false);
+  auto worker = serving::StartWorker("decode", serving::WorkerNeeds::kModel);
   if (!worker.ok()) return serving::FailStartup("decode", worker.status());
   std::unique_ptr<serving::StoreClient> store;
   if (!absl::GetFlag(FLAGS_store).empty()) {

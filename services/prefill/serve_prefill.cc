@@ -19,7 +19,7 @@ namespace kvq::prefill {
 namespace {
 
 int ServePrefill(const std::vector<std::string>&) {
-  auto worker = serving::StartWorker("prefill", /*need_tokenizer=*/false);
+  auto worker = serving::StartWorker("prefill", serving::WorkerNeeds::kModel);
   if (!worker.ok()) return serving::FailStartup("prefill", worker.status());
   if (absl::GetFlag(FLAGS_store).empty()) {
     return serving::FailStartup(

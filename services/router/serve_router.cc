@@ -14,7 +14,7 @@ namespace kvq::router {
 namespace {
 
 int ServeRouter(const std::vector<std::string>&) {
-  auto worker = serving::StartWorker("router", /*need_tokenizer=*/true);
+  auto worker = serving::StartWorker("router", serving::WorkerNeeds::kTokenizerOnly);
   if (!worker.ok()) return serving::FailStartup("router", worker.status());
   RouterOptions options;
   options.prefill = absl::GetFlag(FLAGS_prefill);

@@ -10,7 +10,7 @@
 
 namespace kvq::serving {
 
-absl::StatusOr<WorkerContext> StartWorker(const std::string& role, bool need_tokenizer) {
+absl::StatusOr<WorkerContext> StartWorker(const std::string& role, WorkerNeeds needs) {
   WorkerContext w;
   const std::string path = model::ModelPathFromFlags();
   if (path.empty())
@@ -19,12 +19,16 @@ absl::StatusOr<WorkerContext> StartWorker(const std::string& role, bool need_tok
       model::LoadModel(path, model::TokenizerPathFromFlags());
   if (!loaded.ok()) return loaded.status();
   w.model = std::move(*loaded);
-  if (need_tokenizer && w.model.tokenizer == nullptr) {
-    return absl::NotFoundError(absl::StrCat("no tokenizer found beside ",
-                                            w.model.model_path, "; pass --tokenizer"));
+  if (needs == WorkerNeeds::kTokenizerOnly) {
+    if (w.model.tokenizer == nullptr) {
+      return absl::NotFoundError(absl::StrCat("no tokenizer found beside ",
+                                              w.model.model_path, "; pass --tokenizer"));
+    }
+    w.model.model.reset();  // the weights: hundreds of MB a router never reads
+  } else {
+    w.transformer =
+        std::make_unique<model::Transformer>(*w.model.model, model::RawWeights::kRelease);
   }
-  w.transformer =
-      std::make_unique<model::Transformer>(*w.model.model, model::RawWeights::kRelease);
   auto endpoint =
       services::MetricsEndpoint::Start({.role = role,
                                         .port = absl::GetFlag(FLAGS_metrics_port),
