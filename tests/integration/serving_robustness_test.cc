@@ -7,6 +7,8 @@
 #include <signal.h>
 
 #include <algorithm>
+#include <cstdio>
+#include <fstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -14,6 +16,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "common/paths.h"
 #include "gtest/gtest.h"
 #include "services/launcher/child_process.h"
 #include "tests/integration/serving_test_util.h"
@@ -101,6 +104,36 @@ DeleteDuringFetch PrefillWhileDeletingPrefixBlock(launcher::Cluster& c, bool lea
   out.delete_code = DeleteBlock(c.store_address(), warm.handle().blocks(1).key());
   client.join();
   return out;
+}
+
+// Resident kB of a process (VmRSS in /proc/PID/status); -1 if unreadable.
+long ResidentKb(pid_t pid) {
+  std::ifstream status(absl::StrCat("/proc/", pid, "/status"));
+  for (std::string line; std::getline(status, line);) {
+    long kb = 0;
+    if (std::sscanf(line.c_str(), "VmRSS: %ld kB", &kb) == 1) return kb;
+  }
+  return -1;
+}
+
+// The router only tokenizes: it must not keep the model's weights (a
+// synthetic model of 178 MB here; kvq serve prefill/decode keep theirs).
+TEST(ServingRobustnessTest, RouterHoldsNoModelWeights) {
+  const std::string kvq = launcher::FindKvqBinary();
+  ASSERT_FALSE(kvq.empty());
+  // 4 layers x 11.3M + 0.5M embedding parameters, fp32.
+  const std::string model = "synthetic:dim=1024,hidden=2816,layers=4,vocab=512";
+  const long weights_kb = (4L * 11272192 + 524288) * 4 / 1024;
+  auto router = launcher::ChildProcess::Start(
+      "router",
+      {kvq, "serve", "router", "--model=" + model,
+       "--tokenizer=" + DefaultModelDir() + "/tok512.bin", "--worker_port=0",
+       "--prefill=127.0.0.1:1", "--decode=127.0.0.1:2"},
+      {.listen_timeout = absl::Seconds(60)});
+  ASSERT_TRUE(router.ok()) << router.status();
+  const long rss_kb = ResidentKb((*router)->pid());
+  ASSERT_GT(rss_kb, 0);
+  EXPECT_LT(rss_kb, weights_kb / 3) << "router resident " << rss_kb << " kB";
 }
 
 TEST(ServingRobustnessTest, PrefixLeaseKeepsBlocksFromLookupToFetch) {
