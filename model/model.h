@@ -38,11 +38,6 @@ struct Model {
   ModelConfig config;
   Weights weights;
   uint64_t id = 0;  // ComputeModelId(config, weights)
-
-  const float* classifier() const {
-    return config.shared_classifier ? weights.token_embedding.data()
-                                    : weights.classifier.data();
-  }
 };
 
 // INVALID_ARGUMENT unless every tensor has the size the config implies.
