@@ -3,7 +3,6 @@
 // "kvq store listening on HOST:PORT" once serving (tests bind port 0 and parse
 // it) and, with --metrics_port, "kvq store metrics on HOST:PORT".
 #include <fcntl.h>
-#include <malloc.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -17,7 +16,6 @@
 #include "absl/flags/flag.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "cli/command.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
@@ -25,6 +23,7 @@
 #include "grpcpp/health_check_service_interface.h"
 #include "kvstore/kv_store.h"
 #include "services/common/metrics.h"
+#include "services/store/server_setup.h"
 #include "services/store/store_metrics.h"
 #include "services/store/store_service.h"
 
@@ -93,13 +92,7 @@ int ServeStore() {
   sigaction(SIGTERM, &action, nullptr);
   sigaction(SIGINT, &action, nullptr);
 
-  // Blocks and gRPC buffers are hundreds of KiB: keep them on the heap
-  // instead of an mmap/munmap (and page-fault) cycle per allocation.
-  mallopt(M_MMAP_THRESHOLD, 64 << 20);
-  mallopt(M_TRIM_THRESHOLD, 256 << 20);
-  // gRPC locks absl::Mutex on every call; the installed Abseil (built without
-  // NDEBUG) would also maintain a lock-order graph on each (perf: GraphCycles).
-  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
+  SetStoreProcessDefaults();
 
   absl::StatusOr<std::unique_ptr<kvstore::KvStore>> engine =
       kvstore::KvStore::Open({.capacity_bytes = static_cast<uint64_t>(capacity),
@@ -129,14 +122,7 @@ int ServeStore() {
   int bound_port = 0;
   builder.AddListeningPort(absl::StrCat(host, ":", port),
                            grpc::InsecureServerCredentials(), &bound_port);
-  builder.SetMaxReceiveMessageSize(static_cast<int>(max_message));
-  builder.SetMaxSendMessageSize(static_cast<int>(max_message));
-  // Large initial HTTP/2 receive window (default 64 KiB) for block-sized puts.
-  builder.AddChannelArgument(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, 8 << 20);
-  // First socket reads of a connection sized for a block-sized message (1 MiB)
-  // instead of 8 KiB that gRPC grows only as reads fill up (16-stream puts on
-  // fresh connections: +10%; `kvq bench store`, docs/performance.md).
-  builder.AddChannelArgument(GRPC_ARG_TCP_READ_CHUNK_SIZE, 1 << 20);
+  ConfigureStoreServer(builder, static_cast<int>(max_message));
   builder.RegisterService(&service);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (server == nullptr || bound_port == 0) {

@@ -1,13 +1,16 @@
 #include "services/store/store_bench.h"
 
 #include <malloc.h>
+#include <time.h>
 
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <memory>
 #include <random>
 #include <thread>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
@@ -84,14 +87,38 @@ std::vector<std::vector<Block>> RunBlocks(const std::vector<Block>& contents, in
   return per_stream;
 }
 
+// CPU seconds used so far by all threads of process `pid` (0 = this one), or
+// -1 if unknown: the sum of the live threads' on-CPU time, in nanoseconds,
+// from /proc/PID/task/*/schedstat (clock ticks would be too coarse for a run).
+double ProcessCpuSeconds(pid_t pid) {
+  if (pid == 0) {
+    timespec ts;
+    if (clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts) != 0) return -1;
+    return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
+  }
+  std::error_code ec;
+  double seconds = 0;
+  for (const auto& task : std::filesystem::directory_iterator(
+           absl::StrCat("/proc/", pid, "/task"), ec)) {
+    std::ifstream in(task.path() / "schedstat");
+    uint64_t ns = 0;
+    if (in >> ns) seconds += 1e-9 * static_cast<double>(ns);
+  }
+  return ec ? -1 : seconds;
+}
+
 struct PhaseResult {
   double gbps = 0;
   std::vector<double> latencies_ms;
+  // CPU milliseconds per RPC of the bench client (this process) and of the
+  // server (when its pid is known), over the timed region; -1 = unknown.
+  double client_cpu_ms = -1, server_cpu_ms = -1;
 };
 
 // Runs `op` on `streams` threads at once, each over its own client, one
 // block per RPC; throughput = all bytes / wall time of the slowest stream.
 absl::StatusOr<PhaseResult> RunPhase(const std::string& op, const std::string& address,
+                                     pid_t server_pid,
                                      const std::vector<std::vector<Block>>& per_stream) {
   const int streams = static_cast<int>(per_stream.size());
   std::vector<std::unique_ptr<StoreClient>> clients;
@@ -107,6 +134,8 @@ absl::StatusOr<PhaseResult> RunPhase(const std::string& op, const std::string& a
   std::vector<std::vector<double>> lat(streams);
   std::vector<absl::Status> status(streams);
   std::vector<std::thread> threads;
+  const double client_cpu0 = ProcessCpuSeconds(0);
+  const double server_cpu0 = server_pid > 0 ? ProcessCpuSeconds(server_pid) : -1;
   const absl::Time start = absl::Now();
   for (int s = 0; s < streams; ++s) {
     threads.emplace_back([&, s] {
@@ -130,42 +159,74 @@ absl::StatusOr<PhaseResult> RunPhase(const std::string& op, const std::string& a
   }
   for (std::thread& t : threads) t.join();
   const double seconds = absl::ToDoubleSeconds(absl::Now() - start);
+  const double client_cpu1 = ProcessCpuSeconds(0);
+  const double server_cpu1 = server_pid > 0 ? ProcessCpuSeconds(server_pid) : -1;
   PhaseResult result;
   uint64_t bytes = 0;
+  size_t calls = 0;
   for (int s = 0; s < streams; ++s) {
     KVQ_RETURN_IF_ERROR(status[s]);
     for (const Block& b : per_stream[s]) bytes += b.bytes->size();
+    calls += per_stream[s].size();
     result.latencies_ms.insert(result.latencies_ms.end(), lat[s].begin(), lat[s].end());
   }
   result.gbps = static_cast<double>(bytes) / seconds / 1e9;
+  if (client_cpu0 >= 0 && client_cpu1 >= 0) {
+    result.client_cpu_ms = 1e3 * (client_cpu1 - client_cpu0) / static_cast<double>(calls);
+  }
+  if (server_cpu0 >= 0 && server_cpu1 >= 0) {
+    result.server_cpu_ms = 1e3 * (server_cpu1 - server_cpu0) / static_cast<double>(calls);
+  }
   return result;
 }
 
 }  // namespace
 
+int BlocksPerStream(const StoreBenchOptions& options, int streams) {
+  if (options.blocks_per_stream > 0) return options.blocks_per_stream;
+  return std::max(32, 256 / std::max(streams, 1));
+}
+
 absl::StatusOr<std::vector<StoreBenchRow>> RunStoreBench(
     const StoreBenchOptions& options) {
-  if (options.streams.empty() || options.blocks_per_stream < 1 || options.runs < 1) {
+  if (options.streams.empty() || options.blocks_per_stream < 0 || options.runs < 1) {
     return absl::InvalidArgumentError(
-        "bench store: need streams, blocks_per_stream >= 1, runs >= 1");
+        "bench store: need streams, blocks_per_stream >= 0, runs >= 1");
   }
   for (int s : options.streams) {
     if (s < 1 || s > 256)
       return absl::InvalidArgumentError("bench store: streams in [1, 256]");
   }
+  const auto timed = [&options](absl::string_view op) {
+    return std::find(options.ops.begin(), options.ops.end(), op) != options.ops.end();
+  };
+  for (const std::string& op : options.ops) {
+    if (op != "put" && op != "get") {
+      return absl::InvalidArgumentError(
+          absl::StrCat("bench store: unknown op '", op, "' (put, get)"));
+    }
+  }
+  if (options.ops.empty()) return absl::InvalidArgumentError("bench store: no ops");
   // As `kvq serve store` does: no mmap/munmap cycle per block-sized buffer,
   // and no lock-order graph on every absl::Mutex operation inside gRPC.
   mallopt(M_MMAP_THRESHOLD, 64 << 20);
   mallopt(M_TRIM_THRESHOLD, 256 << 20);
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   const uint64_t block_bytes = BenchMeta().block_bytes();
-  const int max_streams =
-      *std::max_element(options.streams.begin(), options.streams.end());
-  const uint64_t run_bytes = block_bytes * max_streams * options.blocks_per_stream;
+  // The largest run (all streams' blocks) sizes the store and the contents.
+  int max_streams = 0, max_run_blocks = 0;
+  for (int s : options.streams) {
+    if (s * BlocksPerStream(options, s) > max_run_blocks) {
+      max_streams = s;
+      max_run_blocks = s * BlocksPerStream(options, s);
+    }
+  }
+  const uint64_t run_bytes = block_bytes * max_run_blocks;
   uint64_t capacity = 2 * run_bytes + (64 << 20);
 
   std::unique_ptr<launcher::ChildProcess> child;
   std::string address = options.address;
+  pid_t server_pid = 0;  // known for a child store: its CPU is measured
   if (address.empty()) {
     std::string kvq = options.kvq_binary;
     if (kvq.empty()) kvq = std::filesystem::read_symlink("/proc/self/exe").string();
@@ -176,6 +237,7 @@ absl::StatusOr<std::vector<StoreBenchRow>> RunStoreBench(
                                      "--max_message_bytes=8388608"},
                                     {}));
     address = child->address();
+    server_pid = child->pid();
   } else {
     // A running store: fill up to its own capacity (it must hold a run's blocks).
     KVQ_ASSIGN_OR_RETURN(std::unique_ptr<StoreClient> c,
@@ -189,8 +251,19 @@ absl::StatusOr<std::vector<StoreBenchRow>> RunStoreBench(
     }
   }
 
-  const std::vector<Block> contents =
-      MakeContents(block_bytes, max_streams * options.blocks_per_stream);
+  // The gRPC floor: the same calls against a server that drops them.
+  std::unique_ptr<launcher::ChildProcess> floor;
+  if (options.grpc_floor) {
+    std::string kvq = options.kvq_binary;
+    if (kvq.empty()) kvq = std::filesystem::read_symlink("/proc/self/exe").string();
+    KVQ_ASSIGN_OR_RETURN(floor, launcher::ChildProcess::Start(
+                                    "grpc-floor",
+                                    {kvq, "serve", "grpc-floor", "--address=127.0.0.1:0",
+                                     "--max_message_bytes=8388608"},
+                                    {}));
+  }
+
+  const std::vector<Block> contents = MakeContents(block_bytes, max_run_blocks);
 
   // Steady state: a running store is full, its puts evict LRU blocks and reuse
   // their memory (as Redis's SET of one key reuses its value's). So the store
@@ -200,82 +273,108 @@ absl::StatusOr<std::vector<StoreBenchRow>> RunStoreBench(
     const int fill_runs = static_cast<int>((capacity + run_bytes - 1) / run_bytes);
     for (int f = 0; f < fill_runs; ++f, ++run_id) {
       KVQ_RETURN_IF_ERROR(
-          RunPhase("put", address,
-                   RunBlocks(contents, run_id, max_streams, options.blocks_per_stream))
+          RunPhase("put", address, server_pid,
+                   RunBlocks(contents, run_id, max_streams,
+                             BlocksPerStream(options, max_streams)))
               .status());
     }
   }
 
   std::vector<StoreBenchRow> rows;
+  bool warned_tcp = false, warned_redis = false;
   for (int streams : options.streams) {
-    std::vector<double> put_gbps, get_gbps, put_lat, get_lat;
+    const int blocks = BlocksPerStream(options, streams);
+    // Per op, one sample per run: the store's throughput and CPU per RPC, the
+    // baselines measured right after it, and the ratios within that run
+    // (the host's speed drifts between runs; a ratio's two sides share it).
+    struct Samples {
+      std::vector<double> gbps, lat, client_cpu, server_cpu;
+      std::vector<double> tcp, redis, redis_p50, redis_p99, of_tcp, of_redis;
+      std::vector<double> floor, of_floor;  // puts only
+      StoreBenchRow Row(const char* op, int streams, uint64_t block_bytes) const {
+        const auto median_or_unknown = [](const std::vector<double>& v) {
+          return v.empty() ? -1.0 : Median(v);
+        };
+        return {.op = op,
+                .streams = streams,
+                .block_bytes = block_bytes,
+                .gbps = Median(gbps),
+                .p50_ms = Percentile(lat, 0.5),
+                .p99_ms = Percentile(lat, 0.99),
+                .tcp_gbps = median_or_unknown(tcp),
+                .redis_gbps = median_or_unknown(redis),
+                .redis_p50_ms = median_or_unknown(redis_p50),
+                .redis_p99_ms = median_or_unknown(redis_p99),
+                .fraction_of_tcp = median_or_unknown(of_tcp),
+                .fraction_of_redis = median_or_unknown(of_redis),
+                .grpc_floor_gbps = median_or_unknown(floor),
+                .fraction_of_floor = median_or_unknown(of_floor),
+                .client_cpu_ms = Median(client_cpu),
+                .server_cpu_ms = Median(server_cpu)};
+      }
+    } puts, gets;
     for (int run = 0; run < options.runs; ++run, ++run_id) {
       const std::vector<std::vector<Block>> per_stream =
-          RunBlocks(contents, run_id, streams, options.blocks_per_stream);
-      KVQ_ASSIGN_OR_RETURN(PhaseResult put, RunPhase("put", address, per_stream));
-      KVQ_ASSIGN_OR_RETURN(PhaseResult get, RunPhase("get", address, per_stream));
-      put_gbps.push_back(put.gbps);
-      get_gbps.push_back(get.gbps);
-      put_lat.insert(put_lat.end(), put.latencies_ms.begin(), put.latencies_ms.end());
-      get_lat.insert(get_lat.end(), get.latencies_ms.begin(), get.latencies_ms.end());
-    }
-    StoreBenchRow put{.op = "put",
-                      .streams = streams,
-                      .block_bytes = block_bytes,
-                      .gbps = Median(put_gbps),
-                      .p50_ms = Percentile(put_lat, 0.5),
-                      .p99_ms = Percentile(put_lat, 0.99)};
-    StoreBenchRow get{.op = "get",
-                      .streams = streams,
-                      .block_bytes = block_bytes,
-                      .gbps = Median(get_gbps),
-                      .p50_ms = Percentile(get_lat, 0.5),
-                      .p99_ms = Percentile(get_lat, 0.99)};
-    if (options.baselines) {
-      std::vector<double> tcp;
-      std::vector<RedisResult> redis;
-      for (int run = 0; run < options.runs; ++run) {
+          RunBlocks(contents, run_id, streams, blocks);
+      // Puts always run: gets read what they stored.
+      KVQ_ASSIGN_OR_RETURN(PhaseResult put, RunPhase("put", address, server_pid, per_stream));
+      PhaseResult get;
+      if (timed("get")) {
+        KVQ_ASSIGN_OR_RETURN(get, RunPhase("get", address, server_pid, per_stream));
+      }
+      double floor_gbps = -1;
+      if (floor != nullptr) {
+        KVQ_ASSIGN_OR_RETURN(PhaseResult f,
+                             RunPhase("put", floor->address(), floor->pid(), per_stream));
+        floor_gbps = f.gbps;
+      }
+      double tcp = -1;
+      absl::StatusOr<RedisResult> redis = absl::UnavailableError("baselines off");
+      if (options.baselines) {
         absl::StatusOr<double> t = IperfGbps(streams, options.iperf_duration);
         if (t.ok()) {
-          tcp.push_back(*t);
-        } else if (run == 0) {
+          tcp = *t;
+        } else if (!std::exchange(warned_tcp, true)) {
           std::fprintf(stderr, "kvq bench store: no TCP baseline: %s\n",
                        t.status().ToString().c_str());
         }
-        absl::StatusOr<RedisResult> r =
-            RunRedisBenchmark(streams, block_bytes, streams * options.blocks_per_stream);
-        if (r.ok()) {
-          redis.push_back(*r);
-        } else if (run == 0) {
+        // The same number of requests as the store's run, so that both pay
+        // their connection warm-up over the same amount of work.
+        redis = RunRedisBenchmark(streams, block_bytes, streams * blocks);
+        if (!redis.ok() && !std::exchange(warned_redis, true)) {
           std::fprintf(stderr, "kvq bench store: no Redis baseline: %s\n",
-                       r.status().ToString().c_str());
+                       redis.status().ToString().c_str());
         }
       }
-      if (!tcp.empty()) put.tcp_gbps = get.tcp_gbps = Median(tcp);
-      if (!redis.empty()) {
-        std::vector<double> sg, gg, sp50, sp99, gp50, gp99;
-        for (const RedisResult& r : redis) {
-          sg.push_back(r.set.gbps);
-          gg.push_back(r.get.gbps);
-          sp50.push_back(r.set.p50_ms);
-          sp99.push_back(r.set.p99_ms);
-          gp50.push_back(r.get.p50_ms);
-          gp99.push_back(r.get.p99_ms);
+      const auto add = [&](Samples& samples, const PhaseResult& r,
+                           const RedisOpResult* redis_op, double floor) {
+        if (floor > 0) {
+          samples.floor.push_back(floor);
+          samples.of_floor.push_back(r.gbps / floor);
         }
-        put.redis_gbps = Median(sg);
-        put.redis_p50_ms = Median(sp50);
-        put.redis_p99_ms = Median(sp99);
-        get.redis_gbps = Median(gg);
-        get.redis_p50_ms = Median(gp50);
-        get.redis_p99_ms = Median(gp99);
-      }
+        samples.gbps.push_back(r.gbps);
+        samples.lat.insert(samples.lat.end(), r.latencies_ms.begin(),
+                           r.latencies_ms.end());
+        samples.client_cpu.push_back(r.client_cpu_ms);
+        samples.server_cpu.push_back(r.server_cpu_ms);
+        if (tcp > 0) {
+          samples.tcp.push_back(tcp);
+          samples.of_tcp.push_back(r.gbps / tcp);
+        }
+        if (redis_op != nullptr && redis_op->gbps > 0) {
+          samples.redis.push_back(redis_op->gbps);
+          samples.redis_p50.push_back(redis_op->p50_ms);
+          samples.redis_p99.push_back(redis_op->p99_ms);
+          samples.of_redis.push_back(r.gbps / redis_op->gbps);
+        }
+      };
+      add(puts, put, redis.ok() ? &redis->set : nullptr, floor_gbps);
+      if (timed("get")) add(gets, get, redis.ok() ? &redis->get : nullptr, -1);
     }
-    for (StoreBenchRow* row : {&put, &get}) {
-      if (row->tcp_gbps > 0) row->fraction_of_tcp = row->gbps / row->tcp_gbps;
-      if (row->redis_gbps > 0) row->fraction_of_redis = row->gbps / row->redis_gbps;
-      rows.push_back(*row);
-    }
+    if (timed("put")) rows.push_back(puts.Row("put", streams, block_bytes));
+    if (timed("get")) rows.push_back(gets.Row("get", streams, block_bytes));
   }
+  if (floor != nullptr) floor->Stop();
   if (child != nullptr) child->Stop();
   return rows;
 }

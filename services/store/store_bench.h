@@ -28,12 +28,18 @@ struct StoreBenchOptions {
   // evicted by the fill; "" = start `kvq serve store` as a child.
   std::string address;
   std::vector<int> streams = {1, 4, 16};
-  int blocks_per_stream = 32;  // per run and op
+  // Blocks each stream puts and gets per run; 0 = max(32, 256 / streams),
+  // so that a run of few streams is long enough to time (hundreds of ms).
+  int blocks_per_stream = 0;
   int runs = 3;                // throughput: median over runs
   bool baselines = true;       // iperf3 and redis-benchmark
+  bool grpc_floor = true;      // puts against `kvq serve grpc-floor`
   // Fill the store to capacity (untimed) first, so that measured puts run in
   // the steady state of a full store: evicting and reusing memory.
   bool fill_first = true;
+  // Which operations to report ("put", "get"). Gets read the blocks the
+  // run's puts stored, so puts always run; "put" alone skips the gets.
+  std::vector<std::string> ops = {"put", "get"};
   absl::Duration iperf_duration = absl::Seconds(2);
 };
 
@@ -44,9 +50,22 @@ struct StoreBenchRow {
   double gbps = 0;                // 1e9 bytes/s, median over runs
   double p50_ms = 0, p99_ms = 0;  // per-block RPC latency, all runs pooled
   // Baselines (< 0 when unavailable) and ratios against them (< 0 likewise).
+  // Each run measures the store, then iperf3 and redis-benchmark (the same
+  // number of requests); the baselines are medians over runs and the
+  // fractions medians of the per-run ratios.
   double tcp_gbps = -1, redis_gbps = -1, redis_p50_ms = -1, redis_p99_ms = -1;
   double fraction_of_tcp = -1, fraction_of_redis = -1;
+  // Puts against `kvq serve grpc-floor` (the same client and gRPC server
+  // settings; the server drops the messages): what gRPC alone allows here.
+  double grpc_floor_gbps = -1, fraction_of_floor = -1;
+  // CPU milliseconds per RPC (median over runs) of the bench's client and of
+  // the store process (-1 for a store at --store_bench_address). On a machine
+  // with few cores the sum bounds the throughput of many streams.
+  double client_cpu_ms = -1, server_cpu_ms = -1;
 };
+
+// The blocks per stream and run that `options` gives for `streams` streams.
+int BlocksPerStream(const StoreBenchOptions& options, int streams);
 
 // Starts the store, runs every workload, stops it. Baseline failures do not
 // fail the run (their fields stay -1 and a note goes to stderr).

@@ -27,6 +27,7 @@
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/impl/rpc_method.h"
 #include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
 #include "proto/kvstore.grpc.pb.h"
 #include "services/launcher/child_process.h"
 #include "services/launcher/health_check.h"
@@ -475,30 +476,6 @@ TEST(StoreIntegrationTest, ExportsPrometheusMetrics) {
       << text;
 }
 
-TEST(StoreIntegrationTest, BenchStoreJsonRows) {
-  // A tiny `kvq bench store` run: the real put/get path and the JSON rows'
-  // fields (baselines off: they need iperf3 and redis-server).
-  const std::string cmd =
-      absl::StrCat(launcher::FindKvqBinary(),
-                   " bench store --json --store_bench_streams=1,2 --store_bench_runs=1"
-                   " --store_bench_blocks=2 --nostore_bench_baselines");
-  FILE* p = popen(cmd.c_str(), "r");
-  ASSERT_NE(p, nullptr);
-  std::string out;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof(buf), p)) > 0) out.append(buf, n);
-  ASSERT_EQ(pclose(p), 0) << out;
-  const std::vector<std::string> lines = absl::StrSplit(out, '\n', absl::SkipEmpty());
-  ASSERT_EQ(lines.size(), 4u) << out;
-  for (const char* field :
-       {"\"op\":\"put\"", "\"op\":\"get\"", "\"streams\":2",
-        "\"gbps\":", "\"p50_ms\":", "\"p99_ms\":", "\"fraction_of_tcp\":null",
-        "\"fraction_of_redis\":null", "\"block_bytes\":786432"}) {
-    EXPECT_TRUE(absl::StrContains(out, field)) << field << "\n" << out;
-  }
-}
-
 // Runs `kvq bench store` with `args`; returns its exit status and output.
 std::pair<int, std::string> RunBench(const std::string& args) {
   const std::string cmd =
@@ -511,6 +488,93 @@ std::pair<int, std::string> RunBench(const std::string& args) {
   size_t n;
   while ((n = fread(buf, 1, sizeof(buf), p)) > 0) out.append(buf, n);
   return {pclose(p), out};
+}
+
+// The JSON rows of a `kvq bench store --json` output (other lines skipped).
+std::vector<nlohmann::json> JsonRows(const std::string& out) {
+  std::vector<nlohmann::json> rows;
+  for (absl::string_view line : absl::StrSplit(out, '\n', absl::SkipEmpty())) {
+    nlohmann::json j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+    if (!j.is_discarded() && j.is_object()) rows.push_back(std::move(j));
+  }
+  return rows;
+}
+
+TEST(StoreIntegrationTest, BenchStoreJsonRows) {
+  // A tiny `kvq bench store` run: the real put/get path, the gRPC floor's
+  // puts, CPU per call, and the JSON rows' fields (iperf3 / Redis baselines
+  // off: they need the tools installed).
+  const auto [status, out] =
+      RunBench("--json --store_bench_streams=1,2 --store_bench_runs=1"
+               " --store_bench_blocks=2 --nostore_bench_baselines");
+  ASSERT_EQ(status, 0) << out;
+  const std::vector<nlohmann::json> rows = JsonRows(out);
+  ASSERT_EQ(rows.size(), 4u) << out;
+  for (const nlohmann::json& r : rows) {
+    const bool put = r.at("op") == "put";
+    EXPECT_TRUE(put || r.at("op") == "get") << r;
+    EXPECT_EQ(r.at("block_bytes"), 786432) << r;
+    EXPECT_GT(r.at("gbps").get<double>(), 0) << r;
+    EXPECT_GT(r.at("p99_ms").get<double>(), 0) << r;
+    EXPECT_GE(r.at("p99_ms").get<double>(), r.at("p50_ms").get<double>()) << r;
+    EXPECT_TRUE(r.at("fraction_of_tcp").is_null()) << r;
+    EXPECT_TRUE(r.at("fraction_of_redis").is_null()) << r;
+    // Both processes used CPU for every call (the store is a child: its pid
+    // is known).
+    EXPECT_GT(r.at("client_cpu_ms").get<double>(), 0) << r;
+    EXPECT_GT(r.at("server_cpu_ms").get<double>(), 0) << r;
+    // Puts also ran against `kvq serve grpc-floor`; gets have no floor.
+    if (put) {
+      EXPECT_GT(r.at("grpc_floor_gbps").get<double>(), 0) << r;
+      EXPECT_NEAR(r.at("fraction_of_floor").get<double>(),
+                  r.at("gbps").get<double>() / r.at("grpc_floor_gbps").get<double>(),
+                  1e-9)
+          << r;
+    } else {
+      EXPECT_TRUE(r.at("grpc_floor_gbps").is_null()) << r;
+    }
+  }
+  EXPECT_EQ(rows[2].at("streams"), 2) << out;
+}
+
+TEST(StoreIntegrationTest, BenchStoreOpsFlag) {
+  // --store_bench_ops=put reports puts only; an unknown op is refused.
+  const auto [status, out] =
+      RunBench("--json --store_bench_streams=1 --store_bench_runs=1 --store_bench_blocks=2"
+               " --nostore_bench_baselines --nostore_bench_grpc_floor --store_bench_ops=put");
+  ASSERT_EQ(status, 0) << out;
+  const std::vector<nlohmann::json> rows = JsonRows(out);
+  ASSERT_EQ(rows.size(), 1u) << out;
+  EXPECT_EQ(rows[0].at("op"), "put");
+  EXPECT_TRUE(rows[0].at("grpc_floor_gbps").is_null()) << out;
+
+  const auto [bad_status, bad_out] =
+      RunBench("--store_bench_streams=1 --nostore_bench_baselines --store_bench_ops=put,scan");
+  EXPECT_NE(bad_status, 0);
+  EXPECT_TRUE(absl::StrContains(bad_out, "unknown op 'scan'")) << bad_out;
+}
+
+TEST(StoreIntegrationTest, GrpcFloorDropsPutsAndServesNothingElse) {
+  // `kvq serve grpc-floor` answers a real client's PutBlocks with STORED and
+  // keeps nothing: a get finds nothing (UNIMPLEMENTED), nor does a lookup.
+  auto floor = launcher::ChildProcess::Start(
+      "grpc-floor",
+      {launcher::FindKvqBinary(), "serve", "grpc-floor", "--address=127.0.0.1:0",
+       "--max_message_bytes=8388608"},
+      {});
+  ASSERT_TRUE(floor.ok()) << floor.status();
+  auto client = Connect((*floor)->address());
+  const TestBlock t = MakeTestBlock(3);
+  auto put = client->PutBlocks({ToBlock(t)});
+  ASSERT_TRUE(put.ok()) << put.status();
+  ASSERT_EQ(put->size(), 1u);
+  EXPECT_EQ((*put)[0], kvstore::PutOutcome::kStored);
+  EXPECT_TRUE(client->Stats(0).ok());
+  auto got = client->GetBlocks({t.key});
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(got->blocks[0].status().code(), absl::StatusCode::kUnimplemented)
+      << got->blocks[0].status();
+  EXPECT_EQ(client->Lookup({t.key}).status().code(), absl::StatusCode::kUnimplemented);
 }
 
 TEST(StoreIntegrationTest, BenchStoreAgainstARunningStore) {
