@@ -5,19 +5,20 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
+#include "kvstore/internal/byte_copy.h"
 
 namespace kvq::kvstore {
 
 BlockAssembler::BlockAssembler(const BlockMeta& meta)
     : meta_(meta),
       layer_bytes_(meta.layer_bytes()),
+      // Not zero-filled: every byte is written by the chunks before the block
+      // is complete (TakeBytes), with streaming stores (internal/byte_copy.h).
+      bytes_(internal::UninitializedString(meta.block_bytes())),
       received_(meta.n_layers, 0),
-      hash_(XXH3_createState()) {
+      hash_(XXH3_createState()),
+      hash_before_chunk_(XXH3_createState()) {
   XXH3_64bits_reset(hash_.get());
-  // Grown as chunks land (AddChunk), not zero-filled up front: in layer order
-  // each chunk's bytes are appended; out of order, the room up to a chunk's
-  // end is zeroed just before being overwritten.
-  bytes_.reserve(meta.block_bytes());
 }
 
 absl::StatusOr<BlockAssembler> BlockAssembler::Create(const BlockMeta& meta) {
@@ -51,24 +52,27 @@ absl::Status BlockAssembler::AddChunk(int64_t layer, uint64_t offset, uint64_t s
   }
   if (size == 0) return absl::OkStatus();
   const size_t pos = layer * layer_bytes_ + offset;
-  const size_t old_size = bytes_.size();
-  const bool append = pos == old_size;
-  if (!append && old_size < pos + size) bytes_.resize(pos + size);  // within the reserve
+  // A chunk that continues the hashed prefix (layers in order) is hashed from
+  // the receive buffers as it is copied; the copy's streaming stores leave the
+  // block's bytes out of the cache. If the chunk falls short, the hash goes
+  // back to where it was.
+  const bool hash_inline = pos == hashed_;
+  if (hash_inline) XXH3_copyState(hash_before_chunk_.get(), hash_.get());
   uint64_t written = 0;
   const bool read_ok = read([&](absl::string_view piece) {
-    const size_t n = std::min<uint64_t>(piece.size(), size - written);
-    if (append) {
-      bytes_.append(piece.data(), n);  // within the reserve
-    } else {
-      std::memcpy(bytes_.data() + pos + written, piece.data(), n);
-    }
+    // Bytes past the chunk's end are not copied (the chunk is rejected below).
+    const size_t n = written >= size ? 0 : std::min<uint64_t>(piece.size(), size - written);
+    if (hash_inline) XXH3_64bits_update(hash_.get(), piece.data(), n);
+    internal::StreamCopy(bytes_.data() + pos + written, piece.data(), n);
     written += piece.size();
   });
+  internal::StreamCopyDone();
   if (!read_ok || written != size) {
-    if (append) bytes_.resize(old_size);
+    if (hash_inline) XXH3_copyState(hash_.get(), hash_before_chunk_.get());
     return absl::InvalidArgumentError(
         absl::StrCat("chunk of layer ", layer, " does not have its ", size, " bytes"));
   }
+  if (hash_inline) hashed_ += size;
   received += size;
   received_total_ += size;
   if (received == layer_bytes_) ++layers_done_;

@@ -41,8 +41,7 @@ class BlockAssembler {
   // chunk is known to fit, it passes the bytes to its argument in pieces, in
   // order. If it returns false or delivers other than `size` bytes (the data
   // ran short), nothing counts as received and the result is INVALID_ARGUMENT.
-  // A chunk that continues the block's bytes so far (layers in order) is
-  // appended, without zero-filling its room first.
+  // The block's bytes are not zero-filled first; each chunk is copied once.
   using PieceFn = absl::FunctionRef<void(absl::string_view piece)>;
   absl::Status AddChunk(int64_t layer, uint64_t offset, uint64_t size,
                         absl::FunctionRef<bool(PieceFn piece)> read);
@@ -54,12 +53,13 @@ class BlockAssembler {
   const BlockMeta& meta() const { return meta_; }
 
   // BlockChecksum of the assembled bytes, when complete(). Computed while the
-  // chunks arrive (each one hashed right after it is written, while still in
-  // cache) as far as the bytes arrived in order; the rest when asked.
+  // chunks arrive (from the caller's buffers, as they are copied) as far as
+  // the bytes arrived in order; the rest when asked.
   uint64_t Checksum();
 
-  // The assembled bytes; call once, when complete().
-  std::string TakeBytes() && { return std::move(bytes_); }
+  // The assembled bytes; call once, when complete() (before, parts of the
+  // block were never written: an empty string).
+  std::string TakeBytes() && { return complete() ? std::move(bytes_) : std::string(); }
 
  private:
   struct FreeState {
@@ -77,6 +77,8 @@ class BlockAssembler {
   int32_t layers_done_ = 0;
   size_t received_total_ = 0;
   std::unique_ptr<XXH3_state_t, FreeState> hash_;  // over bytes_[0, hashed_)
+  std::unique_ptr<XXH3_state_t, FreeState> hash_before_chunk_;  // to undo a short chunk
+
   size_t hashed_ = 0;
 };
 

@@ -83,6 +83,7 @@ int BenchStore() {
                                 {"fraction_of_floor", OrNull(r.fraction_of_floor)},
                                 {"client_cpu_ms", OrNull(r.client_cpu_ms)},
                                 {"server_cpu_ms", OrNull(r.server_cpu_ms)},
+                                {"floor_server_cpu_ms", OrNull(r.floor_server_cpu_ms)},
                                 {"runs", options.runs}};
       std::printf("%s\n", j.dump().c_str());
     }
@@ -90,15 +91,16 @@ int BenchStore() {
   }
   std::printf("KV store, %llu-byte blocks over loopback, median of %d runs\n",
               static_cast<unsigned long long>(rows->front().block_bytes), options.runs);
-  std::printf("%-4s %7s %8s %8s %8s %8s %10s %10s %8s %9s %9s %9s %9s\n", "op",
+  std::printf("%-4s %7s %8s %8s %8s %8s %10s %10s %8s %9s %9s %9s %9s %9s\n", "op",
               "streams", "GB/s", "p50 ms", "p99 ms", "TCP GB/s", "Redis GB/s",
-              "floor GB/s", "of TCP", "of Redis", "of floor", "cli CPUms", "srv CPUms");
+              "floor GB/s", "of TCP", "of Redis", "of floor", "cli CPUms", "srv CPUms",
+              "flr CPUms");
   for (const StoreBenchRow& r : *rows) {
     std::printf(
-        "%-4s %7d %8.3f %8.2f %8.2f %8.3f %10.3f %10.3f %8.2f %9.2f %9.2f %9.3f %9.3f\n",
+        "%-4s %7d %8.3f %8.2f %8.2f %8.3f %10.3f %10.3f %8.2f %9.2f %9.2f %9.3f %9.3f %9.3f\n",
         r.op.c_str(), r.streams, r.gbps, r.p50_ms, r.p99_ms, r.tcp_gbps, r.redis_gbps,
         r.grpc_floor_gbps, r.fraction_of_tcp, r.fraction_of_redis, r.fraction_of_floor,
-        r.client_cpu_ms, r.server_cpu_ms);
+        r.client_cpu_ms, r.server_cpu_ms, r.floor_server_cpu_ms);
   }
   return 0;
 }

@@ -290,7 +290,7 @@ absl::StatusOr<std::vector<StoreBenchRow>> RunStoreBench(
     struct Samples {
       std::vector<double> gbps, lat, client_cpu, server_cpu;
       std::vector<double> tcp, redis, redis_p50, redis_p99, of_tcp, of_redis;
-      std::vector<double> floor, of_floor;  // puts only
+      std::vector<double> floor, of_floor, floor_server_cpu;  // puts only
       StoreBenchRow Row(const char* op, int streams, uint64_t block_bytes) const {
         const auto median_or_unknown = [](const std::vector<double>& v) {
           return v.empty() ? -1.0 : Median(v);
@@ -310,7 +310,8 @@ absl::StatusOr<std::vector<StoreBenchRow>> RunStoreBench(
                 .grpc_floor_gbps = median_or_unknown(floor),
                 .fraction_of_floor = median_or_unknown(of_floor),
                 .client_cpu_ms = Median(client_cpu),
-                .server_cpu_ms = Median(server_cpu)};
+                .server_cpu_ms = Median(server_cpu),
+                .floor_server_cpu_ms = median_or_unknown(floor_server_cpu)};
       }
     } puts, gets;
     for (int run = 0; run < options.runs; ++run, ++run_id) {
@@ -322,11 +323,10 @@ absl::StatusOr<std::vector<StoreBenchRow>> RunStoreBench(
       if (timed("get")) {
         KVQ_ASSIGN_OR_RETURN(get, RunPhase("get", address, server_pid, per_stream));
       }
-      double floor_gbps = -1;
+      PhaseResult floor_put;
       if (floor != nullptr) {
-        KVQ_ASSIGN_OR_RETURN(PhaseResult f,
+        KVQ_ASSIGN_OR_RETURN(floor_put,
                              RunPhase("put", floor->address(), floor->pid(), per_stream));
-        floor_gbps = f.gbps;
       }
       double tcp = -1;
       absl::StatusOr<RedisResult> redis = absl::UnavailableError("baselines off");
@@ -347,10 +347,11 @@ absl::StatusOr<std::vector<StoreBenchRow>> RunStoreBench(
         }
       }
       const auto add = [&](Samples& samples, const PhaseResult& r,
-                           const RedisOpResult* redis_op, double floor) {
-        if (floor > 0) {
-          samples.floor.push_back(floor);
-          samples.of_floor.push_back(r.gbps / floor);
+                           const RedisOpResult* redis_op, const PhaseResult* floor) {
+        if (floor != nullptr && floor->gbps > 0) {
+          samples.floor.push_back(floor->gbps);
+          samples.of_floor.push_back(r.gbps / floor->gbps);
+          samples.floor_server_cpu.push_back(floor->server_cpu_ms);
         }
         samples.gbps.push_back(r.gbps);
         samples.lat.insert(samples.lat.end(), r.latencies_ms.begin(),
@@ -368,8 +369,9 @@ absl::StatusOr<std::vector<StoreBenchRow>> RunStoreBench(
           samples.of_redis.push_back(r.gbps / redis_op->gbps);
         }
       };
-      add(puts, put, redis.ok() ? &redis->set : nullptr, floor_gbps);
-      if (timed("get")) add(gets, get, redis.ok() ? &redis->get : nullptr, -1);
+      add(puts, put, redis.ok() ? &redis->set : nullptr,
+          floor != nullptr ? &floor_put : nullptr);
+      if (timed("get")) add(gets, get, redis.ok() ? &redis->get : nullptr, nullptr);
     }
     if (timed("put")) rows.push_back(puts.Row("put", streams, block_bytes));
     if (timed("get")) rows.push_back(gets.Row("get", streams, block_bytes));

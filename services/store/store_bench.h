@@ -62,6 +62,7 @@ struct StoreBenchRow {
   // the store process (-1 for a store at --store_bench_address). On a machine
   // with few cores the sum bounds the throughput of many streams.
   double client_cpu_ms = -1, server_cpu_ms = -1;
+  double floor_server_cpu_ms = -1;  // the floor server's, per put
 };
 
 // The blocks per stream and run that `options` gives for `streams` streams.

@@ -88,6 +88,41 @@ TEST(BlockAssemblerTest, ChunksInPiecesAppendOrFillInPlace) {
   }
 }
 
+// A read that keeps delivering past its chunk's size is rejected without
+// writing past the chunk: the layer after it, already received, is intact,
+// and the checksum hashed so far is unchanged.
+TEST(BlockAssemblerTest, OverlongReadWritesNothingPastItsChunk) {
+  const TestBlock b = MakeTestBlock(6);
+  const size_t lb = b.meta.layer_bytes();
+  auto a = BlockAssembler::Create(b.meta);
+  ASSERT_TRUE(a.ok());
+  const absl::string_view bytes = b.bytes;
+  ASSERT_TRUE(a->AddChunk(1, 0, bytes.substr(lb, lb)).ok());
+  const std::string garbage(2 * lb, '!');  // would reach into layer 1
+  EXPECT_EQ(a->AddChunk(0, 0, 100,
+                        [&](BlockAssembler::PieceFn fn) {
+                          for (size_t off = 0; off < garbage.size(); off += 50)
+                            fn(absl::string_view(garbage).substr(off, 50));
+                          return true;
+                        })
+                .code(),
+            absl::StatusCode::kInvalidArgument);
+  for (int layer = 0; layer < b.meta.n_layers; ++layer) {
+    if (layer != 1) ASSERT_TRUE(a->AddChunk(layer, 0, bytes.substr(layer * lb, lb)).ok());
+  }
+  ASSERT_TRUE(a->complete());
+  EXPECT_EQ(a->Checksum(), b.meta.checksum);
+  EXPECT_EQ(std::move(*a).TakeBytes(), b.bytes);
+}
+
+TEST(BlockAssemblerTest, IncompleteBlockGivesNoBytes) {
+  const TestBlock b = MakeTestBlock(7);
+  auto a = BlockAssembler::Create(b.meta);
+  ASSERT_TRUE(a.ok());
+  ASSERT_TRUE(a->AddChunk(0, 0, absl::string_view(b.bytes).substr(0, 10)).ok());
+  EXPECT_EQ(std::move(*a).TakeBytes(), "");
+}
+
 TEST(BlockAssemblerTest, RejectsBadChunks) {
   const TestBlock b = MakeTestBlock(2);
   auto a = BlockAssembler::Create(b.meta);
