@@ -76,7 +76,7 @@ class BlockAssembler {
   std::vector<uint64_t> received_;  // per layer
   int32_t layers_done_ = 0;
   size_t received_total_ = 0;
-  std::unique_ptr<XXH3_state_t, FreeState> hash_;  // over bytes_[0, hashed_)
+  std::unique_ptr<XXH3_state_t, FreeState> hash_;               // over bytes_[0, hashed_)
   std::unique_ptr<XXH3_state_t, FreeState> hash_before_chunk_;  // to undo a short chunk
 
   size_t hashed_ = 0;

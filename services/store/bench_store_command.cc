@@ -53,7 +53,8 @@ int BenchStore() {
     }
     options.streams.push_back(n);
   }
-  options.ops = absl::StrSplit(absl::GetFlag(FLAGS_store_bench_ops), ',', absl::SkipEmpty());
+  options.ops =
+      absl::StrSplit(absl::GetFlag(FLAGS_store_bench_ops), ',', absl::SkipEmpty());
   options.blocks_per_stream = absl::GetFlag(FLAGS_store_bench_blocks);
   options.runs = absl::GetFlag(FLAGS_store_bench_runs);
   options.baselines = absl::GetFlag(FLAGS_store_bench_baselines);
@@ -97,7 +98,8 @@ int BenchStore() {
               "flr CPUms");
   for (const StoreBenchRow& r : *rows) {
     std::printf(
-        "%-4s %7d %8.3f %8.2f %8.2f %8.3f %10.3f %10.3f %8.2f %9.2f %9.2f %9.3f %9.3f %9.3f\n",
+        "%-4s %7d %8.3f %8.2f %8.2f %8.3f %10.3f %10.3f %8.2f %9.2f %9.2f %9.3f %9.3f "
+        "%9.3f\n",
         r.op.c_str(), r.streams, r.gbps, r.p50_ms, r.p99_ms, r.tcp_gbps, r.redis_gbps,
         r.grpc_floor_gbps, r.fraction_of_tcp, r.fraction_of_redis, r.fraction_of_floor,
         r.client_cpu_ms, r.server_cpu_ms, r.floor_server_cpu_ms);
@@ -115,8 +117,8 @@ const cli::CommandRegistrar kBenchStore({
         "(null in --json) when the tools are missing (apt-get install iperf3\n"
         "redis-server redis-tools).",
     .flags = {"json", "store_bench_streams", "store_bench_ops", "store_bench_grpc_floor",
-              "store_bench_blocks", "store_bench_runs",
-              "store_bench_baselines", "store_bench_fill", "store_bench_address"},
+              "store_bench_blocks", "store_bench_runs", "store_bench_baselines",
+              "store_bench_fill", "store_bench_address"},
     .run = [](const std::vector<std::string>&) { return BenchStore(); },
 });
 

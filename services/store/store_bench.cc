@@ -98,8 +98,8 @@ double ProcessCpuSeconds(pid_t pid) {
   }
   std::error_code ec;
   double seconds = 0;
-  for (const auto& task : std::filesystem::directory_iterator(
-           absl::StrCat("/proc/", pid, "/task"), ec)) {
+  for (const auto& task :
+       std::filesystem::directory_iterator(absl::StrCat("/proc/", pid, "/task"), ec)) {
     std::ifstream in(task.path() / "schedstat");
     uint64_t ns = 0;
     if (in >> ns) seconds += 1e-9 * static_cast<double>(ns);
@@ -272,11 +272,10 @@ absl::StatusOr<std::vector<StoreBenchRow>> RunStoreBench(
   if (options.fill_first) {
     const int fill_runs = static_cast<int>((capacity + run_bytes - 1) / run_bytes);
     for (int f = 0; f < fill_runs; ++f, ++run_id) {
-      KVQ_RETURN_IF_ERROR(
-          RunPhase("put", address, server_pid,
-                   RunBlocks(contents, run_id, max_streams,
-                             BlocksPerStream(options, max_streams)))
-              .status());
+      KVQ_RETURN_IF_ERROR(RunPhase("put", address, server_pid,
+                                   RunBlocks(contents, run_id, max_streams,
+                                             BlocksPerStream(options, max_streams)))
+                              .status());
     }
   }
 
@@ -318,7 +317,8 @@ absl::StatusOr<std::vector<StoreBenchRow>> RunStoreBench(
       const std::vector<std::vector<Block>> per_stream =
           RunBlocks(contents, run_id, streams, blocks);
       // Puts always run: gets read what they stored.
-      KVQ_ASSIGN_OR_RETURN(PhaseResult put, RunPhase("put", address, server_pid, per_stream));
+      KVQ_ASSIGN_OR_RETURN(PhaseResult put,
+                           RunPhase("put", address, server_pid, per_stream));
       PhaseResult get;
       if (timed("get")) {
         KVQ_ASSIGN_OR_RETURN(get, RunPhase("get", address, server_pid, per_stream));

@@ -31,9 +31,9 @@ struct StoreBenchOptions {
   // Blocks each stream puts and gets per run; 0 = max(32, 256 / streams),
   // so that a run of few streams is long enough to time (hundreds of ms).
   int blocks_per_stream = 0;
-  int runs = 3;                // throughput: median over runs
-  bool baselines = true;       // iperf3 and redis-benchmark
-  bool grpc_floor = true;      // puts against `kvq serve grpc-floor`
+  int runs = 3;            // throughput: median over runs
+  bool baselines = true;   // iperf3 and redis-benchmark
+  bool grpc_floor = true;  // puts against `kvq serve grpc-floor`
   // Fill the store to capacity (untimed) first, so that measured puts run in
   // the steady state of a full store: evicting and reusing memory.
   bool fill_first = true;

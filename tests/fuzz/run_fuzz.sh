@@ -38,15 +38,24 @@ srcs=(
   services/store/put_session.cc
   services/store/chunk_decoder.cc
 )
+# Built as C++23 on its own, as in kvstore/BUILD.
+cxx23_srcs=(kvstore/internal/byte_copy.cc)
 stale=0
 if [[ ! -x "$out/store_fuzz" ]]; then stale=1; fi
-for f in "${deps[@]}" "${srcs[@]:0:1}" "${srcs[@]:2}"; do
+for f in "${deps[@]}" "${srcs[@]:0:1}" "${srcs[@]:2}" "${cxx23_srcs[@]}"; do
   [[ "$f" -nt "$out/store_fuzz" ]] && stale=1
 done
 if ((stale)); then
   /usr/bin/protoc --proto_path=. --cpp_out="$out/gen" proto/kvstore.proto
+  objs=()
+  for f in "${cxx23_srcs[@]}"; do
+    obj="$out/$(basename "$f" .cc).o"
+    "$clang" -std=c++2b -O1 -g -fsanitize=fuzzer-no-link,address -fno-omit-frame-pointer \
+      -I. -c "$f" -o "$obj"
+    objs+=("$obj")
+  done
   "$clang" -std=c++17 -O1 -g -fsanitize=fuzzer,address -fno-omit-frame-pointer \
-    -I. -I"$out/gen" "${srcs[@]}" -o "$out/store_fuzz" \
+    -I. -I"$out/gen" "${srcs[@]}" "${objs[@]}" -o "$out/store_fuzz" \
     -lprotobuf -lxxhash $absl_libs -lpthread
 fi
 

@@ -504,9 +504,9 @@ TEST(StoreIntegrationTest, BenchStoreJsonRows) {
   // A tiny `kvq bench store` run: the real put/get path, the gRPC floor's
   // puts, CPU per call, and the JSON rows' fields (iperf3 / Redis baselines
   // off: they need the tools installed).
-  const auto [status, out] =
-      RunBench("--json --store_bench_streams=1,2 --store_bench_runs=1"
-               " --store_bench_blocks=2 --nostore_bench_baselines");
+  const auto [status, out] = RunBench(
+      "--json --store_bench_streams=1,2 --store_bench_runs=1"
+      " --store_bench_blocks=2 --nostore_bench_baselines");
   ASSERT_EQ(status, 0) << out;
   const std::vector<nlohmann::json> rows = JsonRows(out);
   ASSERT_EQ(rows.size(), 4u) << out;
@@ -539,17 +539,17 @@ TEST(StoreIntegrationTest, BenchStoreJsonRows) {
 
 TEST(StoreIntegrationTest, BenchStoreOpsFlag) {
   // --store_bench_ops=put reports puts only; an unknown op is refused.
-  const auto [status, out] =
-      RunBench("--json --store_bench_streams=1 --store_bench_runs=1 --store_bench_blocks=2"
-               " --nostore_bench_baselines --nostore_bench_grpc_floor --store_bench_ops=put");
+  const auto [status, out] = RunBench(
+      "--json --store_bench_streams=1 --store_bench_runs=1 --store_bench_blocks=2"
+      " --nostore_bench_baselines --nostore_bench_grpc_floor --store_bench_ops=put");
   ASSERT_EQ(status, 0) << out;
   const std::vector<nlohmann::json> rows = JsonRows(out);
   ASSERT_EQ(rows.size(), 1u) << out;
   EXPECT_EQ(rows[0].at("op"), "put");
   EXPECT_TRUE(rows[0].at("grpc_floor_gbps").is_null()) << out;
 
-  const auto [bad_status, bad_out] =
-      RunBench("--store_bench_streams=1 --nostore_bench_baselines --store_bench_ops=put,scan");
+  const auto [bad_status, bad_out] = RunBench(
+      "--store_bench_streams=1 --nostore_bench_baselines --store_bench_ops=put,scan");
   EXPECT_NE(bad_status, 0);
   EXPECT_TRUE(absl::StrContains(bad_out, "unknown op 'scan'")) << bad_out;
 }
