@@ -500,16 +500,21 @@ std::vector<nlohmann::json> JsonRows(const std::string& out) {
   return rows;
 }
 
+// Runs `kvq bench store --json` with `args`; its rows (none if it failed).
+std::vector<nlohmann::json> BenchRows(const std::string& args) {
+  const auto [status, out] = RunBench(absl::StrCat("--json ", args));
+  EXPECT_EQ(status, 0) << out;
+  return status == 0 ? JsonRows(out) : std::vector<nlohmann::json>();
+}
+
 TEST(StoreIntegrationTest, BenchStoreJsonRows) {
   // A tiny `kvq bench store` run: the real put/get path, the gRPC floor's
   // puts, CPU per call, and the JSON rows' fields (iperf3 / Redis baselines
   // off: they need the tools installed).
-  const auto [status, out] = RunBench(
-      "--json --store_bench_streams=1,2 --store_bench_runs=1"
-      " --store_bench_blocks=2 --nostore_bench_baselines");
-  ASSERT_EQ(status, 0) << out;
-  const std::vector<nlohmann::json> rows = JsonRows(out);
-  ASSERT_EQ(rows.size(), 4u) << out;
+  const std::vector<nlohmann::json> rows = BenchRows(
+      "--store_bench_streams=1,2 --store_bench_runs=1 --store_bench_blocks=2"
+      " --nostore_bench_baselines");
+  ASSERT_EQ(rows.size(), 4u);
   for (const nlohmann::json& r : rows) {
     const bool put = r.at("op") == "put";
     EXPECT_TRUE(put || r.at("op") == "get") << r;
@@ -534,19 +539,17 @@ TEST(StoreIntegrationTest, BenchStoreJsonRows) {
       EXPECT_TRUE(r.at("grpc_floor_gbps").is_null()) << r;
     }
   }
-  EXPECT_EQ(rows[2].at("streams"), 2) << out;
+  EXPECT_EQ(rows[2].at("streams"), 2) << rows[2];
 }
 
 TEST(StoreIntegrationTest, BenchStoreOpsFlag) {
   // --store_bench_ops=put reports puts only; an unknown op is refused.
-  const auto [status, out] = RunBench(
-      "--json --store_bench_streams=1 --store_bench_runs=1 --store_bench_blocks=2"
+  const std::vector<nlohmann::json> rows = BenchRows(
+      "--store_bench_streams=1 --store_bench_runs=1 --store_bench_blocks=2"
       " --nostore_bench_baselines --nostore_bench_grpc_floor --store_bench_ops=put");
-  ASSERT_EQ(status, 0) << out;
-  const std::vector<nlohmann::json> rows = JsonRows(out);
-  ASSERT_EQ(rows.size(), 1u) << out;
+  ASSERT_EQ(rows.size(), 1u);
   EXPECT_EQ(rows[0].at("op"), "put");
-  EXPECT_TRUE(rows[0].at("grpc_floor_gbps").is_null()) << out;
+  EXPECT_TRUE(rows[0].at("grpc_floor_gbps").is_null()) << rows[0];
 
   const auto [bad_status, bad_out] = RunBench(
       "--store_bench_streams=1 --nostore_bench_baselines --store_bench_ops=put,scan");
