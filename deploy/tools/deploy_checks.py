@@ -48,7 +48,8 @@ import urllib.request
 
 import yaml
 
-METRIC_RE = re.compile(r"\bkvq_[a-zA-Z0-9_]+")
+# kvq's own names and the standard process metrics every service exports.
+METRIC_RE = re.compile(r"\b(?:kvq|process)_[a-zA-Z0-9_]+")
 HISTOGRAM_SUFFIXES = ("_bucket", "_sum", "_count")
 # Grafana's interval variables become durations; template variables appear
 # only inside regex label matchers (=~"$model") and become ".*".

@@ -15,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "prometheus/histogram.h"
 #include "prometheus/text_serializer.h"
+#include "services/common/process_metrics.h"
 
 namespace kvq::services {
 
@@ -72,6 +73,12 @@ void MetricsEndpoint::Serve() {
   }
 }
 
+std::string MetricsEndpoint::Text() const {
+  std::vector<prometheus::MetricFamily> families = registry_->Collect();
+  AppendProcessMetrics(labels_, &families);
+  return prometheus::TextSerializer().Serialize(families);
+}
+
 void MetricsEndpoint::Answer(int fd) {
   std::string request;
   char buf[2048];
@@ -84,7 +91,7 @@ void MetricsEndpoint::Answer(int fd) {
   const std::string line = request.substr(0, request.find("\r\n"));
   if (absl::StartsWith(line, "GET /metrics ") ||
       absl::StartsWith(line, "GET /metrics?")) {
-    body = prometheus::TextSerializer().Serialize(registry_->Collect());
+    body = Text();
   } else if (absl::StartsWith(line, "GET / ")) {
     body = "kvq metrics: see /metrics\n";
   } else {

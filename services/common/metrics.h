@@ -52,6 +52,9 @@ class MetricsEndpoint {
   const std::map<std::string, std::string>& labels() const { return labels_; }
   // The bound HTTP port, or -1 without an endpoint.
   int port() const { return port_; }
+  // What GET /metrics answers: the registry's metrics and the process's
+  // (process_metrics.h), in the Prometheus text format.
+  std::string Text() const;
 
  private:
   MetricsEndpoint() = default;
