@@ -21,9 +21,11 @@ namespace {
 using cpu_internal::IsaKernels;
 using cpu_internal::RangeArgs;
 
-// With several threads, a context is split into chunks of at least this
-// many blocks until there are a few items per thread.
-constexpr int kMinChunkBlocks = 8;
+// Contexts are cut into chunks of this many blocks (the last chunk takes the
+// remainder), whatever the batch and the threads, so that a sequence's
+// result does not depend on what else is computed with it (batch
+// invariance); threads share out the chunks.
+constexpr int kChunkBlocks = 64;
 constexpr int kItemsPerThread = 4;
 
 // fp16 input [n_kv_heads][B][D], already checked finite, into a layer part.
@@ -93,23 +95,22 @@ struct Item {
   size_t state;  // offset of its partial states in the call's state buffer
 };
 
-// How one sequence is cut into items: `chunks` context ranges times
-// `head_groups` KV head ranges. A single thread takes each sequence whole
-// (one contiguous stream); with more threads, contexts are split
-// (flash-decoding) until every thread has a few items, and KV heads too when
-// a context is too short to split.
+// How one sequence is cut into items: `chunks` context ranges (a function of
+// its length only: kChunkBlocks) times `head_groups` KV head ranges (when the
+// batch's chunks are too few to keep the threads busy; heads are computed
+// independently, so this changes no result). Each chunk leaves a partial
+// state; the chunks are merged in order (flash-decoding).
 struct Split {
   int chunks = 1, head_groups = 1;
 };
 
 Split SplitFor(int batch, int n_threads, int n_blocks, int n_kv_heads) {
   Split s;
-  if (n_threads <= 1 || batch >= kItemsPerThread * n_threads) return s;
-  const int wanted = (kItemsPerThread * n_threads + batch - 1) / batch;
-  s.chunks = std::max(1, std::min(wanted, n_blocks / kMinChunkBlocks));
-  if (batch * s.chunks < n_threads) {
+  s.chunks = std::max(1, n_blocks / kChunkBlocks);
+  const int items = batch * s.chunks;
+  if (n_threads > 1 && items < kItemsPerThread * n_threads) {
     s.head_groups =
-        std::min(n_kv_heads, (n_threads + batch * s.chunks - 1) / (batch * s.chunks));
+        std::min(n_kv_heads, (kItemsPerThread * n_threads + items - 1) / items);
   }
   return s;
 }
@@ -173,11 +174,18 @@ void MergeStates(const float* const* states, int n, int D, float* out) {
 absl::Status DecodeAttention(const IsaKernels& isa, const AttentionParams& p,
                              absl::Span<const AttentionTask> batch) {
   KVQ_RETURN_IF_ERROR(CheckAttentionArgs(p, batch));
-  bool any_quantized = false;
-  for (const AttentionTask& t : batch) any_quantized |= !t.cache->quantized.empty();
-  const int group = any_quantized ? p.quantized_encoding.group : 0;
-  if (!cpu_internal::AttentionSupported(p.head_dim, p.block_tokens, group)) {
-    return reference::DecodeAttention(p, batch);
+  // Each sequence goes to the same implementation whatever else is in the
+  // batch: these kernels where its blocks' shapes allow, else the reference.
+  const auto supported = [&p](const AttentionTask& t) {
+    const int group = t.cache->quantized.empty() ? 0 : p.quantized_encoding.group;
+    return cpu_internal::AttentionSupported(p.head_dim, p.block_tokens, group);
+  };
+  if (!std::all_of(batch.begin(), batch.end(), supported)) {
+    std::vector<AttentionTask> fast, slow;
+    for (const AttentionTask& t : batch) (supported(t) ? fast : slow).push_back(t);
+    KVQ_RETURN_IF_ERROR(reference::DecodeAttention(p, slow));
+    if (fast.empty()) return absl::OkStatus();
+    return DecodeAttention(isa, p, fast);
   }
   const int D = p.head_dim, R = p.n_heads / p.n_kv_heads, H = p.n_kv_heads;
   const int n_tasks = static_cast<int>(batch.size());

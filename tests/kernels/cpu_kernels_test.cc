@@ -256,15 +256,16 @@ TEST_P(CpuKernelsTest, AttentionOverBatchesAndCacheShapes) {
   }
 }
 
-// One KV head and one sequence: with several threads the context is split
-// into chunks whose partial softmax states are merged.
+// One KV head and one sequence: the context is split into chunks whose
+// partial softmax states are merged.
 TEST_P(CpuKernelsTest, SplitContextMatchesReference) {
   std::mt19937 rng(5);
   for (int bits : {2, 8}) {
     const int head_dim = 128, B = 32;
     const BlockEncoding enc = BlockEncoding::Quantized(bits, B, 32);
     std::vector<testing::TestCache> caches;  // moved in: the cache points into parts
-    caches.push_back(testing::BuildCache(rng, enc, 1, head_dim, 40 * B + 9, 36));
+    // 3 chunks of 64 blocks (the last with the remainder) on any thread count.
+    caches.push_back(testing::BuildCache(rng, enc, 1, head_dim, 200 * B + 9, 196));
     std::vector<std::vector<float>> qs = {RandomQuery(rng, 4, head_dim)};
     AttentionParams p = testing::Params(enc, 4, 1, head_dim);
     for (int threads : {1, 2, 4}) {
@@ -272,6 +273,52 @@ TEST_P(CpuKernelsTest, SplitContextMatchesReference) {
       ExpectAttentionClose(
           K(), p, caches, qs,
           "split bits " + std::to_string(bits) + " threads " + std::to_string(threads));
+    }
+  }
+}
+
+// Batch invariance: a sequence's output is bit-identical computed alone or
+// inside any batch, with any number of threads (its context's chunks depend
+// on its length only), also for a shape the SIMD kernels leave to the
+// reference (G = 4) when the batch mixes fp16-only and quantized caches.
+TEST_P(CpuKernelsTest, AttentionIsBatchInvariant) {
+  std::mt19937 rng(7);
+  for (int group : {32, 4}) {
+    const int head_dim = 64, n_kv_heads = 2, n_heads = 8, B = 32;
+    const BlockEncoding enc = BlockEncoding::Quantized(2, B, group);
+    std::vector<testing::TestCache> caches;
+    std::vector<std::vector<float>> qs;
+    // fp16 only (short, then long enough to be chunked), quantized + fp16.
+    // (64-block chunks: the long ones are cut in 2 and 3.)
+    const int shapes[][2] = {{9, 0}, {130 * B + 5, 0}, {200 * B + 3, 196}, {3 * B, 2}};
+    for (const auto& sh : shapes) {
+      caches.push_back(testing::BuildCache(rng, enc, n_kv_heads, head_dim, sh[0], sh[1]));
+      qs.push_back(RandomQuery(rng, n_heads, head_dim));
+    }
+    const size_t n_out = static_cast<size_t>(n_heads) * head_dim;
+    AttentionParams p = testing::Params(enc, n_heads, n_kv_heads, head_dim);
+    std::vector<std::vector<float>> alone(caches.size(), std::vector<float>(n_out));
+    for (size_t i = 0; i < caches.size(); ++i) {
+      p.n_threads = 1;
+      const AttentionTask task{qs[i].data(), &caches[i].cache, alone[i].data()};
+      ASSERT_TRUE(K().decode_attention(p, {&task, 1}).ok());
+    }
+    for (int threads : {1, 2, 3}) {
+      for (size_t first = 0; first < caches.size(); ++first) {
+        // The batch of every sequence from `first` on, in reverse order.
+        std::vector<std::vector<float>> got(caches.size(), std::vector<float>(n_out));
+        std::vector<AttentionTask> batch;
+        for (size_t i = caches.size(); i-- > first;) {
+          batch.push_back({qs[i].data(), &caches[i].cache, got[i].data()});
+        }
+        p.n_threads = threads;
+        ASSERT_TRUE(K().decode_attention(p, batch).ok());
+        for (size_t i = first; i < caches.size(); ++i) {
+          EXPECT_EQ(got[i], alone[i])
+              << "G " << group << " threads " << threads << " sequence " << i
+              << " in a batch of " << batch.size();
+        }
+      }
     }
   }
 }
