@@ -11,8 +11,20 @@
 
 namespace kvq::store {
 
+bool PutSession::AssemblyBudget::TryTake(uint64_t bytes) {
+  uint64_t used = used_.load(std::memory_order_relaxed);
+  do {
+    if (bytes > max_bytes_ || used > max_bytes_ - bytes) return false;
+  } while (!used_.compare_exchange_weak(used, used + bytes, std::memory_order_relaxed));
+  return true;
+}
+
 PutSession::PutSession(kvstore::KvStore* store, const Options& options)
     : store_(store), options_(options) {}
+
+PutSession::~PutSession() {
+  if (options_.budget != nullptr) options_.budget->Give(pending_bytes_);
+}
 
 absl::Status PutSession::Apply(const v1::PutBlocksRequest& request) {
   for (const v1::BlockHeader& header : request.headers()) {
@@ -93,6 +105,12 @@ absl::Status PutSession::AddHeader(const v1::BlockHeader& header) {
   KVQ_RETURN_IF_ERROR(store_->CheckFits(size));
   KVQ_ASSIGN_OR_RETURN(kvstore::BlockAssembler assembler,
                        kvstore::BlockAssembler::Create(*meta));
+  if (options_.budget != nullptr && !options_.budget->TryTake(size)) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "block ", key.ToHex(), ": the store is assembling ", options_.budget->used(),
+        " bytes of blocks from other streams, its limit is ",
+        options_.budget->max_bytes(), " (--max_assembling_bytes); retry later"));
+  }
   v1::PutResult* result = response_.add_results();
   result->set_key(header.key());
   pending_.emplace(header.block_id(),
@@ -142,6 +160,7 @@ absl::Status PutSession::MaybeCommit(PendingMap::iterator it) {
   const uint64_t checksum = p.assembler.Checksum();
   std::string bytes = std::move(p.assembler).TakeBytes();
   pending_bytes_ -= bytes.size();
+  if (options_.budget != nullptr) options_.budget->Give(bytes.size());
   pending_.erase(it);
   KVQ_ASSIGN_OR_RETURN(kvstore::PutOutcome outcome,
                        store_->PutHashed(key, meta, std::move(bytes), checksum));

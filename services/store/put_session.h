@@ -12,6 +12,7 @@
 #ifndef KVQ_SERVICES_STORE_PUT_SESSION_H_
 #define KVQ_SERVICES_STORE_PUT_SESSION_H_
 
+#include <atomic>
 #include <cstdint>
 #include <vector>
 
@@ -29,12 +30,36 @@ namespace kvq::store {
 
 class PutSession final {
  public:
+  // Bytes of announced but uncommitted blocks of every stream of a store,
+  // shared by its sessions: what the store holds beyond its committed
+  // blocks, bounded so that many concurrent puts cannot take its memory past
+  // --capacity_bytes plus this budget. Thread-safe.
+  class AssemblyBudget {
+   public:
+    explicit AssemblyBudget(uint64_t max_bytes) : max_bytes_(max_bytes) {}
+    // Takes `bytes`; false (nothing taken) if that would pass the maximum.
+    bool TryTake(uint64_t bytes);
+    void Give(uint64_t bytes) { used_.fetch_sub(bytes, std::memory_order_relaxed); }
+    uint64_t used() const { return used_.load(std::memory_order_relaxed); }
+    uint64_t max_bytes() const { return max_bytes_; }
+
+   private:
+    const uint64_t max_bytes_;
+    std::atomic<uint64_t> used_{0};
+  };
+
   struct Options {
     // Bytes of announced but uncommitted blocks one stream may hold.
     uint64_t max_pending_bytes = uint64_t{1} << 30;
+    // The store-wide budget those bytes also come from (null: none). Must
+    // outlive the session.
+    AssemblyBudget* budget = nullptr;
   };
 
   PutSession(kvstore::KvStore* store, const Options& options);
+  ~PutSession();  // gives the budget back what incomplete blocks held
+  PutSession(const PutSession&) = delete;
+  PutSession& operator=(const PutSession&) = delete;
 
   // Applies one message: its headers, then its chunks. The first error ends
   // the stream (the caller finishes the RPC with it):
@@ -43,7 +68,9 @@ class PutSession final {
   //                     second seal, a seal for a block announced with its
   //                     checksum, a chunk not fitting its layer, too many
   //                     pending bytes
-  //   RESOURCE_EXHAUSTED a block that cannot fit in the store
+  //   RESOURCE_EXHAUSTED a block that cannot fit in the store, or that the
+  //                     store-wide budget of blocks being assembled has no
+  //                     room for (other streams' blocks: retry later)
   //   DATA_LOSS         a completed block whose checksum does not match
   absl::Status Apply(const v1::PutBlocksRequest& request);
 

@@ -34,6 +34,10 @@ ABSL_FLAG(int64_t, capacity_bytes, int64_t{1} << 30,
           "Bytes of KV blocks the store holds before evicting (LRU, unleased only).");
 ABSL_FLAG(int64_t, max_message_bytes, 4 << 20,
           "Largest gRPC message the store accepts or sends, in bytes.");
+ABSL_FLAG(int64_t, max_assembling_bytes, -1,
+          "Bytes of blocks all PutBlocks streams together may hold while receiving "
+          "them (on top of --capacity_bytes); a block over it gets RESOURCE_EXHAUSTED. "
+          "-1: the same as --capacity_bytes; 0: no limit.");
 ABSL_FLAG(absl::Duration, lease_ttl, absl::Seconds(60),
           "Longest lease a client may hold without renewing (and the default TTL).");
 ABSL_FLAG(int, metrics_port, -1,
@@ -76,6 +80,11 @@ int ServeStore() {
                  "in [64 KiB, 1 GiB]\n");
     return 2;
   }
+  const int64_t max_assembling = absl::GetFlag(FLAGS_max_assembling_bytes);
+  if (max_assembling < -1) {
+    std::fprintf(stderr, "kvq serve store: --max_assembling_bytes must be >= -1\n");
+    return 2;
+  }
 
   // SIGTERM/SIGINT go to a handler that writes to a pipe main reads. A
   // handler, not a blocked mask plus sigwait: threads started before this
@@ -111,10 +120,13 @@ int ServeStore() {
   services::RpcMetrics rpc_metrics((*metrics)->registry(), "store");
   StoreMetrics store_metrics((*metrics)->registry(), (*metrics)->labels());
   store_metrics.Update((*engine)->Stats());
-  StoreService service(engine->get(),
-                       {.default_chunk_bytes = static_cast<uint32_t>(
-                            std::min<int64_t>(1 << 20, max_message / 2))},
-                       &rpc_metrics, &store_metrics);
+  StoreService service(
+      engine->get(),
+      {.default_chunk_bytes =
+           static_cast<uint32_t>(std::min<int64_t>(1 << 20, max_message / 2)),
+       .max_assembling_bytes =
+           static_cast<uint64_t>(max_assembling < 0 ? capacity : max_assembling)},
+      &rpc_metrics, &store_metrics);
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -173,8 +185,8 @@ const cli::CommandRegistrar kServeStore({
         "Holds quantized KV blocks in memory with LRU eviction of unleased blocks.\n"
         "Prints `kvq store listening on HOST:PORT` once serving; SIGTERM shuts down\n"
         "gracefully. Health checking and server reflection are enabled.",
-    .flags = {"address", "port", "capacity_bytes", "max_message_bytes", "lease_ttl",
-              "metrics_port", "shutdown_grace"},
+    .flags = {"address", "port", "capacity_bytes", "max_message_bytes",
+              "max_assembling_bytes", "lease_ttl", "metrics_port", "shutdown_grace"},
     .run = [](const std::vector<std::string>&) { return ServeStore(); },
 });
 

@@ -28,12 +28,17 @@ class StoreMetrics {
 
   // Sets the gauges and advances the counters to `stats`. Thread-safe.
   void Update(const kvstore::StoreStats& stats);
+  // Bytes of blocks PutBlocks streams are still receiving (not in stats).
+  void SetAssemblingBytes(uint64_t bytes) {
+    assembling_bytes_.Set(static_cast<double>(bytes));
+  }
 
  private:
   prometheus::Gauge& bytes_;
   prometheus::Gauge& capacity_bytes_;
   prometheus::Gauge& blocks_;
   prometheus::Gauge& leased_bytes_;
+  prometheus::Gauge& assembling_bytes_;
   prometheus::Counter& evictions_;
   prometheus::Counter& rejected_puts_;
   prometheus::Counter& duplicate_puts_;

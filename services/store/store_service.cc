@@ -40,7 +40,8 @@ class PutReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
         context_(context),
         response_(response),
         session_(service->store(),
-                 {.max_pending_bytes = service->options().max_pending_bytes_per_stream}),
+                 {.max_pending_bytes = service->options().max_pending_bytes_per_stream,
+                  .budget = service->assembly_budget()}),
         start_(absl::Now()) {
     entered_ = service_->EnterCall();
     if (!entered_) {
@@ -238,7 +239,11 @@ StoreService::StoreService(kvstore::KvStore* store, const Options& options,
     : store_(store),
       options_(options),
       rpc_metrics_(rpc_metrics),
-      store_metrics_(store_metrics) {}
+      store_metrics_(store_metrics),
+      assembly_budget_(
+          options.max_assembling_bytes > 0
+              ? std::make_unique<PutSession::AssemblyBudget>(options.max_assembling_bytes)
+              : nullptr) {}
 
 bool StoreService::EnterCall() {
   ++active_calls_;
@@ -250,7 +255,10 @@ bool StoreService::EnterCall() {
 void StoreService::RecordRpc(const char* method, grpc::StatusCode code,
                              absl::Time start) {
   if (rpc_metrics_ != nullptr) rpc_metrics_->Record(method, code, absl::Now() - start);
-  if (store_metrics_ != nullptr) store_metrics_->Update(store_->Stats());
+  if (store_metrics_ != nullptr) {
+    store_metrics_->Update(store_->Stats());
+    store_metrics_->SetAssemblingBytes(assembling_bytes());
+  }
 }
 
 grpc::ServerUnaryReactor* StoreService::FinishUnary(grpc::CallbackServerContext* context,

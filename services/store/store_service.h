@@ -15,11 +15,13 @@
 
 #include <atomic>
 #include <cstdint>
+#include <memory>
 
 #include "absl/time/time.h"
 #include "kvstore/kv_store.h"
 #include "proto/kvstore.grpc.pb.h"
 #include "services/common/metrics.h"
+#include "services/store/put_session.h"
 #include "services/store/store_metrics.h"
 
 namespace kvq::store {
@@ -35,6 +37,9 @@ class StoreService final : public StoreServiceBase {
     uint32_t default_chunk_bytes = 1 << 20;
     // Bytes of incomplete blocks one PutBlocks stream may hold.
     uint64_t max_pending_bytes_per_stream = uint64_t{1} << 30;
+    // Bytes of incomplete blocks all streams together may hold (a block
+    // over it gets RESOURCE_EXHAUSTED); 0: no limit.
+    uint64_t max_assembling_bytes = 0;
   };
 
   // `store`, `rpc_metrics` and `store_metrics` must outlive the service;
@@ -78,6 +83,12 @@ class StoreService final : public StoreServiceBase {
 
   kvstore::KvStore* store() const { return store_; }
   const Options& options() const { return options_; }
+  // The budget of every PutBlocks stream's incomplete blocks (null: none).
+  PutSession::AssemblyBudget* assembly_budget() { return assembly_budget_.get(); }
+  // Bytes of incomplete blocks the PutBlocks streams hold now.
+  uint64_t assembling_bytes() const {
+    return assembly_budget_ != nullptr ? assembly_budget_->used() : 0;
+  }
 
  private:
   grpc::ServerUnaryReactor* FinishUnary(grpc::CallbackServerContext* context,
@@ -89,6 +100,7 @@ class StoreService final : public StoreServiceBase {
   const Options options_;
   services::RpcMetrics* const rpc_metrics_;
   StoreMetrics* const store_metrics_;
+  const std::unique_ptr<PutSession::AssemblyBudget> assembly_budget_;
 
   std::atomic<bool> draining_{false};
   std::atomic<int> active_calls_{0};

@@ -317,6 +317,33 @@ TEST(StoreIntegrationTest, BadPutsGetTheirCodesAndStoreNothing) {
   EXPECT_GE(stats->rejected_puts(), 2u);  // checksum, capacity
 }
 
+TEST(StoreIntegrationTest, BlocksBeingReceivedAreBoundedAcrossStreams) {
+  // --max_assembling_bytes of 1.5 blocks: a put announcing two blocks gets
+  // RESOURCE_EXHAUSTED and stores nothing; one block at a time fits, and a
+  // failed stream gives its room back. The default is --capacity_bytes; a
+  // bad value is refused at start.
+  auto store = StartStore({absl::StrCat("--max_assembling_bytes=", kBlockBytes * 3 / 2)});
+  ASSERT_NE(store, nullptr);
+  auto client = Connect(store->address());
+  const kvstore::Block a = ToBlock(MakeTestBlock(1)), b = ToBlock(MakeTestBlock(2));
+  const auto both = client->PutBlocks({a, b});
+  EXPECT_EQ(both.status().code(), absl::StatusCode::kResourceExhausted) << both.status();
+  EXPECT_TRUE(absl::StrContains(both.status().message(), "--max_assembling_bytes"))
+      << both.status();
+  EXPECT_EQ(client->Stats(0)->blocks(), 0u);
+  for (const kvstore::Block& one : {a, b}) {
+    auto put = client->PutBlocks({one});
+    ASSERT_TRUE(put.ok()) << put.status();
+  }
+  EXPECT_EQ(client->Stats(0)->blocks(), 2u);
+
+  const std::string kvq = launcher::FindKvqBinary();
+  auto bad = launcher::ChildProcess::Start(
+      "store",
+      {kvq, "serve", "store", "--address=127.0.0.1:0", "--max_assembling_bytes=-2"}, {});
+  EXPECT_FALSE(bad.ok());
+}
+
 TEST(StoreIntegrationTest, FullStoreWithEverythingLeasedRejectsPuts) {
   auto store = StartStore(
       {absl::StrCat("--capacity_bytes=", 3 * kBlockBytes), "--lease_ttl=600ms"});
@@ -467,6 +494,8 @@ TEST(StoreIntegrationTest, ExportsPrometheusMetrics) {
   EXPECT_TRUE(absl::StrContains(text, "kvq_kvstore_blocks{role=\"store\"} 1"));
   EXPECT_TRUE(
       absl::StrContains(text, "kvq_kvstore_rejected_puts_total{role=\"store\"} 1"));
+  EXPECT_TRUE(absl::StrContains(text, "kvq_kvstore_assembling_bytes{role=\"store\"} "))
+      << text;
   EXPECT_TRUE(absl::StrContains(
       text,
       "kvq_rpc_errors_total{code=\"DATA_LOSS\",method=\"PutBlocks\",role=\"store\"} 1"));

@@ -247,6 +247,43 @@ TEST_F(PutSessionTest, PendingBytesAreBounded) {
   EXPECT_EQ(session.Apply(r).code(), absl::StatusCode::kInvalidArgument);
 }
 
+// The store-wide budget of blocks being assembled: shared by sessions, taken
+// at a header, given back when the block commits or its session ends.
+TEST_F(PutSessionTest, AssemblingBytesShareOneBudget) {
+  const TestBlock a = MakeTestBlock(1), b = MakeTestBlock(2), c = MakeTestBlock(3);
+  const uint64_t block = a.bytes.size();
+  PutSession::AssemblyBudget budget(2 * block + block / 2);
+  auto one =
+      std::make_unique<PutSession>(store_.get(), PutSession::Options{.budget = &budget});
+  PutSession two(store_.get(), {.budget = &budget});
+  v1::PutBlocksRequest r1, r2, r3;
+  *r1.add_headers() = Header(0, a);
+  *r1.add_headers() = Header(1, b);
+  ASSERT_TRUE(one->Apply(r1).ok());
+  EXPECT_EQ(budget.used(), 2 * block);
+  *r2.add_headers() = Header(0, c);
+  const absl::Status refused = two.Apply(r2);
+  EXPECT_EQ(refused.code(), absl::StatusCode::kResourceExhausted) << refused;
+  EXPECT_NE(refused.message().find("--max_assembling_bytes"), std::string::npos);
+  EXPECT_EQ(budget.used(), 2 * block);  // the refused header took nothing
+  // Block a completes and commits: its bytes go back.
+  for (int layer = 0; layer < a.meta.n_layers; ++layer) {
+    v1::PutBlocksRequest r;
+    AddLayer(r, 0, a, layer);
+    ASSERT_TRUE(one->Apply(r).ok());
+  }
+  EXPECT_TRUE(Visible(a));
+  EXPECT_EQ(budget.used(), block);
+  PutSession three(store_.get(), {.budget = &budget});
+  *r3.add_headers() = Header(0, c);
+  ASSERT_TRUE(three.Apply(r3).ok());
+  EXPECT_EQ(budget.used(), 2 * block);
+  // A session that ends with b incomplete gives its bytes back too.
+  one.reset();
+  EXPECT_EQ(budget.used(), block);
+  EXPECT_FALSE(Visible(b));
+}
+
 TEST_F(PutSessionTest, BlockThatCannotFitIsRefusedAtItsHeader) {
   auto small = kvstore::KvStore::Open({.capacity_bytes = 100});
   ASSERT_TRUE(small.ok());
