@@ -1,16 +1,14 @@
 #include "tests/integration/serving_test_util.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "common/paths.h"
 #include "gtest/gtest.h"
+#include "tests/common/http_get.h"
 
 namespace kvq::testing {
 
@@ -152,22 +150,12 @@ absl::StatusOr<double> ScrapeMetric(launcher::ChildProcess* child,
     }
   }
   if (port <= 0) return absl::NotFoundError("no 'metrics on' line from " + child->name());
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in sa{};
-  sa.sin_family = AF_INET;
-  sa.sin_port = htons(port);
-  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) != 0) {
-    close(fd);
-    return absl::UnavailableError("cannot connect to the metrics port");
+  std::string status;
+  const std::string page = testing::LoopbackHttpGet(port, "/metrics", &status);
+  if (!absl::StrContains(status, " 200 ")) {
+    return absl::UnavailableError(
+        absl::StrCat("GET /metrics on port ", port, ": '", status, "'"));
   }
-  const std::string req = "GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n";
-  (void)!write(fd, req.data(), req.size());
-  std::string page;
-  char buf[4096];
-  ssize_t n;
-  while ((n = read(fd, buf, sizeof(buf))) > 0) page.append(buf, n);
-  close(fd);
   for (absl::string_view line : absl::StrSplit(page, '\n')) {
     if (!absl::StartsWith(line, name)) continue;
     absl::string_view rest = line.substr(name.size());

@@ -34,6 +34,7 @@
 #include "services/launcher/launcher.h"
 #include "services/store/client.h"
 #include "services/store/proto_convert.h"
+#include "tests/common/http_get.h"
 #include "tests/kvstore/test_blocks.h"
 
 namespace kvq::store {
@@ -434,44 +435,6 @@ TEST(StoreIntegrationTest, TwoShardsRouteEachKeyTheSameFromTwoProcesses) {
             static_cast<uint64_t>(kBlocks));
 }
 
-std::string HttpGet(int port, const std::string& path) {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(port);
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  std::string out;
-  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0) {
-    const std::string req = absl::StrCat("GET ", path,
-                                         " HTTP/1.1\r\nHost: localhost\r\n"
-                                         "Connection: close\r\n\r\n");
-    (void)!write(fd, req.data(), req.size());
-    char buf[4096];
-    ssize_t n;
-    while ((n = read(fd, buf, sizeof(buf))) > 0) out.append(buf, n);
-  }
-  close(fd);
-  // The body, de-chunked when the server used chunked transfer encoding.
-  const size_t body_at = out.find("\r\n\r\n");
-  if (body_at == std::string::npos) return "";
-  const std::string headers = out.substr(0, body_at);
-  std::string body = out.substr(body_at + 4);
-  if (!absl::StrContains(absl::AsciiStrToLower(headers), "transfer-encoding: chunked")) {
-    return body;
-  }
-  std::string plain;
-  size_t pos = 0;
-  while (pos < body.size()) {
-    const size_t eol = body.find("\r\n", pos);
-    if (eol == std::string::npos) break;
-    size_t n = 0;
-    if (!absl::SimpleHexAtoi(body.substr(pos, eol - pos), &n) || n == 0) break;
-    plain += body.substr(eol + 2, n);
-    pos = eol + 2 + n + 2;
-  }
-  return plain;
-}
-
 TEST(StoreIntegrationTest, ExportsPrometheusMetrics) {
   auto store = StartStore({"--metrics_port=0", "--capacity_bytes=123456789"});
   ASSERT_NE(store, nullptr);
@@ -487,7 +450,7 @@ TEST(StoreIntegrationTest, ExportsPrometheusMetrics) {
     ASSERT_TRUE(absl::SimpleAtoi(line.substr(line.rfind(':') + 1), &port));
   }
   ASSERT_GT(port, 0) << store->Output();
-  const std::string text = HttpGet(port, "/metrics");
+  const std::string text = testing::LoopbackHttpGet(port, "/metrics");
   EXPECT_TRUE(
       absl::StrContains(text, "kvq_kvstore_capacity_bytes{role=\"store\"} 123456789"))
       << text;

@@ -1,10 +1,6 @@
 #include "services/common/metrics.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <time.h>
-#include <unistd.h>
 
 #include <chrono>
 #include <cmath>
@@ -12,33 +8,12 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
-#include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "gtest/gtest.h"
+#include "tests/common/http_get.h"
 
 namespace kvq::services {
 namespace {
-
-// GET `path` from 127.0.0.1:port; the whole response.
-std::string HttpGet(int port, const std::string& path) {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(port);
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-    close(fd);
-    return "";
-  }
-  const std::string request = absl::StrCat("GET ", path, " HTTP/1.1\r\nHost: x\r\n\r\n");
-  (void)!write(fd, request.data(), request.size());
-  std::string response;
-  char buf[4096];
-  ssize_t n;
-  while ((n = read(fd, buf, sizeof(buf))) > 0) response.append(buf, n);
-  close(fd);
-  return response;
-}
 
 // The value of the sample line `name{role="store"} V` in `text`, or NaN.
 double Sample(const std::string& text, const std::string& name) {
@@ -53,8 +28,10 @@ double Sample(const std::string& text, const std::string& name) {
 TEST(MetricsEndpointTest, ServesProcessMetricsWithTheRoleLabel) {
   auto endpoint = MetricsEndpoint::Start({.role = "store", .port = 0});
   ASSERT_TRUE(endpoint.ok()) << endpoint.status();
-  const std::string body = HttpGet((*endpoint)->port(), "/metrics");
-  ASSERT_TRUE(absl::StrContains(body, "200 OK")) << body;
+  std::string status;
+  const std::string body =
+      testing::LoopbackHttpGet((*endpoint)->port(), "/metrics", &status);
+  ASSERT_TRUE(absl::StrContains(status, "200 OK")) << status;
   EXPECT_TRUE(absl::StrContains(body, "# TYPE process_cpu_seconds_total counter"))
       << body;
   EXPECT_TRUE(absl::StrContains(body, "# TYPE process_resident_memory_bytes gauge"));
