@@ -118,7 +118,7 @@ absl::StatusOr<double> IperfGbps(int streams, absl::Duration duration) {
 }
 
 absl::StatusOr<RedisResult> RunRedisBenchmark(int clients, size_t value_bytes,
-                                              int requests) {
+                                              int requests, int pipeline) {
   if (!HaveTool("redis-server") || !HaveTool("redis-benchmark")) {
     return absl::NotFoundError("redis-server / redis-benchmark are not installed");
   }
@@ -130,9 +130,9 @@ absl::StatusOr<RedisResult> RunRedisBenchmark(int clients, size_t value_bytes,
     StopChild(server);
     return absl::UnavailableError("redis-server did not start");
   }
-  absl::StatusOr<std::string> out = Capture(
-      absl::StrCat("redis-benchmark -h 127.0.0.1 -p ", port, " -t set,get -d ",
-                   value_bytes, " -c ", clients, " -n ", requests, " --csv 2>/dev/null"));
+  absl::StatusOr<std::string> out = Capture(absl::StrCat(
+      "redis-benchmark -h 127.0.0.1 -p ", port, " -t set,get -d ", value_bytes, " -c ",
+      clients, " -n ", requests, " -P ", pipeline, " --csv 2>/dev/null"));
   StopChild(server);
   if (!out.ok()) return out.status();
   // "test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms",

@@ -31,9 +31,10 @@ struct RedisResult {
 
 // Starts a private redis-server on a free loopback port (no persistence),
 // runs redis-benchmark SET and GET with `clients` connections, `requests`
-// requests of `value_bytes`, and stops the server.
+// requests of `value_bytes`, `pipeline` requests in flight per connection
+// (-P), and stops the server.
 absl::StatusOr<RedisResult> RunRedisBenchmark(int clients, size_t value_bytes,
-                                              int requests);
+                                              int requests, int pipeline = 1);
 
 }  // namespace kvq::store
 

@@ -31,6 +31,10 @@ ABSL_FLAG(std::string, store_bench_ops, "put,get",
 ABSL_FLAG(bool, store_bench_grpc_floor, true,
           "Also measure puts against `kvq serve grpc-floor`, a server with the store's "
           "gRPC settings that drops what it receives: the most gRPC allows here.");
+ABSL_FLAG(int, store_bench_blocks_per_call, 1,
+          "Blocks per PutBlocks / GetBlocks call (as a prefill worker sends a prompt's "
+          "blocks in one call); redis-benchmark pipelines as many (-P). The gRPC floor "
+          "is measured at 1 only.");
 ABSL_FLAG(bool, store_bench_baselines, true,
           "Also measure iperf3 (raw TCP) and redis-benchmark in the same run.");
 
@@ -59,6 +63,7 @@ int BenchStore() {
   options.runs = absl::GetFlag(FLAGS_store_bench_runs);
   options.baselines = absl::GetFlag(FLAGS_store_bench_baselines);
   options.grpc_floor = absl::GetFlag(FLAGS_store_bench_grpc_floor);
+  options.blocks_per_call = absl::GetFlag(FLAGS_store_bench_blocks_per_call);
   options.fill_first = absl::GetFlag(FLAGS_store_bench_fill);
   options.address = absl::GetFlag(FLAGS_store_bench_address);
   absl::StatusOr<std::vector<StoreBenchRow>> rows = RunStoreBench(options);
@@ -85,13 +90,16 @@ int BenchStore() {
                                 {"client_cpu_ms", OrNull(r.client_cpu_ms)},
                                 {"server_cpu_ms", OrNull(r.server_cpu_ms)},
                                 {"floor_server_cpu_ms", OrNull(r.floor_server_cpu_ms)},
+                                {"blocks_per_call", r.blocks_per_call},
                                 {"runs", options.runs}};
       std::printf("%s\n", j.dump().c_str());
     }
     return 0;
   }
-  std::printf("KV store, %llu-byte blocks over loopback, median of %d runs\n",
-              static_cast<unsigned long long>(rows->front().block_bytes), options.runs);
+  std::printf(
+      "KV store, %llu-byte blocks over loopback, %d per call, median of %d runs\n",
+      static_cast<unsigned long long>(rows->front().block_bytes), options.blocks_per_call,
+      options.runs);
   std::printf("%-4s %7s %8s %8s %8s %8s %10s %10s %8s %9s %9s %9s %9s %9s\n", "op",
               "streams", "GB/s", "p50 ms", "p99 ms", "TCP GB/s", "Redis GB/s",
               "floor GB/s", "of TCP", "of Redis", "of floor", "cli CPUms", "srv CPUms",
@@ -117,8 +125,8 @@ const cli::CommandRegistrar kBenchStore({
         "(null in --json) when the tools are missing (apt-get install iperf3\n"
         "redis-server redis-tools).",
     .flags = {"json", "store_bench_streams", "store_bench_ops", "store_bench_grpc_floor",
-              "store_bench_blocks", "store_bench_runs", "store_bench_baselines",
-              "store_bench_fill", "store_bench_address"},
+              "store_bench_blocks_per_call", "store_bench_blocks", "store_bench_runs",
+              "store_bench_baselines", "store_bench_fill", "store_bench_address"},
     .run = [](const std::vector<std::string>&) { return BenchStore(); },
 });
 

@@ -119,7 +119,8 @@ struct PhaseResult {
 // block per RPC; throughput = all bytes / wall time of the slowest stream.
 absl::StatusOr<PhaseResult> RunPhase(const std::string& op, const std::string& address,
                                      pid_t server_pid,
-                                     const std::vector<std::vector<Block>>& per_stream) {
+                                     const std::vector<std::vector<Block>>& per_stream,
+                                     int blocks_per_call) {
   const int streams = static_cast<int>(per_stream.size());
   std::vector<std::unique_ptr<StoreClient>> clients;
   for (int s = 0; s < streams; ++s) {
@@ -139,17 +140,24 @@ absl::StatusOr<PhaseResult> RunPhase(const std::string& op, const std::string& a
   const absl::Time start = absl::Now();
   for (int s = 0; s < streams; ++s) {
     threads.emplace_back([&, s] {
-      for (const Block& b : per_stream[s]) {
+      const absl::Span<const Block> mine = per_stream[s];
+      for (size_t i = 0; i < mine.size(); i += blocks_per_call) {
+        const absl::Span<const Block> call = mine.subspan(i, blocks_per_call);
         const absl::Time t0 = absl::Now();
         if (op == "put") {
-          absl::StatusOr<std::vector<kvstore::PutOutcome>> r = clients[s]->PutBlocks({b});
+          absl::StatusOr<std::vector<kvstore::PutOutcome>> r =
+              clients[s]->PutBlocks(call);
           if (!r.ok()) status[s] = r.status();
         } else {
-          absl::StatusOr<GetResult> r = clients[s]->GetBlocks({b.key});
+          std::vector<BlockKey> keys;
+          for (const Block& b : call) keys.push_back(b.key);
+          absl::StatusOr<GetResult> r = clients[s]->GetBlocks(keys);
           if (!r.ok()) {
             status[s] = r.status();
-          } else if (!r->blocks[0].ok()) {
-            status[s] = r->blocks[0].status();
+          } else {
+            for (const absl::StatusOr<Block>& got : r->blocks) {
+              if (!got.ok()) status[s] = got.status();
+            }
           }
         }
         if (!status[s].ok()) return;
@@ -167,7 +175,7 @@ absl::StatusOr<PhaseResult> RunPhase(const std::string& op, const std::string& a
   for (int s = 0; s < streams; ++s) {
     KVQ_RETURN_IF_ERROR(status[s]);
     for (const Block& b : per_stream[s]) bytes += b.bytes->size();
-    calls += per_stream[s].size();
+    calls += lat[s].size();
     result.latencies_ms.insert(result.latencies_ms.end(), lat[s].begin(), lat[s].end());
   }
   result.gbps = static_cast<double>(bytes) / seconds / 1e9;
@@ -189,9 +197,11 @@ int BlocksPerStream(const StoreBenchOptions& options, int streams) {
 
 absl::StatusOr<std::vector<StoreBenchRow>> RunStoreBench(
     const StoreBenchOptions& options) {
-  if (options.streams.empty() || options.blocks_per_stream < 0 || options.runs < 1) {
+  if (options.streams.empty() || options.blocks_per_stream < 0 || options.runs < 1 ||
+      options.blocks_per_call < 1 || options.blocks_per_call > 256) {
     return absl::InvalidArgumentError(
-        "bench store: need streams, blocks_per_stream >= 0, runs >= 1");
+        "bench store: need streams, blocks_per_stream >= 0, runs >= 1, "
+        "blocks_per_call in [1, 256]");
   }
   for (int s : options.streams) {
     if (s < 1 || s > 256)
@@ -253,7 +263,8 @@ absl::StatusOr<std::vector<StoreBenchRow>> RunStoreBench(
 
   // The gRPC floor: the same calls against a server that drops them.
   std::unique_ptr<launcher::ChildProcess> floor;
-  if (options.grpc_floor) {
+  // The floor answers one result per call: one block per call only.
+  if (options.grpc_floor && options.blocks_per_call == 1) {
     std::string kvq = options.kvq_binary;
     if (kvq.empty()) kvq = std::filesystem::read_symlink("/proc/self/exe").string();
     KVQ_ASSIGN_OR_RETURN(floor, launcher::ChildProcess::Start(
@@ -274,7 +285,8 @@ absl::StatusOr<std::vector<StoreBenchRow>> RunStoreBench(
     for (int f = 0; f < fill_runs; ++f, ++run_id) {
       KVQ_RETURN_IF_ERROR(RunPhase("put", address, server_pid,
                                    RunBlocks(contents, run_id, max_streams,
-                                             BlocksPerStream(options, max_streams)))
+                                             BlocksPerStream(options, max_streams)),
+                                   options.blocks_per_call)
                               .status());
     }
   }
@@ -290,6 +302,7 @@ absl::StatusOr<std::vector<StoreBenchRow>> RunStoreBench(
       std::vector<double> gbps, lat, client_cpu, server_cpu;
       std::vector<double> tcp, redis, redis_p50, redis_p99, of_tcp, of_redis;
       std::vector<double> floor, of_floor, floor_server_cpu;  // puts only
+      int blocks_per_call = 1;
       StoreBenchRow Row(const char* op, int streams, uint64_t block_bytes) const {
         const auto median_or_unknown = [](const std::vector<double>& v) {
           return v.empty() ? -1.0 : Median(v);
@@ -310,23 +323,27 @@ absl::StatusOr<std::vector<StoreBenchRow>> RunStoreBench(
                 .fraction_of_floor = median_or_unknown(of_floor),
                 .client_cpu_ms = Median(client_cpu),
                 .server_cpu_ms = Median(server_cpu),
-                .floor_server_cpu_ms = median_or_unknown(floor_server_cpu)};
+                .floor_server_cpu_ms = median_or_unknown(floor_server_cpu),
+                .blocks_per_call = blocks_per_call};
       }
     } puts, gets;
+    puts.blocks_per_call = gets.blocks_per_call = options.blocks_per_call;
     for (int run = 0; run < options.runs; ++run, ++run_id) {
       const std::vector<std::vector<Block>> per_stream =
           RunBlocks(contents, run_id, streams, blocks);
       // Puts always run: gets read what they stored.
-      KVQ_ASSIGN_OR_RETURN(PhaseResult put,
-                           RunPhase("put", address, server_pid, per_stream));
+      KVQ_ASSIGN_OR_RETURN(
+          PhaseResult put,
+          RunPhase("put", address, server_pid, per_stream, options.blocks_per_call));
       PhaseResult get;
       if (timed("get")) {
-        KVQ_ASSIGN_OR_RETURN(get, RunPhase("get", address, server_pid, per_stream));
+        KVQ_ASSIGN_OR_RETURN(get, RunPhase("get", address, server_pid, per_stream,
+                                           options.blocks_per_call));
       }
       PhaseResult floor_put;
       if (floor != nullptr) {
-        KVQ_ASSIGN_OR_RETURN(floor_put,
-                             RunPhase("put", floor->address(), floor->pid(), per_stream));
+        KVQ_ASSIGN_OR_RETURN(
+            floor_put, RunPhase("put", floor->address(), floor->pid(), per_stream, 1));
       }
       double tcp = -1;
       absl::StatusOr<RedisResult> redis = absl::UnavailableError("baselines off");
@@ -340,7 +357,8 @@ absl::StatusOr<std::vector<StoreBenchRow>> RunStoreBench(
         }
         // The same number of requests as the store's run, so that both pay
         // their connection warm-up over the same amount of work.
-        redis = RunRedisBenchmark(streams, block_bytes, streams * blocks);
+        redis = RunRedisBenchmark(streams, block_bytes, streams * blocks,
+                                  options.blocks_per_call);
         if (!redis.ok() && !std::exchange(warned_redis, true)) {
           std::fprintf(stderr, "kvq bench store: no Redis baseline: %s\n",
                        redis.status().ToString().c_str());

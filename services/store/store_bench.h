@@ -33,7 +33,10 @@ struct StoreBenchOptions {
   int blocks_per_stream = 0;
   int runs = 3;            // throughput: median over runs
   bool baselines = true;   // iperf3 and redis-benchmark
-  bool grpc_floor = true;  // puts against `kvq serve grpc-floor`
+  bool grpc_floor = true;  // puts against `kvq serve grpc-floor` (1 block per call)
+  // Blocks per PutBlocks / GetBlocks call (a prefill worker sends a prompt's
+  // blocks in one); redis-benchmark then pipelines as many (-P).
+  int blocks_per_call = 1;
   // Fill the store to capacity (untimed) first, so that measured puts run in
   // the steady state of a full store: evicting and reusing memory.
   bool fill_first = true;
@@ -63,6 +66,7 @@ struct StoreBenchRow {
   // with few cores the sum bounds the throughput of many streams.
   double client_cpu_ms = -1, server_cpu_ms = -1;
   double floor_server_cpu_ms = -1;  // the floor server's, per put
+  int blocks_per_call = 1;          // latency and CPU are per call
 };
 
 // The blocks per stream and run that `options` gives for `streams` streams.

@@ -534,14 +534,26 @@ TEST(StoreIntegrationTest, BenchStoreJsonRows) {
   EXPECT_EQ(rows[2].at("streams"), 2) << rows[2];
 }
 
-TEST(StoreIntegrationTest, BenchStoreOpsFlag) {
-  // --store_bench_ops=put reports puts only; an unknown op is refused.
+TEST(StoreIntegrationTest, BenchStoreOpsAndBlocksPerCall) {
+  // --store_bench_ops=put reports puts only; --store_bench_blocks_per_call
+  // batches blocks into calls; an unknown op is refused.
   const std::vector<nlohmann::json> rows = BenchRows(
       "--store_bench_streams=1 --store_bench_runs=1 --store_bench_blocks=2"
       " --nostore_bench_baselines --nostore_bench_grpc_floor --store_bench_ops=put");
   ASSERT_EQ(rows.size(), 1u);
   EXPECT_EQ(rows[0].at("op"), "put");
   EXPECT_TRUE(rows[0].at("grpc_floor_gbps").is_null()) << rows[0];
+
+  // Several blocks per call: the same bytes in fewer calls, no floor.
+  const std::vector<nlohmann::json> batched = BenchRows(
+      "--store_bench_streams=2 --store_bench_runs=1 --store_bench_blocks=5"
+      " --nostore_bench_baselines --store_bench_blocks_per_call=2");
+  ASSERT_EQ(batched.size(), 2u);
+  for (const nlohmann::json& r : batched) {
+    EXPECT_EQ(r.at("blocks_per_call"), 2) << r;
+    EXPECT_GT(r.at("gbps").get<double>(), 0) << r;
+    EXPECT_TRUE(r.at("grpc_floor_gbps").is_null()) << r;
+  }
 
   const auto [bad_status, bad_out] = RunBench(
       "--store_bench_streams=1 --nostore_bench_baselines --store_bench_ops=put,scan");
