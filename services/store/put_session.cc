@@ -106,10 +106,16 @@ absl::Status PutSession::AddHeader(const v1::BlockHeader& header) {
   KVQ_ASSIGN_OR_RETURN(kvstore::BlockAssembler assembler,
                        kvstore::BlockAssembler::Create(*meta));
   if (options_.budget != nullptr && !options_.budget->TryTake(size)) {
+    if (size > options_.budget->max_bytes()) {
+      return absl::ResourceExhaustedError(
+          absl::StrCat("block ", key.ToHex(), " of ", size,
+                       " bytes is larger than the store's --max_assembling_bytes (",
+                       options_.budget->max_bytes(), ")"));
+    }
     return absl::ResourceExhaustedError(absl::StrCat(
-        "block ", key.ToHex(), ": the store is assembling ", options_.budget->used(),
-        " bytes of blocks from other streams, its limit is ",
-        options_.budget->max_bytes(), " (--max_assembling_bytes); retry later"));
+        "block ", key.ToHex(), ": the store is receiving ", options_.budget->used(),
+        " bytes of blocks, its limit is ", options_.budget->max_bytes(),
+        " (--max_assembling_bytes); retry later"));
   }
   v1::PutResult* result = response_.add_results();
   result->set_key(header.key());

@@ -266,6 +266,12 @@ TEST_F(PutSessionTest, AssemblingBytesShareOneBudget) {
   EXPECT_EQ(refused.code(), absl::StatusCode::kResourceExhausted) << refused;
   EXPECT_NE(refused.message().find("--max_assembling_bytes"), std::string::npos);
   EXPECT_EQ(budget.used(), 2 * block);  // the refused header took nothing
+  // A block larger than the whole budget says so.
+  PutSession::AssemblyBudget tiny(block - 1);
+  PutSession small(store_.get(), {.budget = &tiny});
+  const absl::Status too_big = small.Apply(r2);
+  EXPECT_EQ(too_big.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_NE(too_big.message().find("larger than"), std::string::npos) << too_big;
   // Block a completes and commits: its bytes go back.
   for (int layer = 0; layer < a.meta.n_layers; ++layer) {
     v1::PutBlocksRequest r;
