@@ -61,10 +61,11 @@ absl::Status BlockAssembler::AddChunk(int64_t layer, uint64_t offset, uint64_t s
   uint64_t written = 0;
   const bool read_ok = read([&](absl::string_view piece) {
     // Bytes past the chunk's end are not copied (the chunk is rejected below).
-    const size_t n =
-        written >= size ? 0 : std::min<uint64_t>(piece.size(), size - written);
-    if (hash_inline) XXH3_64bits_update(hash_.get(), piece.data(), n);
-    internal::StreamCopy(bytes_.data() + pos + written, piece.data(), n);
+    if (written < size) {
+      const size_t n = std::min<uint64_t>(piece.size(), size - written);
+      if (hash_inline) XXH3_64bits_update(hash_.get(), piece.data(), n);
+      internal::StreamCopy(bytes_.data() + pos + written, piece.data(), n);
+    }
     written += piece.size();
   });
   internal::StreamCopyDone();
