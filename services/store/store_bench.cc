@@ -115,8 +115,9 @@ struct PhaseResult {
   double client_cpu_ms = -1, server_cpu_ms = -1;
 };
 
-// Runs `op` on `streams` threads at once, each over its own client, one
-// block per RPC; throughput = all bytes / wall time of the slowest stream.
+// Runs `op` on `streams` threads at once, each over its own client,
+// `blocks_per_call` blocks per RPC; throughput = all bytes / wall time of the
+// slowest stream.
 absl::StatusOr<PhaseResult> RunPhase(const std::string& op, const std::string& address,
                                      pid_t server_pid,
                                      const std::vector<std::vector<Block>>& per_stream,
@@ -234,12 +235,13 @@ absl::StatusOr<std::vector<StoreBenchRow>> RunStoreBench(
   const uint64_t run_bytes = block_bytes * max_run_blocks;
   uint64_t capacity = 2 * run_bytes + (64 << 20);
 
+  const std::string kvq = options.kvq_binary.empty()
+                              ? std::filesystem::read_symlink("/proc/self/exe").string()
+                              : options.kvq_binary;
   std::unique_ptr<launcher::ChildProcess> child;
   std::string address = options.address;
   pid_t server_pid = 0;  // known for a child store: its CPU is measured
   if (address.empty()) {
-    std::string kvq = options.kvq_binary;
-    if (kvq.empty()) kvq = std::filesystem::read_symlink("/proc/self/exe").string();
     KVQ_ASSIGN_OR_RETURN(child, launcher::ChildProcess::Start(
                                     "store",
                                     {kvq, "serve", "store", "--address=127.0.0.1:0",
@@ -265,8 +267,6 @@ absl::StatusOr<std::vector<StoreBenchRow>> RunStoreBench(
   std::unique_ptr<launcher::ChildProcess> floor;
   // The floor answers one result per call: one block per call only.
   if (options.grpc_floor && options.blocks_per_call == 1) {
-    std::string kvq = options.kvq_binary;
-    if (kvq.empty()) kvq = std::filesystem::read_symlink("/proc/self/exe").string();
     KVQ_ASSIGN_OR_RETURN(floor, launcher::ChildProcess::Start(
                                     "grpc-floor",
                                     {kvq, "serve", "grpc-floor", "--address=127.0.0.1:0",
@@ -302,8 +302,32 @@ absl::StatusOr<std::vector<StoreBenchRow>> RunStoreBench(
       std::vector<double> gbps, lat, client_cpu, server_cpu;
       std::vector<double> tcp, redis, redis_p50, redis_p99, of_tcp, of_redis;
       std::vector<double> floor, of_floor, floor_server_cpu;  // puts only
-      int blocks_per_call = 1;
-      StoreBenchRow Row(const char* op, int streams, uint64_t block_bytes) const {
+      // One run: the store's phase, the TCP baseline (<= 0: none), the same
+      // op of Redis and the floor's puts (null: none).
+      void Add(const PhaseResult& r, double tcp_gbps, const RedisOpResult* redis_op,
+               const PhaseResult* floor_put) {
+        gbps.push_back(r.gbps);
+        lat.insert(lat.end(), r.latencies_ms.begin(), r.latencies_ms.end());
+        client_cpu.push_back(r.client_cpu_ms);
+        server_cpu.push_back(r.server_cpu_ms);
+        if (tcp_gbps > 0) {
+          tcp.push_back(tcp_gbps);
+          of_tcp.push_back(r.gbps / tcp_gbps);
+        }
+        if (redis_op != nullptr && redis_op->gbps > 0) {
+          redis.push_back(redis_op->gbps);
+          redis_p50.push_back(redis_op->p50_ms);
+          redis_p99.push_back(redis_op->p99_ms);
+          of_redis.push_back(r.gbps / redis_op->gbps);
+        }
+        if (floor_put != nullptr && floor_put->gbps > 0) {
+          floor.push_back(floor_put->gbps);
+          of_floor.push_back(r.gbps / floor_put->gbps);
+          floor_server_cpu.push_back(floor_put->server_cpu_ms);
+        }
+      }
+      StoreBenchRow Row(const char* op, int streams, uint64_t block_bytes,
+                        int blocks_per_call) const {
         const auto median_or_unknown = [](const std::vector<double>& v) {
           return v.empty() ? -1.0 : Median(v);
         };
@@ -327,7 +351,6 @@ absl::StatusOr<std::vector<StoreBenchRow>> RunStoreBench(
                 .blocks_per_call = blocks_per_call};
       }
     } puts, gets;
-    puts.blocks_per_call = gets.blocks_per_call = options.blocks_per_call;
     for (int run = 0; run < options.runs; ++run, ++run_id) {
       const std::vector<std::vector<Block>> per_stream =
           RunBlocks(contents, run_id, streams, blocks);
@@ -364,35 +387,16 @@ absl::StatusOr<std::vector<StoreBenchRow>> RunStoreBench(
                        redis.status().ToString().c_str());
         }
       }
-      const auto add = [&](Samples& samples, const PhaseResult& r,
-                           const RedisOpResult* redis_op, const PhaseResult* floor) {
-        if (floor != nullptr && floor->gbps > 0) {
-          samples.floor.push_back(floor->gbps);
-          samples.of_floor.push_back(r.gbps / floor->gbps);
-          samples.floor_server_cpu.push_back(floor->server_cpu_ms);
-        }
-        samples.gbps.push_back(r.gbps);
-        samples.lat.insert(samples.lat.end(), r.latencies_ms.begin(),
-                           r.latencies_ms.end());
-        samples.client_cpu.push_back(r.client_cpu_ms);
-        samples.server_cpu.push_back(r.server_cpu_ms);
-        if (tcp > 0) {
-          samples.tcp.push_back(tcp);
-          samples.of_tcp.push_back(r.gbps / tcp);
-        }
-        if (redis_op != nullptr && redis_op->gbps > 0) {
-          samples.redis.push_back(redis_op->gbps);
-          samples.redis_p50.push_back(redis_op->p50_ms);
-          samples.redis_p99.push_back(redis_op->p99_ms);
-          samples.of_redis.push_back(r.gbps / redis_op->gbps);
-        }
-      };
-      add(puts, put, redis.ok() ? &redis->set : nullptr,
-          floor != nullptr ? &floor_put : nullptr);
-      if (timed("get")) add(gets, get, redis.ok() ? &redis->get : nullptr, nullptr);
+      puts.Add(put, tcp, redis.ok() ? &redis->set : nullptr,
+               floor != nullptr ? &floor_put : nullptr);
+      if (timed("get")) gets.Add(get, tcp, redis.ok() ? &redis->get : nullptr, nullptr);
     }
-    if (timed("put")) rows.push_back(puts.Row("put", streams, block_bytes));
-    if (timed("get")) rows.push_back(gets.Row("get", streams, block_bytes));
+    if (timed("put")) {
+      rows.push_back(puts.Row("put", streams, block_bytes, options.blocks_per_call));
+    }
+    if (timed("get")) {
+      rows.push_back(gets.Row("get", streams, block_bytes, options.blocks_per_call));
+    }
   }
   if (floor != nullptr) floor->Stop();
   if (child != nullptr) child->Stop();
