@@ -22,8 +22,10 @@ bool PutSession::AssemblyBudget::TryTake(uint64_t bytes) {
 PutSession::PutSession(kvstore::KvStore* store, const Options& options)
     : store_(store), options_(options) {}
 
-PutSession::~PutSession() {
+void PutSession::DropIncomplete() {
   if (options_.budget != nullptr) options_.budget->Give(pending_bytes_);
+  pending_bytes_ = 0;
+  pending_.clear();
 }
 
 absl::Status PutSession::Apply(const v1::PutBlocksRequest& request) {

@@ -57,7 +57,7 @@ class PutSession final {
   };
 
   PutSession(kvstore::KvStore* store, const Options& options);
-  ~PutSession();  // gives the budget back what incomplete blocks held
+  ~PutSession() { DropIncomplete(); }
   PutSession(const PutSession&) = delete;
   PutSession& operator=(const PutSession&) = delete;
 
@@ -82,6 +82,10 @@ class PutSession final {
   // After the client half-closed: the results, one per header in order, or
   // INVALID_ARGUMENT if some announced block is incomplete or unsealed.
   absl::StatusOr<v1::PutBlocksResponse> Finish();
+
+  // Drops the blocks still incomplete (never visible) and gives the budget
+  // back what they held. For when the stream ends; also done on destruction.
+  void DropIncomplete();
 
  private:
   struct Pending {

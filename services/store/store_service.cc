@@ -87,6 +87,9 @@ class PutReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
   // Records the call before finishing it, so that a client that saw the
   // status also sees it counted.
   void Done(const grpc::Status& status) {
+    // Before the client can see the status: a put it sends next must find
+    // this stream's room in the assembly budget free again.
+    session_.DropIncomplete();
     service_->RecordRpc("PutBlocks", status.error_code(), start_);
     Finish(status);
   }
