@@ -6,8 +6,8 @@
 
 #include "absl/flags/flag.h"
 #include "cli/command.h"
+#include "cli/flags.h"
 #include "model/model_benchmark.h"
-#include "model/model_flags.h"
 #include "nlohmann/json.hpp"
 
 ABSL_FLAG(std::string, workload, "",

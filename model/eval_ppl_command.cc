@@ -9,9 +9,9 @@
 #include "absl/flags/flag.h"
 #include "absl/strings/str_format.h"
 #include "cli/command.h"
+#include "cli/flags.h"
 #include "common/paths.h"
 #include "model/internal/read_file.h"
-#include "model/model_flags.h"
 #include "model/model_loader.h"
 #include "model/perplexity.h"
 #include "nlohmann/json.hpp"
@@ -43,7 +43,7 @@ int RunEvalPpl(const std::vector<std::string>& args) {
   absl::StatusOr<std::string> text = model_internal::ReadFile(text_path);
   if (!text.ok()) return Fail(text.status());
   absl::StatusOr<LoadedModel> loaded =
-      LoadModelWithTokenizer(ModelPathFromFlags(), TokenizerPathFromFlags());
+      LoadModelWithTokenizer(cli::ModelPathFromFlags(), cli::TokenizerPathFromFlags());
   if (!loaded.ok()) return Fail(loaded.status());
   absl::StatusOr<KvMode> mode = parsed->Resolve(loaded->model->config.HeadDim());
   if (!mode.ok()) return Fail(mode.status());

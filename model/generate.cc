@@ -18,10 +18,9 @@ absl::StatusOr<std::vector<int>> Generate(const Transformer& transformer,
                        NewKvCache(options.kv, KvCacheShape::Of(c)));
   std::vector<int> out;
   if (options.steps == 0) return out;
-  Sampler sampler(options.sampling);
   KVQ_ASSIGN_OR_RETURN(std::vector<float> logits, transformer.Prefill(prompt, *cache));
-  while (true) {
-    const int next = sampler.Sample(logits);
+  for (uint64_t step = 0;; ++step) {
+    const int next = SampleToken(logits, options.sampling, step);
     if (next == options.bos_id || next == options.eos_id) break;
     out.push_back(next);
     if (options.on_token) options.on_token(next);

@@ -22,7 +22,7 @@ namespace kvq::model {
 struct GenerateOptions {
   int steps = 64;  // new tokens at most
   KvMode kv;
-  SamplingParams sampling;  // greedy by default
+  Sampling sampling;  // greedy by default (model/sampler.h: step i draws from (seed, i))
   int bos_id = 1;
   int eos_id = 2;
   // Called with each new token as it is produced (for streaming output).

@@ -6,17 +6,9 @@
 
 #include "absl/flags/flag.h"
 #include "cli/command.h"
+#include "cli/flags.h"
 #include "model/generate.h"
-#include "model/model_flags.h"
 #include "model/model_loader.h"
-
-ABSL_FLAG(std::string, prompt, "", "Prompt text (may be empty).");
-ABSL_FLAG(int, steps, 256, "Number of new tokens to generate at most.");
-ABSL_FLAG(double, temperature, 0.0, "Sampling temperature; 0 is greedy.");
-ABSL_FLAG(double, top_p, 1.0,
-          "Nucleus sampling: keep the most likely tokens up to "
-          "this probability mass (1 = all).");
-ABSL_FLAG(uint64_t, seed, 0, "Random seed for sampling.");
 
 namespace kvq::model {
 namespace {
@@ -34,7 +26,7 @@ int RunGenerate(const std::vector<std::string>& args) {
   absl::StatusOr<KvMode> mode = ParseKvMode(absl::GetFlag(FLAGS_kv));
   if (!mode.ok()) return Fail(mode.status());
   absl::StatusOr<LoadedModel> loaded =
-      LoadModelWithTokenizer(ModelPathFromFlags(), TokenizerPathFromFlags());
+      LoadModelWithTokenizer(cli::ModelPathFromFlags(), cli::TokenizerPathFromFlags());
   if (!loaded.ok()) return Fail(loaded.status());
   const Tokenizer& tok = *loaded->tokenizer;
   Transformer transformer(*loaded->model, RawWeights::kRelease);
@@ -44,6 +36,7 @@ int RunGenerate(const std::vector<std::string>& args) {
   options.kv = *mode;
   options.sampling.temperature = static_cast<float>(absl::GetFlag(FLAGS_temperature));
   options.sampling.top_p = static_cast<float>(absl::GetFlag(FLAGS_top_p));
+  options.sampling.top_k = absl::GetFlag(FLAGS_top_k);
   options.sampling.seed = absl::GetFlag(FLAGS_seed);
   options.bos_id = tok.bos_id();
   options.eos_id = tok.eos_id();

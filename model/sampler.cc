@@ -1,55 +1,71 @@
 #include "model/sampler.h"
 
+#include <xxhash.h>
+
 #include <algorithm>
 #include <cmath>
 #include <numeric>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
+
 namespace kvq::model {
 
-absl::Status SamplingParams::Validate() const {
+absl::Status Sampling::Validate() const {
   if (!std::isfinite(temperature) || temperature < 0) {
-    return absl::InvalidArgumentError("temperature must be finite and >= 0");
+    return absl::InvalidArgumentError(
+        absl::StrCat("temperature must be finite and >= 0, got ", temperature));
   }
-  if (!(top_p > 0.0f && top_p <= 1.0f)) {
-    return absl::InvalidArgumentError("top_p must be in (0, 1]");
+  if (!(top_p >= 0 && top_p <= 1)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("top_p must be in [0, 1], got ", top_p));
+  }
+  if (top_k < 0) {
+    return absl::InvalidArgumentError(absl::StrCat("top_k must be >= 0, got ", top_k));
   }
   return absl::OkStatus();
 }
 
-Sampler::Sampler(const SamplingParams& params) : params_(params), rng_(params.seed) {}
-
-int Sampler::Sample(absl::Span<const float> logits) {
+int SampleToken(absl::Span<const float> logits, const Sampling& s, uint64_t step) {
   const int n = static_cast<int>(logits.size());
-  const int argmax =
-      static_cast<int>(std::max_element(logits.begin(), logits.end()) - logits.begin());
-  if (params_.temperature == 0.0f) return argmax;
-  std::vector<double> p(n);
+  if (s.temperature <= 0) {
+    return static_cast<int>(std::max_element(logits.begin(), logits.end()) -
+                            logits.begin());
+  }
+  // Candidates by descending logit (ties: lower id first).
+  std::vector<int> ids(n);
+  std::iota(ids.begin(), ids.end(), 0);
+  std::stable_sort(ids.begin(), ids.end(),
+                   [&](int a, int b) { return logits[a] > logits[b]; });
+  int keep = n;
+  if (s.top_k > 0) keep = std::min(keep, s.top_k);
+  std::vector<double> p(keep);
+  const double mx = logits[ids[0]];
   double sum = 0;
-  for (int i = 0; i < n; ++i) {
-    p[i] = std::exp(double(logits[i] - logits[argmax]) / params_.temperature);
+  for (int i = 0; i < keep; ++i) {
+    p[i] = std::exp((logits[ids[i]] - mx) / s.temperature);
     sum += p[i];
   }
-  std::vector<int> order(n);
-  std::iota(order.begin(), order.end(), 0);
-  int keep = n;
-  if (params_.top_p < 1.0f) {
-    std::sort(order.begin(), order.end(), [&p](int a, int b) { return p[a] > p[b]; });
-    double mass = 0;
-    for (keep = 0; keep < n;) {
-      mass += p[order[keep++]] / sum;
-      if (mass >= params_.top_p) break;
+  if (s.top_p > 0 && s.top_p < 1) {
+    double cum = 0;
+    for (int i = 0; i < keep; ++i) {
+      cum += p[i] / sum;
+      if (cum >= s.top_p) {
+        keep = i + 1;
+        break;
+      }
     }
     sum = 0;
-    for (int i = 0; i < keep; ++i) sum += p[order[i]];
+    for (int i = 0; i < keep; ++i) sum += p[i];
   }
-  const double r = std::uniform_real_distribution<double>(0.0, sum)(rng_);
-  double acc = 0;
+  const uint64_t h = XXH3_64bits_withSeed(&step, sizeof(step), s.seed);
+  const double u = static_cast<double>(h >> 11) * 0x1.0p-53 * sum;
+  double cum = 0;
   for (int i = 0; i < keep; ++i) {
-    acc += p[order[i]];
-    if (r < acc) return order[i];
+    cum += p[i];
+    if (u < cum) return ids[i];
   }
-  return order[keep - 1];
+  return ids[keep - 1];
 }
 
 }  // namespace kvq::model

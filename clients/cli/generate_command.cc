@@ -19,19 +19,13 @@
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "cli/command.h"
-#include "clients/cli/client_flags.h"
+#include "cli/flags.h"
 #include "grpcpp/grpcpp.h"
-#include "model/model_flags.h"
 #include "nlohmann/json.hpp"
 #include "proto/serving.grpc.pb.h"
 #include "services/common/grpc_status.h"
 
 // `kvq generate`'s flags (model/generate_command.cc).
-ABSL_DECLARE_FLAG(std::string, prompt);
-ABSL_DECLARE_FLAG(int, steps);
-ABSL_DECLARE_FLAG(double, temperature);
-ABSL_DECLARE_FLAG(double, top_p);
-ABSL_DECLARE_FLAG(uint64_t, seed);
 
 ABSL_FLAG(std::string, tokens, "",
           "kvq client generate: the prompt as comma-separated token ids (instead of "
@@ -79,7 +73,7 @@ bool BuildRequest(v1::GenerateRequest* request, std::string* error) {
     *error = "need --temperature >= 0 and 0 <= --top_p <= 1";
     return false;
   }
-  if (!RpcTimeoutValid()) {
+  if (!cli::RpcTimeoutValid()) {
     *error = "--rpc_timeout must be positive and finite";
     return false;
   }

@@ -8,7 +8,7 @@
 
 #include "absl/flags/flag.h"
 #include "cli/command.h"
-#include "clients/cli/client_flags.h"
+#include "cli/flags.h"
 #include "services/launcher/health_check.h"
 
 namespace kvq::clients {
@@ -19,7 +19,7 @@ int RunHealth(const std::vector<std::string>& args) {
     std::fprintf(stderr, "kvq client health: give one or more HOST:PORT addresses\n");
     return 2;
   }
-  if (!RpcTimeoutValid()) {
+  if (!cli::RpcTimeoutValid()) {
     std::fprintf(stderr,
                  "kvq client health: --rpc_timeout must be positive and finite\n");
     return 2;

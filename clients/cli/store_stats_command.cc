@@ -10,10 +10,8 @@
 
 #include "absl/flags/flag.h"
 #include "cli/command.h"
-#include "clients/cli/client_flags.h"
-#include "model/model_flags.h"
+#include "cli/flags.h"
 #include "nlohmann/json.hpp"
-#include "services/serving/serving_flags.h"
 #include "services/store/client.h"
 
 namespace kvq::clients {
@@ -73,7 +71,8 @@ void Add(const v1::StoreStatsResponse& s, v1::StoreStatsResponse* total) {
 
 int RunStoreStats(const std::vector<std::string>& args) {
   if (!args.empty()) return Fail(2, "unexpected argument " + args[0]);
-  if (!RpcTimeoutValid()) return Fail(2, "--rpc_timeout must be positive and finite");
+  if (!cli::RpcTimeoutValid())
+    return Fail(2, "--rpc_timeout must be positive and finite");
   const std::vector<std::string> shards =
       store::ParseAddressList(absl::GetFlag(FLAGS_store));
   if (shards.empty())

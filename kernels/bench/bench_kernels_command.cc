@@ -15,9 +15,9 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
 #include "cli/command.h"
+#include "cli/flags.h"
 #include "kernels/bench/kernels_bench.h"
 #include "kernels/kernels.h"
-#include "model/model_flags.h"
 #include "nlohmann/json.hpp"
 
 ABSL_FLAG(bool, quick, false,

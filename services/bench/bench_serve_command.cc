@@ -13,12 +13,10 @@
 #include "absl/flags/flag.h"
 #include "absl/strings/str_split.h"
 #include "cli/command.h"
-#include "model/model_flags.h"
+#include "cli/flags.h"
 #include "nlohmann/json.hpp"
 #include "services/bench/overlap_bench.h"
 #include "services/bench/serve_bench.h"
-
-ABSL_DECLARE_FLAG(bool, verbose);  // services/launcher/demo_command.cc
 
 ABSL_FLAG(bool, throughput, true,
           "kvq bench serve: run the decode-throughput-at-equal-memory workload.");
@@ -141,8 +139,8 @@ int RunBenchServe(const std::vector<std::string>& args) {
   const bool json = absl::GetFlag(FLAGS_json);
   BenchModel model;
   model.model = absl::GetFlag(FLAGS_model).empty() ? std::string("synthetic")
-                                                   : model::ModelPathFromFlags();
-  model.tokenizer = model::TokenizerPathFromFlags();
+                                                   : cli::ModelPathFromFlags();
+  model.tokenizer = cli::TokenizerPathFromFlags();
   char tmpl[] = "/tmp/kvq-bench-serve-XXXXXX";
   if (mkdtemp(tmpl) == nullptr) return Fail("cannot create a temporary directory");
   struct RemoveDir {

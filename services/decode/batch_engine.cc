@@ -139,8 +139,8 @@ void BatchEngine::Loop() {
         continue;
       }
       const int token =
-          serving::SampleToken(absl::MakeConstSpan(logits.data() + i * vocab, vocab),
-                               s->params_.sampling, static_cast<uint64_t>(s->emitted_));
+          model::SampleToken(absl::MakeConstSpan(logits.data() + i * vocab, vocab),
+                             s->params_.sampling, static_cast<uint64_t>(s->emitted_));
       const auto& stops = s->params_.stop_ids;
       if (std::find(stops.begin(), stops.end(), token) != stops.end()) {
         s->Finish("stop");

@@ -22,14 +22,14 @@
 #include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "model/kv_cache.h"
+#include "model/sampler.h"
 #include "model/transformer.h"
 #include "services/decode/kv_budget.h"
-#include "services/serving/sampler.h"
 
 namespace kvq::decode {
 
 struct SequenceParams {
-  serving::Sampling sampling;
+  model::Sampling sampling;
   // Total new tokens, counting the first one (already sampled by prefill).
   int max_tokens = 1;
   std::vector<int> stop_ids;  // finishing tokens, not returned

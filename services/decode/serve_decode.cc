@@ -7,8 +7,10 @@
 
 #include "absl/flags/flag.h"
 #include "cli/command.h"
+#include "cli/flags.h"
+#include "services/common/grpc_server.h"
 #include "services/decode/decode_service.h"
-#include "services/serving/serving_flags.h"
+#include "services/decode/decode_worker.h"
 #include "services/serving/store_client.h"
 #include "services/serving/worker_main.h"
 
@@ -16,7 +18,11 @@ namespace kvq::decode {
 namespace {
 
 int ServeDecode(const std::vector<std::string>&) {
-  auto worker = serving::StartWorker("decode", serving::WorkerNeeds::kModel);
+  auto worker = serving::StartWorker({.role = "decode",
+                                      .model_path = cli::ModelPathFromFlags(),
+                                      .tokenizer_path = cli::TokenizerPathFromFlags(),
+                                      .metrics_host = absl::GetFlag(FLAGS_host),
+                                      .metrics_port = absl::GetFlag(FLAGS_metrics_port)});
   if (!worker.ok()) return serving::FailStartup("decode", worker.status());
   std::unique_ptr<serving::StoreClient> store;
   if (!absl::GetFlag(FLAGS_store).empty()) {
@@ -38,11 +44,15 @@ int ServeDecode(const std::vector<std::string>&) {
     options.bos_id = worker->model.tokenizer->bos_id();
     options.eos_id = worker->model.tokenizer->eos_id();
   }
-  DecodeService service(*worker->model.model, *worker->transformer, store.get(),
-                        worker->metrics.get(), options);
-  serving::ServerOptions server = serving::WorkerServerOptions("decode");
-  server.on_shutdown = [&service] { service.Shutdown(); };
-  absl::Status s = serving::RunGrpcServer(server, {&service});
+  DecodeWorker core(*worker->model.model, *worker->transformer, store.get(),
+                    worker->metrics.get(), options);
+  DecodeService service(&core, worker->metrics.get());
+  absl::Status s = services::RunGrpcServer({.role = "decode",
+                                            .host = absl::GetFlag(FLAGS_host),
+                                            .port = absl::GetFlag(FLAGS_worker_port),
+                                            .grace = absl::GetFlag(FLAGS_shutdown_grace),
+                                            .on_drain = [&core] { core.Shutdown(); }},
+                                           {&service});
   return s.ok() ? 0 : serving::FailStartup("decode", s);
 }
 
@@ -55,7 +65,7 @@ const cli::CommandRegistrar kServeDecode({
         "HOST:PORT`.",
     .flags = {"model", "tokenizer", "host", "worker_port", "store", "kv_budget_bytes",
               "max_batch", "metrics_port", "request_timeout", "store_timeout",
-              "debug_step_delay"},
+              "shutdown_grace", "debug_step_delay"},
     .run = ServeDecode,
 });
 

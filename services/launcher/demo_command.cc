@@ -16,17 +16,14 @@
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "cli/command.h"
+#include "cli/flags.h"
 #include "grpcpp/create_channel.h"
-#include "model/model_flags.h"
 #include "proto/serving.grpc.pb.h"
 #include "services/launcher/launcher.h"
 #include "services/launcher/synthetic_model_files.h"
 
 // Shared with `kvq generate` (model/generate_command.cc).
-ABSL_DECLARE_FLAG(std::string, prompt);
-ABSL_DECLARE_FLAG(int, steps);
 
-ABSL_FLAG(bool, verbose, false, "kvq demo: echo the services' output to stderr.");
 ABSL_FLAG(bool, colocated, false,
           "kvq demo: the baseline instead: prefill and decode in one decode worker, no "
           "store (the router still fronts it).");
@@ -50,7 +47,7 @@ int RunDemo(const std::vector<std::string>& args) {
   const int steps = absl::GetFlag(FLAGS_steps);
   if (steps < 1) return Fail("--steps must be >= 1");
   ClusterOptions options;
-  options.model = model::ModelPathFromFlags();
+  options.model = cli::ModelPathFromFlags();
   std::string synthetic_dir;
   std::error_code ec;
   if (options.model.empty() || !std::filesystem::exists(options.model, ec)) {
@@ -74,7 +71,7 @@ int RunDemo(const std::vector<std::string>& args) {
     }
   } remove_synthetic{synthetic_dir};
   if (!absl::GetFlag(FLAGS_tokenizer).empty()) {
-    options.router_flags.push_back("--tokenizer=" + model::TokenizerPathFromFlags());
+    options.router_flags.push_back("--tokenizer=" + cli::TokenizerPathFromFlags());
   }
   options.echo_output = absl::GetFlag(FLAGS_verbose);
   const bool colocated = absl::GetFlag(FLAGS_colocated);

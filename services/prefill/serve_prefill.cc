@@ -6,8 +6,10 @@
 
 #include "absl/flags/flag.h"
 #include "cli/command.h"
+#include "cli/flags.h"
+#include "services/common/grpc_server.h"
 #include "services/prefill/prefill_service.h"
-#include "services/serving/serving_flags.h"
+#include "services/prefill/prefill_worker.h"
 #include "services/serving/store_client.h"
 #include "services/serving/worker_main.h"
 
@@ -19,27 +21,35 @@ namespace kvq::prefill {
 namespace {
 
 int ServePrefill(const std::vector<std::string>&) {
-  auto worker = serving::StartWorker("prefill", serving::WorkerNeeds::kModel);
+  auto worker = serving::StartWorker({.role = "prefill",
+                                      .model_path = cli::ModelPathFromFlags(),
+                                      .tokenizer_path = cli::TokenizerPathFromFlags(),
+                                      .metrics_host = absl::GetFlag(FLAGS_host),
+                                      .metrics_port = absl::GetFlag(FLAGS_metrics_port)});
   if (!worker.ok()) return serving::FailStartup("prefill", worker.status());
   if (absl::GetFlag(FLAGS_store).empty()) {
     return serving::FailStartup(
         "prefill", absl::InvalidArgumentError("--store HOST:PORT is required"));
   }
-  auto store = serving::StoreClient::Connect(absl::GetFlag(FLAGS_store),
-                                             absl::GetFlag(FLAGS_store_timeout));
   if (absl::GetFlag(FLAGS_kv_lease_ttl) < absl::ZeroDuration()) {
     return serving::FailStartup(
         "prefill", absl::InvalidArgumentError("--kv_lease_ttl must be >= 0"));
   }
+  auto store = serving::StoreClient::Connect(absl::GetFlag(FLAGS_store),
+                                             absl::GetFlag(FLAGS_store_timeout));
   if (!store.ok()) return serving::FailStartup("prefill", store.status());
-  PrefillService service(*worker->model.model, *worker->transformer, store->get(),
-                         worker->metrics.get(),
-                         {.debug_layer_delay = absl::GetFlag(FLAGS_debug_layer_delay),
-                          .push_after_prefill = absl::GetFlag(FLAGS_push_after_prefill),
-                          .lease_ttl = absl::GetFlag(FLAGS_kv_lease_ttl),
-                          .debug_fetch_delay = absl::GetFlag(FLAGS_debug_fetch_delay)});
-  absl::Status s =
-      serving::RunGrpcServer(serving::WorkerServerOptions("prefill"), {&service});
+  PrefillWorker core(*worker->model.model, *worker->transformer, store->get(),
+                     worker->metrics.get(),
+                     {.debug_layer_delay = absl::GetFlag(FLAGS_debug_layer_delay),
+                      .push_after_prefill = absl::GetFlag(FLAGS_push_after_prefill),
+                      .lease_ttl = absl::GetFlag(FLAGS_kv_lease_ttl),
+                      .debug_fetch_delay = absl::GetFlag(FLAGS_debug_fetch_delay)});
+  PrefillService service(&core, worker->metrics.get());
+  absl::Status s = services::RunGrpcServer({.role = "prefill",
+                                            .host = absl::GetFlag(FLAGS_host),
+                                            .port = absl::GetFlag(FLAGS_worker_port),
+                                            .grace = absl::GetFlag(FLAGS_shutdown_grace)},
+                                           {&service});
   return s.ok() ? 0 : serving::FailStartup("prefill", s);
 }
 
@@ -50,8 +60,8 @@ const cli::CommandRegistrar kServePrefill({
         "Runs prompts through the model, pushes their KV blocks to the store (--store)\n"
         "and answers with a handle. Prints `kvq prefill listening on HOST:PORT`.",
     .flags = {"model", "tokenizer", "host", "worker_port", "store", "metrics_port",
-              "request_timeout", "store_timeout", "kv_lease_ttl", "debug_layer_delay",
-              "debug_fetch_delay", "push_after_prefill"},
+              "request_timeout", "store_timeout", "shutdown_grace", "kv_lease_ttl",
+              "debug_layer_delay", "debug_fetch_delay", "push_after_prefill"},
     .run = ServePrefill,
 });
 

@@ -6,8 +6,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "grpcpp/create_channel.h"
+#include "services/common/grpc_server.h"
 #include "services/router/utf8_stream.h"
-#include "services/serving/grpc_server.h"
 
 namespace kvq::router {
 namespace {
@@ -110,7 +110,8 @@ grpc::Status RouterService::Generate(grpc::ServerContext* context,
 grpc::Status RouterService::GenerateImpl(
     grpc::ServerContext* context, const v1::GenerateRequest* request,
     grpc::ServerWriter<v1::GenerateResponse>* writer) {
-  serving::InFlight in_flight;
+  if (services::Draining()) return services::DrainingStatus("router");
+  services::InFlight in_flight;
   const absl::Time arrival = absl::Now();
   serving::ServingMetrics* m = options_.metrics;
   const model::Tokenizer& tok = *options_.tokenizer;

@@ -6,15 +6,21 @@
 
 #include "absl/flags/flag.h"
 #include "cli/command.h"
+#include "cli/flags.h"
+#include "services/common/grpc_server.h"
 #include "services/router/router_service.h"
-#include "services/serving/serving_flags.h"
 #include "services/serving/worker_main.h"
 
 namespace kvq::router {
 namespace {
 
 int ServeRouter(const std::vector<std::string>&) {
-  auto worker = serving::StartWorker("router", serving::WorkerNeeds::kTokenizerOnly);
+  auto worker = serving::StartWorker({.role = "router",
+                                      .needs = serving::WorkerNeeds::kTokenizerOnly,
+                                      .model_path = cli::ModelPathFromFlags(),
+                                      .tokenizer_path = cli::TokenizerPathFromFlags(),
+                                      .metrics_host = absl::GetFlag(FLAGS_host),
+                                      .metrics_port = absl::GetFlag(FLAGS_metrics_port)});
   if (!worker.ok()) return serving::FailStartup("router", worker.status());
   RouterOptions options;
   options.prefill = absl::GetFlag(FLAGS_prefill);
@@ -24,8 +30,11 @@ int ServeRouter(const std::vector<std::string>&) {
   options.metrics = worker->metrics.get();
   auto service = RouterService::Create(options);
   if (!service.ok()) return serving::FailStartup("router", service.status());
-  absl::Status s =
-      serving::RunGrpcServer(serving::WorkerServerOptions("router"), {service->get()});
+  absl::Status s = services::RunGrpcServer({.role = "router",
+                                            .host = absl::GetFlag(FLAGS_host),
+                                            .port = absl::GetFlag(FLAGS_worker_port),
+                                            .grace = absl::GetFlag(FLAGS_shutdown_grace)},
+                                           {service->get()});
   return s.ok() ? 0 : serving::FailStartup("router", s);
 }
 
@@ -38,7 +47,7 @@ const cli::CommandRegistrar kServeRouter({
         "on another) and a decode worker (--decode), and streams tokens back. Prints\n"
         "`kvq router listening on HOST:PORT`.",
     .flags = {"model", "tokenizer", "host", "worker_port", "prefill", "decode",
-              "metrics_port", "request_timeout"},
+              "metrics_port", "request_timeout", "shutdown_grace"},
     .run = ServeRouter,
 });
 

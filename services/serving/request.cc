@@ -1,15 +1,14 @@
 #include "services/serving/request.h"
 
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_format.h"
 #include "model/tokenizer.h"
 
 namespace kvq::serving {
 
-absl::StatusOr<model::KvMode> ParseCacheConfig(const v1::CacheConfig& cache,
-                                               const model::ModelConfig& config,
-                                               bool allow_fp32) {
-  const std::string text = cache.kv().empty() ? kDefaultKv : cache.kv();
+absl::StatusOr<model::KvMode> ResolveKvMode(const std::string& kv,
+                                            const model::ModelConfig& config,
+                                            bool allow_fp32) {
+  const std::string text = kv.empty() ? kDefaultKv : kv;
   absl::StatusOr<model::KvMode> mode = model::ParseKvMode(text);
   if (!mode.ok()) {
     return absl::InvalidArgumentError(
@@ -29,18 +28,6 @@ absl::StatusOr<model::KvMode> ParseCacheConfig(const v1::CacheConfig& cache,
   return resolved;
 }
 
-absl::StatusOr<Sampling> ParseSampling(const v1::SamplingParams& params) {
-  Sampling s{params.temperature(), params.top_p(), params.top_k(), params.seed()};
-  if (absl::Status st = s.Validate(); !st.ok()) {
-    return absl::InvalidArgumentError(absl::StrCat("sampling: ", st.message()));
-  }
-  if (params.max_tokens() < 1) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("sampling.max_tokens must be >= 1, got ", params.max_tokens()));
-  }
-  return s;
-}
-
 absl::Status CheckPrompt(const std::vector<int>& tokens, int max_tokens,
                          const model::ModelConfig& config) {
   if (tokens.empty()) {
@@ -56,16 +43,5 @@ absl::Status CheckPrompt(const std::vector<int>& tokens, int max_tokens,
   }
   return absl::OkStatus();
 }
-
-std::vector<int> StopIds(const v1::SamplingParams& params, int bos_id, int eos_id) {
-  std::vector<int> ids(params.stop_token_ids().begin(), params.stop_token_ids().end());
-  if (!params.ignore_eos()) {
-    ids.push_back(bos_id);
-    ids.push_back(eos_id);
-  }
-  return ids;
-}
-
-std::string ModelIdHex(uint64_t model_id) { return absl::StrFormat("%016x", model_id); }
 
 }  // namespace kvq::serving

@@ -3,20 +3,19 @@
 #include <cstdio>
 #include <filesystem>
 
-#include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
-#include "model/model_flags.h"
-#include "services/serving/serving_flags.h"
 
 namespace kvq::serving {
 
-absl::StatusOr<WorkerContext> StartWorker(const std::string& role, WorkerNeeds needs) {
+absl::StatusOr<WorkerContext> StartWorker(const WorkerOptions& options) {
+  const std::string& role = options.role;
+  const WorkerNeeds needs = options.needs;
   WorkerContext w;
-  const std::string path = model::ModelPathFromFlags();
+  const std::string& path = options.model_path;
   if (path.empty())
     return absl::NotFoundError("no --model given and no default model found");
   absl::StatusOr<model::LoadedModel> loaded =
-      model::LoadModel(path, model::TokenizerPathFromFlags());
+      model::LoadModel(path, options.tokenizer_path);
   if (!loaded.ok()) return loaded.status();
   w.model = std::move(*loaded);
   if (needs == WorkerNeeds::kTokenizerOnly) {
@@ -29,10 +28,8 @@ absl::StatusOr<WorkerContext> StartWorker(const std::string& role, WorkerNeeds n
     w.transformer =
         std::make_unique<model::Transformer>(*w.model.model, model::RawWeights::kRelease);
   }
-  auto endpoint =
-      services::MetricsEndpoint::Start({.role = role,
-                                        .port = absl::GetFlag(FLAGS_metrics_port),
-                                        .bind_host = absl::GetFlag(FLAGS_host)});
+  auto endpoint = services::MetricsEndpoint::Start(
+      {.role = role, .port = options.metrics_port, .bind_host = options.metrics_host});
   if (!endpoint.ok()) return endpoint.status();
   w.endpoint = std::move(*endpoint);
   std::string name = std::filesystem::path(w.model.model_path).filename().string();
@@ -40,19 +37,11 @@ absl::StatusOr<WorkerContext> StartWorker(const std::string& role, WorkerNeeds n
     name = std::filesystem::path(w.model.model_path).parent_path().filename();
   w.metrics = std::make_unique<ServingMetrics>(w.endpoint->registry(), role, name);
   if (w.endpoint->port() >= 0) {
-    std::printf("kvq %s metrics on %s:%d\n", role.c_str(),
-                absl::GetFlag(FLAGS_host).c_str(), w.endpoint->port());
+    std::printf("kvq %s metrics on %s:%d\n", role.c_str(), options.metrics_host.c_str(),
+                w.endpoint->port());
     std::fflush(stdout);
   }
   return w;
-}
-
-ServerOptions WorkerServerOptions(const std::string& role) {
-  ServerOptions o;
-  o.role = role;
-  o.host = absl::GetFlag(FLAGS_host);
-  o.port = absl::GetFlag(FLAGS_worker_port);
-  return o;
 }
 
 int FailStartup(const std::string& role, const absl::Status& status) {

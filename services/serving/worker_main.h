@@ -1,10 +1,11 @@
-// What every serving process does at start: load the model named by
-// --model (and its tokenizer), start the /metrics endpoint on --metrics_port
-// (printing "kvq <role> metrics on HOST:PORT"), then serve.
+// What every serving worker process does at start: load the model (and its
+// tokenizer), start the /metrics endpoint (printing "kvq <role> metrics on
+// HOST:PORT"), then serve (services/common/grpc_server.h). The command files
+// (serve_*.cc) fill WorkerOptions from their flags.
 //
-//   KVQ_ASSIGN_OR_RETURN(WorkerContext w, StartWorker("decode", WorkerNeeds::kModel));
-//   DecodeService decode(*w.model.model, *w.transformer, ...);
-//   return RunGrpcServer(WorkerServerOptions("decode"), {&decode});
+//   KVQ_ASSIGN_OR_RETURN(WorkerContext w, StartWorker({.role = "decode", ...}));
+//   DecodeGrpcService decode(...);
+//   return RunGrpcServer({.role = "decode", ...}, {&decode});
 #ifndef KVQ_SERVICES_SERVING_WORKER_MAIN_H_
 #define KVQ_SERVICES_SERVING_WORKER_MAIN_H_
 
@@ -15,7 +16,6 @@
 #include "model/model_loader.h"
 #include "model/transformer.h"
 #include "services/common/metrics.h"
-#include "services/serving/grpc_server.h"
 #include "services/serving/serving_metrics.h"
 
 namespace kvq::serving {
@@ -32,11 +32,17 @@ struct WorkerContext {
   std::unique_ptr<ServingMetrics> metrics;
 };
 
-// NOT_FOUND without a model (or, for kTokenizerOnly, a tokenizer).
-absl::StatusOr<WorkerContext> StartWorker(const std::string& role, WorkerNeeds needs);
+struct WorkerOptions {
+  std::string role;  // "prefill", "decode", "router"
+  WorkerNeeds needs = WorkerNeeds::kModel;
+  std::string model_path;      // checkpoint file or directory
+  std::string tokenizer_path;  // "" = the one beside the model
+  std::string metrics_host = "127.0.0.1";
+  int metrics_port = -1;  // -1: no endpoint, 0: any free port
+};
 
-// --host, --worker_port and the role.
-ServerOptions WorkerServerOptions(const std::string& role);
+// NOT_FOUND without a model (or, for kTokenizerOnly, a tokenizer).
+absl::StatusOr<WorkerContext> StartWorker(const WorkerOptions& options);
 
 // Prints "kvq <role>: <status>" to stderr and returns 1.
 int FailStartup(const std::string& role, const absl::Status& status);

@@ -8,7 +8,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
 #include "cli/command.h"
-#include "model/model_flags.h"
+#include "cli/flags.h"
 #include "nlohmann/json.hpp"
 #include "services/store/store_bench.h"
 

@@ -2,11 +2,7 @@
 // SIGTERM or SIGINT, then shuts down gracefully. Prints
 // "kvq store listening on HOST:PORT" once serving (tests bind port 0 and parse
 // it) and, with --metrics_port, "kvq store metrics on HOST:PORT".
-#include <fcntl.h>
-#include <signal.h>
-#include <unistd.h>
-
-#include <cerrno>
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
@@ -18,10 +14,10 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "cli/command.h"
-#include "grpcpp/ext/proto_server_reflection_plugin.h"
+#include "cli/flags.h"
 #include "grpcpp/grpcpp.h"
-#include "grpcpp/health_check_service_interface.h"
 #include "kvstore/kv_store.h"
+#include "services/common/grpc_server.h"
 #include "services/common/metrics.h"
 #include "services/store/server_setup.h"
 #include "services/store/store_metrics.h"
@@ -40,10 +36,6 @@ ABSL_FLAG(int64_t, max_assembling_bytes, -1,
           "-1: the same as --capacity_bytes; 0: no limit.");
 ABSL_FLAG(absl::Duration, lease_ttl, absl::Seconds(60),
           "Longest lease a client may hold without renewing (and the default TTL).");
-ABSL_FLAG(int, metrics_port, -1,
-          "Port of the Prometheus /metrics endpoint (-1: none, 0: any free port).");
-ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(5),
-          "On SIGTERM, how long in-flight calls get to finish before cancellation.");
 
 namespace kvq::store {
 namespace {
@@ -54,13 +46,6 @@ bool SplitAddress(const std::string& address, std::string* host, int* port) {
   if (colon == std::string::npos) return false;
   *host = address.substr(0, colon);
   return absl::SimpleAtoi(address.substr(colon + 1), port) && *port >= 0 && *port < 65536;
-}
-
-int g_signal_pipe[2] = {-1, -1};
-
-extern "C" void OnShutdownSignal(int signal) {
-  const char c = static_cast<char>(signal);
-  (void)!write(g_signal_pipe[1], &c, 1);  // async-signal-safe
 }
 
 int ServeStore() {
@@ -86,21 +71,6 @@ int ServeStore() {
     return 2;
   }
 
-  // SIGTERM/SIGINT go to a handler that writes to a pipe main reads. A
-  // handler, not a blocked mask plus sigwait: threads started before this
-  // (OpenBLAS starts its pool at load) would otherwise take a second signal
-  // with the default action and kill the process mid-drain.
-  if (pipe2(g_signal_pipe, O_CLOEXEC) != 0) {
-    std::perror("kvq serve store: pipe");
-    return 1;
-  }
-  struct sigaction action = {};
-  action.sa_handler = OnShutdownSignal;
-  sigemptyset(&action.sa_mask);
-  action.sa_flags = SA_RESTART;
-  sigaction(SIGTERM, &action, nullptr);
-  sigaction(SIGINT, &action, nullptr);
-
   SetStoreProcessDefaults();
 
   absl::StatusOr<std::unique_ptr<kvstore::KvStore>> engine =
@@ -110,9 +80,11 @@ int ServeStore() {
     std::fprintf(stderr, "kvq serve store: %s\n", engine.status().ToString().c_str());
     return 2;
   }
+  // /metrics binds the gRPC address's host, not every interface.
   absl::StatusOr<std::unique_ptr<services::MetricsEndpoint>> metrics =
-      services::MetricsEndpoint::Start(
-          {.role = "store", .port = absl::GetFlag(FLAGS_metrics_port)});
+      services::MetricsEndpoint::Start({.role = "store",
+                                        .port = absl::GetFlag(FLAGS_metrics_port),
+                                        .bind_host = host.empty() ? "0.0.0.0" : host});
   if (!metrics.ok()) {
     std::fprintf(stderr, "kvq serve store: %s\n", metrics.status().ToString().c_str());
     return 1;
@@ -128,49 +100,27 @@ int ServeStore() {
            static_cast<uint64_t>(max_assembling < 0 ? capacity : max_assembling)},
       &rpc_metrics, &store_metrics);
 
-  grpc::EnableDefaultHealthCheckService(true);
-  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
-  grpc::ServerBuilder builder;
-  int bound_port = 0;
-  builder.AddListeningPort(absl::StrCat(host, ":", port),
-                           grpc::InsecureServerCredentials(), &bound_port);
-  ConfigureStoreServer(builder, static_cast<int>(max_message));
-  builder.RegisterService(&service);
-  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
-  if (server == nullptr || bound_port == 0) {
-    std::fprintf(stderr, "kvq serve store: cannot listen on %s:%d\n", host.c_str(), port);
+  services::ServerOptions server;
+  server.role = "store";
+  server.host = host;
+  server.port = port;
+  server.grace = absl::GetFlag(FLAGS_shutdown_grace);
+  server.configure = [&](grpc::ServerBuilder& builder) {
+    ConfigureStoreServer(builder, static_cast<int>(max_message));
+  };
+  server.on_ready = [&](int) {
+    if ((*metrics)->port() >= 0) {
+      std::printf("kvq store metrics on %s:%d\n", services::ShownHost(host).c_str(),
+                  (*metrics)->port());
+    }
+  };
+  server.on_drain = [&service] { service.StartDraining(); };
+  server.active_calls = [&service] { return service.active_calls(); };
+  absl::Status s = services::RunGrpcServer(server, {&service});
+  if (!s.ok()) {
+    std::fprintf(stderr, "kvq serve store: %s\n", s.ToString().c_str());
     return 1;
   }
-  const std::string shown_host =
-      (host == "0.0.0.0" || host == "[::]" || host.empty()) ? "127.0.0.1" : host;
-  std::printf("kvq store listening on %s:%d\n", shown_host.c_str(), bound_port);
-  if ((*metrics)->port() >= 0) {
-    std::printf("kvq store metrics on %s:%d\n", shown_host.c_str(), (*metrics)->port());
-  }
-  std::fflush(stdout);
-
-  char signal = 0;
-  while (read(g_signal_pipe[0], &signal, 1) < 0 && errno == EINTR) {
-  }
-  std::printf("kvq store: signal %d, shutting down\n", signal);
-  std::fflush(stdout);
-  // Health turns NOT_SERVING and new calls fail UNAVAILABLE (clients retry
-  // elsewhere); calls in progress get up to --shutdown_grace to finish. gRPC's
-  // own Shutdown(deadline) would also wait for idle client connections to
-  // close, i.e. always the whole grace, so the drain is tracked here.
-  if (grpc::HealthCheckServiceInterface* health = server->GetHealthCheckService()) {
-    health->Shutdown();
-  }
-  service.StartDraining();
-  const absl::Time drain_deadline = absl::Now() + absl::GetFlag(FLAGS_shutdown_grace);
-  while (service.active_calls() > 0 && absl::Now() < drain_deadline) {
-    absl::SleepFor(absl::Milliseconds(10));
-  }
-  // Whatever is left (unary replies being sent) gets a moment, then is cancelled.
-  server->Shutdown(absl::ToChronoTime(absl::Now() + absl::Milliseconds(200)));
-  server->Wait();
-  server.reset();
-  std::printf("kvq store: stopped\n");
   std::fflush(stdout);
   std::fflush(stderr);
   // Every call has finished and nothing is buffered. Skip the library

@@ -33,7 +33,7 @@ class BatchEngineTest : public ::testing::Test {
     EXPECT_TRUE(cache.ok());
     auto logits = transformer_->Prefill(prompt, **cache);
     EXPECT_TRUE(logits.ok());
-    const int first = serving::SampleToken(*logits, {}, 0);
+    const int first = model::SampleToken(*logits, {}, 0);
     auto r = budget->Reserve(1000, nullptr);
     return std::make_shared<Sequence>(std::move(*cache), std::move(*r), first,
                                       SequenceParams{{}, max_tokens, {}});
@@ -109,7 +109,7 @@ TEST_F(BatchEngineTest, StopTokenEndsWithoutEmittingIt) {
   auto logits = transformer_->Prefill(std::vector<int>{1, 403, 407, 261, 378}, **cache);
   auto r = budget.Reserve(1000, nullptr);
   auto s = std::make_shared<Sequence>(std::move(*cache), std::move(*r),
-                                      serving::SampleToken(*logits, {}, 0),
+                                      model::SampleToken(*logits, {}, 0),
                                       SequenceParams{{}, 10, {free_run[2]}});
   engine.Add(s);
   Sequence::Chunk end;

@@ -1,4 +1,4 @@
-#include "services/serving/sampler.h"
+#include "model/sampler.h"
 
 #include <cmath>
 #include <map>
@@ -6,7 +6,7 @@
 
 #include "gtest/gtest.h"
 
-namespace kvq::serving {
+namespace kvq::model {
 namespace {
 
 TEST(SamplerTest, GreedyIsArgmaxLowestIdOnTies) {
@@ -57,4 +57,4 @@ TEST(SamplerTest, ValidateRejectsBadParameters) {
 }
 
 }  // namespace
-}  // namespace kvq::serving
+}  // namespace kvq::model

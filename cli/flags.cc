@@ -1,0 +1,85 @@
+#include "cli/flags.h"
+
+#include "absl/flags/flag.h"
+#include "common/paths.h"
+
+ABSL_FLAG(std::string, model, "",
+          "Model: a llama2.c .bin checkpoint (tokenizer beside it), a directory "
+          "holding one, or a Hugging Face directory (config.json + *.safetensors). "
+          "Empty: ../shared/models/stories260K.");
+ABSL_FLAG(std::string, tokenizer, "",
+          "Tokenizer file; empty: the one beside the model (tok<vocab>.bin, "
+          "tokenizer.bin, tokenizer.model).");
+ABSL_FLAG(std::string, kv, "fp16",
+          "KV cache mode: fp32, fp16, kivi2, kivi4, kivi8, or "
+          "kivi:bits=2,block=32,group=8,residual=32.");
+ABSL_FLAG(bool, json, false, "Print one JSON object instead of text.");
+ABSL_FLAG(bool, verbose, false,
+          "kvq demo, kvq bench serve: echo the services' output to stderr.");
+
+ABSL_FLAG(std::string, prompt, "", "Prompt text (may be empty).");
+ABSL_FLAG(int, steps, 256, "Number of new tokens to generate at most.");
+ABSL_FLAG(double, temperature, 0.0, "Sampling temperature; 0 is greedy.");
+ABSL_FLAG(double, top_p, 1.0,
+          "Nucleus sampling: keep the most likely tokens up to "
+          "this probability mass (0 or 1 = all).");
+ABSL_FLAG(int, top_k, 0, "Sample among the k most likely tokens only (0 = all).");
+ABSL_FLAG(uint64_t, seed, 0,
+          "Random seed for sampling: the same seed gives the same tokens from "
+          "`kvq generate`, `kvq client generate` and `kvq demo`.");
+
+ABSL_FLAG(std::string, host, "127.0.0.1",
+          "Address a serving role binds (0.0.0.0 for every interface).");
+ABSL_FLAG(int, worker_port, 0,
+          "gRPC port of a prefill/decode/router process (0: any free).");
+ABSL_FLAG(int, metrics_port, -1,
+          "Port of the Prometheus /metrics endpoint (-1: none, 0: any free port).");
+ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(5),
+          "On SIGTERM, how long in-flight calls get to finish before cancellation.");
+ABSL_FLAG(std::string, store, "", "HOST:PORT[,HOST:PORT...] of the KV store shards.");
+ABSL_FLAG(std::vector<std::string>, prefill, {},
+          "Comma-separated HOST:PORT of the prefill workers (router).");
+ABSL_FLAG(std::vector<std::string>, decode, {},
+          "Comma-separated HOST:PORT of the decode workers (router).");
+ABSL_FLAG(int64_t, kv_budget_bytes, int64_t{1} << 30,
+          "Decode worker: bytes of KV cache its sequences may hold together.");
+ABSL_FLAG(int, max_batch, 256, "Decode worker: most sequences advanced per step.");
+ABSL_FLAG(absl::Duration, request_timeout, absl::Minutes(5),
+          "Deadline of outgoing calls when the client set none.");
+ABSL_FLAG(absl::Duration, store_timeout, absl::Seconds(30),
+          "Prefill/decode worker: deadline of each KV store call; a store that does not "
+          "answer in time is reported UNAVAILABLE.");
+ABSL_FLAG(absl::Duration, kv_lease_ttl, absl::Seconds(30),
+          "Prefill worker: TTL of its store leases on the prefix blocks it reuses and on "
+          "the handle's blocks until a decode worker fetched them (renewed while held, "
+          "capped by the store's --lease_ttl; 0 = take no leases).");
+ABSL_FLAG(absl::Duration, debug_fetch_delay, absl::ZeroDuration(),
+          "Prefill worker fault injection for tests: sleep between the store Lookup and "
+          "the fetch of the reused prefix.");
+ABSL_FLAG(absl::Duration, debug_layer_delay, absl::ZeroDuration(),
+          "Prefill worker fault injection for tests: sleep after each layer.");
+ABSL_FLAG(absl::Duration, debug_step_delay, absl::ZeroDuration(),
+          "Decode worker fault injection for tests: sleep after each batch step.");
+
+ABSL_FLAG(std::string, router, "127.0.0.1:50050",
+          "kvq client: HOST:PORT of the router (the client-facing Generate).");
+ABSL_FLAG(absl::Duration, rpc_timeout, absl::Minutes(5),
+          "kvq client: deadline of each call (e.g. 30s, 5m).");
+
+namespace kvq::cli {
+
+std::string ModelPathFromFlags() {
+  const std::string flag = absl::GetFlag(FLAGS_model);
+  return flag.empty() ? DefaultModelDir() : ResolveUserPath(flag);
+}
+
+std::string TokenizerPathFromFlags() {
+  return ResolveUserPath(absl::GetFlag(FLAGS_tokenizer));
+}
+
+bool RpcTimeoutValid() {
+  const absl::Duration d = absl::GetFlag(FLAGS_rpc_timeout);
+  return d > absl::ZeroDuration() && d != absl::InfiniteDuration();
+}
+
+}  // namespace kvq::cli

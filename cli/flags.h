@@ -1,0 +1,68 @@
+// The flags more than one `kvq` command reads, defined once for the whole
+// binary (a flag defined twice does not link). Flags are for the binary:
+// only command files (cli/command.h registrars: `*_command.cc`, `serve_*.cc`)
+// include this header; they turn flags into the Options structs that the
+// libraries (kernels, model, kvstore, services) take. A flag only one command
+// reads is defined in that command's file.
+//
+//   #include "cli/flags.h"
+//   const std::string model_path = kvq::cli::ModelPathFromFlags();
+#ifndef KVQ_CLI_FLAGS_H_
+#define KVQ_CLI_FLAGS_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/flags/declare.h"
+#include "absl/time/time.h"
+
+// Model and output (generate, eval, bench, serve, demo).
+ABSL_DECLARE_FLAG(std::string, model);      // directory or checkpoint file
+ABSL_DECLARE_FLAG(std::string, tokenizer);  // overrides the tokenizer search
+ABSL_DECLARE_FLAG(std::string, kv);         // --kv MODE (model/kv_mode.h)
+ABSL_DECLARE_FLAG(bool, json);              // machine-readable output
+ABSL_DECLARE_FLAG(bool, verbose);           // echo child processes' output
+
+// A request (kvq generate, kvq client generate, kvq demo).
+ABSL_DECLARE_FLAG(std::string, prompt);
+ABSL_DECLARE_FLAG(int, steps);
+ABSL_DECLARE_FLAG(double, temperature);
+ABSL_DECLARE_FLAG(double, top_p);
+ABSL_DECLARE_FLAG(int, top_k);
+ABSL_DECLARE_FLAG(uint64_t, seed);
+
+// Serving roles (kvq serve store|prefill|decode|router).
+ABSL_DECLARE_FLAG(std::string, host);
+ABSL_DECLARE_FLAG(int, worker_port);
+ABSL_DECLARE_FLAG(int, metrics_port);
+ABSL_DECLARE_FLAG(absl::Duration, shutdown_grace);
+ABSL_DECLARE_FLAG(std::string, store);
+ABSL_DECLARE_FLAG(std::vector<std::string>, prefill);
+ABSL_DECLARE_FLAG(std::vector<std::string>, decode);
+ABSL_DECLARE_FLAG(int64_t, kv_budget_bytes);
+ABSL_DECLARE_FLAG(int, max_batch);
+ABSL_DECLARE_FLAG(absl::Duration, request_timeout);
+ABSL_DECLARE_FLAG(absl::Duration, store_timeout);
+ABSL_DECLARE_FLAG(absl::Duration, kv_lease_ttl);
+ABSL_DECLARE_FLAG(absl::Duration, debug_fetch_delay);
+ABSL_DECLARE_FLAG(absl::Duration, debug_layer_delay);
+ABSL_DECLARE_FLAG(absl::Duration, debug_step_delay);
+
+// Operator clients (kvq client ...).
+ABSL_DECLARE_FLAG(std::string, router);
+ABSL_DECLARE_FLAG(absl::Duration, rpc_timeout);
+
+namespace kvq::cli {
+
+// --model resolved against the user's directory, or DefaultModelDir() when
+// the flag is empty.
+std::string ModelPathFromFlags();
+// --tokenizer resolved against the user's directory ("" when empty).
+std::string TokenizerPathFromFlags();
+// Whether --rpc_timeout is positive and finite.
+bool RpcTimeoutValid();
+
+}  // namespace kvq::cli
+
+#endif  // KVQ_CLI_FLAGS_H_
