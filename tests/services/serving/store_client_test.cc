@@ -14,34 +14,13 @@
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "kvstore/kv_store.h"
-#include "services/store/store_service.h"
 #include "tests/kvstore/test_blocks.h"
+#include "tests/services/store/in_process_store.h"
 
 namespace kvq::serving {
 namespace {
 
-// A KvStore service on 127.0.0.1 with its engine, no metrics.
-class InProcessStore {
- public:
-  InProcessStore() {
-    engine_ = *kvstore::KvStore::Open({.capacity_bytes = 1 << 20});
-    service_ = std::make_unique<store::StoreService>(
-        engine_.get(), store::StoreService::Options{}, nullptr, nullptr);
-    grpc::ServerBuilder builder;
-    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port_);
-    builder.RegisterService(service_.get());
-    server_ = builder.BuildAndStart();
-  }
-  ~InProcessStore() { server_->Shutdown(); }
-  std::string address() const { return absl::StrCat("127.0.0.1:", port_); }
-  kvstore::KvStore& engine() { return *engine_; }
-
- private:
-  std::unique_ptr<kvstore::KvStore> engine_;
-  std::unique_ptr<store::StoreService> service_;
-  std::unique_ptr<grpc::Server> server_;
-  int port_ = 0;
-};
+using store::testing::InProcessStore;
 
 // Whether the store holds no lease within a second (releases run in the
 // background).
