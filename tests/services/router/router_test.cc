@@ -1,0 +1,206 @@
+// The router's core: worker picking and retry rules, and whole requests
+// routed over the real worker cores in process (tests/services/router/
+// local_worker_calls.h) with the real model and the real store: the same
+// tokens as `kvq generate`, a dead prefill worker retried on another, an
+// evicted handle re-prefilled once, colocated mode, text out.
+#include "services/router/router.h"
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "model/generate.h"
+#include "services/router/router_service.h"
+#include "tests/services/router/local_worker_calls.h"
+#include "tests/services/serving/worker_test_env.h"
+
+namespace kvq::router {
+namespace {
+
+TEST(PickLeastLoadedTest, FewestInFlightWins) {
+  EXPECT_EQ(PickLeastLoaded({3, 1, 2}, -1, 0), 1);
+  EXPECT_EQ(PickLeastLoaded({0, 0, 5}, -1, 0), 0);
+}
+
+TEST(PickLeastLoadedTest, TiesRotateFromStart) {
+  EXPECT_EQ(PickLeastLoaded({1, 1, 1}, -1, 0), 0);
+  EXPECT_EQ(PickLeastLoaded({1, 1, 1}, -1, 1), 1);
+  EXPECT_EQ(PickLeastLoaded({1, 1, 1}, -1, 2), 2);
+  EXPECT_EQ(PickLeastLoaded({1, 0, 0}, -1, 2), 2);
+}
+
+TEST(PickLeastLoadedTest, ExcludesTheFailedWorker) {
+  EXPECT_EQ(PickLeastLoaded({0, 5}, 0, 0), 1);
+  EXPECT_EQ(PickLeastLoaded({0}, 0, 0), -1);
+  EXPECT_EQ(PickLeastLoaded({}, -1, 0), -1);
+}
+
+TEST(RetryTest, OnlyWorkerFailuresAreRetried) {
+  EXPECT_TRUE(IsRetryablePrefillError(absl::StatusCode::kUnavailable));
+  EXPECT_TRUE(IsRetryablePrefillError(absl::StatusCode::kInternal));
+  EXPECT_FALSE(IsRetryablePrefillError(absl::StatusCode::kInvalidArgument));
+  EXPECT_FALSE(IsRetryablePrefillError(absl::StatusCode::kNotFound));
+  EXPECT_FALSE(IsRetryablePrefillError(absl::StatusCode::kResourceExhausted));
+  EXPECT_FALSE(IsRetryablePrefillError(absl::StatusCode::kDeadlineExceeded));
+}
+
+TEST(RouterServiceTest, CreateNeedsTokenizerAndWorkers) {
+  EXPECT_EQ(
+      RouterService::Create({.prefill = {"a:1"}, .decode = {"b:2"}}).status().code(),
+      absl::StatusCode::kInvalidArgument);
+}
+
+class RouterTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(env_.ok());
+    for (int i = 0; i < 2; ++i) {
+      prefill_.push_back(std::make_unique<prefill::PrefillWorker>(
+          env_.model(), env_.transformer(), env_.store(), nullptr,
+          prefill::PrefillOptions{}));
+    }
+    decode::DecodeOptions options;
+    options.bos_id = env_.tokenizer().bos_id();
+    options.eos_id = env_.tokenizer().eos_id();
+    decode_ = std::make_unique<decode::DecodeWorker>(env_.model(), env_.transformer(),
+                                                     env_.store(), nullptr, options);
+    calls_ = std::make_unique<testing::LocalWorkerCalls>(
+        std::vector<prefill::PrefillWorker*>{prefill_[0].get(), prefill_[1].get()},
+        std::vector<decode::DecodeWorker*>{decode_.get()});
+  }
+
+  std::unique_ptr<Router> MakeRouter(std::vector<std::string> prefill) {
+    auto router = Router::Create(
+        {.prefill = std::move(prefill), .decode = {"d"}, .tokenizer = &env_.tokenizer()});
+    EXPECT_TRUE(router.ok()) << router.status();
+    return std::move(*router);
+  }
+
+  RouteRequest Request(int max_tokens) {
+    RouteRequest r;
+    r.text = "Once upon a time";
+    r.kv = "kivi:bits=2,block=4,residual=0";
+    r.generation.max_tokens = max_tokens;
+    r.return_text = true;
+    return r;
+  }
+
+  // Routes `request`; every chunk in order.
+  absl::Status Route(Router& router, const RouteRequest& request,
+                     std::vector<RouteChunk>* chunks) {
+    return router.Generate(
+        request, *calls_,
+        [chunks](const RouteChunk& c) {
+          chunks->push_back(c);
+          return true;
+        },
+        nullptr);
+  }
+
+  static std::vector<int> Tokens(const std::vector<RouteChunk>& chunks) {
+    std::vector<int> out;
+    for (const RouteChunk& c : chunks)
+      out.insert(out.end(), c.tokens.begin(), c.tokens.end());
+    return out;
+  }
+
+  std::vector<int> Generated(int steps) {
+    auto mode = model::ParseKvMode("kivi:bits=2,block=4,residual=0");
+    auto out = model::Generate(env_.transformer(), env_.Encode("Once upon a time"),
+                               {.steps = steps,
+                                .kv = *mode,
+                                .bos_id = env_.tokenizer().bos_id(),
+                                .eos_id = env_.tokenizer().eos_id()});
+    EXPECT_TRUE(out.ok());
+    return *out;
+  }
+
+  serving::testing::WorkerTestEnv env_;
+  std::vector<std::unique_ptr<prefill::PrefillWorker>> prefill_;
+  std::unique_ptr<decode::DecodeWorker> decode_;
+  std::unique_ptr<testing::LocalWorkerCalls> calls_;
+};
+
+TEST_F(RouterTest, DisaggregatedGivesTheTokensOfGenerate) {
+  auto router = MakeRouter({"p0", "p1"});
+  std::vector<RouteChunk> chunks;
+  ASSERT_TRUE(Route(*router, Request(20), &chunks).ok());
+  ASSERT_GE(chunks.size(), 2u);
+  EXPECT_EQ(chunks.front().prompt_tokens, env_.Encode("Once upon a time"));
+  EXPECT_FALSE(chunks.front().prefill_worker.empty());
+  EXPECT_EQ(chunks.front().decode_worker, "d");
+  EXPECT_TRUE(chunks.back().finished);
+  ASSERT_TRUE(chunks.back().prefill.has_value());
+  EXPECT_GT(chunks.back().prefill->bytes_pushed, 0u);
+  EXPECT_EQ(Tokens(chunks), Generated(20));
+  std::string text;
+  for (const RouteChunk& c : chunks) text += c.text;
+  EXPECT_FALSE(text.empty());
+}
+
+TEST_F(RouterTest, ADeadPrefillWorkerIsRetriedOnAnother) {
+  auto router = MakeRouter({"p0", "p1"});
+  calls_->down = {0, 1};
+  std::vector<RouteChunk> chunks;
+  const absl::Status both_down = Route(*router, Request(4), &chunks);
+  EXPECT_EQ(both_down.code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(calls_->prefill_calls.size(), 2u);  // tried each once
+
+  calls_->down = {0};
+  calls_->prefill_calls.clear();
+  chunks.clear();
+  for (int i = 0; i < 2; ++i) {  // whichever the round robin picks first
+    ASSERT_TRUE(Route(*router, Request(4), &chunks).ok());
+    EXPECT_EQ(chunks.front().prefill_worker, "p1");
+    chunks.clear();
+  }
+}
+
+TEST_F(RouterTest, EvictedHandleBlocksArePrefilledAgainOnce) {
+  auto router = MakeRouter({"p0"});
+  int evictions = 0;
+  calls_->before_decode = [&](const serving::DecodeRequest& d) {
+    if (!d.handle || evictions++ > 0) return;
+    // What eviction under pressure does: the blocks go, leases or not.
+    for (const serving::HandleLease& l : d.handle->leases) {
+      ASSERT_TRUE(env_.engine().ReleaseLease(l.lease_id).ok());
+    }
+    for (const serving::HandleBlock& b : d.handle->blocks) {
+      ASSERT_TRUE(env_.engine().Delete({b.key})[0].ok());
+    }
+  };
+  std::vector<RouteChunk> chunks;
+  ASSERT_TRUE(Route(*router, Request(8), &chunks).ok());
+  EXPECT_EQ(evictions, 2);
+  EXPECT_EQ(chunks.back().reprefills, 1);
+  EXPECT_EQ(calls_->prefill_calls.size(), 2u);
+  EXPECT_EQ(Tokens(chunks), Generated(8));
+}
+
+TEST_F(RouterTest, ColocatedWithoutPrefillWorkers) {
+  auto router = MakeRouter({});
+  std::vector<RouteChunk> chunks;
+  ASSERT_TRUE(Route(*router, Request(12), &chunks).ok());
+  EXPECT_EQ(chunks.front().prompt_tokens, env_.Encode("Once upon a time"));
+  EXPECT_TRUE(chunks.front().prefill_worker.empty());
+  EXPECT_EQ(Tokens(chunks), Generated(12));
+}
+
+TEST_F(RouterTest, BadRequestsAreInvalidArgument) {
+  auto router = MakeRouter({"p0"});
+  std::vector<RouteChunk> chunks;
+  RouteRequest no_tokens = Request(4);
+  no_tokens.text.reset();
+  EXPECT_EQ(Route(*router, no_tokens, &chunks).code(),
+            absl::StatusCode::kInvalidArgument);
+  RouteRequest zero = Request(0);
+  EXPECT_EQ(Route(*router, zero, &chunks).code(), absl::StatusCode::kInvalidArgument);
+  RouteRequest bad_kv = Request(4);
+  bad_kv.kv = "kivi3";
+  EXPECT_EQ(Route(*router, bad_kv, &chunks).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(chunks.empty());
+}
+
+}  // namespace
+}  // namespace kvq::router
