@@ -6,11 +6,11 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
+#include "common/child_process.h"
 #include "common/status_macros.h"
 #include "grpcpp/create_channel.h"
 #include "proto/serving.grpc.pb.h"
 #include "services/bench/netns_link.h"
-#include "services/launcher/child_process.h"
 #include "services/launcher/health_check.h"
 #include "services/launcher/launcher.h"
 
@@ -19,14 +19,14 @@ namespace {
 
 constexpr absl::Duration kStartTimeout = absl::Minutes(2);
 
-absl::StatusOr<std::unique_ptr<launcher::ChildProcess>> StartService(
+absl::StatusOr<std::unique_ptr<ChildProcess>> StartService(
     const std::string& name, const std::vector<std::string>& argv, pid_t group,
     bool verbose) {
-  launcher::ChildOptions opts;
+  ChildOptions opts;
   opts.listen_timeout = kStartTimeout;
   opts.process_group = group;
   opts.echo_output = verbose;
-  auto child = launcher::ChildProcess::Start(name, argv, opts);
+  auto child = ChildProcess::Start(name, argv, opts);
   if (!child.ok()) {
     return absl::Status(child.status().code(),
                         absl::StrCat("starting ", name, " (", absl::StrJoin(argv, " "),
@@ -87,24 +87,24 @@ absl::StatusOr<OverlapRow> TransferOverlap(const OverlapOptions& o) {
                                absl::StrCat("--address=", link->inner_address(), ":0")}) {
     store_argv.push_back(a);
   }
-  KVQ_ASSIGN_OR_RETURN(std::unique_ptr<launcher::ChildProcess> store,
+  KVQ_ASSIGN_OR_RETURN(std::unique_ptr<ChildProcess> store,
                        StartService("store", store_argv, 0, o.verbose));
   const pid_t group = store->process_group();
   const std::string store_flag = absl::StrCat("--store=", store->address());
   const std::string model_flag = absl::StrCat("--model=", o.model.model);
   KVQ_ASSIGN_OR_RETURN(
-      std::unique_ptr<launcher::ChildProcess> streaming,
+      std::unique_ptr<ChildProcess> streaming,
       StartService("prefill-streaming",
                    {bin, "serve", "prefill", "--worker_port=0", model_flag, store_flag},
                    group, o.verbose));
-  KVQ_ASSIGN_OR_RETURN(std::unique_ptr<launcher::ChildProcess> after,
+  KVQ_ASSIGN_OR_RETURN(std::unique_ptr<ChildProcess> after,
                        StartService("prefill-after",
                                     {bin, "serve", "prefill", "--worker_port=0",
                                      model_flag, store_flag, "--push_after_prefill"},
                                     group, o.verbose));
 
   uint64_t stream = 0x0E7E;  // prompt streams, fresh for every prefill
-  auto prefill = [&](launcher::ChildProcess* worker, int tokens) {
+  auto prefill = [&](ChildProcess* worker, int tokens) {
     return PrefillOnce(worker->address(), o.kv, tokens, ++stream, config.vocab_size);
   };
   // Warm-up: threads, connections and the store's first allocation.

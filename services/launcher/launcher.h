@@ -22,7 +22,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "services/launcher/child_process.h"
+#include "common/child_process.h"
 
 namespace kvq::launcher {
 

@@ -14,10 +14,10 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "common/child_process.h"
 #include "common/status_macros.h"
 #include "kernels/block_format.h"
 #include "kvstore/block.h"
-#include "services/launcher/child_process.h"
 #include "services/store/bench_baselines.h"
 #include "services/store/client.h"
 
@@ -238,16 +238,16 @@ absl::StatusOr<std::vector<StoreBenchRow>> RunStoreBench(
   const std::string kvq = options.kvq_binary.empty()
                               ? std::filesystem::read_symlink("/proc/self/exe").string()
                               : options.kvq_binary;
-  std::unique_ptr<launcher::ChildProcess> child;
+  std::unique_ptr<ChildProcess> child;
   std::string address = options.address;
   pid_t server_pid = 0;  // known for a child store: its CPU is measured
   if (address.empty()) {
-    KVQ_ASSIGN_OR_RETURN(child, launcher::ChildProcess::Start(
-                                    "store",
-                                    {kvq, "serve", "store", "--address=127.0.0.1:0",
-                                     absl::StrCat("--capacity_bytes=", capacity),
-                                     "--max_message_bytes=8388608"},
-                                    {}));
+    KVQ_ASSIGN_OR_RETURN(
+        child, ChildProcess::Start("store",
+                                   {kvq, "serve", "store", "--address=127.0.0.1:0",
+                                    absl::StrCat("--capacity_bytes=", capacity),
+                                    "--max_message_bytes=8388608"},
+                                   {}));
     address = child->address();
     server_pid = child->pid();
   } else {
@@ -264,14 +264,14 @@ absl::StatusOr<std::vector<StoreBenchRow>> RunStoreBench(
   }
 
   // The gRPC floor: the same calls against a server that drops them.
-  std::unique_ptr<launcher::ChildProcess> floor;
+  std::unique_ptr<ChildProcess> floor;
   // The floor answers one result per call: one block per call only.
   if (options.grpc_floor && options.blocks_per_call == 1) {
-    KVQ_ASSIGN_OR_RETURN(floor, launcher::ChildProcess::Start(
-                                    "grpc-floor",
-                                    {kvq, "serve", "grpc-floor", "--address=127.0.0.1:0",
-                                     "--max_message_bytes=8388608"},
-                                    {}));
+    KVQ_ASSIGN_OR_RETURN(
+        floor, ChildProcess::Start("grpc-floor",
+                                   {kvq, "serve", "grpc-floor", "--address=127.0.0.1:0",
+                                    "--max_message_bytes=8388608"},
+                                   {}));
   }
 
   const std::vector<Block> contents = MakeContents(block_bytes, max_run_blocks);

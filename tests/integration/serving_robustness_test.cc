@@ -16,9 +16,9 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "common/child_process.h"
 #include "common/paths.h"
 #include "gtest/gtest.h"
-#include "services/launcher/child_process.h"
 #include "tests/integration/serving_test_util.h"
 
 namespace kvq::testing {
@@ -47,7 +47,7 @@ int DeleteBlock(const std::string& store, const std::string& key) {
   return resp.codes(0);
 }
 
-double Metric(launcher::ChildProcess* child, const std::string& name) {
+double Metric(ChildProcess* child, const std::string& name) {
   absl::StatusOr<double> v = ScrapeMetric(child, name);
   EXPECT_TRUE(v.ok()) << v.status();
   return v.ok() ? *v : -1;
@@ -124,7 +124,7 @@ TEST(ServingRobustnessTest, RouterHoldsNoModelWeights) {
   // 4 layers x 11.3M + 0.5M embedding parameters, fp32.
   const std::string model = "synthetic:dim=1024,hidden=2816,layers=4,vocab=512";
   const long weights_kb = (4L * 11272192 + 524288) * 4 / 1024;
-  auto router = launcher::ChildProcess::Start(
+  auto router = ChildProcess::Start(
       "router",
       {kvq, "serve", "router", "--model=" + model,
        "--tokenizer=" + DefaultModelDir() + "/tok512.bin", "--worker_port=0",
@@ -403,7 +403,7 @@ TEST(ServingRobustnessTest, StoreDownIsUnavailablePromptlyAndRecoversOnRestart) 
   absl::SleepFor(absl::Seconds(2));  // long enough for gRPC's reconnect backoff
 
   // A new store process on the same port (empty: the blocks are recomputed).
-  auto store = launcher::ChildProcess::Start(
+  auto store = ChildProcess::Start(
       "store-again",
       {launcher::FindKvqBinary(), "serve", "store", absl::StrCat("--port=", port)}, {});
   ASSERT_TRUE(store.ok()) << store.status();

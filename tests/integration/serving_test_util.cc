@@ -137,8 +137,7 @@ v1::StoreStatsResponse StoreStats(const std::string& address) {
   return out;
 }
 
-absl::StatusOr<double> ScrapeMetric(launcher::ChildProcess* child,
-                                    const std::string& name) {
+absl::StatusOr<double> ScrapeMetric(ChildProcess* child, const std::string& name) {
   int port = 0;
   for (absl::string_view line : absl::StrSplit(child->Output(), '\n')) {
     const size_t at = line.find(" metrics on ");

@@ -77,8 +77,7 @@ v1::StoreStatsResponse StoreStats(const std::string& address);
 // The value of the sample `name{...}` (first match, any labels) on the
 // child's /metrics page (from its "metrics on HOST:PORT" line); NOT_FOUND
 // when absent.
-absl::StatusOr<double> ScrapeMetric(launcher::ChildProcess* child,
-                                    const std::string& name);
+absl::StatusOr<double> ScrapeMetric(ChildProcess* child, const std::string& name);
 
 // A greedy GenerateRequest for token ids.
 v1::GenerateRequest GreedyRequest(const std::vector<int>& prompt, const std::string& kv,

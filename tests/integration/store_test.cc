@@ -21,6 +21,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "common/child_process.h"
 #include "gmock/gmock.h"
 #include "google/protobuf/descriptor.pb.h"
 #include "google/protobuf/unknown_field_set.h"
@@ -29,7 +30,6 @@
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "proto/kvstore.grpc.pb.h"
-#include "services/launcher/child_process.h"
 #include "services/launcher/health_check.h"
 #include "services/launcher/launcher.h"
 #include "services/store/client.h"
@@ -45,12 +45,12 @@ using kvstore::testing::TestBlock;
 
 const uint64_t kBlockBytes = MakeTestBlock(0).bytes.size();
 
-std::unique_ptr<launcher::ChildProcess> StartStore(std::vector<std::string> flags) {
+std::unique_ptr<ChildProcess> StartStore(std::vector<std::string> flags) {
   const std::string kvq = launcher::FindKvqBinary();
   EXPECT_FALSE(kvq.empty()) << "kvq binary not found";
   std::vector<std::string> argv = {kvq, "serve", "store", "--address=127.0.0.1:0"};
   argv.insert(argv.end(), flags.begin(), flags.end());
-  auto child = launcher::ChildProcess::Start("store", argv, {});
+  auto child = ChildProcess::Start("store", argv, {});
   EXPECT_TRUE(child.ok()) << child.status();
   return child.ok() ? std::move(*child) : nullptr;
 }
@@ -339,7 +339,7 @@ TEST(StoreIntegrationTest, BlocksBeingReceivedAreBoundedAcrossStreams) {
   EXPECT_EQ(client->Stats(0)->blocks(), 2u);
 
   const std::string kvq = launcher::FindKvqBinary();
-  auto bad = launcher::ChildProcess::Start(
+  auto bad = ChildProcess::Start(
       "store",
       {kvq, "serve", "store", "--address=127.0.0.1:0", "--max_assembling_bytes=-2"}, {});
   EXPECT_FALSE(bad.ok());
@@ -564,11 +564,11 @@ TEST(StoreIntegrationTest, BenchStoreOpsAndBlocksPerCall) {
 TEST(StoreIntegrationTest, GrpcFloorDropsPutsAndServesNothingElse) {
   // `kvq serve grpc-floor` answers a real client's PutBlocks with STORED and
   // keeps nothing: a get finds nothing (UNIMPLEMENTED), nor does a lookup.
-  auto floor = launcher::ChildProcess::Start(
-      "grpc-floor",
-      {launcher::FindKvqBinary(), "serve", "grpc-floor", "--address=127.0.0.1:0",
-       "--max_message_bytes=8388608"},
-      {});
+  auto floor =
+      ChildProcess::Start("grpc-floor",
+                          {launcher::FindKvqBinary(), "serve", "grpc-floor",
+                           "--address=127.0.0.1:0", "--max_message_bytes=8388608"},
+                          {});
   ASSERT_TRUE(floor.ok()) << floor.status();
   auto client = Connect((*floor)->address());
   const TestBlock t = MakeTestBlock(3);

@@ -10,8 +10,8 @@
 #include <vector>
 
 #include "absl/time/clock.h"
+#include "common/child_process.h"
 #include "gtest/gtest.h"
-#include "services/launcher/child_process.h"
 
 namespace kvq::launcher {
 namespace {

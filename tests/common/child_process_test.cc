@@ -1,10 +1,10 @@
-#include "services/launcher/child_process.h"
+#include "common/child_process.h"
 
 #include <signal.h>
 
 #include "gtest/gtest.h"
 
-namespace kvq::launcher {
+namespace kvq {
 namespace {
 
 TEST(ParseListeningLineTest, FindsHostAndPort) {
@@ -77,4 +77,4 @@ TEST(ChildProcessTest, JoinsGivenProcessGroup) {
 }
 
 }  // namespace
-}  // namespace kvq::launcher
+}  // namespace kvq

@@ -1,4 +1,4 @@
-#include "services/launcher/child_process.h"
+#include "common/child_process.h"
 
 #include <fcntl.h>
 #include <signal.h>
@@ -16,7 +16,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 
-namespace kvq::launcher {
+namespace kvq {
 
 bool ParseListeningLine(const std::string& line, std::string* host, int* port) {
   static constexpr char kMarker[] = "listening on ";
@@ -176,4 +176,4 @@ std::string ChildProcess::Output() {
   return output_;
 }
 
-}  // namespace kvq::launcher
+}  // namespace kvq

@@ -1,4 +1,5 @@
-// A child process of the launcher: one `kvq serve ...` service on loopback.
+// A child process: one `kvq serve ...` service on loopback (the launcher, the
+// benchmarks and the integration tests start them).
 // The child dies with the launcher (PR_SET_PDEATHSIG) and runs in the process
 // group the launcher gives it, so a whole cluster stops together even when
 // the launcher is killed with SIGKILL.
@@ -10,8 +11,8 @@
 //
 // Threads: PR_SET_PDEATHSIG fires when the *thread* that forked exits, so
 // start children from a thread that outlives them (e.g. main).
-#ifndef KVQ_SERVICES_LAUNCHER_CHILD_PROCESS_H_
-#define KVQ_SERVICES_LAUNCHER_CHILD_PROCESS_H_
+#ifndef KVQ_COMMON_CHILD_PROCESS_H_
+#define KVQ_COMMON_CHILD_PROCESS_H_
 
 #include <sys/types.h>
 
@@ -24,7 +25,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 
-namespace kvq::launcher {
+namespace kvq {
 
 struct ChildOptions {
   // How long to wait for the child's "listening on HOST:PORT" line.
@@ -89,6 +90,6 @@ class ChildProcess {
 // Parses "...listening on HOST:PORT..." from one line; false when absent.
 bool ParseListeningLine(const std::string& line, std::string* host, int* port);
 
-}  // namespace kvq::launcher
+}  // namespace kvq
 
-#endif  // KVQ_SERVICES_LAUNCHER_CHILD_PROCESS_H_
+#endif  // KVQ_COMMON_CHILD_PROCESS_H_
