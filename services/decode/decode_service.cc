@@ -11,7 +11,7 @@ grpc::Status DecodeService::GetStats(grpc::ServerContext*, const v1::StatsReques
                                      v1::WorkerStats* out) {
   const DecodeWorker::Stats s = worker_->stats();
   out->set_role("decode");
-  out->set_model_id(serving::ModelIdHex(worker_->model_id()));
+  out->mutable_model()->set_fingerprint(worker_->model_id());
   out->set_running(s.budget.holders);
   out->set_waiting(s.budget.waiting);
   out->set_kv_bytes_used(s.budget.used_bytes);

@@ -11,7 +11,7 @@ grpc::Status PrefillService::GetStats(grpc::ServerContext*, const v1::StatsReque
                                       v1::WorkerStats* out) {
   const PrefillWorker::Stats s = worker_->stats();
   out->set_role("prefill");
-  out->set_model_id(serving::ModelIdHex(worker_->model_id()));
+  out->mutable_model()->set_fingerprint(worker_->model_id());
   out->set_running(s.running);
   out->set_requests_total(s.requests);
   out->set_blocks_reused_total(s.reused);

@@ -1,11 +1,11 @@
 #include "services/serving/proto_convert.h"
 
-#include <limits>
 #include <utility>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
+#include "services/common/common_proto.h"
 
 namespace kvq::serving {
 namespace {
@@ -14,29 +14,7 @@ absl::Status Invalid(absl::string_view message) {
   return absl::InvalidArgumentError(message);
 }
 
-// uint16 fields of a BlockEncoding travel as uint32.
-absl::StatusOr<kernels::BlockEncoding> EncodingFromProto(const v1::BlockEncoding& e,
-                                                         int block) {
-  constexpr uint32_t kMax = std::numeric_limits<uint16_t>::max();
-  if (e.version() > kMax || e.block_tokens() > kMax || e.bits() > kMax ||
-      e.group() > kMax) {
-    return Invalid(absl::StrCat("handle block ", block, "'s encoding is out of range"));
-  }
-  return kernels::BlockEncoding{
-      static_cast<uint16_t>(e.version()), static_cast<uint16_t>(e.block_tokens()),
-      static_cast<uint16_t>(e.bits()), static_cast<uint16_t>(e.group())};
-}
-
 }  // namespace
-
-absl::StatusOr<uint64_t> ParseModelId(absl::string_view hex) {
-  uint64_t id = 0;
-  if (hex.size() != 16 || !absl::SimpleHexAtoi(hex, &id)) {
-    return Invalid(absl::StrCat("unknown model ", hex.substr(0, 64),
-                                ": a model id is 16 hex digits"));
-  }
-  return id;
-}
 
 absl::StatusOr<GenerationParams> FromProto(const v1::SamplingParams& params) {
   GenerationParams g;
@@ -66,7 +44,7 @@ void ToProto(const GenerationParams& params, v1::SamplingParams* out) {
 
 absl::StatusOr<KvHandle> FromProto(const v1::KvHandle& handle) {
   KvHandle h;
-  KVQ_ASSIGN_OR_RETURN(h.model_id, ParseModelId(handle.model_id()));
+  h.model_id = handle.model().fingerprint();
   h.tokens.assign(handle.tokens().begin(), handle.tokens().end());
   h.kv = handle.cache().kv();
   for (int b = 0; b < handle.blocks_size(); ++b) {
@@ -78,8 +56,9 @@ absl::StatusOr<KvHandle> FromProto(const v1::KvHandle& handle) {
                                   "foreign or corrupted handle: ",
                                   key.status().message(), ")"));
     }
-    KVQ_ASSIGN_OR_RETURN(kernels::BlockEncoding encoding,
-                         EncodingFromProto(ref.encoding(), b));
+    KVQ_ASSIGN_OR_RETURN(
+        kernels::BlockEncoding encoding,
+        services::EncodingFromProto(ref.encoding(), absl::StrCat("handle block ", b)));
     h.blocks.push_back({*key, encoding, static_cast<int>(ref.tokens())});
   }
   for (const v1::StoreLease& l : handle.leases()) {
@@ -90,16 +69,13 @@ absl::StatusOr<KvHandle> FromProto(const v1::KvHandle& handle) {
 }
 
 void ToProto(const KvHandle& h, v1::KvHandle* out) {
-  out->set_model_id(ModelIdHex(h.model_id));
+  out->mutable_model()->set_fingerprint(h.model_id);
   out->mutable_tokens()->Add(h.tokens.begin(), h.tokens.end());
   out->mutable_cache()->set_kv(h.kv);
   for (const HandleBlock& b : h.blocks) {
     v1::BlockRef* ref = out->add_blocks();
     ref->set_key(b.key.ToBytes());
-    ref->mutable_encoding()->set_version(b.encoding.version);
-    ref->mutable_encoding()->set_block_tokens(b.encoding.block_tokens);
-    ref->mutable_encoding()->set_bits(b.encoding.bits);
-    ref->mutable_encoding()->set_group(b.encoding.group);
+    services::EncodingToProto(b.encoding, ref->mutable_encoding());
     ref->set_tokens(b.tokens);
   }
   for (const HandleLease& l : h.leases) {
@@ -115,9 +91,7 @@ void ToProto(const KvHandle& h, v1::KvHandle* out) {
 absl::StatusOr<PrefillRequest> FromProto(const v1::PrefillRequest& request) {
   PrefillRequest r;
   r.tokens.assign(request.tokens().begin(), request.tokens().end());
-  if (!request.model_id().empty()) {
-    KVQ_ASSIGN_OR_RETURN(r.model_id, ParseModelId(request.model_id()));
-  }
+  if (request.has_model()) r.model_id = request.model().fingerprint();
   r.kv = request.cache().kv();
   KVQ_ASSIGN_OR_RETURN(r.generation, FromProto(request.sampling()));
   return r;
@@ -125,7 +99,7 @@ absl::StatusOr<PrefillRequest> FromProto(const v1::PrefillRequest& request) {
 
 void ToProto(const PrefillRequest& request, v1::PrefillRequest* out) {
   out->mutable_tokens()->Add(request.tokens.begin(), request.tokens.end());
-  if (request.model_id) out->set_model_id(ModelIdHex(*request.model_id));
+  if (request.model_id) out->mutable_model()->set_fingerprint(*request.model_id);
   out->mutable_cache()->set_kv(request.kv);
   ToProto(request.generation, out->mutable_sampling());
 }

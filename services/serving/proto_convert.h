@@ -20,9 +20,6 @@
 
 namespace kvq::serving {
 
-// 16 hex digits -> the model id. INVALID_ARGUMENT otherwise.
-absl::StatusOr<uint64_t> ParseModelId(absl::string_view hex);
-
 // Temperature, top_p, top_k validated (model::Sampling::Validate) and
 // max_tokens >= 1.
 absl::StatusOr<GenerationParams> FromProto(const v1::SamplingParams& params);

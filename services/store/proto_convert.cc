@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
+#include "services/common/common_proto.h"
 
 namespace kvq::store {
 namespace {
@@ -47,20 +48,14 @@ absl::StatusOr<std::vector<kvstore::BlockKey>> KeysFromProto(
 }
 
 absl::StatusOr<kvstore::BlockMeta> MetaFromProto(const v1::BlockMeta& proto) {
-  KVQ_RETURN_IF_ERROR(CheckFits16(proto.format_version(), "format_version"));
-  KVQ_RETURN_IF_ERROR(CheckFits16(proto.block_tokens(), "block_tokens"));
-  KVQ_RETURN_IF_ERROR(CheckFits16(proto.bits(), "bits"));
-  KVQ_RETURN_IF_ERROR(CheckFits16(proto.group(), "group"));
   KVQ_RETURN_IF_ERROR(CheckFits31(proto.n_layers(), "n_layers"));
   KVQ_RETURN_IF_ERROR(CheckFits31(proto.n_kv_heads(), "n_kv_heads"));
   KVQ_RETURN_IF_ERROR(CheckFits31(proto.head_dim(), "head_dim"));
   KVQ_RETURN_IF_ERROR(CheckFits31(proto.token_count(), "token_count"));
   kvstore::BlockMeta meta;
-  meta.encoding.version = static_cast<uint16_t>(proto.format_version());
-  meta.encoding.block_tokens = static_cast<uint16_t>(proto.block_tokens());
-  meta.encoding.bits = static_cast<uint16_t>(proto.bits());
-  meta.encoding.group = static_cast<uint16_t>(proto.group());
-  meta.model_id = proto.model_id();
+  KVQ_ASSIGN_OR_RETURN(meta.encoding,
+                       services::EncodingFromProto(proto.encoding(), "encoding"));
+  meta.model_id = proto.model().fingerprint();
   meta.n_layers = static_cast<int32_t>(proto.n_layers());
   meta.n_kv_heads = static_cast<int32_t>(proto.n_kv_heads());
   meta.head_dim = static_cast<int32_t>(proto.head_dim());
@@ -72,11 +67,8 @@ absl::StatusOr<kvstore::BlockMeta> MetaFromProto(const v1::BlockMeta& proto) {
 
 v1::BlockMeta MetaToProto(const kvstore::BlockMeta& meta) {
   v1::BlockMeta p;
-  p.set_format_version(meta.encoding.version);
-  p.set_block_tokens(meta.encoding.block_tokens);
-  p.set_bits(meta.encoding.bits);
-  p.set_group(meta.encoding.group);
-  p.set_model_id(meta.model_id);
+  services::EncodingToProto(meta.encoding, p.mutable_encoding());
+  p.mutable_model()->set_fingerprint(meta.model_id);
   p.set_n_layers(meta.n_layers);
   p.set_n_kv_heads(meta.n_kv_heads);
   p.set_head_dim(meta.head_dim);

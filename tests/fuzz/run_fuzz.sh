@@ -19,7 +19,7 @@ if ! command -v "$clang" >/dev/null; then
 fi
 
 # Rebuild only when a source (or this script) is newer than the binary.
-deps=(proto/kvstore.proto tests/fuzz/run_fuzz.sh kernels/block_format.h kvstore/*.h
+deps=(proto/kvstore.proto proto/common.proto tests/fuzz/run_fuzz.sh kernels/block_format.h kvstore/*.h
       services/store/proto_convert.h services/store/put_session.h
       services/store/chunk_decoder.h)
 
@@ -29,6 +29,8 @@ absl_libs=$(grep -o '"-labsl_[a-z_0-9]*"' third_party/BUILD | tr -d '"' | tr '\n
 srcs=(
   tests/fuzz/store_fuzz.cc
   "$out/gen/proto/kvstore.pb.cc"
+  "$out/gen/proto/common.pb.cc"
+  services/common/common_proto.cc
   kernels/block_format.cc
   kvstore/block_key.cc
   kvstore/block.cc
@@ -46,7 +48,7 @@ for f in "${deps[@]}" "${srcs[@]:0:1}" "${srcs[@]:2}" "${cxx23_srcs[@]}"; do
   [[ "$f" -nt "$out/store_fuzz" ]] && stale=1
 done
 if ((stale)); then
-  /usr/bin/protoc --proto_path=. --cpp_out="$out/gen" proto/kvstore.proto
+  /usr/bin/protoc --proto_path=. --cpp_out="$out/gen" proto/kvstore.proto proto/common.proto
   objs=()
   for f in "${cxx23_srcs[@]}"; do
     obj="$out/$(basename "$f" .cc).o"

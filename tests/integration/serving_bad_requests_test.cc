@@ -113,7 +113,7 @@ TEST_F(ServingBadRequestsTest, BadSampling) {
 TEST_F(ServingBadRequestsTest, UnknownModel) {
   v1::PrefillRequest req;
   req.add_tokens(1);
-  req.set_model_id("0123456789abcdef");
+  req.mutable_model()->set_fingerprint(0x0123456789abcdef);
   req.mutable_sampling()->set_max_tokens(4);
   v1::PrefillResponse resp;
   grpc::Status s = Prefill(cluster_->prefill_addresses()[0], req, &resp);
@@ -124,7 +124,7 @@ TEST_F(ServingBadRequestsTest, UnknownModel) {
 TEST_F(ServingBadRequestsTest, HandleForAnotherModel) {
   v1::PrefillResponse real = RealHandle(ShortPrompt(40, 1));
   v1::KvHandle h = real.handle();
-  h.set_model_id("0123456789abcdef");
+  h.mutable_model()->set_fingerprint(0x0123456789abcdef);
   grpc::Status s = DecodeHandle(h, real.first_token());
   EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_THAT(s.error_message(), HasSubstr("handle is for model 0123456789abcdef"));

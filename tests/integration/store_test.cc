@@ -282,7 +282,7 @@ TEST(StoreIntegrationTest, BadPutsGetTheirCodesAndStoreNothing) {
 
   TestBlock bad_version = MakeTestBlock(2);
   std::vector<v1::PutBlocksRequest> m = WholeBlock(bad_version);
-  m[0].mutable_headers(0)->mutable_meta()->set_format_version(9);
+  m[0].mutable_headers(0)->mutable_meta()->mutable_encoding()->set_version(9);
   EXPECT_EQ(RawPut(addr, m).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
 
   // Metadata inconsistent with the bytes sent: the header says 3 KV heads,

@@ -25,6 +25,11 @@ class Prefilled:
     response: object   # the whole kvq.v1.PrefillResponse
 
 
+def _model_hex(model):
+    """A kvq.v1.ModelId as its 16 hex digits."""
+    return f"{model.fingerprint:016x}"
+
+
 def _fields(msg):
     return {f.name: getattr(msg, f.name) for f in msg.DESCRIPTOR.fields}
 
@@ -58,7 +63,11 @@ class _Worker:
 
     def stats(self):
         """The worker's WorkerStats as {field: value}."""
-        return _fields(self._call("GetStats", self._pb.serving_pb2.StatsRequest()))
+        stats = self._call("GetStats", self._pb.serving_pb2.StatsRequest())
+        fields = _fields(stats)
+        del fields["model"]
+        fields["model_id"] = _model_hex(stats.model)
+        return fields
 
 
 class PrefillClient(_Worker):
@@ -67,12 +76,18 @@ class PrefillClient(_Worker):
     def prefill(self, tokens, kv="", model_id=""):
         """Prefills `tokens` (ids, BOS first) and commits their blocks to the store."""
         pb = self._pb.serving_pb2
-        request = pb.PrefillRequest(tokens=list(tokens), model_id=model_id,
-                                    cache=pb.CacheConfig(kv=kv),
+        request = pb.PrefillRequest(tokens=list(tokens), cache=pb.CacheConfig(kv=kv),
                                     sampling=pb.SamplingParams(max_tokens=1))
+        if model_id:
+            try:
+                request.model.fingerprint = int(model_id, 16)
+            except ValueError:
+                raise KvqError("INVALID_ARGUMENT",
+                               f"model_id must be 16 hex digits, got {model_id!r}") from None
         reply = self._call("Prefill", request)
         return Prefilled(keys=[b.key for b in reply.handle.blocks],
-                         first_token=reply.first_token, model_id=reply.handle.model_id,
+                         first_token=reply.first_token,
+                         model_id=_model_hex(reply.handle.model),
                          response=reply)
 
 

@@ -157,7 +157,7 @@ TEST_F(PutSessionTest, ProtocolErrorsAreInvalidArgument) {
     PutSession session(store_.get(), {});
     v1::PutBlocksRequest r;
     v1::BlockHeader h = Header(0, a);
-    h.mutable_meta()->set_format_version(7);
+    h.mutable_meta()->mutable_encoding()->set_version(7);
     *r.add_headers() = h;
     EXPECT_EQ(session.Apply(r).code(), absl::StatusCode::kInvalidArgument);
   }
@@ -165,7 +165,7 @@ TEST_F(PutSessionTest, ProtocolErrorsAreInvalidArgument) {
     PutSession session(store_.get(), {});
     v1::PutBlocksRequest r;
     v1::BlockHeader h = Header(0, a);
-    h.mutable_meta()->set_bits(70000);  // overflows u16
+    h.mutable_meta()->mutable_encoding()->set_bits(70000);  // overflows u16
     *r.add_headers() = h;
     EXPECT_EQ(session.Apply(r).code(), absl::StatusCode::kInvalidArgument);
   }

@@ -1,0 +1,38 @@
+#include "services/common/common_proto.h"
+
+#include <cstdint>
+#include <limits>
+
+#include "absl/strings/str_cat.h"
+
+namespace kvq::services {
+
+absl::StatusOr<kernels::BlockEncoding> EncodingFromProto(const v1::BlockEncoding& proto,
+                                                         absl::string_view field) {
+  constexpr uint32_t kMax = std::numeric_limits<uint16_t>::max();
+  const struct {
+    const char* name;
+    uint32_t value;
+  } fields[] = {{"version", proto.version()},
+                {"block_tokens", proto.block_tokens()},
+                {"bits", proto.bits()},
+                {"group", proto.group()}};
+  for (const auto& f : fields) {
+    if (f.value > kMax) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(field, ".", f.name, " = ", f.value, " is out of range"));
+    }
+  }
+  return kernels::BlockEncoding{
+      static_cast<uint16_t>(proto.version()), static_cast<uint16_t>(proto.block_tokens()),
+      static_cast<uint16_t>(proto.bits()), static_cast<uint16_t>(proto.group())};
+}
+
+void EncodingToProto(const kernels::BlockEncoding& encoding, v1::BlockEncoding* out) {
+  out->set_version(encoding.version);
+  out->set_block_tokens(encoding.block_tokens);
+  out->set_bits(encoding.bits);
+  out->set_group(encoding.group);
+}
+
+}  // namespace kvq::services
