@@ -22,51 +22,49 @@ int Fail(int code, const std::string& what) {
   return code;
 }
 
-nlohmann::json ToJson(const v1::StoreStatsResponse& s) {
-  return {{"capacity_bytes", s.capacity_bytes()},
-          {"bytes", s.bytes()},
-          {"blocks", s.blocks()},
-          {"leased_blocks", s.leased_blocks()},
-          {"leased_bytes", s.leased_bytes()},
-          {"active_leases", s.active_leases()},
-          {"puts", s.puts()},
-          {"duplicate_puts", s.duplicate_puts()},
-          {"rejected_puts", s.rejected_puts()},
-          {"hits", s.hits()},
-          {"misses", s.misses()},
-          {"evictions", s.evictions()},
-          {"expired_leases", s.expired_leases()}};
+nlohmann::json ToJson(const kvstore::StoreStats& s) {
+  return {{"capacity_bytes", s.capacity_bytes},
+          {"bytes", s.bytes},
+          {"blocks", s.blocks},
+          {"leased_blocks", s.leased_blocks},
+          {"leased_bytes", s.leased_bytes},
+          {"active_leases", s.active_leases},
+          {"puts", s.puts},
+          {"duplicate_puts", s.duplicate_puts},
+          {"rejected_puts", s.rejected_puts},
+          {"hits", s.hits},
+          {"misses", s.misses},
+          {"evictions", s.evictions},
+          {"expired_leases", s.expired_leases}};
 }
 
-void PrintLine(const std::string& name, const v1::StoreStatsResponse& s) {
-  const double used =
-      s.capacity_bytes() > 0 ? 100.0 * s.bytes() / s.capacity_bytes() : 0.0;
+void PrintLine(const std::string& name, const kvstore::StoreStats& s) {
+  const double used = s.capacity_bytes > 0 ? 100.0 * s.bytes / s.capacity_bytes : 0.0;
   std::printf(
       "%s: %llu / %llu bytes (%.1f%%), %llu blocks, %llu leased, puts %llu (duplicate "
       "%llu, rejected %llu), hits %llu, misses %llu, evictions %llu\n",
-      name.c_str(), static_cast<unsigned long long>(s.bytes()),
-      static_cast<unsigned long long>(s.capacity_bytes()), used,
-      static_cast<unsigned long long>(s.blocks()),
-      static_cast<unsigned long long>(s.leased_blocks()),
-      static_cast<unsigned long long>(s.puts()),
-      static_cast<unsigned long long>(s.duplicate_puts()),
-      static_cast<unsigned long long>(s.rejected_puts()),
-      static_cast<unsigned long long>(s.hits()),
-      static_cast<unsigned long long>(s.misses()),
-      static_cast<unsigned long long>(s.evictions()));
+      name.c_str(), static_cast<unsigned long long>(s.bytes),
+      static_cast<unsigned long long>(s.capacity_bytes), used,
+      static_cast<unsigned long long>(s.blocks),
+      static_cast<unsigned long long>(s.leased_blocks),
+      static_cast<unsigned long long>(s.puts),
+      static_cast<unsigned long long>(s.duplicate_puts),
+      static_cast<unsigned long long>(s.rejected_puts),
+      static_cast<unsigned long long>(s.hits), static_cast<unsigned long long>(s.misses),
+      static_cast<unsigned long long>(s.evictions));
 }
 
-void Add(const v1::StoreStatsResponse& s, v1::StoreStatsResponse* total) {
-  total->set_capacity_bytes(total->capacity_bytes() + s.capacity_bytes());
-  total->set_bytes(total->bytes() + s.bytes());
-  total->set_blocks(total->blocks() + s.blocks());
-  total->set_leased_blocks(total->leased_blocks() + s.leased_blocks());
-  total->set_puts(total->puts() + s.puts());
-  total->set_duplicate_puts(total->duplicate_puts() + s.duplicate_puts());
-  total->set_rejected_puts(total->rejected_puts() + s.rejected_puts());
-  total->set_hits(total->hits() + s.hits());
-  total->set_misses(total->misses() + s.misses());
-  total->set_evictions(total->evictions() + s.evictions());
+void Add(const kvstore::StoreStats& s, kvstore::StoreStats* total) {
+  total->capacity_bytes += s.capacity_bytes;
+  total->bytes += s.bytes;
+  total->blocks += s.blocks;
+  total->leased_blocks += s.leased_blocks;
+  total->puts += s.puts;
+  total->duplicate_puts += s.duplicate_puts;
+  total->rejected_puts += s.rejected_puts;
+  total->hits += s.hits;
+  total->misses += s.misses;
+  total->evictions += s.evictions;
 }
 
 int RunStoreStats(const std::vector<std::string>& args) {
@@ -83,10 +81,10 @@ int RunStoreStats(const std::vector<std::string>& args) {
   if (!client.ok()) return Fail(2, client.status().ToString());
 
   const bool json = absl::GetFlag(FLAGS_json);
-  v1::StoreStatsResponse total;
+  kvstore::StoreStats total;
   int failed = 0;
   for (size_t i = 0; i < shards.size(); ++i) {
-    absl::StatusOr<v1::StoreStatsResponse> s = (*client)->Stats(i);
+    absl::StatusOr<kvstore::StoreStats> s = (*client)->Stats(i);
     if (!s.ok()) {
       std::fprintf(stderr, "kvq client store-stats: %s: %s\n", shards[i].c_str(),
                    s.status().ToString().c_str());

@@ -19,7 +19,7 @@ namespace {
 // The handle's leases on the shards this worker knows (a shard it does not
 // know is left to its lease's TTL).
 std::vector<store::ShardLease> HandleLeases(const serving::KvHandle& handle,
-                                            const serving::StoreClient& store) {
+                                            const serving::WorkerStore& store) {
   std::vector<store::ShardLease> out;
   for (const serving::HandleLease& l : handle.leases) {
     const int shard = store.ShardIndex(l.store);
@@ -61,7 +61,7 @@ absl::Status CheckFetched(const kvstore::Block& block, int b,
 
 DecodeWorker::DecodeWorker(const model::Model& model,
                            const model::Transformer& transformer,
-                           serving::StoreClient* store, serving::ServingMetrics* metrics,
+                           serving::WorkerStore* store, serving::ServingMetrics* metrics,
                            const DecodeOptions& options)
     : model_(model),
       transformer_(transformer),

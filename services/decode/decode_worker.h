@@ -41,7 +41,7 @@
 #include "services/decode/batch_engine.h"
 #include "services/decode/kv_budget.h"
 #include "services/serving/serving_metrics.h"
-#include "services/serving/store_client.h"
+#include "services/serving/worker_store.h"
 #include "services/serving/worker_types.h"
 
 namespace kvq::decode {
@@ -60,7 +60,7 @@ class DecodeWorker {
   // `store` may be null (colocated only: handles are then UNAVAILABLE), and
   // `metrics` too. Everything must outlive the worker.
   DecodeWorker(const model::Model& model, const model::Transformer& transformer,
-               serving::StoreClient* store, serving::ServingMetrics* metrics,
+               serving::WorkerStore* store, serving::ServingMetrics* metrics,
                const DecodeOptions& options);
   ~DecodeWorker();
 
@@ -118,7 +118,7 @@ class DecodeWorker {
 
   const model::Model& model_;
   const model::Transformer& transformer_;
-  serving::StoreClient* const store_;
+  serving::WorkerStore* const store_;
   serving::ServingMetrics* const metrics_;
   const DecodeOptions options_;
   KvBudget budget_;

@@ -11,8 +11,8 @@
 #include "services/common/grpc_server.h"
 #include "services/decode/decode_service.h"
 #include "services/decode/decode_worker.h"
-#include "services/serving/store_client.h"
 #include "services/serving/worker_main.h"
+#include "services/serving/worker_store.h"
 
 namespace kvq::decode {
 namespace {
@@ -24,9 +24,9 @@ int ServeDecode(const std::vector<std::string>&) {
                                       .metrics_host = absl::GetFlag(FLAGS_host),
                                       .metrics_port = absl::GetFlag(FLAGS_metrics_port)});
   if (!worker.ok()) return serving::FailStartup("decode", worker.status());
-  std::unique_ptr<serving::StoreClient> store;
+  std::unique_ptr<serving::WorkerStore> store;
   if (!absl::GetFlag(FLAGS_store).empty()) {
-    auto s = serving::StoreClient::Connect(absl::GetFlag(FLAGS_store),
+    auto s = serving::WorkerStore::Connect(absl::GetFlag(FLAGS_store),
                                            absl::GetFlag(FLAGS_store_timeout));
     if (!s.ok()) return serving::FailStartup("decode", s.status());
     store = std::move(*s);

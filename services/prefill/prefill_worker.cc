@@ -34,7 +34,7 @@ class Running {
 
 PrefillWorker::PrefillWorker(const model::Model& model,
                              const model::Transformer& transformer,
-                             serving::StoreClient* store,
+                             serving::WorkerStore* store,
                              serving::ServingMetrics* metrics,
                              const PrefillOptions& options)
     : model_(model),
@@ -123,7 +123,7 @@ absl::StatusOr<PrefillWorker::Prefix> PrefillWorker::ReusePrefix(const Plan& pla
   // The Lookup leases the blocks it finds, so that they are not evicted
   // before we fetch them; the lease is renewed while held and released once
   // the handle's own lease covers the blocks.
-  absl::StatusOr<serving::StoreClient::LookupResult> found =
+  absl::StatusOr<store::LookupResult> found =
       store_->Lookup(plan.keys, options_.lease_ttl);
   if (!found.ok()) {
     if (metrics_) metrics_->kv_transfer_failures->Increment();
@@ -275,8 +275,7 @@ absl::StatusOr<PrefillWorker::Computed> PrefillWorker::ComputeAndPush(
 absl::StatusOr<std::vector<store::ShardLease>> PrefillWorker::LeaseHandleBlocks(
     const Plan& plan, const model::BlockKvCache& cache, int* reput) {
   const absl::Duration ttl = options_.lease_ttl;
-  KVQ_ASSIGN_OR_RETURN(serving::StoreClient::LookupResult found,
-                       store_->Lookup(plan.keys, ttl));
+  KVQ_ASSIGN_OR_RETURN(store::LookupResult found, store_->Lookup(plan.keys, ttl));
   serving::HeldLeases held(store_, std::move(found.leases), absl::ZeroDuration());
   // Blocks evicted since their commit (the store is under pressure): put
   // them again from the cache, once, and lease them too.
@@ -297,7 +296,7 @@ absl::StatusOr<std::vector<store::ShardLease>> PrefillWorker::LeaseHandleBlocks(
   *reput = static_cast<int>(again.size());
   if (metrics_) metrics_->kv_blocks_reput->Increment(static_cast<double>(again.size()));
   absl::Status s = store_->PutBlocks(again);
-  absl::StatusOr<serving::StoreClient::LookupResult> second =
+  absl::StatusOr<store::LookupResult> second =
       s.ok() ? store_->Lookup(again_keys, ttl) : s;
   if (second.ok()) {
     leases.insert(leases.end(), second->leases.begin(), second->leases.end());

@@ -40,7 +40,7 @@
 #include "model/model.h"
 #include "model/transformer.h"
 #include "services/serving/serving_metrics.h"
-#include "services/serving/store_client.h"
+#include "services/serving/worker_store.h"
 #include "services/serving/worker_types.h"
 
 namespace kvq::prefill {
@@ -64,7 +64,7 @@ class PrefillWorker {
  public:
   // All pointers must outlive the worker; `metrics` may be null.
   PrefillWorker(const model::Model& model, const model::Transformer& transformer,
-                serving::StoreClient* store, serving::ServingMetrics* metrics,
+                serving::WorkerStore* store, serving::ServingMetrics* metrics,
                 const PrefillOptions& options);
 
   // Steps 1-6. `cancelled` is polled after each layer (CANCELLED).
@@ -132,7 +132,7 @@ class PrefillWorker {
 
   const model::Model& model_;
   const model::Transformer& transformer_;
-  serving::StoreClient* const store_;
+  serving::WorkerStore* const store_;
   serving::ServingMetrics* const metrics_;
   const PrefillOptions options_;
   std::atomic<uint32_t> running_{0};

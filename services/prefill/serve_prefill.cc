@@ -10,8 +10,8 @@
 #include "services/common/grpc_server.h"
 #include "services/prefill/prefill_service.h"
 #include "services/prefill/prefill_worker.h"
-#include "services/serving/store_client.h"
 #include "services/serving/worker_main.h"
+#include "services/serving/worker_store.h"
 
 ABSL_FLAG(bool, push_after_prefill, false,
           "Prefill worker: push the KV blocks after the whole prefill instead of each "
@@ -35,7 +35,7 @@ int ServePrefill(const std::vector<std::string>&) {
     return serving::FailStartup(
         "prefill", absl::InvalidArgumentError("--kv_lease_ttl must be >= 0"));
   }
-  auto store = serving::StoreClient::Connect(absl::GetFlag(FLAGS_store),
+  auto store = serving::WorkerStore::Connect(absl::GetFlag(FLAGS_store),
                                              absl::GetFlag(FLAGS_store_timeout));
   if (!store.ok()) return serving::FailStartup("prefill", store.status());
   PrefillWorker core(*worker->model.model, *worker->transformer, store->get(),

@@ -1,8 +1,9 @@
-// Client of the KvStore service (proto/kvstore.proto) across one or more store
-// shards. Each block lives on one shard, chosen by rendezvous hashing of its
-// key over the shards' addresses, so every process with the same address list
-// (in any order) routes a key the same way, and adding a shard moves only the
-// blocks the new shard wins. Every call has a deadline; calls that fail
+// The client of the KV store (proto/kvstore.proto) across one or more store
+// shards: an interface with domain types only, and a factory for its gRPC
+// implementation (internal/grpc_store_client.h). Each block lives on one shard, chosen by
+// rendezvous hashing of its key over the shards' addresses, so every process with the
+// same address list (in any order) routes a key the same way, and adding a shard moves
+// only the blocks the new shard wins. Every call has a deadline; calls that fail
 // UNAVAILABLE are retried with exponential backoff (puts are idempotent: the
 // first writer wins).
 //
@@ -31,12 +32,9 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "absl/types/span.h"
-#include "grpcpp/channel.h"
-#include "grpcpp/impl/rpc_method.h"
 #include "kvstore/block.h"
 #include "kvstore/block_key.h"
 #include "kvstore/kv_store.h"
-#include "proto/kvstore.grpc.pb.h"
 
 namespace kvq::store {
 
@@ -58,8 +56,6 @@ struct LookupResult {
   std::vector<bool> present;  // per key
   std::vector<ShardLease> leases;
 };
-
-class StoreClient;
 
 // One PutBlocks stream per shard, written as the caller produces layers.
 // Not thread-safe. Not retried (a failed writer's blocks can be put again).
@@ -102,62 +98,40 @@ class StoreClient {
     bool own_connections = false;
   };
 
+  // The gRPC client (services/store/internal/grpc_store_client.h).
   // INVALID_ARGUMENT for no addresses, duplicates, or bad sizes. Connects lazily.
   static absl::StatusOr<std::unique_ptr<StoreClient>> Create(const Options& options);
 
-  size_t num_shards() const { return stubs_.size(); }
-  const std::string& address(size_t shard) const { return options_.addresses[shard]; }
+  virtual ~StoreClient() = default;
+
+  virtual size_t num_shards() const = 0;
+  virtual const std::string& address(size_t shard) const = 0;
   // The shard holding `key`: argmax over shards of XXH3-64(key bytes ++ address).
-  size_t ShardOf(const kvstore::BlockKey& key) const;
+  virtual size_t ShardOf(const kvstore::BlockKey& key) const = 0;
 
   // Puts whole blocks (bytes must match meta, meta.checksum set): one stream
   // per shard, headers first, then layer 0 of every block, layer 1, ...
   // Outcomes per block in order, or the first error.
-  absl::StatusOr<std::vector<kvstore::PutOutcome>> PutBlocks(
-      absl::Span<const kvstore::Block> blocks);
+  virtual absl::StatusOr<std::vector<kvstore::PutOutcome>> PutBlocks(
+      absl::Span<const kvstore::Block> blocks) = 0;
 
-  absl::StatusOr<std::unique_ptr<BlockWriter>> OpenWriter();
+  virtual absl::StatusOr<std::unique_ptr<BlockWriter>> OpenWriter() = 0;
 
   // Fetches blocks; a lease_ttl > 0 leases the found ones on their shards.
-  absl::StatusOr<GetResult> GetBlocks(absl::Span<const kvstore::BlockKey> keys,
-                                      absl::Duration lease_ttl = absl::ZeroDuration());
+  virtual absl::StatusOr<GetResult> GetBlocks(
+      absl::Span<const kvstore::BlockKey> keys,
+      absl::Duration lease_ttl = absl::ZeroDuration()) = 0;
   // Which keys are present (a chain's keys: present_prefix is what can be reused).
-  absl::StatusOr<LookupResult> Lookup(absl::Span<const kvstore::BlockKey> keys,
-                                      absl::Duration lease_ttl = absl::ZeroDuration());
-  absl::Status RenewLeases(absl::Span<const ShardLease> leases, absl::Duration ttl);
-  absl::Status ReleaseLeases(absl::Span<const ShardLease> leases);
+  virtual absl::StatusOr<LookupResult> Lookup(
+      absl::Span<const kvstore::BlockKey> keys,
+      absl::Duration lease_ttl = absl::ZeroDuration()) = 0;
+  virtual absl::Status RenewLeases(absl::Span<const ShardLease> leases,
+                                   absl::Duration ttl) = 0;
+  virtual absl::Status ReleaseLeases(absl::Span<const ShardLease> leases) = 0;
   // Per key: OK, NOT_FOUND, FAILED_PRECONDITION (leased), or the call's error.
-  std::vector<absl::Status> Delete(absl::Span<const kvstore::BlockKey> keys);
-  absl::StatusOr<v1::StoreStatsResponse> Stats(size_t shard);
-
- private:
-  friend class BlockWriterImpl;
-  explicit StoreClient(const Options& options);
-
-  // Calls `fn` until it returns something other than UNAVAILABLE or the
-  // attempts run out, sleeping with exponential backoff in between.
-  absl::Status WithRetries(const std::function<absl::Status()>& fn) const;
-  // A fresh context with the deadline set.
-  std::unique_ptr<grpc::ClientContext> NewContext() const;
-  // Key indexes grouped by shard.
-  std::vector<std::vector<size_t>> GroupByShard(
-      absl::Span<const kvstore::BlockKey> keys) const;
-  absl::StatusOr<std::vector<kvstore::PutOutcome>> PutShard(
-      size_t shard, const std::vector<const kvstore::Block*>& blocks);
-
-  // PutBlocks and GetBlocks of one shard as raw (grpc::ByteBuffer) calls:
-  // chunk data goes out from the callers' buffers and comes in straight into
-  // the blocks (chunk_decoder.h); the wire format is the proto's.
-  struct RawMethods {
-    explicit RawMethods(const std::shared_ptr<grpc::Channel>& channel);
-    std::shared_ptr<grpc::Channel> channel;
-    grpc::internal::RpcMethod put_blocks;
-    grpc::internal::RpcMethod get_blocks;
-  };
-
-  const Options options_;
-  std::vector<std::unique_ptr<v1::KvStore::Stub>> stubs_;
-  std::vector<RawMethods> raw_;  // per shard
+  virtual std::vector<absl::Status> Delete(absl::Span<const kvstore::BlockKey> keys) = 0;
+  // One shard's counters (the store engine's StoreStats).
+  virtual absl::StatusOr<kvstore::StoreStats> Stats(size_t shard) = 0;
 };
 
 // Splits "a:1,b:2" into addresses (empty items dropped).

@@ -77,4 +77,40 @@ v1::BlockMeta MetaToProto(const kvstore::BlockMeta& meta) {
   return p;
 }
 
+kvstore::StoreStats StatsFromProto(const v1::StoreStatsResponse& p) {
+  kvstore::StoreStats s;
+  s.capacity_bytes = p.capacity_bytes();
+  s.bytes = p.bytes();
+  s.blocks = p.blocks();
+  s.leased_blocks = p.leased_blocks();
+  s.leased_bytes = p.leased_bytes();
+  s.active_leases = p.active_leases();
+  s.puts = p.puts();
+  s.duplicate_puts = p.duplicate_puts();
+  s.rejected_puts = p.rejected_puts();
+  s.hits = p.hits();
+  s.misses = p.misses();
+  s.evictions = p.evictions();
+  s.expired_leases = p.expired_leases();
+  return s;
+}
+
+v1::StoreStatsResponse StatsToProto(const kvstore::StoreStats& s) {
+  v1::StoreStatsResponse p;
+  p.set_capacity_bytes(s.capacity_bytes);
+  p.set_bytes(s.bytes);
+  p.set_blocks(s.blocks);
+  p.set_leased_blocks(s.leased_blocks);
+  p.set_leased_bytes(s.leased_bytes);
+  p.set_active_leases(s.active_leases);
+  p.set_puts(s.puts);
+  p.set_duplicate_puts(s.duplicate_puts);
+  p.set_rejected_puts(s.rejected_puts);
+  p.set_hits(s.hits);
+  p.set_misses(s.misses);
+  p.set_evictions(s.evictions);
+  p.set_expired_leases(s.expired_leases);
+  return p;
+}
+
 }  // namespace kvq::store

@@ -14,6 +14,7 @@
 #include "google/protobuf/repeated_field.h"
 #include "kvstore/block.h"
 #include "kvstore/block_key.h"
+#include "kvstore/kv_store.h"
 #include "proto/kvstore.pb.h"
 
 namespace kvq::store {
@@ -28,6 +29,9 @@ absl::StatusOr<std::vector<kvstore::BlockKey>> KeysFromProto(
 // kvstore::ValidateMeta (unknown version, bad encoding, shape, token count).
 absl::StatusOr<kvstore::BlockMeta> MetaFromProto(const v1::BlockMeta& proto);
 v1::BlockMeta MetaToProto(const kvstore::BlockMeta& meta);
+
+kvstore::StoreStats StatsFromProto(const v1::StoreStatsResponse& proto);
+v1::StoreStatsResponse StatsToProto(const kvstore::StoreStats& stats);
 
 }  // namespace kvq::store
 

@@ -254,8 +254,8 @@ absl::StatusOr<std::vector<StoreBenchRow>> RunStoreBench(
     // A running store: fill up to its own capacity (it must hold a run's blocks).
     KVQ_ASSIGN_OR_RETURN(std::unique_ptr<StoreClient> c,
                          StoreClient::Create({.addresses = {address}}));
-    KVQ_ASSIGN_OR_RETURN(v1::StoreStatsResponse stats, c->Stats(0));
-    capacity = stats.capacity_bytes();
+    KVQ_ASSIGN_OR_RETURN(kvstore::StoreStats stats, c->Stats(0));
+    capacity = stats.capacity_bytes;
     if (capacity < 2 * run_bytes) {
       return absl::FailedPreconditionError(
           absl::StrCat("bench store: the store at ", address, " holds ", capacity,

@@ -345,20 +345,7 @@ grpc::ServerUnaryReactor* StoreService::Stats(grpc::CallbackServerContext* conte
                                               v1::StoreStatsResponse* response) {
   const absl::Time start = absl::Now();
   if (draining_) return FinishUnary(context, "Stats", start, ShuttingDown());
-  const kvstore::StoreStats s = store_->Stats();
-  response->set_capacity_bytes(s.capacity_bytes);
-  response->set_bytes(s.bytes);
-  response->set_blocks(s.blocks);
-  response->set_leased_blocks(s.leased_blocks);
-  response->set_leased_bytes(s.leased_bytes);
-  response->set_active_leases(s.active_leases);
-  response->set_puts(s.puts);
-  response->set_duplicate_puts(s.duplicate_puts);
-  response->set_rejected_puts(s.rejected_puts);
-  response->set_hits(s.hits);
-  response->set_misses(s.misses);
-  response->set_evictions(s.evictions);
-  response->set_expired_leases(s.expired_leases);
+  *response = StatsToProto(store_->Stats());
   return FinishUnary(context, "Stats", start, absl::OkStatus());
 }
 

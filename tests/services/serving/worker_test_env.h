@@ -15,7 +15,7 @@
 #include "common/paths.h"
 #include "model/model_loader.h"
 #include "model/transformer.h"
-#include "services/serving/store_client.h"
+#include "services/serving/worker_store.h"
 #include "tests/services/store/in_process_store.h"
 
 namespace kvq::serving::testing {
@@ -27,7 +27,7 @@ class WorkerTestEnv {
     if (!loaded.ok()) return;
     loaded_ = std::move(*loaded);
     transformer_ = std::make_unique<model::Transformer>(*loaded_.model);
-    auto client = StoreClient::Connect(store_server_.address(), absl::Seconds(10));
+    auto client = WorkerStore::Connect(store_server_.address(), absl::Seconds(10));
     if (client.ok()) store_ = std::move(*client);
   }
   bool ok() const { return store_ != nullptr && loaded_.tokenizer != nullptr; }
@@ -35,7 +35,7 @@ class WorkerTestEnv {
   const model::Model& model() const { return *loaded_.model; }
   const model::Transformer& transformer() const { return *transformer_; }
   const model::Tokenizer& tokenizer() const { return *loaded_.tokenizer; }
-  StoreClient* store() { return store_.get(); }
+  WorkerStore* store() { return store_.get(); }
   kvstore::KvStore& engine() { return store_server_.engine(); }
   std::vector<int> Encode(const std::string& text) const {
     return loaded_.tokenizer->Encode(text);
@@ -45,7 +45,7 @@ class WorkerTestEnv {
   store::testing::InProcessStore store_server_;
   model::LoadedModel loaded_;
   std::unique_ptr<model::Transformer> transformer_;
-  std::unique_ptr<StoreClient> store_;
+  std::unique_ptr<WorkerStore> store_;
 };
 
 }  // namespace kvq::serving::testing

@@ -129,10 +129,10 @@ TEST(StoreClientTest, PutGetLookupLeaseDelete) {
 
   auto stats = client->Stats(0);
   ASSERT_TRUE(stats.ok());
-  EXPECT_EQ(stats->blocks(), 4u);
-  EXPECT_EQ(stats->duplicate_puts(), 2u);
-  EXPECT_EQ(stats->hits(), 5u);
-  EXPECT_EQ(stats->misses(), 1u);
+  EXPECT_EQ(stats->blocks, 4u);
+  EXPECT_EQ(stats->duplicate_puts, 2u);
+  EXPECT_EQ(stats->hits, 5u);
+  EXPECT_EQ(stats->misses, 1u);
 }
 
 TEST(StoreClientTest, WriterStreamsLayersAndCommitsAtomically) {

@@ -4,7 +4,7 @@
 // as a process instead.
 //
 //   InProcessStore store;  // listening once constructed
-//   auto client = serving::StoreClient::Connect(store.address(), absl::Seconds(5));
+//   auto client = serving::WorkerStore::Connect(store.address(), absl::Seconds(5));
 #ifndef KVQ_TESTS_SERVICES_STORE_IN_PROCESS_STORE_H_
 #define KVQ_TESTS_SERVICES_STORE_IN_PROCESS_STORE_H_
 

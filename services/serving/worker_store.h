@@ -5,15 +5,15 @@
 // rendezvous sharding over --store's comma-separated addresses, retries of
 // UNAVAILABLE, a deadline on every call).
 //
-//   KVQ_ASSIGN_OR_RETURN(auto store, StoreClient::Connect("127.0.0.1:7070", timeout));
+//   KVQ_ASSIGN_OR_RETURN(auto store, WorkerStore::Connect("127.0.0.1:7070", timeout));
 //   KVQ_ASSIGN_OR_RETURN(auto found, store->Lookup(keys, /*lease_ttl=*/ttl));
 //   HeldLeases held(store.get(), found.leases, ttl);  // released when it goes
 //   KVQ_ASSIGN_OR_RETURN(std::vector<kvstore::Block> blocks, store->GetBlocks(keys));
 //   auto put = store->OpenPut();
 //   put->Announce(id, key, meta);  put->AddLayerPart(id, layer, bytes);  put->Seal(id);
 //   KVQ_RETURN_IF_ERROR(put->Finish());   // every block committed
-#ifndef KVQ_SERVICES_SERVING_STORE_CLIENT_H_
-#define KVQ_SERVICES_SERVING_STORE_CLIENT_H_
+#ifndef KVQ_SERVICES_SERVING_WORKER_STORE_H_
+#define KVQ_SERVICES_SERVING_WORKER_STORE_H_
 
 #include <xxhash.h>
 
@@ -91,26 +91,23 @@ class BlockPutStream {
   bool finished_ = false;
 };
 
-class StoreClient {
+class WorkerStore {
  public:
   // `addresses`: "host:port[,host:port...]", one per store shard. `timeout`
   // bounds every store call. Does not contact the store.
-  static absl::StatusOr<std::unique_ptr<StoreClient>> Connect(
+  static absl::StatusOr<std::unique_ptr<WorkerStore>> Connect(
       const std::string& addresses, absl::Duration timeout);
-  ~StoreClient();  // releases the leases still queued for release
+  ~WorkerStore();  // releases the leases still queued for release
 
-  struct LookupResult {
-    int present_prefix = 0;     // leading keys the store holds
-    std::vector<bool> present;  // per key
-    // With a lease TTL: the leases pinning the present blocks (one per shard).
-    std::vector<store::ShardLease> leases;
-  };
   // Which keys the store holds; a `lease_ttl` > 0 leases the present ones.
   // Errors name the store ("the KV store at ... is unavailable: ..."), and a
   // store that does not answer in time is UNAVAILABLE, not DEADLINE_EXCEEDED
   // (the caller's deadline did not pass; the store is down).
-  absl::StatusOr<LookupResult> Lookup(absl::Span<const kvstore::BlockKey> keys,
-                                      absl::Duration lease_ttl = absl::ZeroDuration());
+  // The store client's LookupResult: present_prefix, present per key, and
+  // with a lease TTL the leases pinning the present blocks (one per shard).
+  absl::StatusOr<store::LookupResult> Lookup(
+      absl::Span<const kvstore::BlockKey> keys,
+      absl::Duration lease_ttl = absl::ZeroDuration());
 
   // The blocks, in order, verified against their checksums. NOT_FOUND naming
   // the first missing key; DATA_LOSS on a checksum mismatch.
@@ -146,7 +143,7 @@ class StoreClient {
   const std::string& addresses() const { return addresses_; }
 
  private:
-  StoreClient(const store::StoreClient::Options& options, std::string addresses,
+  WorkerStore(const store::StoreClient::Options& options, std::string addresses,
               std::shared_ptr<store::StoreClient> client);
   // The background thread: queued releases first, then due renewals.
   void BackgroundLoop();
@@ -176,7 +173,7 @@ class StoreClient {
 };
 
 // Leases held on the store for the lifetime of this object: renewed by the
-// StoreClient's background thread every third of `ttl` (so a slow holder
+// WorkerStore's background thread every third of `ttl` (so a slow holder
 // keeps them, and a dead one loses them after `ttl`), released (in the
 // background) on Release() or destruction. Renewal stops at the first
 // failure (the lease expired or the store is gone; the holder finds out when
@@ -188,25 +185,25 @@ class StoreClient {
 class HeldLeases {
  public:
   HeldLeases() = default;
-  HeldLeases(StoreClient* store, std::vector<store::ShardLease> leases,
+  HeldLeases(WorkerStore* store, std::vector<store::ShardLease> leases,
              absl::Duration ttl);
   ~HeldLeases() { Release(); }
   HeldLeases(const HeldLeases&) = delete;
   HeldLeases& operator=(const HeldLeases&) = delete;
 
   // Stops renewing and releases the leases in the background
-  // (StoreClient::ReleaseLeasesLater; once, later calls do nothing).
+  // (WorkerStore::ReleaseLeasesLater; once, later calls do nothing).
   void Release();
   // Stops renewing and hands the leases over without releasing them.
   std::vector<store::ShardLease> Take();
   const std::vector<store::ShardLease>& leases() const { return leases_; }
 
  private:
-  StoreClient* store_ = nullptr;
+  WorkerStore* store_ = nullptr;
   std::vector<store::ShardLease> leases_;
-  uint64_t hold_ = 0;  // StoreClient::Hold id, 0 when not renewed
+  uint64_t hold_ = 0;  // WorkerStore::Hold id, 0 when not renewed
 };
 
 }  // namespace kvq::serving
 
-#endif  // KVQ_SERVICES_SERVING_STORE_CLIENT_H_
+#endif  // KVQ_SERVICES_SERVING_WORKER_STORE_H_

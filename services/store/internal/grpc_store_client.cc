@@ -1,4 +1,4 @@
-#include "services/store/client.h"
+#include "services/store/internal/grpc_store_client.h"
 
 #include <xxhash.h>
 
@@ -164,11 +164,9 @@ uint32_t DurationMs(absl::Duration d) {
 
 }  // namespace
 
-std::vector<std::string> ParseAddressList(absl::string_view list) {
-  return absl::StrSplit(list, ',', absl::SkipWhitespace());
-}
+namespace store_internal {
 
-StoreClient::StoreClient(const Options& options) : options_(options) {
+GrpcStoreClient::GrpcStoreClient(const Options& options) : options_(options) {
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(options.max_message_bytes);
   args.SetMaxSendMessageSize(options.max_message_bytes);
@@ -188,33 +186,12 @@ StoreClient::StoreClient(const Options& options) : options_(options) {
   }
 }
 
-StoreClient::RawMethods::RawMethods(const std::shared_ptr<grpc::Channel>& c)
+GrpcStoreClient::RawMethods::RawMethods(const std::shared_ptr<grpc::Channel>& c)
     : channel(c),
       put_blocks(kPutBlocksMethod, grpc::internal::RpcMethod::CLIENT_STREAMING, c),
       get_blocks(kGetBlocksMethod, grpc::internal::RpcMethod::SERVER_STREAMING, c) {}
 
-absl::StatusOr<std::unique_ptr<StoreClient>> StoreClient::Create(const Options& options) {
-  if (options.addresses.empty()) {
-    return absl::InvalidArgumentError("StoreClient needs at least one store address");
-  }
-  absl::flat_hash_set<std::string> seen;
-  for (const std::string& a : options.addresses) {
-    if (a.empty() || !seen.insert(a).second) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("empty or repeated store address '", a, "'"));
-    }
-  }
-  if (options.chunk_bytes == 0 ||
-      options.chunk_bytes + (64 << 10) > options.max_message_bytes ||
-      options.max_attempts < 1 || options.deadline <= absl::ZeroDuration()) {
-    return absl::InvalidArgumentError(
-        "StoreClient: chunk_bytes must be positive and 64 KiB below max_message_bytes; "
-        "max_attempts >= 1; deadline > 0");
-  }
-  return std::unique_ptr<StoreClient>(new StoreClient(options));
-}
-
-size_t StoreClient::ShardOf(const kvstore::BlockKey& key) const {
+size_t GrpcStoreClient::ShardOf(const kvstore::BlockKey& key) const {
   const std::string k = key.ToBytes();
   size_t best = 0;
   uint64_t best_score = 0;
@@ -230,7 +207,7 @@ size_t StoreClient::ShardOf(const kvstore::BlockKey& key) const {
   return best;
 }
 
-absl::Status StoreClient::WithRetries(const std::function<absl::Status()>& fn) const {
+absl::Status GrpcStoreClient::WithRetries(const std::function<absl::Status()>& fn) const {
   absl::Duration backoff = options_.initial_backoff;
   thread_local std::minstd_rand rng(std::random_device{}());
   absl::Status status;
@@ -247,20 +224,20 @@ absl::Status StoreClient::WithRetries(const std::function<absl::Status()>& fn) c
   }
 }
 
-std::unique_ptr<grpc::ClientContext> StoreClient::NewContext() const {
+std::unique_ptr<grpc::ClientContext> GrpcStoreClient::NewContext() const {
   auto ctx = std::make_unique<grpc::ClientContext>();
   ctx->set_deadline(absl::ToChronoTime(absl::Now() + options_.deadline));
   return ctx;
 }
 
-std::vector<std::vector<size_t>> StoreClient::GroupByShard(
+std::vector<std::vector<size_t>> GrpcStoreClient::GroupByShard(
     absl::Span<const kvstore::BlockKey> keys) const {
   std::vector<std::vector<size_t>> groups(stubs_.size());
   for (size_t i = 0; i < keys.size(); ++i) groups[ShardOf(keys[i])].push_back(i);
   return groups;
 }
 
-absl::StatusOr<std::vector<kvstore::PutOutcome>> StoreClient::PutShard(
+absl::StatusOr<std::vector<kvstore::PutOutcome>> GrpcStoreClient::PutShard(
     size_t shard, const std::vector<const kvstore::Block*>& blocks) {
   std::vector<kvstore::PutOutcome> outcomes;
   int max_layers = 0;
@@ -335,7 +312,7 @@ absl::StatusOr<std::vector<kvstore::PutOutcome>> StoreClient::PutShard(
   return outcomes;
 }
 
-absl::StatusOr<std::vector<kvstore::PutOutcome>> StoreClient::PutBlocks(
+absl::StatusOr<std::vector<kvstore::PutOutcome>> GrpcStoreClient::PutBlocks(
     absl::Span<const kvstore::Block> blocks) {
   std::vector<kvstore::BlockKey> keys;
   for (const kvstore::Block& b : blocks) {
@@ -368,8 +345,8 @@ absl::StatusOr<std::vector<kvstore::PutOutcome>> StoreClient::PutBlocks(
   return outcomes;
 }
 
-absl::StatusOr<GetResult> StoreClient::GetBlocks(absl::Span<const kvstore::BlockKey> keys,
-                                                 absl::Duration lease_ttl) {
+absl::StatusOr<GetResult> GrpcStoreClient::GetBlocks(
+    absl::Span<const kvstore::BlockKey> keys, absl::Duration lease_ttl) {
   GetResult result;
   result.blocks.assign(keys.size(), absl::NotFoundError("not fetched"));
   const std::vector<std::vector<size_t>> groups = GroupByShard(keys);
@@ -426,8 +403,8 @@ absl::StatusOr<GetResult> StoreClient::GetBlocks(absl::Span<const kvstore::Block
   return result;
 }
 
-absl::StatusOr<LookupResult> StoreClient::Lookup(absl::Span<const kvstore::BlockKey> keys,
-                                                 absl::Duration lease_ttl) {
+absl::StatusOr<LookupResult> GrpcStoreClient::Lookup(
+    absl::Span<const kvstore::BlockKey> keys, absl::Duration lease_ttl) {
   LookupResult result;
   result.present.assign(keys.size(), false);
   const std::vector<std::vector<size_t>> groups = GroupByShard(keys);
@@ -455,8 +432,8 @@ absl::StatusOr<LookupResult> StoreClient::Lookup(absl::Span<const kvstore::Block
   return result;
 }
 
-absl::Status StoreClient::RenewLeases(absl::Span<const ShardLease> leases,
-                                      absl::Duration ttl) {
+absl::Status GrpcStoreClient::RenewLeases(absl::Span<const ShardLease> leases,
+                                          absl::Duration ttl) {
   absl::Status first;
   for (const ShardLease& l : leases) {
     if (l.shard >= stubs_.size())
@@ -474,7 +451,7 @@ absl::Status StoreClient::RenewLeases(absl::Span<const ShardLease> leases,
   return first;
 }
 
-absl::Status StoreClient::ReleaseLeases(absl::Span<const ShardLease> leases) {
+absl::Status GrpcStoreClient::ReleaseLeases(absl::Span<const ShardLease> leases) {
   absl::Status first;
   for (const ShardLease& l : leases) {
     if (l.shard >= stubs_.size())
@@ -491,7 +468,8 @@ absl::Status StoreClient::ReleaseLeases(absl::Span<const ShardLease> leases) {
   return first;
 }
 
-std::vector<absl::Status> StoreClient::Delete(absl::Span<const kvstore::BlockKey> keys) {
+std::vector<absl::Status> GrpcStoreClient::Delete(
+    absl::Span<const kvstore::BlockKey> keys) {
   std::vector<absl::Status> out(keys.size());
   const std::vector<std::vector<size_t>> groups = GroupByShard(keys);
   for (size_t s = 0; s < groups.size(); ++s) {
@@ -519,7 +497,7 @@ std::vector<absl::Status> StoreClient::Delete(absl::Span<const kvstore::BlockKey
   return out;
 }
 
-absl::StatusOr<v1::StoreStatsResponse> StoreClient::Stats(size_t shard) {
+absl::StatusOr<kvstore::StoreStats> GrpcStoreClient::Stats(size_t shard) {
   if (shard >= stubs_.size()) return absl::InvalidArgumentError("no such shard");
   v1::StoreStatsResponse response;
   KVQ_RETURN_IF_ERROR(WithRetries([&] {
@@ -527,13 +505,13 @@ absl::StatusOr<v1::StoreStatsResponse> StoreClient::Stats(size_t shard) {
     return FromGrpcStatus(
         stubs_[shard]->Stats(NewContext().get(), v1::StoreStatsRequest(), &response));
   }));
-  return response;
+  return StatsFromProto(response);
 }
 
 // One lazily opened PutBlocks stream per shard.
 class BlockWriterImpl final : public BlockWriter {
  public:
-  explicit BlockWriterImpl(StoreClient* client)
+  explicit BlockWriterImpl(GrpcStoreClient* client)
       : client_(client), streams_(client->num_shards()) {}
 
   ~BlockWriterImpl() override {
@@ -687,13 +665,40 @@ class BlockWriterImpl final : public BlockWriter {
     return s.error;
   }
 
-  StoreClient* const client_;
+  GrpcStoreClient* const client_;
   std::vector<Stream> streams_;
   std::vector<BlockInfo> blocks_;
 };
 
-absl::StatusOr<std::unique_ptr<BlockWriter>> StoreClient::OpenWriter() {
+absl::StatusOr<std::unique_ptr<BlockWriter>> GrpcStoreClient::OpenWriter() {
   return std::unique_ptr<BlockWriter>(new BlockWriterImpl(this));
+}
+
+}  // namespace store_internal
+
+std::vector<std::string> ParseAddressList(absl::string_view list) {
+  return absl::StrSplit(list, ',', absl::SkipWhitespace());
+}
+
+absl::StatusOr<std::unique_ptr<StoreClient>> StoreClient::Create(const Options& options) {
+  if (options.addresses.empty()) {
+    return absl::InvalidArgumentError("StoreClient needs at least one store address");
+  }
+  absl::flat_hash_set<std::string> seen;
+  for (const std::string& a : options.addresses) {
+    if (a.empty() || !seen.insert(a).second) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("empty or repeated store address '", a, "'"));
+    }
+  }
+  if (options.chunk_bytes == 0 ||
+      options.chunk_bytes + (64 << 10) > options.max_message_bytes ||
+      options.max_attempts < 1 || options.deadline <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError(
+        "StoreClient: chunk_bytes must be positive and 64 KiB below max_message_bytes; "
+        "max_attempts >= 1; deadline > 0");
+  }
+  return std::unique_ptr<StoreClient>(new store_internal::GrpcStoreClient(options));
 }
 
 }  // namespace kvq::store

@@ -1,4 +1,4 @@
-#include "services/serving/store_client.h"
+#include "services/serving/worker_store.h"
 
 #include <algorithm>
 #include <utility>
@@ -135,9 +135,9 @@ uint64_t BlockPutStream::bytes_sent() const {
 }
 
 // ---------------------------------------------------------------------------
-// StoreClient
+// WorkerStore
 
-absl::StatusOr<std::unique_ptr<StoreClient>> StoreClient::Connect(
+absl::StatusOr<std::unique_ptr<WorkerStore>> WorkerStore::Connect(
     const std::string& addresses, absl::Duration timeout) {
   store::StoreClient::Options options;
   options.addresses = store::ParseAddressList(addresses);
@@ -148,18 +148,18 @@ absl::StatusOr<std::unique_ptr<StoreClient>> StoreClient::Connect(
   options.own_connections = true;
   KVQ_ASSIGN_OR_RETURN(std::unique_ptr<store::StoreClient> client,
                        store::StoreClient::Create(options));
-  return std::unique_ptr<StoreClient>(
-      new StoreClient(options, addresses, std::move(client)));
+  return std::unique_ptr<WorkerStore>(
+      new WorkerStore(options, addresses, std::move(client)));
 }
 
-StoreClient::StoreClient(const store::StoreClient::Options& options,
+WorkerStore::WorkerStore(const store::StoreClient::Options& options,
                          std::string addresses,
                          std::shared_ptr<store::StoreClient> client)
     : options_(options), addresses_(std::move(addresses)), client_(std::move(client)) {
   background_ = std::thread([this] { BackgroundLoop(); });
 }
 
-StoreClient::~StoreClient() {
+WorkerStore::~WorkerStore() {
   {
     std::lock_guard<std::mutex> lock(mu_);
     stopping_ = true;
@@ -168,14 +168,14 @@ StoreClient::~StoreClient() {
   background_.join();
 }
 
-void StoreClient::ReleaseLeasesLater(std::vector<store::ShardLease> leases) {
+void WorkerStore::ReleaseLeasesLater(std::vector<store::ShardLease> leases) {
   if (leases.empty()) return;
   std::lock_guard<std::mutex> lock(mu_);
   to_release_.push_back(std::move(leases));
   background_cv_.notify_all();
 }
 
-uint64_t StoreClient::Hold(std::vector<store::ShardLease> leases, absl::Duration ttl) {
+uint64_t WorkerStore::Hold(std::vector<store::ShardLease> leases, absl::Duration ttl) {
   if (leases.empty() || ttl <= absl::ZeroDuration()) return 0;
   std::lock_guard<std::mutex> lock(mu_);
   const uint64_t id = next_hold_id_++;
@@ -185,12 +185,12 @@ uint64_t StoreClient::Hold(std::vector<store::ShardLease> leases, absl::Duration
   return id;
 }
 
-void StoreClient::Unhold(uint64_t id) {
+void WorkerStore::Unhold(uint64_t id) {
   std::lock_guard<std::mutex> lock(mu_);
   held_.erase(id);
 }
 
-void StoreClient::BackgroundLoop() {
+void WorkerStore::BackgroundLoop() {
   std::unique_lock<std::mutex> lock(mu_);
   while (true) {
     if (!to_release_.empty()) {
@@ -230,19 +230,19 @@ void StoreClient::BackgroundLoop() {
   }
 }
 
-std::shared_ptr<store::StoreClient> StoreClient::client() const {
+std::shared_ptr<store::StoreClient> WorkerStore::client() const {
   std::lock_guard<std::mutex> lock(mu_);
   return client_;
 }
 
-int StoreClient::ShardIndex(const std::string& address) const {
+int WorkerStore::ShardIndex(const std::string& address) const {
   for (size_t i = 0; i < options_.addresses.size(); ++i) {
     if (options_.addresses[i] == address) return static_cast<int>(i);
   }
   return -1;
 }
 
-absl::Status StoreClient::StoreError(const absl::Status& status, absl::string_view what) {
+absl::Status WorkerStore::StoreError(const absl::Status& status, absl::string_view what) {
   if (status.ok()) return status;
   absl::StatusCode code = status.code();
   if (code == absl::StatusCode::kDeadlineExceeded) code = absl::StatusCode::kUnavailable;
@@ -261,19 +261,15 @@ absl::Status StoreClient::StoreError(const absl::Status& status, absl::string_vi
       code, absl::StrCat(what, " at the KV store ", addresses_, ": ", status.message()));
 }
 
-absl::StatusOr<StoreClient::LookupResult> StoreClient::Lookup(
+absl::StatusOr<store::LookupResult> WorkerStore::Lookup(
     absl::Span<const kvstore::BlockKey> keys, absl::Duration lease_ttl) {
-  LookupResult out;
-  if (keys.empty()) return out;
+  if (keys.empty()) return store::LookupResult();
   absl::StatusOr<store::LookupResult> r = client()->Lookup(keys, lease_ttl);
   if (!r.ok()) return StoreError(r.status(), "Lookup");
-  out.present_prefix = static_cast<int>(r->present_prefix);
-  out.present = std::move(r->present);
-  out.leases = std::move(r->leases);
-  return out;
+  return r;
 }
 
-absl::StatusOr<std::vector<kvstore::Block>> StoreClient::GetBlocks(
+absl::StatusOr<std::vector<kvstore::Block>> WorkerStore::GetBlocks(
     absl::Span<const kvstore::BlockKey> keys) {
   KVQ_ASSIGN_OR_RETURN(std::vector<kvstore::Block> out, GetLeadingBlocks(keys));
   if (out.size() < keys.size()) {
@@ -285,7 +281,7 @@ absl::StatusOr<std::vector<kvstore::Block>> StoreClient::GetBlocks(
   return out;
 }
 
-absl::StatusOr<std::vector<kvstore::Block>> StoreClient::GetLeadingBlocks(
+absl::StatusOr<std::vector<kvstore::Block>> WorkerStore::GetLeadingBlocks(
     absl::Span<const kvstore::BlockKey> keys) {
   std::vector<kvstore::Block> out;
   if (keys.empty()) return out;
@@ -300,25 +296,25 @@ absl::StatusOr<std::vector<kvstore::Block>> StoreClient::GetLeadingBlocks(
   return out;
 }
 
-absl::Status StoreClient::PutBlocks(absl::Span<const kvstore::Block> blocks) {
+absl::Status WorkerStore::PutBlocks(absl::Span<const kvstore::Block> blocks) {
   if (blocks.empty()) return absl::OkStatus();
   return StoreError(client()->PutBlocks(blocks).status(), "PutBlocks");
 }
 
-absl::StatusOr<std::unique_ptr<BlockPutStream>> StoreClient::OpenPut() {
+absl::StatusOr<std::unique_ptr<BlockPutStream>> WorkerStore::OpenPut() {
   std::shared_ptr<store::StoreClient> c = client();
   absl::StatusOr<std::unique_ptr<store::BlockWriter>> writer = c->OpenWriter();
   if (!writer.ok()) return StoreError(writer.status(), "PutBlocks");
   return std::make_unique<BlockPutStream>(std::move(*writer), std::move(c));
 }
 
-absl::Status StoreClient::RenewLeases(absl::Span<const store::ShardLease> leases,
+absl::Status WorkerStore::RenewLeases(absl::Span<const store::ShardLease> leases,
                                       absl::Duration ttl) {
   if (leases.empty()) return absl::OkStatus();
   return StoreError(client()->RenewLeases(leases, ttl), "RenewLease");
 }
 
-absl::Status StoreClient::ReleaseLeases(absl::Span<const store::ShardLease> leases) {
+absl::Status WorkerStore::ReleaseLeases(absl::Span<const store::ShardLease> leases) {
   if (leases.empty()) return absl::OkStatus();
   return StoreError(client()->ReleaseLeases(leases), "ReleaseLease");
 }
@@ -326,7 +322,7 @@ absl::Status StoreClient::ReleaseLeases(absl::Span<const store::ShardLease> leas
 // ---------------------------------------------------------------------------
 // HeldLeases
 
-HeldLeases::HeldLeases(StoreClient* store, std::vector<store::ShardLease> leases,
+HeldLeases::HeldLeases(WorkerStore* store, std::vector<store::ShardLease> leases,
                        absl::Duration ttl)
     : store_(store), leases_(std::move(leases)) {
   if (store_ != nullptr) hold_ = store_->Hold(leases_, ttl);

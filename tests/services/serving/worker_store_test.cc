@@ -2,7 +2,7 @@
 // loopback, in one process: leases taken by Lookup, HeldLeases renewing and
 // releasing them, GetLeadingBlocks stopping at the first missing block, and
 // errors that name the store.
-#include "services/serving/store_client.h"
+#include "services/serving/worker_store.h"
 
 #include <memory>
 #include <string>
@@ -46,7 +46,7 @@ std::vector<kvstore::BlockKey> PutThree(InProcessStore& server) {
 TEST(ServingStoreClientTest, LookupLeasesWhatItFinds) {
   InProcessStore server;
   const std::vector<kvstore::BlockKey> keys = PutThree(server);
-  auto client = StoreClient::Connect(server.address(), absl::Seconds(5));
+  auto client = WorkerStore::Connect(server.address(), absl::Seconds(5));
   ASSERT_TRUE(client.ok()) << client.status();
 
   auto found = (*client)->Lookup(keys, absl::Seconds(30));
@@ -74,7 +74,7 @@ TEST(ServingStoreClientTest, LookupLeasesWhatItFinds) {
 TEST(ServingStoreClientTest, GetLeadingBlocksStopsAtTheFirstMissing) {
   InProcessStore server;
   const std::vector<kvstore::BlockKey> keys = PutThree(server);
-  auto client = StoreClient::Connect(server.address(), absl::Seconds(5));
+  auto client = WorkerStore::Connect(server.address(), absl::Seconds(5));
   ASSERT_TRUE(client.ok());
   ASSERT_TRUE(server.engine().Delete({keys[1]})[0].ok());
 
@@ -91,7 +91,7 @@ TEST(ServingStoreClientTest, GetLeadingBlocksStopsAtTheFirstMissing) {
 TEST(ServingStoreClientTest, HeldLeasesAreRenewedUntilReleased) {
   InProcessStore server;
   const std::vector<kvstore::BlockKey> keys = PutThree(server);
-  auto client = StoreClient::Connect(server.address(), absl::Seconds(5));
+  auto client = WorkerStore::Connect(server.address(), absl::Seconds(5));
   ASSERT_TRUE(client.ok());
   const absl::Duration ttl = absl::Milliseconds(300);
   const std::vector<kvstore::BlockKey> held_keys = {keys[0]};
@@ -116,7 +116,7 @@ TEST(ServingStoreClientTest, HeldLeasesAreRenewedUntilReleased) {
 TEST(ServingStoreClientTest, TakeHandsTheLeasesOverWithoutReleasing) {
   InProcessStore server;
   const std::vector<kvstore::BlockKey> keys = PutThree(server);
-  auto client = StoreClient::Connect(server.address(), absl::Seconds(5));
+  auto client = WorkerStore::Connect(server.address(), absl::Seconds(5));
   ASSERT_TRUE(client.ok());
   auto found = (*client)->Lookup(keys, absl::Seconds(30));
   ASSERT_TRUE(found.ok());
@@ -137,7 +137,7 @@ TEST(ServingStoreClientTest, ADeadStoreIsUnavailableAndNamed) {
     InProcessStore gone;
     address = gone.address();
   }
-  auto client = StoreClient::Connect(address, absl::Seconds(2));
+  auto client = WorkerStore::Connect(address, absl::Seconds(2));
   ASSERT_TRUE(client.ok());
   const absl::Time start = absl::Now();
   auto found = (*client)->Lookup({kvstore::testing::MakeTestBlock(1).key});
