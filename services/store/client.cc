@@ -250,6 +250,9 @@ absl::Status StoreClient::WithRetries(const std::function<absl::Status()>& fn) c
 std::unique_ptr<grpc::ClientContext> StoreClient::NewContext() const {
   auto ctx = std::make_unique<grpc::ClientContext>();
   ctx->set_deadline(absl::ToChronoTime(absl::Now() + options_.deadline));
+  if (!options_.auth_token.empty()) {
+    ctx->AddMetadata("authorization", absl::StrCat("Bearer ", options_.auth_token));
+  }
   return ctx;
 }
 
