@@ -637,6 +637,23 @@ std::unique_ptr<StoreClient> ConnectWithToken(const std::string& address,
   return std::move(*c);
 }
 
+// A BlockMeta of about 1 GiB (fp16, 1024 layers of 64 KV heads of head_dim 128).
+v1::BlockHeader HugeHeader(uint32_t id) {
+  kvstore::BlockMeta meta{.encoding = kernels::BlockEncoding::Fp16(32),
+                          .model_id = 7,
+                          .n_layers = 1024,
+                          .n_kv_heads = 64,
+                          .head_dim = 128,
+                          .token_count = 32};
+  EXPECT_TRUE(kvstore::ValidateMeta(meta).ok()) << kvstore::ValidateMeta(meta);
+  EXPECT_GE(meta.block_bytes(), uint64_t{1} << 29);
+  v1::BlockHeader h;
+  h.set_block_id(id);
+  h.set_key(MakeTestBlock(999).key.ToBytes());
+  *h.mutable_meta() = MetaToProto(meta);
+  return h;
+}
+
 TEST(StoreIntegrationTest, OnlyWorkersWriteAndOnlyOperatorsDelete) {
   auto store = StartStore(TokenFlags());
   ASSERT_NE(store, nullptr);
@@ -696,6 +713,43 @@ TEST(StoreIntegrationTest, OnlyWorkersWriteAndOnlyOperatorsDelete) {
   EXPECT_EQ(anonymous->Stats(0)->active_leases(), 0u);
 }
 
+TEST(StoreIntegrationTest, AnOpenStoreSaysSoAtStart) {
+  auto open = StartStore({});
+  ASSERT_NE(open, nullptr);
+  EXPECT_TRUE(absl::StrContains(open->Output(), "WARNING: no --writer_token_file"))
+      << open->Output();
+  auto closed = StartStore(TokenFlags());
+  ASSERT_NE(closed, nullptr);
+  EXPECT_FALSE(absl::StrContains(closed->Output(), "WARNING")) << closed->Output();
+}
+
+// One client that starts more blocks than its share gets RESOURCE_EXHAUSTED
+// for itself; another client's puts still go through.
+TEST(StoreIntegrationTest, OneClientCannotTakeTheWholeAssemblyBudget) {
+  auto store = StartStore(TokenFlags());
+  ASSERT_NE(store, nullptr);
+  // Defaults: a quarter of the capacity (1 GiB) is 256 MiB per client. The
+  // greedy client starts a block of at least 512 MiB: refused at its header.
+  auto stub = v1::KvStore::NewStub(
+      grpc::CreateChannel(store->address(), grpc::InsecureChannelCredentials()));
+  grpc::ClientContext ctx;
+  ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
+  ctx.AddMetadata("authorization", "Bearer " + kWriterToken);
+  v1::PutBlocksResponse response;
+  auto greedy = stub->PutBlocks(&ctx, &response);
+  v1::PutBlocksRequest announce;
+  *announce.add_headers() = HugeHeader(0);
+  greedy->Write(announce);
+  greedy->WritesDone();
+  const grpc::Status refused = greedy->Finish();
+  EXPECT_EQ(refused.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED)
+      << refused.error_message();
+  EXPECT_TRUE(absl::StrContains(refused.error_message(), "_per_client"))
+      << refused.error_message();
+  auto worker = ConnectWithToken(store->address(), kWriterToken);
+  ASSERT_TRUE(worker->PutBlocks({ToBlock(MakeTestBlock(1))}).ok());
+}
+
 TEST(StoreIntegrationTest, BadTokenFilesStopTheStoreAtStart) {
   const std::string kvq = launcher::FindKvqBinary();
   for (const std::string& flag :
@@ -736,23 +790,6 @@ TEST(StoreIntegrationTest, LeasesAreRandomCappedAndNeverEmpty) {
   EXPECT_TRUE(absl::StrContains(third.status().message(), "leases")) << third.status();
   ASSERT_TRUE(client->ReleaseLeases(l1->leases).ok());
   EXPECT_TRUE(client->Lookup({a.key}, absl::Seconds(30)).ok());
-}
-
-// A BlockMeta of about 1 GiB (fp16, 1024 layers of 64 KV heads of head_dim 128).
-v1::BlockHeader HugeHeader(uint32_t id) {
-  kvstore::BlockMeta meta{.encoding = kernels::BlockEncoding::Fp16(32),
-                          .model_id = 7,
-                          .n_layers = 1024,
-                          .n_kv_heads = 64,
-                          .head_dim = 128,
-                          .token_count = 32};
-  EXPECT_TRUE(kvstore::ValidateMeta(meta).ok()) << kvstore::ValidateMeta(meta);
-  EXPECT_GE(meta.block_bytes(), uint64_t{1} << 29);
-  v1::BlockHeader h;
-  h.set_block_id(id);
-  h.set_key(MakeTestBlock(999).key.ToBytes());
-  *h.mutable_meta() = MetaToProto(meta);
-  return h;
 }
 
 TEST(StoreIntegrationTest, AnnouncedHugeBlockWithoutDataBlocksNoOtherPut) {
