@@ -54,6 +54,12 @@ uint64_t PutSession::AssemblyBudget::used_by(absl::string_view client) const {
   return it == per_client_.end() ? 0 : it->second;
 }
 
+uint64_t PutSession::AnnounceBytes(const kvstore::BlockMeta& meta) {
+  // The pending entry, its assembler (with a counter per layer), the result
+  // and the id seen, rounded up.
+  return 512 + 8 * static_cast<uint64_t>(meta.n_layers);
+}
+
 PutSession::PutSession(kvstore::KvStore* store, const Options& options)
     : store_(store), options_(options) {}
 
@@ -188,15 +194,21 @@ absl::Status PutSession::AddHeader(const v1::BlockHeader& header) {
           b->max_bytes_per_client() > 0 ? "_per_client" : "", ")"));
     }
   }
-  // Its bytes are allocated and charged to the budget when they start to
-  // arrive (AddChunk).
+  // The header's bookkeeping is charged now; its bytes are allocated and
+  // charged when they start to arrive (AddChunk).
+  const uint64_t announce_bytes = AnnounceBytes(*meta);
+  if (options_.budget != nullptr) {
+    KVQ_RETURN_IF_ERROR(options_.budget->Take(options_.client, announce_bytes,
+                                              absl::StrCat("block ", key.ToHex())));
+  }
+  charged_bytes_ += announce_bytes;
   KVQ_ASSIGN_OR_RETURN(kvstore::BlockAssembler assembler,
                        kvstore::BlockAssembler::Create(*meta));
   v1::PutResult* result = response_.add_results();
   result->set_key(header.key());
   pending_.emplace(header.block_id(),
                    Pending{response_.results_size() - 1, key, std::move(assembler),
-                           header.checksum_follows(), meta->checksum});
+                           header.checksum_follows(), meta->checksum, announce_bytes});
   pending_bytes_ += size;
   return absl::OkStatus();
 }
@@ -207,15 +219,18 @@ absl::Status PutSession::AddChunk(
   auto it = pending_.find(block_id);
   if (it == pending_.end()) return NotPending("chunk", block_id);
   Pending& p = it->second;
-  if (!p.charged && size > 0) {
-    // The block's memory is allocated with its first bytes: charge it now.
+  if (!p.started && size > 0) {
+    // The block's memory is allocated with its first bytes: charge it now
+    // (its bookkeeping, charged at the header, counts as part of it).
     const uint64_t block_bytes = p.assembler.meta().block_bytes();
+    const uint64_t more = block_bytes > p.charged ? block_bytes - p.charged : 0;
     if (options_.budget != nullptr) {
-      KVQ_RETURN_IF_ERROR(options_.budget->Take(options_.client, block_bytes,
+      KVQ_RETURN_IF_ERROR(options_.budget->Take(options_.client, more,
                                                 absl::StrCat("block ", p.key.ToHex())));
     }
-    p.charged = true;
-    charged_bytes_ += block_bytes;
+    p.started = true;
+    p.charged += more;
+    charged_bytes_ += more;
   }
   if (absl::Status s = p.assembler.AddChunk(layer, offset, size, read); !s.ok()) {
     return absl::InvalidArgumentError(
@@ -249,10 +264,8 @@ absl::Status PutSession::MaybeCommit(PendingMap::iterator it) {
   const uint32_t block_id = it->first;
   std::string bytes = std::move(p.assembler).TakeBytes();
   pending_bytes_ -= bytes.size();
-  if (p.charged) {
-    charged_bytes_ -= bytes.size();
-    if (options_.budget != nullptr) options_.budget->Give(options_.client, bytes.size());
-  }
+  charged_bytes_ -= p.charged;
+  if (options_.budget != nullptr) options_.budget->Give(options_.client, p.charged);
   pending_.erase(it);
   seen_ids_[block_id] = true;
   KVQ_ASSIGN_OR_RETURN(kvstore::PutOutcome outcome,

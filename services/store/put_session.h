@@ -37,9 +37,11 @@ class PutSession final {
   // a store and per client: what the store holds beyond its committed blocks,
   // bounded so that many concurrent puts cannot take its memory past
   // --capacity_bytes plus this budget, and so that one client cannot take all
-  // of it. A block is charged when its first chunk arrives (when its memory
-  // is allocated), not at its header: a header alone costs nothing, and a
-  // client that announces a huge block and sends nothing starves nobody.
+  // of it. A block's bytes are charged when its first chunk arrives (when its
+  // memory is allocated), not at its header: a header costs only its
+  // bookkeeping (AnnounceBytes, then counted as part of the block's bytes),
+  // so a client that announces a huge block and sends nothing starves
+  // nobody.
   // Thread-safe.
   class AssemblyBudget {
    public:
@@ -76,6 +78,11 @@ class PutSession final {
     AssemblyBudget* budget = nullptr;
     std::string client;
   };
+
+  // What a header costs the budget before its block's bytes arrive: the
+  // session's bookkeeping for it (so that announcing many small blocks is
+  // bounded too).
+  static uint64_t AnnounceBytes(const kvstore::BlockMeta& meta);
 
   PutSession(kvstore::KvStore* store, const Options& options);
   ~PutSession() { DropIncomplete(); }
@@ -123,9 +130,10 @@ class PutSession final {
     int result_index;
     kvstore::BlockKey key;
     kvstore::BlockAssembler assembler;
-    bool awaiting_seal;    // announced with checksum_follows, no seal yet
-    uint64_t checksum;     // the header's, or the seal's
-    bool charged = false;  // its bytes are taken from the budget
+    bool awaiting_seal;  // announced with checksum_follows, no seal yet
+    uint64_t checksum;   // the header's, or the seal's
+    uint64_t charged;    // taken from the budget: AnnounceBytes, + its bytes once started
+    bool started = false;  // its first bytes arrived (its memory is allocated)
   };
   using PendingMap = absl::flat_hash_map<uint32_t, Pending>;
   class Decoder;

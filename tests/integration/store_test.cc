@@ -905,14 +905,33 @@ TEST(StoreIntegrationTest, ChunkAfterACommittedBlockEndsTheStreamHonestly) {
   EXPECT_EQ(*got->blocks[0]->bytes, a.bytes);
 }
 
+// The port /metrics listens on, from the store's "metrics on" line (-1: none).
+int MetricsPort(launcher::ChildProcess& store) {
+  int port = -1;
+  for (absl::string_view line : absl::StrSplit(store.Output(), '\n')) {
+    if (line.find("kvq store metrics on ") == absl::string_view::npos) continue;
+    if (!absl::SimpleAtoi(line.substr(line.rfind(':') + 1), &port)) port = -1;
+  }
+  return port;
+}
+
 TEST(StoreIntegrationTest, ASecondStoreOnATakenPortFailsToStart) {
-  auto first = StartStore({});
+  auto first = StartStore({"--metrics_port=0"});
   ASSERT_NE(first, nullptr);
   const std::string kvq = launcher::FindKvqBinary();
   auto second = launcher::ChildProcess::Start(
       "store",
       {kvq, "serve", "store", absl::StrCat("--address=127.0.0.1:", first->port())}, {});
   EXPECT_FALSE(second.ok());
+  // Nor on a taken metrics port.
+  const int metrics_port = MetricsPort(*first);
+  ASSERT_GT(metrics_port, 0) << first->Output();
+  auto third =
+      launcher::ChildProcess::Start("store",
+                                    {kvq, "serve", "store", "--address=127.0.0.1:0",
+                                     absl::StrCat("--metrics_port=", metrics_port)},
+                                    {});
+  EXPECT_FALSE(third.ok());
   // The first one still answers every call.
   auto client = Connect(first->address());
   for (int i = 0; i < 8; ++i) ASSERT_TRUE(client->Stats(0).ok());
@@ -935,11 +954,7 @@ std::string ListeningAddress(int port) {
 TEST(StoreIntegrationTest, MetricsBindTheHostOfAddress) {
   auto store = StartStore({"--metrics_port=0"});  // --address=127.0.0.1:0
   ASSERT_NE(store, nullptr);
-  int port = -1;
-  for (absl::string_view line : absl::StrSplit(store->Output(), '\n')) {
-    if (line.find("kvq store metrics on ") == absl::string_view::npos) continue;
-    ASSERT_TRUE(absl::SimpleAtoi(line.substr(line.rfind(':') + 1), &port));
-  }
+  const int port = MetricsPort(*store);
   ASSERT_GT(port, 0) << store->Output();
   // 127.0.0.1 is 0100007F in /proc/net/tcp; 0.0.0.0 would be 00000000.
   EXPECT_TRUE(absl::StartsWith(ListeningAddress(port), "0100007F:"))

@@ -267,6 +267,7 @@ absl::Status SendLayers(PutSession& session, uint32_t id, const TestBlock& b) {
 TEST_F(PutSessionTest, AssemblingBytesShareOneBudget) {
   const TestBlock a = MakeTestBlock(1), b = MakeTestBlock(2), c = MakeTestBlock(3);
   const uint64_t block = a.bytes.size();
+  const uint64_t ann = PutSession::AnnounceBytes(a.meta);  // a header's bookkeeping
   PutSession::AssemblyBudget budget(2 * block + block / 2, 0);
   auto one = std::make_unique<PutSession>(
       store_.get(), PutSession::Options{.budget = &budget, .client = "x"});
@@ -275,12 +276,13 @@ TEST_F(PutSessionTest, AssemblingBytesShareOneBudget) {
   *r1.add_headers() = Header(0, a);
   *r1.add_headers() = Header(1, b);
   ASSERT_TRUE(one->Apply(r1).ok());
-  EXPECT_EQ(budget.used(), 0u);  // headers alone take nothing
+  EXPECT_EQ(budget.used(), 2 * ann);  // headers take only their bookkeeping
   v1::PutBlocksRequest first_layers;
   AddLayer(first_layers, 0, a, 0);
   AddLayer(first_layers, 1, b, 0);
   ASSERT_TRUE(one->Apply(first_layers).ok());
-  EXPECT_EQ(budget.used(), 2 * block);  // whole blocks, once their bytes start
+  // Whole blocks once their bytes start (their bookkeeping included).
+  EXPECT_EQ(budget.used(), 2 * block);
   EXPECT_EQ(budget.used_by("x"), 2 * block);
   *r2.add_headers() = Header(0, c);
   ASSERT_TRUE(two.Apply(r2).ok());
@@ -288,7 +290,7 @@ TEST_F(PutSessionTest, AssemblingBytesShareOneBudget) {
   const absl::Status refused = two.Apply(r3);
   EXPECT_EQ(refused.code(), absl::StatusCode::kResourceExhausted) << refused;
   EXPECT_NE(refused.message().find("--max_assembling_bytes"), std::string::npos);
-  EXPECT_EQ(budget.used(), 2 * block);  // the refused chunk took nothing
+  EXPECT_EQ(budget.used(), 2 * block + ann);  // the refused chunk took nothing
   // A block larger than the whole budget is refused at its header.
   PutSession::AssemblyBudget tiny(block - 1, 0);
   PutSession small(store_.get(), {.budget = &tiny});
@@ -302,20 +304,20 @@ TEST_F(PutSessionTest, AssemblingBytesShareOneBudget) {
     ASSERT_TRUE(one->Apply(r).ok());
   }
   EXPECT_TRUE(Visible(a));
-  EXPECT_EQ(budget.used(), block);
+  EXPECT_EQ(budget.used(), block + ann);
   PutSession three(store_.get(), {.budget = &budget, .client = "y"});
   v1::PutBlocksRequest r4;
   *r4.add_headers() = Header(0, c);
   AddLayer(r4, 0, c, 0);
   ASSERT_TRUE(three.Apply(r4).ok());
-  EXPECT_EQ(budget.used(), 2 * block);
+  EXPECT_EQ(budget.used(), 2 * block + ann);
   // A stream that ends with b incomplete gives its bytes back too, once
   // (again on destruction would be a second time).
   one->DropIncomplete();
-  EXPECT_EQ(budget.used(), block);
+  EXPECT_EQ(budget.used(), block + ann);
   EXPECT_EQ(budget.used_by("x"), 0u);
   one.reset();
-  EXPECT_EQ(budget.used(), block);
+  EXPECT_EQ(budget.used(), block + ann);
   EXPECT_FALSE(Visible(b));
 }
 
@@ -324,7 +326,8 @@ TEST_F(PutSessionTest, AssemblingBytesShareOneBudget) {
 TEST_F(PutSessionTest, AnnouncedButUnsentBlocksBlockNoOne) {
   const TestBlock a = MakeTestBlock(1), b = MakeTestBlock(2), c = MakeTestBlock(3);
   const uint64_t block = a.bytes.size();
-  PutSession::AssemblyBudget budget(3 * block, 2 * block);
+  const uint64_t ann = PutSession::AnnounceBytes(a.meta);
+  PutSession::AssemblyBudget budget(3 * block + 600 * ann, 2 * block + 500 * ann);
   // The greedy client announces as much as its stream may hold, sends nothing.
   PutSession greedy(
       store_.get(),
@@ -333,7 +336,15 @@ TEST_F(PutSessionTest, AnnouncedButUnsentBlocksBlockNoOne) {
   for (int i = 0; i < 500; ++i)
     *announce.add_headers() = Header(i, MakeTestBlock(100 + i));
   ASSERT_TRUE(greedy.Apply(announce).ok());
-  EXPECT_EQ(budget.used(), 0u);
+  EXPECT_EQ(budget.used(), 500 * ann);  // bookkeeping only, not 500 blocks
+  // ... and the bookkeeping is bounded too: one more header fits in the
+  // client's share, 500 more do not.
+  v1::PutBlocksRequest one_more;
+  *one_more.add_headers() = Header(600, MakeTestBlock(700));
+  PutSession greedy2(store_.get(), {.budget = &budget, .client = "greedy"});
+  EXPECT_EQ(greedy2.Apply(one_more).code(), absl::StatusCode::kOk);
+  EXPECT_EQ(greedy2.Apply(announce).code(), absl::StatusCode::kResourceExhausted);
+  greedy2.DropIncomplete();
   // Another client's put goes through.
   PutSession other(store_.get(), {.budget = &budget, .client = "other"});
   v1::PutBlocksRequest h;
