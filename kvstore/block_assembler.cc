@@ -10,14 +10,14 @@
 namespace kvq::kvstore {
 
 BlockAssembler::BlockAssembler(const BlockMeta& meta)
-    : meta_(meta),
-      layer_bytes_(meta.layer_bytes()),
-      // Not zero-filled: every byte is written by the chunks before the block
-      // is complete (TakeBytes), with streaming stores (internal/byte_copy.h).
-      bytes_(internal::UninitializedString(meta.block_bytes())),
-      received_(meta.n_layers, 0),
-      hash_(XXH3_createState()),
-      hash_before_chunk_(XXH3_createState()) {
+    : meta_(meta), layer_bytes_(meta.layer_bytes()), received_(meta.n_layers, 0) {}
+
+void BlockAssembler::Allocate() {
+  // Not zero-filled: every byte is written by the chunks before the block
+  // is complete (TakeBytes), with streaming stores (internal/byte_copy.h).
+  bytes_ = internal::UninitializedString(meta_.block_bytes());
+  hash_.reset(XXH3_createState());
+  hash_before_chunk_.reset(XXH3_createState());
   XXH3_64bits_reset(hash_.get());
 }
 
@@ -51,6 +51,7 @@ absl::Status BlockAssembler::AddChunk(int64_t layer, uint64_t offset, uint64_t s
                                                    layer_bytes_, " bytes"));
   }
   if (size == 0) return absl::OkStatus();
+  if (!hash_) Allocate();
   const size_t pos = layer * layer_bytes_ + offset;
   // A chunk that continues the hashed prefix (layers in order) is hashed from
   // the receive buffers as it is copied; the copy's streaming stores leave the
@@ -94,6 +95,7 @@ void BlockAssembler::HashPrefix() {
 }
 
 uint64_t BlockAssembler::Checksum() {
+  if (!hash_) Allocate();  // no byte arrived: the checksum of nothing so far
   HashPrefix();
   return XXH3_64bits_digest(hash_.get());
 }

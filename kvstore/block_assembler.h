@@ -27,7 +27,9 @@ namespace kvq::kvstore {
 
 class BlockAssembler {
  public:
-  // INVALID_ARGUMENT if ValidateMeta(meta) fails. Reserves the block's bytes.
+  // INVALID_ARGUMENT if ValidateMeta(meta) fails. Allocates nothing yet: the
+  // block's bytes are allocated when its first chunk arrives, so announcing
+  // a block costs its sender nothing on the receiving side.
   static absl::StatusOr<BlockAssembler> Create(const BlockMeta& meta);
 
   // Copies `data` to bytes [offset, offset + size) of layer `layer`'s part.
@@ -67,6 +69,8 @@ class BlockAssembler {
   };
 
   explicit BlockAssembler(const BlockMeta& meta);
+  // Allocates the block's bytes and the hash states (at the first chunk).
+  void Allocate();
   // Hashes the bytes from hashed_ up to the end of the contiguous prefix.
   void HashPrefix();
 
@@ -76,6 +80,7 @@ class BlockAssembler {
   std::vector<uint64_t> received_;  // per layer
   int32_t layers_done_ = 0;
   size_t received_total_ = 0;
+  // Null until Allocate().
   std::unique_ptr<XXH3_state_t, FreeState> hash_;               // over bytes_[0, hashed_)
   std::unique_ptr<XXH3_state_t, FreeState> hash_before_chunk_;  // to undo a short chunk
 

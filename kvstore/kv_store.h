@@ -5,9 +5,11 @@
 //   KVQ_ASSIGN_OR_RETURN(std::unique_ptr<KvStore> store,
 //                        KvStore::Open({.capacity_bytes = 1 << 30}));
 //   KVQ_ASSIGN_OR_RETURN(PutOutcome o, store->Put(key, meta, std::move(bytes)));
-//   KVQ_ASSIGN_OR_RETURN(LeaseId lease, store->AcquireLease(keys, absl::Seconds(30)));
+//   KVQ_ASSIGN_OR_RETURN(LeaseId lease,
+//                        store->AcquireLease(keys, absl::Seconds(30), {"worker",
+//                        "host"}));
 //   std::vector<absl::StatusOr<Block>> got = store->Get(keys);
-//   store->ReleaseLease(lease);
+//   store->ReleaseLease(lease, "worker");
 //
 // Semantics:
 // - A block is visible only after Put verified its size and checksum; there is
@@ -20,7 +22,9 @@
 //   nothing is evicted.
 // - A lease pins blocks against eviction and Delete until it is released or
 //   its TTL passes without renewal, so a reader that dies cannot pin memory
-//   forever.
+//   forever. Lease ids are random (the kernel's CSPRNG), so nobody can guess
+//   another client's; only the principal that took a lease may renew or
+//   release it; the leases a client holds, and all leases, are capped.
 // - Thread-safe. Locks are std::mutex so that TSan sees them.
 #ifndef KVQ_KVSTORE_KV_STORE_H_
 #define KVQ_KVSTORE_KV_STORE_H_
@@ -34,6 +38,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "absl/types/span.h"
 #include "kvstore/block.h"
@@ -41,7 +46,17 @@
 
 namespace kvq::kvstore {
 
-using LeaseId = uint64_t;  // never 0
+// Random, from getrandom(2); 0 means "no lease" (nothing was present to pin).
+using LeaseId = uint64_t;
+
+// Who takes a lease.
+struct LeaseOwner {
+  std::string principal;  // who may renew and release it (e.g. "worker")
+  std::string client;     // whose open leases it counts against (e.g. "worker@10.0.0.7")
+};
+
+// Renewing or releasing as this principal acts on any lease (operators).
+inline constexpr absl::string_view kAnyPrincipal = "*";
 
 enum class PutOutcome {
   kStored,          // the block is now visible
@@ -72,6 +87,10 @@ class KvStore {
     absl::Duration max_lease_ttl = absl::Seconds(60);
     // The clock leases expire by; absl::Now when empty (tests inject one).
     std::function<absl::Time()> clock;
+    // Most leases alive at once, over all clients and per LeaseOwner::client;
+    // 0: no limit. A lease past either is RESOURCE_EXHAUSTED.
+    uint64_t max_leases = 0;
+    uint64_t max_leases_per_client = 0;
   };
 
   // INVALID_ARGUMENT for a zero capacity or non-positive max_lease_ttl.
@@ -106,22 +125,29 @@ class KvStore {
   virtual std::vector<bool> Contains(absl::Span<const BlockKey> keys) = 0;
 
   // Pins the present blocks among `keys` (absent keys are skipped) for `ttl`
-  // (0: max_lease_ttl; longer ones are cut to it). INVALID_ARGUMENT for a
-  // negative ttl.
+  // (0: max_lease_ttl; longer ones are cut to it) under a new lease owned by
+  // `owner`. Returns 0 and takes no lease when no key is present.
+  // INVALID_ARGUMENT for a negative ttl; RESOURCE_EXHAUSTED when the owner's
+  // client, or the store, holds max_leases_per_client (max_leases) leases.
   virtual absl::StatusOr<LeaseId> AcquireLease(absl::Span<const BlockKey> keys,
-                                               absl::Duration ttl) = 0;
+                                               absl::Duration ttl,
+                                               const LeaseOwner& owner) = 0;
   // Contains and AcquireLease as one step: sets (*present)[i] to whether
   // keys[i] is present (hits refresh LRU) and leases exactly the present ones,
   // so that no block reported present can be evicted or deleted before it is
-  // pinned. Same TTL rules as AcquireLease.
+  // pinned. Same TTL, owner and limit rules as AcquireLease (on an error,
+  // *present is still filled in).
   virtual absl::StatusOr<LeaseId> LeasePresent(absl::Span<const BlockKey> keys,
                                                absl::Duration ttl,
+                                               const LeaseOwner& owner,
                                                std::vector<bool>* present) = 0;
   // Extends a live lease to now + ttl (same rules). NOT_FOUND if the lease is
-  // unknown, released or expired.
-  virtual absl::Status RenewLease(LeaseId lease, absl::Duration ttl) = 0;
-  // Unpins a lease's blocks. NOT_FOUND if unknown, released or expired.
-  virtual absl::Status ReleaseLease(LeaseId lease) = 0;
+  // unknown, released, expired, or taken by a principal other than
+  // `principal` (kAnyPrincipal: any), so a lease id reveals nothing to others.
+  virtual absl::Status RenewLease(LeaseId lease, absl::Duration ttl,
+                                  absl::string_view principal) = 0;
+  // Unpins a lease's blocks. NOT_FOUND as for RenewLease.
+  virtual absl::Status ReleaseLease(LeaseId lease, absl::string_view principal) = 0;
 
   // Removes blocks. Per key: OK, NOT_FOUND, or FAILED_PRECONDITION while leased.
   virtual std::vector<absl::Status> Delete(absl::Span<const BlockKey> keys) = 0;

@@ -1,12 +1,17 @@
 // The LRU implementation of KvStore (kvstore/kv_store.h): one std::mutex over
 // a hash map of blocks, an LRU list of keys and a lease table whose expiries
-// are reaped lazily at the start of every operation.
+// are reaped lazily at the start of every operation. Lease ids come from
+// getrandom(2).
+#include <sys/random.h>
+
+#include <cerrno>
 #include <list>
 #include <mutex>
 #include <optional>
 #include <set>
 #include <utility>
 
+#include "absl/base/internal/raw_logging.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
@@ -21,6 +26,8 @@ class LruKvStore final : public KvStore {
   explicit LruKvStore(const Options& options)
       : capacity_(options.capacity_bytes),
         max_ttl_(options.max_lease_ttl),
+        max_leases_(options.max_leases),
+        max_leases_per_client_(options.max_leases_per_client),
         clock_(options.clock ? options.clock : [] { return absl::Now(); }) {}
 
   absl::StatusOr<PutOutcome> Put(const BlockKey& key, const BlockMeta& meta,
@@ -116,30 +123,32 @@ class LruKvStore final : public KvStore {
   }
 
   absl::StatusOr<LeaseId> AcquireLease(absl::Span<const BlockKey> keys,
-                                       absl::Duration ttl) override {
+                                       absl::Duration ttl,
+                                       const LeaseOwner& owner) override {
     absl::StatusOr<absl::Duration> effective = EffectiveTtl(ttl);
     if (!effective.ok()) return effective.status();
     std::lock_guard<std::mutex> lock(mu_);
     ReapExpiredLeases();
-    return LeaseLocked(keys, *effective, /*present=*/nullptr);
+    return LeaseLocked(keys, *effective, owner, /*present=*/nullptr);
   }
 
   absl::StatusOr<LeaseId> LeasePresent(absl::Span<const BlockKey> keys,
-                                       absl::Duration ttl,
+                                       absl::Duration ttl, const LeaseOwner& owner,
                                        std::vector<bool>* present) override {
     absl::StatusOr<absl::Duration> effective = EffectiveTtl(ttl);
     if (!effective.ok()) return effective.status();
     std::lock_guard<std::mutex> lock(mu_);
     ReapExpiredLeases();
-    return LeaseLocked(keys, *effective, present);
+    return LeaseLocked(keys, *effective, owner, present);
   }
 
-  absl::Status RenewLease(LeaseId id, absl::Duration ttl) override {
+  absl::Status RenewLease(LeaseId id, absl::Duration ttl,
+                          absl::string_view principal) override {
     absl::StatusOr<absl::Duration> effective = EffectiveTtl(ttl);
     if (!effective.ok()) return effective.status();
     std::lock_guard<std::mutex> lock(mu_);
     ReapExpiredLeases();
-    auto it = leases_.find(id);
+    auto it = FindLease(id, principal);
     if (it == leases_.end()) return UnknownLease(id);
     expiries_.erase({it->second.expiry, id});
     it->second.expiry = clock_() + *effective;
@@ -147,10 +156,10 @@ class LruKvStore final : public KvStore {
     return absl::OkStatus();
   }
 
-  absl::Status ReleaseLease(LeaseId id) override {
+  absl::Status ReleaseLease(LeaseId id, absl::string_view principal) override {
     std::lock_guard<std::mutex> lock(mu_);
     ReapExpiredLeases();
-    auto it = leases_.find(id);
+    auto it = FindLease(id, principal);
     if (it == leases_.end()) return UnknownLease(id);
     expiries_.erase({it->second.expiry, id});
     DropLease(it);
@@ -199,6 +208,7 @@ class LruKvStore final : public KvStore {
   struct Lease {
     std::vector<BlockKey> keys;  // distinct, all present while the lease lives
     absl::Time expiry;
+    LeaseOwner owner;
   };
   using BlockMap = absl::flat_hash_map<BlockKey, Entry>;
   using LeaseMap = absl::flat_hash_map<LeaseId, Lease>;
@@ -213,7 +223,19 @@ class LruKvStore final : public KvStore {
 
   static absl::Status UnknownLease(LeaseId id) {
     return absl::NotFoundError(
-        absl::StrCat("lease ", id, " is unknown, released or expired"));
+        absl::StrCat("lease ", id, " is unknown, released, expired, or not yours"));
+  }
+
+  // A lease id nobody can predict: 64 bits from the kernel's CSPRNG.
+  static LeaseId RandomLeaseId() {
+    LeaseId id = 0;
+    ssize_t n;
+    do {
+      n = getrandom(&id, sizeof(id), 0);
+    } while (n < 0 && errno == EINTR);
+    // getrandom never returns short for 8 bytes once the pool is initialised.
+    ABSL_RAW_CHECK(n == static_cast<ssize_t>(sizeof(id)), "getrandom failed");
+    return id;
   }
 
   // All private helpers below require mu_ held.
@@ -239,13 +261,23 @@ class LruKvStore final : public KvStore {
     }
   }
 
-  // Pins the present blocks among `keys` under a new lease; with `present`,
-  // also reports (and touches) them.
-  LeaseId LeaseLocked(absl::Span<const BlockKey> keys, absl::Duration ttl,
-                      std::vector<bool>* present) {
+  // The live lease `id` if `principal` may act on it, else leases_.end().
+  LeaseMap::iterator FindLease(LeaseId id, absl::string_view principal) {
+    auto it = leases_.find(id);
+    if (it == leases_.end()) return it;
+    if (principal != kAnyPrincipal && principal != it->second.owner.principal) {
+      return leases_.end();
+    }
+    return it;
+  }
+
+  // Pins the present blocks among `keys` under a new lease for `owner`; with
+  // `present`, also reports (and touches) them. 0 when none is present.
+  absl::StatusOr<LeaseId> LeaseLocked(absl::Span<const BlockKey> keys, absl::Duration ttl,
+                                      const LeaseOwner& owner,
+                                      std::vector<bool>* present) {
     if (present != nullptr) present->assign(keys.size(), false);
-    const LeaseId id = next_lease_++;
-    Lease& lease = leases_[id];
+    std::vector<BlockKey> pinned;
     absl::flat_hash_set<BlockKey> seen;
     for (size_t i = 0; i < keys.size(); ++i) {
       auto it = blocks_.find(keys[i]);
@@ -254,10 +286,26 @@ class LruKvStore final : public KvStore {
         (*present)[i] = true;
         Touch(it->second);
       }
-      if (!seen.insert(keys[i]).second) continue;
-      Pin(it->second);
-      lease.keys.push_back(keys[i]);
+      if (seen.insert(keys[i]).second) pinned.push_back(keys[i]);
     }
+    if (pinned.empty()) return LeaseId{0};  // an empty lease would pin nothing
+    if (max_leases_ > 0 && leases_.size() >= max_leases_) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "the store holds ", leases_.size(), " leases, its limit; retry later"));
+    }
+    uint64_t& held = leases_per_client_[owner.client];
+    if (max_leases_per_client_ > 0 && held >= max_leases_per_client_) {
+      return absl::ResourceExhaustedError(
+          absl::StrCat("client ", owner.client, " holds ", held,
+                       " leases, its limit; release some before taking more"));
+    }
+    LeaseId id = RandomLeaseId();
+    while (id == 0 || leases_.contains(id)) id = RandomLeaseId();
+    ++held;
+    Lease& lease = leases_[id];
+    for (const BlockKey& key : pinned) Pin(blocks_.find(key)->second);
+    lease.keys = std::move(pinned);
+    lease.owner = owner;
     lease.expiry = clock_() + ttl;
     expiries_.emplace(lease.expiry, id);
     return id;
@@ -265,6 +313,8 @@ class LruKvStore final : public KvStore {
 
   void DropLease(LeaseMap::iterator it) {
     for (const BlockKey& key : it->second.keys) Unpin(blocks_.find(key)->second);
+    auto held = leases_per_client_.find(it->second.owner.client);
+    if (--held->second == 0) leases_per_client_.erase(held);  // bounded: live clients
     leases_.erase(it);
   }
 
@@ -301,6 +351,8 @@ class LruKvStore final : public KvStore {
   // Constant after construction.
   const uint64_t capacity_;
   const absl::Duration max_ttl_;
+  const uint64_t max_leases_;
+  const uint64_t max_leases_per_client_;
   const std::function<absl::Time()> clock_;
 
   std::mutex mu_;
@@ -309,7 +361,8 @@ class LruKvStore final : public KvStore {
   std::list<BlockKey> lru_;  // most recently used first
   LeaseMap leases_;
   std::set<std::pair<absl::Time, LeaseId>> expiries_;
-  LeaseId next_lease_ = 1;
+  // Live leases per LeaseOwner::client; only clients holding some.
+  absl::flat_hash_map<std::string, uint64_t> leases_per_client_;
   uint64_t bytes_ = 0;
   uint64_t leased_blocks_ = 0;
   uint64_t leased_bytes_ = 0;

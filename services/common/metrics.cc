@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <utility>
@@ -34,7 +35,7 @@ absl::StatusOr<std::unique_ptr<MetricsEndpoint>> MetricsEndpoint::Start(
     return absl::InvalidArgumentError(absl::StrCat(
         "metrics bind host must be an IPv4 address, got ", options.bind_host));
   }
-  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   const int one = 1;
   setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
   socklen_t len = sizeof(addr);
@@ -59,18 +60,85 @@ MetricsEndpoint::~MetricsEndpoint() {
   close(listen_fd_);
 }
 
+namespace {
+
+// One HTTP connection of the /metrics endpoint, served without blocking.
+struct Connection {
+  int fd;
+  absl::Time deadline;  // closed then, whatever its state
+  std::string request;  // until the header's end
+  std::string response;
+  size_t sent = 0;
+};
+
+constexpr size_t kMaxConnections = 64;
+constexpr size_t kMaxRequestBytes = 16384;
+// A whole exchange; a scrape takes milliseconds.
+constexpr absl::Duration kConnectionTimeout = absl::Seconds(5);
+
+}  // namespace
+
+// Serves every connection at once from one thread with non-blocking sockets:
+// a client that sends its request slowly, or reads the answer slowly, holds
+// only its own connection (and only until kConnectionTimeout), never the
+// scrapes of others. With kMaxConnections open, a new one closes the oldest.
 void MetricsEndpoint::Serve() {
+  std::vector<Connection> conns;
+  std::vector<pollfd> fds;
   while (!stop_) {
-    pollfd p{listen_fd_, POLLIN, 0};
-    if (poll(&p, 1, 100) <= 0) continue;
-    const int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
-    if (fd < 0) continue;
-    timeval tv{2, 0};  // a slow or silent client cannot hold the thread
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-    Answer(fd);
-    close(fd);
+    fds.assign(1, pollfd{listen_fd_, POLLIN, 0});
+    for (const Connection& c : conns) {
+      fds.push_back({c.fd, static_cast<short>(c.response.empty() ? POLLIN : POLLOUT), 0});
+    }
+    if (poll(fds.data(), fds.size(), 100) < 0 && errno != EINTR) continue;
+    const absl::Time now = absl::Now();
+    for (size_t i = 0; i < conns.size(); ++i) {
+      Connection& c = conns[i];
+      const short revents = fds[i + 1].revents;
+      bool done = now >= c.deadline || (revents & (POLLERR | POLLNVAL)) != 0;
+      if (!done && c.response.empty() && (revents & (POLLIN | POLLHUP)) != 0) {
+        char buf[2048];
+        const ssize_t n = recv(c.fd, buf, sizeof(buf), 0);
+        if (n > 0) {
+          c.request.append(buf, static_cast<size_t>(n));
+          if (c.request.find("\r\n\r\n") != std::string::npos ||
+              c.request.size() >= kMaxRequestBytes) {
+            c.response = Answer(c.request);
+          }
+        } else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
+          done = true;
+        }
+      } else if (!done && !c.response.empty() && (revents & (POLLOUT | POLLHUP)) != 0) {
+        const ssize_t n = send(c.fd, c.response.data() + c.sent,
+                               c.response.size() - c.sent, MSG_NOSIGNAL);
+        if (n > 0) {
+          c.sent += static_cast<size_t>(n);
+          done = c.sent == c.response.size();
+        } else if (errno != EAGAIN && errno != EINTR) {
+          done = true;
+        }
+      }
+      if (done) {
+        close(c.fd);
+        c.fd = -1;
+      }
+    }
+    conns.erase(std::remove_if(conns.begin(), conns.end(),
+                               [](const Connection& c) { return c.fd < 0; }),
+                conns.end());
+    if ((fds[0].revents & POLLIN) == 0) continue;
+    // Accept what is waiting (a few at a time, then serve again).
+    for (int k = 0; k < 16; ++k) {
+      const int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+      if (fd < 0) break;
+      if (conns.size() >= kMaxConnections) {
+        close(conns.front().fd);  // the oldest: slow or idle by now
+        conns.erase(conns.begin());
+      }
+      conns.push_back({fd, absl::Now() + kConnectionTimeout});
+    }
   }
+  for (const Connection& c : conns) close(c.fd);
 }
 
 std::string MetricsEndpoint::Text() const {
@@ -79,14 +147,7 @@ std::string MetricsEndpoint::Text() const {
   return prometheus::TextSerializer().Serialize(families);
 }
 
-void MetricsEndpoint::Answer(int fd) {
-  std::string request;
-  char buf[2048];
-  while (request.find("\r\n\r\n") == std::string::npos && request.size() < 16384) {
-    const ssize_t n = read(fd, buf, sizeof(buf));
-    if (n <= 0) return;
-    request.append(buf, static_cast<size_t>(n));
-  }
+std::string MetricsEndpoint::Answer(const std::string& request) const {
   std::string status = "200 OK", body;
   const std::string line = request.substr(0, request.find("\r\n"));
   if (absl::StartsWith(line, "GET /metrics ") ||
@@ -98,17 +159,10 @@ void MetricsEndpoint::Answer(int fd) {
     status = "404 Not Found";
     body = "not found\n";
   }
-  std::string response = absl::StrCat("HTTP/1.1 ", status,
-                                      "\r\nContent-Type: text/plain; version=0.0.4; "
-                                      "charset=utf-8\r\nContent-Length: ",
-                                      body.size(), "\r\nConnection: close\r\n\r\n", body);
-  size_t sent = 0;
-  while (sent < response.size()) {
-    const ssize_t n =
-        send(fd, response.data() + sent, response.size() - sent, MSG_NOSIGNAL);
-    if (n <= 0) return;
-    sent += static_cast<size_t>(n);
-  }
+  return absl::StrCat("HTTP/1.1 ", status,
+                      "\r\nContent-Type: text/plain; version=0.0.4; "
+                      "charset=utf-8\r\nContent-Length: ",
+                      body.size(), "\r\nConnection: close\r\n\r\n", body);
 }
 
 RpcMetrics::RpcMetrics(prometheus::Registry& registry, std::string role)
@@ -154,7 +208,7 @@ std::string StatusCodeName(grpc::StatusCode code) {
   const int i = static_cast<int>(code);
   if (i >= 0 && i < static_cast<int>(sizeof(kNames) / sizeof(kNames[0])))
     return kNames[i];
-  return absl::StrCat("CODE_", i);
+  return "UNKNOWN";  // a label value from a closed set, whatever the code
 }
 
 }  // namespace kvq::services

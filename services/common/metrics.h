@@ -2,7 +2,9 @@
 // optional /metrics HTTP endpoint, and per-RPC latency histograms and error
 // counters labelled by role, method and code.
 //
-// The endpoint is a small HTTP/1.x server of our own on one thread, not
+// The endpoint is a small HTTP/1.x server of our own on one thread, serving
+// all its connections at once with non-blocking sockets (a slow client holds
+// only its own connection, for at most 5 s), not
 // prometheus::Exposer: Debian's civetweb runs its workers on 100 KiB stacks,
 // and once libquadmath (pulled in by OpenBLAS via libgfortran) has registered
 // printf hooks, every glibc printf takes the stack-hungry positional path and
@@ -59,7 +61,8 @@ class MetricsEndpoint {
  private:
   MetricsEndpoint() = default;
   void Serve();  // the HTTP thread's loop
-  void Answer(int fd);
+  // The whole HTTP response to `request` (its header).
+  std::string Answer(const std::string& request) const;
 
   std::shared_ptr<prometheus::Registry> registry_;
   std::map<std::string, std::string> labels_;
@@ -84,7 +87,8 @@ class RpcMetrics {
   prometheus::Family<prometheus::Counter>& errors_;
 };
 
-// "OK", "CANCELLED", ... as in the gRPC spec.
+// "OK", "CANCELLED", ... as in the gRPC spec; "UNKNOWN" for a number outside
+// it (label values come from a closed set).
 std::string StatusCodeName(grpc::StatusCode code);
 
 }  // namespace kvq::services

@@ -96,6 +96,10 @@ class StoreClient {
     // process-wide subchannels with other clients of the same addresses
     // (benchmarks use one client per stream).
     bool own_connections = false;
+    // Sent as "authorization: Bearer <token>" on every call when not empty:
+    // a token from the store's --writer_token_file (workers) or
+    // --admin_token_file (operators); docs/security.md.
+    std::string auth_token;
   };
 
   // The gRPC client (services/store/internal/grpc_store_client.h).

@@ -17,6 +17,7 @@
 #include "cli/flags.h"
 #include "grpcpp/grpcpp.h"
 #include "kvstore/kv_store.h"
+#include "services/common/authorizer.h"
 #include "services/common/grpc_server.h"
 #include "services/common/metrics.h"
 #include "services/store/server_setup.h"
@@ -34,8 +35,28 @@ ABSL_FLAG(int64_t, max_assembling_bytes, -1,
           "Bytes of blocks all PutBlocks streams together may hold while receiving "
           "them (on top of --capacity_bytes); a block over it gets RESOURCE_EXHAUSTED. "
           "-1: the same as --capacity_bytes; 0: no limit.");
+ABSL_FLAG(int64_t, max_assembling_bytes_per_client, -1,
+          "Bytes of blocks one client's PutBlocks streams together may hold while "
+          "receiving them (a client: its token's principal and its host). -1: a quarter "
+          "of --max_assembling_bytes but at least 64 MiB (all of it when smaller; no "
+          "limit when it is 0); 0: no limit.");
+ABSL_FLAG(int64_t, max_get_bytes, int64_t{256} << 20,
+          "Bytes of blocks one GetBlocks call may return; a call asking for more gets "
+          "RESOURCE_EXHAUSTED. 0: no limit.");
 ABSL_FLAG(absl::Duration, lease_ttl, absl::Seconds(60),
           "Longest lease a client may hold without renewing (and the default TTL).");
+ABSL_FLAG(int64_t, max_leases, 65536,
+          "Leases the store holds at once over all clients (0: no limit).");
+ABSL_FLAG(int64_t, max_leases_per_client, 1024,
+          "Leases one client (its token's principal and its host) holds at once "
+          "(0: no limit).");
+ABSL_FLAG(std::string, writer_token_file, "",
+          "File of worker tokens, one per line ('#' comments): a caller sending "
+          "`authorization: Bearer <token>` with one may put blocks and take leases. "
+          "With neither token file, anyone who reaches the store may do anything.");
+ABSL_FLAG(std::string, admin_token_file, "",
+          "File of operator tokens, one per line: a caller with one may also delete "
+          "blocks and renew or release anyone's lease.");
 
 namespace kvq::store {
 namespace {
@@ -46,6 +67,16 @@ bool SplitAddress(const std::string& address, std::string* host, int* port) {
   if (colon == std::string::npos) return false;
   *host = address.substr(0, colon);
   return absl::SimpleAtoi(address.substr(colon + 1), port) && *port >= 0 && *port < 65536;
+}
+
+// The host the /metrics endpoint binds: that of --address, so that a store
+// listening on loopback does not export its metrics to the network. IPv4
+// only (the endpoint's limit): "[::]" binds every IPv4 interface, "[::1]"
+// and "localhost" IPv4 loopback.
+std::string MetricsBindHost(const std::string& host) {
+  if (host.empty() || host == "[::]" || host == "::") return "0.0.0.0";
+  if (host == "localhost" || host == "[::1]" || host == "::1") return "127.0.0.1";
+  return host;
 }
 
 int ServeStore() {
@@ -66,16 +97,51 @@ int ServeStore() {
     return 2;
   }
   const int64_t max_assembling = absl::GetFlag(FLAGS_max_assembling_bytes);
-  if (max_assembling < -1) {
-    std::fprintf(stderr, "kvq serve store: --max_assembling_bytes must be >= -1\n");
+  const int64_t max_assembling_per_client =
+      absl::GetFlag(FLAGS_max_assembling_bytes_per_client);
+  if (max_assembling < -1 || max_assembling_per_client < -1) {
+    std::fprintf(stderr,
+                 "kvq serve store: --max_assembling_bytes and "
+                 "--max_assembling_bytes_per_client must be >= -1\n");
     return 2;
+  }
+  const uint64_t assembling =
+      static_cast<uint64_t>(max_assembling < 0 ? capacity : max_assembling);
+  const uint64_t assembling_per_client =
+      max_assembling_per_client >= 0
+          ? static_cast<uint64_t>(max_assembling_per_client)
+          : std::max(assembling / 4, std::min(assembling, uint64_t{64} << 20));
+  if (absl::GetFlag(FLAGS_max_get_bytes) < 0 || absl::GetFlag(FLAGS_max_leases) < 0 ||
+      absl::GetFlag(FLAGS_max_leases_per_client) < 0) {
+    std::fprintf(stderr,
+                 "kvq serve store: --max_get_bytes, --max_leases and "
+                 "--max_leases_per_client must be >= 0\n");
+    return 2;
+  }
+  absl::StatusOr<services::Authorizer> authorizer = services::Authorizer::FromTokenFiles(
+      absl::GetFlag(FLAGS_writer_token_file), absl::GetFlag(FLAGS_admin_token_file));
+  if (!authorizer.ok()) {
+    std::fprintf(stderr, "kvq serve store: %s\n",
+                 std::string(authorizer.status().message()).c_str());
+    return 2;
+  }
+  if (authorizer->open()) {
+    std::fprintf(
+        stderr,
+        "kvq serve store: WARNING: no --writer_token_file or --admin_token_file: "
+        "anyone who can reach %s can overwrite, delete and pin cached blocks "
+        "(docs/security.md)\n",
+        absl::GetFlag(FLAGS_address).c_str());
   }
 
   SetStoreProcessDefaults();
 
-  absl::StatusOr<std::unique_ptr<kvstore::KvStore>> engine =
-      kvstore::KvStore::Open({.capacity_bytes = static_cast<uint64_t>(capacity),
-                              .max_lease_ttl = absl::GetFlag(FLAGS_lease_ttl)});
+  absl::StatusOr<std::unique_ptr<kvstore::KvStore>> engine = kvstore::KvStore::Open(
+      {.capacity_bytes = static_cast<uint64_t>(capacity),
+       .max_lease_ttl = absl::GetFlag(FLAGS_lease_ttl),
+       .max_leases = static_cast<uint64_t>(absl::GetFlag(FLAGS_max_leases)),
+       .max_leases_per_client =
+           static_cast<uint64_t>(absl::GetFlag(FLAGS_max_leases_per_client))});
   if (!engine.ok()) {
     std::fprintf(stderr, "kvq serve store: %s\n", engine.status().ToString().c_str());
     return 2;
@@ -84,7 +150,7 @@ int ServeStore() {
   absl::StatusOr<std::unique_ptr<services::MetricsEndpoint>> metrics =
       services::MetricsEndpoint::Start({.role = "store",
                                         .port = absl::GetFlag(FLAGS_metrics_port),
-                                        .bind_host = host.empty() ? "0.0.0.0" : host});
+                                        .bind_host = MetricsBindHost(host)});
   if (!metrics.ok()) {
     std::fprintf(stderr, "kvq serve store: %s\n", metrics.status().ToString().c_str());
     return 1;
@@ -96,8 +162,10 @@ int ServeStore() {
       engine->get(),
       {.default_chunk_bytes =
            static_cast<uint32_t>(std::min<int64_t>(1 << 20, max_message / 2)),
-       .max_assembling_bytes =
-           static_cast<uint64_t>(max_assembling < 0 ? capacity : max_assembling)},
+       .max_assembling_bytes = assembling,
+       .max_assembling_bytes_per_client = assembling_per_client,
+       .max_get_bytes = static_cast<uint64_t>(absl::GetFlag(FLAGS_max_get_bytes)),
+       .authorizer = &*authorizer},
       &rpc_metrics, &store_metrics);
 
   services::ServerOptions server;
@@ -136,7 +204,9 @@ const cli::CommandRegistrar kServeStore({
         "Prints `kvq store listening on HOST:PORT` once serving; SIGTERM shuts down\n"
         "gracefully. Health checking and server reflection are enabled.",
     .flags = {"address", "port", "capacity_bytes", "max_message_bytes",
-              "max_assembling_bytes", "lease_ttl", "metrics_port", "shutdown_grace"},
+              "max_assembling_bytes", "max_assembling_bytes_per_client", "max_get_bytes",
+              "lease_ttl", "max_leases", "max_leases_per_client", "writer_token_file",
+              "admin_token_file", "metrics_port", "shutdown_grace"},
     .run = [](const std::vector<std::string>&) { return ServeStore(); },
 });
 

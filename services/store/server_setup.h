@@ -31,6 +31,12 @@ inline void ConfigureStoreServer(grpc::ServerBuilder& builder, int max_message_b
   // instead of 8 KiB that gRPC grows only as reads fill up (16-stream puts on
   // fresh connections: +10%; `kvq bench store`, docs/performance.md).
   builder.AddChannelArgument(GRPC_ARG_TCP_READ_CHUNK_SIZE, 1 << 20);
+  // No SO_REUSEPORT: a second server on a port that is taken must fail to
+  // start, not share the port and take some of the first one's connections.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+  // Streams one connection may have open at once (gRPC's default is
+  // unlimited); each PutBlocks stream holds bookkeeping for its blocks.
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, 256);
 }
 
 }  // namespace kvq::store

@@ -73,6 +73,30 @@ class ArgumentChecksTest(unittest.TestCase):
             with self.assertRaises(ValueError, msg=repr(bad)):
                 s.lookup([bad])
 
+    def test_store_token_goes_with_every_call(self):
+        token = "worker-token-0123456789abcdef"
+        path = os.path.join(os.environ.get("TEST_TMPDIR", "/tmp"), "store_tokens")
+        with open(path, "w", encoding="ascii") as f:
+            f.write("# workers\n\n" + token + "\n")
+        self.assertEqual(store.read_token_file(path), token)
+        for s in (kvq_client.StoreClient(NOWHERE, token=token),
+                  kvq_client.StoreClient(NOWHERE, token_file=path)):
+            seen = []
+
+            class Stub:
+                def Stats(self, request, timeout=None, metadata=None):
+                    seen.append(metadata)
+                    return s._pb.kvstore_pb2.StoreStatsResponse(blocks=3)
+
+            s._stubs = [Stub()]
+            self.assertEqual(s.total_stats()["blocks"], 3)
+            self.assertEqual(seen, [(("authorization", "Bearer " + token),)])
+        self.assertEqual(kvq_client.StoreClient(NOWHERE)._metadata, ())
+        with open(path, "w", encoding="ascii") as f:
+            f.write("# none\n")
+        with self.assertRaises(ValueError):
+            kvq_client.StoreClient(NOWHERE, token_file=path)
+
     def test_unreachable_server_is_unavailable(self):
         with self.assertRaises(kvq_client.KvqError) as e:
             kvq_client.StoreClient(NOWHERE, timeout=2).stats()

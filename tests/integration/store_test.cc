@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <fstream>
 #include <map>
 #include <memory>
 #include <string>
@@ -26,6 +27,7 @@
 #include "google/protobuf/descriptor.pb.h"
 #include "google/protobuf/unknown_field_set.h"
 #include "grpcpp/grpcpp.h"
+#include "grpcpp/impl/codegen/client_unary_call.h"
 #include "grpcpp/impl/rpc_method.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
@@ -605,6 +607,356 @@ TEST(StoreIntegrationTest, BenchStoreAgainstARunningStore) {
       " --nostore_bench_baselines --store_bench_address=", store->address()));
   EXPECT_NE(small_status, 0);
   EXPECT_TRUE(absl::StrContains(small_out, "FAILED_PRECONDITION")) << small_out;
+}
+
+// --- Issue 14: who may write, bounded resources, honest codes. ---
+
+const std::string kWriterToken = "worker-token-5f0c2a9e71d4b3c8";
+const std::string kAdminToken = "operator-token-c1e8a07b3d5f9e24";
+
+std::string WriteTempFile(const std::string& name, const std::string& contents) {
+  const std::string path = absl::StrCat(std::getenv("TEST_TMPDIR"), "/", name);
+  std::ofstream(path) << contents;
+  return path;
+}
+
+std::vector<std::string> TokenFlags() {
+  return {"--writer_token_file=" +
+              WriteTempFile("writers", "# workers\n" + kWriterToken + "\n"),
+          "--admin_token_file=" + WriteTempFile("admins", kAdminToken + "\n")};
+}
+
+std::unique_ptr<StoreClient> ConnectWithToken(const std::string& address,
+                                              const std::string& token) {
+  auto c = StoreClient::Create({.addresses = {address},
+                                .deadline = absl::Seconds(10),
+                                .max_attempts = 1,
+                                .auth_token = token});
+  EXPECT_TRUE(c.ok());
+  return std::move(*c);
+}
+
+// A BlockMeta of about 1 GiB (fp16, 1024 layers of 64 KV heads of head_dim 128).
+v1::BlockHeader HugeHeader(uint32_t id) {
+  kvstore::BlockMeta meta{.encoding = kernels::BlockEncoding::Fp16(32),
+                          .model_id = 7,
+                          .n_layers = 1024,
+                          .n_kv_heads = 64,
+                          .head_dim = 128,
+                          .token_count = 32};
+  EXPECT_TRUE(kvstore::ValidateMeta(meta).ok()) << kvstore::ValidateMeta(meta);
+  EXPECT_GE(meta.block_bytes(), uint64_t{1} << 29);
+  v1::BlockHeader h;
+  h.set_block_id(id);
+  h.set_key(MakeTestBlock(999).key.ToBytes());
+  *h.mutable_meta() = MetaToProto(meta);
+  return h;
+}
+
+TEST(StoreIntegrationTest, OnlyWorkersWriteAndOnlyOperatorsDelete) {
+  auto store = StartStore(TokenFlags());
+  ASSERT_NE(store, nullptr);
+  const std::string addr = store->address();
+  auto anonymous = ConnectWithToken(addr, "");
+  auto worker = ConnectWithToken(addr, kWriterToken);
+  auto operator_ = ConnectWithToken(addr, kAdminToken);
+  auto wrong = ConnectWithToken(addr, "not-a-token-of-this-store");
+  const kvstore::Block a = ToBlock(MakeTestBlock(1)), b = ToBlock(MakeTestBlock(2));
+
+  // Writes need a worker token.
+  const auto anon_put = anonymous->PutBlocks({a});
+  EXPECT_EQ(anon_put.status().code(), absl::StatusCode::kUnauthenticated)
+      << anon_put.status();
+  EXPECT_TRUE(absl::StrContains(anon_put.status().message(), "--writer_token_file"))
+      << anon_put.status();
+  EXPECT_EQ(wrong->PutBlocks({a}).status().code(), absl::StatusCode::kUnauthenticated);
+  EXPECT_EQ(RawPut(addr, WholeBlock(MakeTestBlock(1))).error_code(),
+            grpc::StatusCode::UNAUTHENTICATED);
+  ASSERT_TRUE(worker->PutBlocks({a, b}).ok());
+
+  // Anyone reads; a lease (pinning memory) needs a worker.
+  auto look = anonymous->Lookup({a.key, b.key});
+  ASSERT_TRUE(look.ok()) << look.status();
+  EXPECT_EQ(look->present_prefix, 2u);
+  auto got = anonymous->GetBlocks({a.key});
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_TRUE(got->blocks[0].ok());
+  EXPECT_TRUE(anonymous->Stats(0).ok());
+  EXPECT_EQ(anonymous->Lookup({a.key}, absl::Seconds(5)).status().code(),
+            absl::StatusCode::kUnauthenticated);
+  auto leased_get = anonymous->GetBlocks({a.key}, absl::Seconds(5));
+  ASSERT_TRUE(leased_get.ok());  // per-key results carry the call's status
+  EXPECT_EQ(leased_get->blocks[0].status().code(), absl::StatusCode::kUnauthenticated);
+
+  // Deleting needs an operator: a worker is denied, an anonymous caller unknown.
+  const std::vector<absl::Status> anon_delete = anonymous->Delete({a.key});
+  EXPECT_EQ(anon_delete[0].code(), absl::StatusCode::kUnauthenticated) << anon_delete[0];
+  const std::vector<absl::Status> worker_delete = worker->Delete({a.key});
+  EXPECT_EQ(worker_delete[0].code(), absl::StatusCode::kPermissionDenied)
+      << worker_delete[0];
+  EXPECT_TRUE(operator_->Delete({a.key})[0].ok());
+  EXPECT_FALSE(anonymous->Lookup({a.key})->present[0]);
+
+  // A worker's lease: nobody else renews or releases it (NOT_FOUND, as for
+  // an unknown lease); the worker does, and an operator may.
+  auto leased = worker->Lookup({b.key}, absl::Seconds(30));
+  ASSERT_TRUE(leased.ok()) << leased.status();
+  ASSERT_EQ(leased->leases.size(), 1u);
+  EXPECT_EQ(anonymous->RenewLeases(leased->leases, absl::Seconds(5)).code(),
+            absl::StatusCode::kUnauthenticated);
+  EXPECT_EQ(anonymous->ReleaseLeases(leased->leases).code(),
+            absl::StatusCode::kUnauthenticated);
+  ASSERT_TRUE(worker->RenewLeases(leased->leases, absl::Seconds(5)).ok());
+  ASSERT_TRUE(operator_->ReleaseLeases(leased->leases).ok());
+  EXPECT_EQ(worker->ReleaseLeases(leased->leases).code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(anonymous->Stats(0)->active_leases, 0u);
+}
+
+TEST(StoreIntegrationTest, AnOpenStoreSaysSoAtStart) {
+  auto open = StartStore({});
+  ASSERT_NE(open, nullptr);
+  EXPECT_TRUE(absl::StrContains(open->Output(), "WARNING: no --writer_token_file"))
+      << open->Output();
+  auto closed = StartStore(TokenFlags());
+  ASSERT_NE(closed, nullptr);
+  EXPECT_FALSE(absl::StrContains(closed->Output(), "WARNING")) << closed->Output();
+}
+
+// One client that starts more blocks than its share gets RESOURCE_EXHAUSTED
+// for itself; another client's puts still go through.
+TEST(StoreIntegrationTest, OneClientCannotTakeTheWholeAssemblyBudget) {
+  auto store = StartStore(TokenFlags());
+  ASSERT_NE(store, nullptr);
+  // Defaults: a quarter of the capacity (1 GiB) is 256 MiB per client. The
+  // greedy client starts a block of at least 512 MiB: refused at its header.
+  auto stub = v1::KvStore::NewStub(
+      grpc::CreateChannel(store->address(), grpc::InsecureChannelCredentials()));
+  grpc::ClientContext ctx;
+  ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
+  ctx.AddMetadata("authorization", "Bearer " + kWriterToken);
+  v1::PutBlocksResponse response;
+  auto greedy = stub->PutBlocks(&ctx, &response);
+  v1::PutBlocksRequest announce;
+  *announce.add_headers() = HugeHeader(0);
+  greedy->Write(announce);
+  greedy->WritesDone();
+  const grpc::Status refused = greedy->Finish();
+  EXPECT_EQ(refused.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED)
+      << refused.error_message();
+  EXPECT_TRUE(absl::StrContains(refused.error_message(), "_per_client"))
+      << refused.error_message();
+  auto worker = ConnectWithToken(store->address(), kWriterToken);
+  ASSERT_TRUE(worker->PutBlocks({ToBlock(MakeTestBlock(1))}).ok());
+}
+
+TEST(StoreIntegrationTest, BadTokenFilesStopTheStoreAtStart) {
+  const std::string kvq = launcher::FindKvqBinary();
+  for (const std::string& flag :
+       {std::string("--writer_token_file=/nonexistent/kvq-tokens"),
+        "--admin_token_file=" + WriteTempFile("empty_tokens", "# none yet\n\n"),
+        "--writer_token_file=" + WriteTempFile("short_tokens", "short\n")}) {
+    auto bad = ChildProcess::Start(
+        "store", {kvq, "serve", "store", "--address=127.0.0.1:0", flag}, {});
+    EXPECT_FALSE(bad.ok()) << flag;
+  }
+}
+
+TEST(StoreIntegrationTest, LeasesAreRandomCappedAndNeverEmpty) {
+  auto store = StartStore({"--max_leases_per_client=2"});
+  ASSERT_NE(store, nullptr);
+  auto client = Connect(store->address());
+  const kvstore::Block a = ToBlock(MakeTestBlock(1));
+  ASSERT_TRUE(client->PutBlocks({a}).ok());
+  // A lookup with a TTL of keys that are all absent takes no lease.
+  for (int i = 0; i < 20; ++i) {
+    auto none = client->Lookup({MakeTestBlock(50 + i).key}, absl::Seconds(30));
+    ASSERT_TRUE(none.ok()) << none.status();
+    EXPECT_TRUE(none->leases.empty());
+  }
+  EXPECT_EQ(client->Stats(0)->active_leases, 0u);
+  // Ids are not a sequence anyone can walk.
+  auto l1 = client->Lookup({a.key}, absl::Seconds(30));
+  auto l2 = client->Lookup({a.key}, absl::Seconds(30));
+  ASSERT_TRUE(l1.ok() && l2.ok());
+  ASSERT_EQ(l1->leases.size(), 1u);
+  ASSERT_EQ(l2->leases.size(), 1u);
+  EXPECT_GT(l1->leases[0].id | l2->leases[0].id, uint64_t{1} << 32);
+  EXPECT_NE(l1->leases[0].id + 1, l2->leases[0].id);
+  // This client holds 2, its limit.
+  auto third = client->Lookup({a.key}, absl::Seconds(30));
+  EXPECT_EQ(third.status().code(), absl::StatusCode::kResourceExhausted)
+      << third.status();
+  EXPECT_TRUE(absl::StrContains(third.status().message(), "leases")) << third.status();
+  ASSERT_TRUE(client->ReleaseLeases(l1->leases).ok());
+  EXPECT_TRUE(client->Lookup({a.key}, absl::Seconds(30)).ok());
+}
+
+TEST(StoreIntegrationTest, AnnouncedHugeBlockWithoutDataBlocksNoOtherPut) {
+  // The budget of blocks being received is exactly one huge block, and has
+  // no per-client share: before issue 14 the header alone took all of it.
+  v1::BlockMeta huge = HugeHeader(0).meta();
+  kvstore::BlockMeta m = *MetaFromProto(huge);
+  auto store = StartStore({"--capacity_bytes=4294967296",
+                           absl::StrCat("--max_assembling_bytes=", m.block_bytes()),
+                           "--max_assembling_bytes_per_client=0"});
+  ASSERT_NE(store, nullptr);
+  auto stub = v1::KvStore::NewStub(
+      grpc::CreateChannel(store->address(), grpc::InsecureChannelCredentials()));
+  grpc::ClientContext ctx;
+  ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(30)));
+  v1::PutBlocksResponse response;
+  auto greedy = stub->PutBlocks(&ctx, &response);
+  v1::PutBlocksRequest announce;
+  *announce.add_headers() = HugeHeader(0);
+  ASSERT_TRUE(greedy->Write(announce));
+  absl::SleepFor(absl::Milliseconds(200));  // the store has applied it
+  auto client = Connect(store->address());
+  for (int i = 0; i < 3; ++i) {
+    auto put = client->PutBlocks({ToBlock(MakeTestBlock(i))});
+    ASSERT_TRUE(put.ok()) << put.status();
+  }
+  EXPECT_EQ(client->Stats(0)->blocks, 3u);
+  ctx.TryCancel();
+  (void)greedy->Finish();
+}
+
+TEST(StoreIntegrationTest, GetBlocksRefusesRepeatedKeysAndTooManyBytes) {
+  auto store = StartStore({absl::StrCat("--max_get_bytes=", 2 * kBlockBytes)});
+  ASSERT_NE(store, nullptr);
+  auto client = Connect(store->address());
+  std::vector<kvstore::Block> blocks;
+  for (int i = 0; i < 3; ++i) blocks.push_back(ToBlock(MakeTestBlock(i)));
+  ASSERT_TRUE(client->PutBlocks(blocks).ok());
+  const auto repeated = client->GetBlocks({blocks[0].key, blocks[0].key});
+  ASSERT_TRUE(repeated.ok());  // per-key results carry the call's status
+  EXPECT_EQ(repeated->blocks[0].status().code(), absl::StatusCode::kInvalidArgument)
+      << repeated->blocks[0].status();
+  auto two = client->GetBlocks({blocks[0].key, blocks[1].key});
+  ASSERT_TRUE(two.ok());
+  EXPECT_TRUE(two->blocks[1].ok());
+  auto three =
+      client->GetBlocks({blocks[0].key, blocks[1].key, blocks[2].key}, absl::Seconds(30));
+  ASSERT_TRUE(three.ok());
+  EXPECT_EQ(three->blocks[0].status().code(), absl::StatusCode::kResourceExhausted)
+      << three->blocks[0].status();
+  EXPECT_TRUE(absl::StrContains(three->blocks[0].status().message(), "--max_get_bytes"));
+  EXPECT_EQ(client->Stats(0)->active_leases, 0u);  // the refused call's lease is gone
+}
+
+TEST(StoreIntegrationTest, MalformedUnaryRequestsAreInvalidArgument) {
+  auto store = StartStore({});
+  ASSERT_NE(store, nullptr);
+  auto channel =
+      grpc::CreateChannel(store->address(), grpc::InsecureChannelCredentials());
+  // Field 1 (bytes) claiming 5 bytes with 2 present: does not parse.
+  const std::string garbage(
+      "\x0a\x05"
+      "ab",
+      4);
+  for (const char* method :
+       {"Lookup", "RenewLease", "ReleaseLease", "DeleteBlocks", "Stats", "GetBlocks"}) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
+    grpc::Slice slice(garbage);
+    grpc::ByteBuffer request(&slice, 1), response;
+    grpc::Status status;
+    if (std::string(method) == "GetBlocks") {
+      const grpc::internal::RpcMethod rpc("/kvq.v1.KvStore/GetBlocks",
+                                          grpc::internal::RpcMethod::SERVER_STREAMING,
+                                          channel);
+      std::unique_ptr<grpc::ClientReader<grpc::ByteBuffer>> reader(
+          grpc::internal::ClientReaderFactory<grpc::ByteBuffer>::Create(
+              channel.get(), rpc, &ctx, request));
+      while (reader->Read(&response)) {
+      }
+      status = reader->Finish();
+    } else {
+      const grpc::internal::RpcMethod rpc(
+          absl::StrCat("/kvq.v1.KvStore/", method).c_str(),
+          grpc::internal::RpcMethod::NORMAL_RPC, channel);
+      status = grpc::internal::BlockingUnaryCall<grpc::ByteBuffer, grpc::ByteBuffer>(
+          channel.get(), rpc, &ctx, request, &response);
+    }
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT)
+        << method << ": " << status.error_message();
+    EXPECT_TRUE(absl::StrContains(status.error_message(), "does not parse"))
+        << method << ": " << status.error_message();
+  }
+}
+
+TEST(StoreIntegrationTest, ChunkAfterACommittedBlockEndsTheStreamHonestly) {
+  auto store = StartStore({});
+  ASSERT_NE(store, nullptr);
+  const TestBlock a = MakeTestBlock(1);
+  std::vector<v1::PutBlocksRequest> m = WholeBlock(a);
+  m.push_back(Layer(0, a, 0));  // once more, after the block committed
+  const grpc::Status status = RawPut(store->address(), m);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_TRUE(
+      absl::StrContains(status.error_message(), "after it was complete and committed"))
+      << status.error_message();
+  EXPECT_TRUE(absl::StrContains(status.error_message(), "they stay stored"))
+      << status.error_message();
+  // As the status says: the block is there, whole.
+  auto got = Connect(store->address())->GetBlocks({a.key});
+  ASSERT_TRUE(got.ok());
+  ASSERT_TRUE(got->blocks[0].ok()) << got->blocks[0].status();
+  EXPECT_EQ(*got->blocks[0]->bytes, a.bytes);
+}
+
+// The port /metrics listens on, from the store's "metrics on" line (-1: none).
+int MetricsPort(ChildProcess& store) {
+  int port = -1;
+  for (absl::string_view line : absl::StrSplit(store.Output(), '\n')) {
+    if (line.find("kvq store metrics on ") == absl::string_view::npos) continue;
+    if (!absl::SimpleAtoi(line.substr(line.rfind(':') + 1), &port)) port = -1;
+  }
+  return port;
+}
+
+TEST(StoreIntegrationTest, ASecondStoreOnATakenPortFailsToStart) {
+  auto first = StartStore({"--metrics_port=0"});
+  ASSERT_NE(first, nullptr);
+  const std::string kvq = launcher::FindKvqBinary();
+  auto second = ChildProcess::Start(
+      "store",
+      {kvq, "serve", "store", absl::StrCat("--address=127.0.0.1:", first->port())}, {});
+  EXPECT_FALSE(second.ok());
+  // Nor on a taken metrics port.
+  const int metrics_port = MetricsPort(*first);
+  ASSERT_GT(metrics_port, 0) << first->Output();
+  auto third = ChildProcess::Start("store",
+                                   {kvq, "serve", "store", "--address=127.0.0.1:0",
+                                    absl::StrCat("--metrics_port=", metrics_port)},
+                                   {});
+  EXPECT_FALSE(third.ok());
+  // The first one still answers every call.
+  auto client = Connect(first->address());
+  for (int i = 0; i < 8; ++i) ASSERT_TRUE(client->Stats(0).ok());
+}
+
+// The local address (hex "0100007F:1F90" form of /proc/net/tcp) of the socket
+// listening on `port`, or "" if none.
+std::string ListeningAddress(int port) {
+  std::ifstream tcp("/proc/net/tcp");
+  std::string line;
+  const std::string suffix = absl::StrCat(
+      ":", absl::AsciiStrToUpper(absl::StrCat(absl::Hex(port, absl::kZeroPad4))));
+  while (std::getline(tcp, line)) {
+    std::vector<std::string> f = absl::StrSplit(line, ' ', absl::SkipEmpty());
+    if (f.size() > 3 && absl::EndsWith(f[1], suffix) && f[3] == "0A") return f[1];
+  }
+  return "";
+}
+
+TEST(StoreIntegrationTest, MetricsBindTheHostOfAddress) {
+  auto store = StartStore({"--metrics_port=0"});  // --address=127.0.0.1:0
+  ASSERT_NE(store, nullptr);
+  const int port = MetricsPort(*store);
+  ASSERT_GT(port, 0) << store->Output();
+  // 127.0.0.1 is 0100007F in /proc/net/tcp; 0.0.0.0 would be 00000000.
+  EXPECT_TRUE(absl::StartsWith(ListeningAddress(port), "0100007F:"))
+      << ListeningAddress(port);
 }
 
 }  // namespace

@@ -14,6 +14,8 @@ namespace {
 using testing::MakeTestBlock;
 using testing::TestBlock;
 
+const LeaseOwner kOwner{.principal = "w", .client = "w@host"};
+
 // Each test block: 5 layers x 4 heads x 96 bytes (2-bit, B=32, head_dim 8).
 const uint64_t kBlockBytes = MakeTestBlock(0).bytes.size();
 
@@ -155,7 +157,7 @@ TEST_F(KvStoreTest, LeasedBlocksAreNotEvictedAndFullStoreRejects) {
   const TestBlock a = MakeTestBlock(1), b = MakeTestBlock(2), c = MakeTestBlock(3);
   ASSERT_TRUE(Put(*s, a).ok());
   ASSERT_TRUE(Put(*s, b).ok());
-  auto lease = s->AcquireLease({a.key, b.key}, absl::Seconds(5));
+  auto lease = s->AcquireLease({a.key, b.key}, absl::Seconds(5), kOwner);
   ASSERT_TRUE(lease.ok());
   EXPECT_EQ(s->CheckFits(kBlockBytes).code(), absl::StatusCode::kResourceExhausted);
   EXPECT_EQ(Put(*s, c).status().code(), absl::StatusCode::kResourceExhausted);
@@ -164,8 +166,8 @@ TEST_F(KvStoreTest, LeasedBlocksAreNotEvictedAndFullStoreRejects) {
   EXPECT_EQ(s->Stats().rejected_puts, 2u);  // CheckFits and Put
   EXPECT_EQ(s->Stats().leased_blocks, 2u);
   EXPECT_EQ(s->Delete({a.key})[0].code(), absl::StatusCode::kFailedPrecondition);
-  ASSERT_TRUE(s->ReleaseLease(*lease).ok());
-  EXPECT_EQ(s->ReleaseLease(*lease).code(), absl::StatusCode::kNotFound);
+  ASSERT_TRUE(s->ReleaseLease(*lease, "w").ok());
+  EXPECT_EQ(s->ReleaseLease(*lease, "w").code(), absl::StatusCode::kNotFound);
   ASSERT_EQ(*Put(*s, c), PutOutcome::kStored);
   EXPECT_EQ(s->Stats().evictions, 1u);
 }
@@ -175,7 +177,8 @@ TEST_F(KvStoreTest, OnlyUnleasedBlocksAreEvicted) {
   const TestBlock a = MakeTestBlock(1), b = MakeTestBlock(2), c = MakeTestBlock(3);
   ASSERT_TRUE(Put(*s, a).ok());
   ASSERT_TRUE(Put(*s, b).ok());
-  ASSERT_TRUE(s->AcquireLease({a.key}, absl::Seconds(5)).ok());  // a is the LRU one
+  ASSERT_TRUE(
+      s->AcquireLease({a.key}, absl::Seconds(5), kOwner).ok());  // a is the LRU one
   ASSERT_EQ(*Put(*s, c), PutOutcome::kStored);
   EXPECT_TRUE(Has(*s, a));
   EXPECT_FALSE(Has(*s, b));
@@ -185,16 +188,17 @@ TEST_F(KvStoreTest, LeasesExpireAndRenew) {
   auto s = Open(1);
   const TestBlock a = MakeTestBlock(1), b = MakeTestBlock(2);
   ASSERT_TRUE(Put(*s, a).ok());
-  auto lease = s->AcquireLease({a.key}, absl::Seconds(5));
+  auto lease = s->AcquireLease({a.key}, absl::Seconds(5), kOwner);
   ASSERT_TRUE(lease.ok());
   now_ += absl::Seconds(4);
-  ASSERT_TRUE(s->RenewLease(*lease, absl::Seconds(5)).ok());
+  ASSERT_TRUE(s->RenewLease(*lease, absl::Seconds(5), "w").ok());
   now_ += absl::Seconds(4);  // 8 s after acquiring, 4 s after renewing
   EXPECT_EQ(Put(*s, b).status().code(), absl::StatusCode::kResourceExhausted);
   now_ += absl::Seconds(1);  // renewal's TTL passed: the lease is gone
   ASSERT_EQ(*Put(*s, b), PutOutcome::kStored);
   EXPECT_FALSE(Has(*s, a));
-  EXPECT_EQ(s->RenewLease(*lease, absl::Seconds(5)).code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(s->RenewLease(*lease, absl::Seconds(5), "w").code(),
+            absl::StatusCode::kNotFound);
   const StoreStats st = s->Stats();
   EXPECT_EQ(st.expired_leases, 1u);
   EXPECT_EQ(st.active_leases, 0u);
@@ -205,9 +209,9 @@ TEST_F(KvStoreTest, LeaseTtlIsCappedAndValidated) {
   auto s = Open(1);
   const TestBlock a = MakeTestBlock(1);
   ASSERT_TRUE(Put(*s, a).ok());
-  EXPECT_EQ(s->AcquireLease({a.key}, absl::Seconds(-1)).status().code(),
+  EXPECT_EQ(s->AcquireLease({a.key}, absl::Seconds(-1), kOwner).status().code(),
             absl::StatusCode::kInvalidArgument);
-  ASSERT_TRUE(s->AcquireLease({a.key}, absl::Hours(5)).ok());  // capped at 10 s
+  ASSERT_TRUE(s->AcquireLease({a.key}, absl::Hours(5), kOwner).ok());  // capped at 10 s
   now_ += absl::Seconds(11);
   EXPECT_EQ(s->Stats().leased_blocks, 0u);
 }
@@ -216,12 +220,13 @@ TEST_F(KvStoreTest, OverlappingLeasesPinUntilBothEnd) {
   auto s = Open(1);
   const TestBlock a = MakeTestBlock(1), b = MakeTestBlock(2);
   ASSERT_TRUE(Put(*s, a).ok());
-  auto l1 = s->AcquireLease({a.key, a.key}, absl::Seconds(5));
-  auto l2 = s->AcquireLease({a.key, b.key}, absl::Seconds(5));  // b absent: skipped
+  auto l1 = s->AcquireLease({a.key, a.key}, absl::Seconds(5), kOwner);
+  auto l2 =
+      s->AcquireLease({a.key, b.key}, absl::Seconds(5), kOwner);  // b absent: skipped
   ASSERT_TRUE(l1.ok() && l2.ok());
-  ASSERT_TRUE(s->ReleaseLease(*l1).ok());
+  ASSERT_TRUE(s->ReleaseLease(*l1, "w").ok());
   EXPECT_EQ(Put(*s, b).status().code(), absl::StatusCode::kResourceExhausted);
-  ASSERT_TRUE(s->ReleaseLease(*l2).ok());
+  ASSERT_TRUE(s->ReleaseLease(*l2, "w").ok());
   EXPECT_TRUE(Put(*s, b).ok());
 }
 
@@ -231,7 +236,7 @@ TEST_F(KvStoreTest, LeasePresentReportsAndPinsExactlyThePresentBlocks) {
   ASSERT_TRUE(Put(*s, a).ok());
   ASSERT_TRUE(Put(*s, b).ok());
   std::vector<bool> present;
-  auto lease = s->LeasePresent({c.key, a.key, a.key}, absl::Seconds(5), &present);
+  auto lease = s->LeasePresent({c.key, a.key, a.key}, absl::Seconds(5), kOwner, &present);
   ASSERT_TRUE(lease.ok());
   EXPECT_EQ(present, (std::vector<bool>{false, true, true}));
   EXPECT_EQ(s->Stats().leased_blocks, 1u);
@@ -240,9 +245,109 @@ TEST_F(KvStoreTest, LeasePresentReportsAndPinsExactlyThePresentBlocks) {
   EXPECT_TRUE(Has(*s, a));
   EXPECT_FALSE(Has(*s, b));
   EXPECT_EQ(s->Delete({a.key})[0].code(), absl::StatusCode::kFailedPrecondition);
-  ASSERT_TRUE(s->ReleaseLease(*lease).ok());
-  EXPECT_EQ(s->LeasePresent({a.key}, absl::Seconds(-1), &present).status().code(),
+  ASSERT_TRUE(s->ReleaseLease(*lease, "w").ok());
+  EXPECT_EQ(s->LeasePresent({a.key}, absl::Seconds(-1), kOwner, &present).status().code(),
             absl::StatusCode::kInvalidArgument);
+}
+
+TEST_F(KvStoreTest, LeasesBelongToTheirPrincipal) {
+  auto s = Open(2);
+  const TestBlock a = MakeTestBlock(1);
+  ASSERT_TRUE(Put(*s, a).ok());
+  auto lease = s->AcquireLease({a.key}, absl::Seconds(5), kOwner);
+  ASSERT_TRUE(lease.ok());
+  // Another principal can neither renew nor release it, and learns nothing:
+  // the answer is that of an unknown lease.
+  EXPECT_EQ(s->RenewLease(*lease, absl::Seconds(5), "intruder").code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_EQ(s->ReleaseLease(*lease, "intruder").code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(s->Stats().active_leases, 1u);
+  EXPECT_EQ(s->Delete({a.key})[0].code(), absl::StatusCode::kFailedPrecondition);
+  // The same principal from another client (the decode worker a prefill
+  // worker handed the lease to) can; so can an operator (kAnyPrincipal).
+  ASSERT_TRUE(s->RenewLease(*lease, absl::Seconds(5), "w").ok());
+  ASSERT_TRUE(s->ReleaseLease(*lease, "w").ok());
+  auto again = s->AcquireLease({a.key}, absl::Seconds(5), kOwner);
+  ASSERT_TRUE(again.ok());
+  ASSERT_TRUE(s->ReleaseLease(*again, kAnyPrincipal).ok());
+  EXPECT_EQ(s->Stats().active_leases, 0u);
+}
+
+TEST_F(KvStoreTest, LeaseIdsAreRandomAndNeverZero) {
+  auto s = Open(1);
+  const TestBlock a = MakeTestBlock(1);
+  ASSERT_TRUE(Put(*s, a).ok());
+  std::vector<LeaseId> ids;
+  for (int i = 0; i < 64; ++i) {
+    auto lease = s->AcquireLease({a.key}, absl::Seconds(5), kOwner);
+    ASSERT_TRUE(lease.ok());
+    ASSERT_NE(*lease, 0u);
+    ids.push_back(*lease);
+  }
+  // Not a sequence: consecutive ids differ in many bits, and the high bits
+  // are used (a counter would stay small).
+  int small = 0, close = 0;
+  for (size_t i = 0; i < ids.size(); ++i) {
+    small += ids[i] < (uint64_t{1} << 40);
+    if (i > 0)
+      close += (ids[i] > ids[i - 1] ? ids[i] - ids[i - 1] : ids[i - 1] - ids[i]) < 1000;
+  }
+  EXPECT_LE(small, 1);
+  EXPECT_EQ(close, 0);
+}
+
+TEST_F(KvStoreTest, LeasingNothingTakesNoLease) {
+  auto s = Open(2);
+  const TestBlock a = MakeTestBlock(1), absent = MakeTestBlock(2);
+  ASSERT_TRUE(Put(*s, a).ok());
+  std::vector<bool> present;
+  for (int i = 0; i < 100; ++i) {
+    auto lease = s->LeasePresent({absent.key}, absl::Seconds(5), kOwner, &present);
+    ASSERT_TRUE(lease.ok());
+    EXPECT_EQ(*lease, 0u);
+    EXPECT_EQ(present, std::vector<bool>{false});
+    auto acquired = s->AcquireLease({absent.key}, absl::Seconds(5), kOwner);
+    ASSERT_TRUE(acquired.ok());
+    EXPECT_EQ(*acquired, 0u);
+  }
+  EXPECT_EQ(s->Stats().active_leases, 0u);
+}
+
+TEST_F(KvStoreTest, OpenLeasesAreCappedPerClientAndInAll) {
+  auto store = KvStore::Open({.capacity_bytes = 4 * kBlockBytes,
+                              .max_lease_ttl = absl::Seconds(10),
+                              .clock = [this] { return now_; },
+                              .max_leases = 5,
+                              .max_leases_per_client = 3});
+  ASSERT_TRUE(store.ok());
+  KvStore& s = **store;
+  const TestBlock a = MakeTestBlock(1);
+  ASSERT_TRUE(Put(s, a).ok());
+  const LeaseOwner x{.principal = "w", .client = "w@x"};
+  const LeaseOwner y{.principal = "w", .client = "w@y"};
+  std::vector<LeaseId> held;
+  for (int i = 0; i < 3; ++i)
+    held.push_back(*s.AcquireLease({a.key}, absl::Seconds(5), x));
+  auto refused = s.AcquireLease({a.key}, absl::Seconds(5), x);
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_NE(refused.status().message().find("w@x"), std::string::npos)
+      << refused.status();
+  std::vector<bool> present;
+  EXPECT_EQ(s.LeasePresent({a.key}, absl::Seconds(5), x, &present).status().code(),
+            absl::StatusCode::kResourceExhausted);
+  // Another client still can, up to the store's limit.
+  ASSERT_TRUE(s.AcquireLease({a.key}, absl::Seconds(5), y).ok());
+  ASSERT_TRUE(s.AcquireLease({a.key}, absl::Seconds(5), y).ok());
+  EXPECT_EQ(s.AcquireLease({a.key}, absl::Seconds(5), y).status().code(),
+            absl::StatusCode::kResourceExhausted);
+  // Releasing (here by the same principal from client y) gives x its room back,
+  // and so does expiry.
+  ASSERT_TRUE(s.ReleaseLease(held[0], "w").ok());
+  EXPECT_TRUE(s.AcquireLease({a.key}, absl::Seconds(5), x).ok());
+  now_ += absl::Seconds(6);
+  EXPECT_EQ(s.Stats().active_leases, 0u);
+  for (int i = 0; i < 3; ++i)
+    EXPECT_TRUE(s.AcquireLease({a.key}, absl::Seconds(5), x).ok());
 }
 
 TEST_F(KvStoreTest, BlockLargerThanCapacityIsRejected) {
@@ -283,11 +388,11 @@ TEST(KvStoreConcurrencyTest, ConcurrentPutsAndGets) {
         const TestBlock& other = blocks[((t + 1) % kThreads) * kBlocksPerThread + i];
         if (!s.Put(mine.key, mine.meta, mine.bytes).ok()) ++corrupt;
         if (!s.Put(other.key, other.meta, other.bytes).ok()) ++corrupt;
-        auto lease = s.AcquireLease({mine.key, other.key}, absl::Seconds(1));
+        auto lease = s.AcquireLease({mine.key, other.key}, absl::Seconds(1), kOwner);
         for (const auto& got : s.Get({mine.key, other.key})) {
           if (got.ok() && BlockChecksum(*got->bytes) != got->meta.checksum) ++corrupt;
         }
-        if (lease.ok()) (void)s.ReleaseLease(*lease);
+        if (lease.ok()) (void)s.ReleaseLease(*lease, "w");
         (void)s.Stats();
       }
     });
@@ -323,7 +428,7 @@ TEST(KvStoreConcurrencyTest, LeasePresentPinsWhatItReportsUnderEviction) {
       // The 16 blocks up to the latest: some present, some being evicted.
       const int last = latest;
       for (int i = 0; i < 16; ++i) keys[i] = blocks[(last + kBlocks - i) % kBlocks].key;
-      auto lease = s.LeasePresent(keys, absl::Seconds(5), &present);
+      auto lease = s.LeasePresent(keys, absl::Seconds(5), kOwner, &present);
       if (!lease.ok()) continue;
       std::vector<BlockKey> found;
       for (size_t i = 0; i < keys.size(); ++i) {
@@ -334,7 +439,7 @@ TEST(KvStoreConcurrencyTest, LeasePresentPinsWhatItReportsUnderEviction) {
       }
       reported += static_cast<int>(found.size());
       ++lookups;
-      (void)s.ReleaseLease(*lease);
+      (void)s.ReleaseLease(*lease, "w");
     }
   });
   std::vector<std::thread> writers;

@@ -9,6 +9,10 @@
 
 Each block lives on exactly one shard (rendezvous hashing in the workers), so
 lookup asks every shard and a key is present when any shard holds it.
+
+A store started with token files (docs/security.md) reads these calls from
+anyone; pass ``token=`` (or ``token_file=``) to send a worker or operator
+token as ``authorization: Bearer <token>`` metadata on every call.
 """
 
 import dataclasses
@@ -50,12 +54,26 @@ def _key_bytes(key):
     return bytes(key)
 
 
-class StoreClient:
-    """Connections to the store's shards. ``timeout`` (seconds) bounds each call."""
+def read_token_file(path):
+    """The first token in a token file (one per line, '#' comments), as the store reads it."""
+    with open(path, encoding="ascii") as f:
+        for line in f:
+            line = line.strip()
+            if line and not line.startswith("#"):
+                return line
+    raise ValueError(f"token file {path} holds no token")
 
-    def __init__(self, addresses, timeout=10.0):
+
+class StoreClient:
+    """Connections to the store's shards. ``timeout`` (seconds) bounds each call;
+    ``token`` or ``token_file``: a store token sent with every call."""
+
+    def __init__(self, addresses, timeout=10.0, token=None, token_file=None):
         self.addresses = parse_addresses(addresses)
         self.timeout = timeout
+        if token is None and token_file is not None:
+            token = read_token_file(token_file)
+        self._metadata = (("authorization", f"Bearer {token}"),) if token else ()
         self._pb = _stubs.load()
         self._channels = [grpc.insecure_channel(a) for a in self.addresses]
         self._stubs = [self._pb.kvstore_pb2_grpc.KvStoreStub(c) for c in self._channels]
@@ -72,7 +90,8 @@ class StoreClient:
 
     def _call(self, shard, method, request):
         try:
-            return getattr(self._stubs[shard], method)(request, timeout=self.timeout)
+            return getattr(self._stubs[shard], method)(request, timeout=self.timeout,
+                                                       metadata=self._metadata)
         except grpc.RpcError as e:
             raise KvqError.from_rpc_error(e, self.addresses[shard]) from None
 

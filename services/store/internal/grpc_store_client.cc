@@ -227,6 +227,9 @@ absl::Status GrpcStoreClient::WithRetries(const std::function<absl::Status()>& f
 std::unique_ptr<grpc::ClientContext> GrpcStoreClient::NewContext() const {
   auto ctx = std::make_unique<grpc::ClientContext>();
   ctx->set_deadline(absl::ToChronoTime(absl::Now() + options_.deadline));
+  if (!options_.auth_token.empty()) {
+    ctx->AddMetadata("authorization", absl::StrCat("Bearer ", options_.auth_token));
+  }
   return ctx;
 }
 

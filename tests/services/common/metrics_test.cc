@@ -1,6 +1,10 @@
 #include "services/common/metrics.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <cmath>
@@ -9,6 +13,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
 #include "gtest/gtest.h"
 #include "tests/common/http_get.h"
 
@@ -66,6 +71,60 @@ TEST(MetricsEndpointTest, ServesProcessMetricsWithTheRoleLabel) {
   const double cpu1 = Sample((*endpoint)->Text(), "process_cpu_seconds_total");
   EXPECT_GE(cpu0, 0);
   EXPECT_GT(cpu1, cpu0 + 0.2) << cpu0 << " " << cpu1;
+}
+
+// A TCP connection to 127.0.0.1:port (-1 on failure).
+int ConnectLoopback(int port) {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+// Issue 14: clients that send half a request and stall, or never read the
+// answer, do not hold up anyone else's scrape.
+TEST(MetricsEndpointTest, SlowClientsDoNotStallScrapes) {
+  auto endpoint = MetricsEndpoint::Start({.role = "store", .port = 0});
+  ASSERT_TRUE(endpoint.ok()) << endpoint.status();
+  const int port = (*endpoint)->port();
+  std::vector<int> slow;
+  for (int i = 0; i < 8; ++i) {
+    const int fd = ConnectLoopback(port);
+    ASSERT_GE(fd, 0);
+    const std::string half = i % 2 == 0 ? "GET /metr" : "GET /metrics HTTP/1.1\r\n\r\n";
+    ASSERT_EQ(send(fd, half.data(), half.size(), 0), static_cast<ssize_t>(half.size()));
+    slow.push_back(fd);  // never finishes its request, or never reads
+  }
+  for (int i = 0; i < 5; ++i) {
+    const absl::Time start = absl::Now();
+    std::string status;
+    const std::string body = testing::LoopbackHttpGet(port, "/metrics", &status);
+    EXPECT_TRUE(absl::StrContains(status, "200 OK")) << status;
+    EXPECT_TRUE(absl::StrContains(body, "process_open_fds"));
+    EXPECT_LT(absl::Now() - start, absl::Seconds(1));
+  }
+  // More connections than the endpoint keeps: the oldest go, scrapes work.
+  for (int i = 0; i < 80; ++i) {
+    const int fd = ConnectLoopback(port);
+    if (fd >= 0) slow.push_back(fd);
+  }
+  absl::SleepFor(absl::Milliseconds(300));
+  std::string status;
+  testing::LoopbackHttpGet(port, "/metrics", &status);
+  EXPECT_TRUE(absl::StrContains(status, "200 OK")) << status;
+  for (int fd : slow) close(fd);
+}
+
+TEST(RpcMetricsTest, CodeLabelsComeFromAClosedSet) {
+  EXPECT_EQ(StatusCodeName(grpc::StatusCode::DATA_LOSS), "DATA_LOSS");
+  EXPECT_EQ(StatusCodeName(static_cast<grpc::StatusCode>(12345)), "UNKNOWN");
+  EXPECT_EQ(StatusCodeName(static_cast<grpc::StatusCode>(-1)), "UNKNOWN");
 }
 
 }  // namespace

@@ -164,7 +164,7 @@ TEST_F(RouterTest, EvictedHandleBlocksArePrefilledAgainOnce) {
     if (!d.handle || evictions++ > 0) return;
     // What eviction under pressure does: the blocks go, leases or not.
     for (const serving::HandleLease& l : d.handle->leases) {
-      ASSERT_TRUE(env_.engine().ReleaseLease(l.lease_id).ok());
+      ASSERT_TRUE(env_.engine().ReleaseLease(l.lease_id, kvstore::kAnyPrincipal).ok());
     }
     for (const serving::HandleBlock& b : d.handle->blocks) {
       ASSERT_TRUE(env_.engine().Delete({b.key})[0].ok());

@@ -247,50 +247,169 @@ TEST_F(PutSessionTest, PendingBytesAreBounded) {
   EXPECT_EQ(session.Apply(r).code(), absl::StatusCode::kInvalidArgument);
 }
 
+// Sends every layer of block `id` (b) on `session`.
+absl::Status SendLayers(PutSession& session, uint32_t id, const TestBlock& b) {
+  for (int layer = 0; layer < b.meta.n_layers; ++layer) {
+    v1::PutBlocksRequest r;
+    const size_t lb = b.meta.layer_bytes();
+    v1::BlockChunk* c = r.add_chunks();
+    c->set_block_id(id);
+    c->set_layer(layer);
+    c->set_data(b.bytes.substr(layer * lb, lb));
+    if (absl::Status s = session.Apply(r); !s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
+
 // The store-wide budget of blocks being assembled: shared by sessions, taken
-// at a header, given back when the block commits or its session ends.
+// when a block's first chunk arrives, given back when the block commits or
+// its session ends.
 TEST_F(PutSessionTest, AssemblingBytesShareOneBudget) {
   const TestBlock a = MakeTestBlock(1), b = MakeTestBlock(2), c = MakeTestBlock(3);
   const uint64_t block = a.bytes.size();
-  PutSession::AssemblyBudget budget(2 * block + block / 2);
-  auto one =
-      std::make_unique<PutSession>(store_.get(), PutSession::Options{.budget = &budget});
-  PutSession two(store_.get(), {.budget = &budget});
+  const uint64_t ann = PutSession::AnnounceBytes(a.meta);  // a header's bookkeeping
+  PutSession::AssemblyBudget budget(2 * block + block / 2, 0);
+  auto one = std::make_unique<PutSession>(
+      store_.get(), PutSession::Options{.budget = &budget, .client = "x"});
+  PutSession two(store_.get(), {.budget = &budget, .client = "y"});
   v1::PutBlocksRequest r1, r2, r3;
   *r1.add_headers() = Header(0, a);
   *r1.add_headers() = Header(1, b);
   ASSERT_TRUE(one->Apply(r1).ok());
+  EXPECT_EQ(budget.used(), 2 * ann);  // headers take only their bookkeeping
+  v1::PutBlocksRequest first_layers;
+  AddLayer(first_layers, 0, a, 0);
+  AddLayer(first_layers, 1, b, 0);
+  ASSERT_TRUE(one->Apply(first_layers).ok());
+  // Whole blocks once their bytes start (their bookkeeping included).
   EXPECT_EQ(budget.used(), 2 * block);
+  EXPECT_EQ(budget.used_by("x"), 2 * block);
   *r2.add_headers() = Header(0, c);
-  const absl::Status refused = two.Apply(r2);
+  ASSERT_TRUE(two.Apply(r2).ok());
+  AddLayer(r3, 0, c, 0);
+  const absl::Status refused = two.Apply(r3);
   EXPECT_EQ(refused.code(), absl::StatusCode::kResourceExhausted) << refused;
   EXPECT_NE(refused.message().find("--max_assembling_bytes"), std::string::npos);
-  EXPECT_EQ(budget.used(), 2 * block);  // the refused header took nothing
-  // A block larger than the whole budget says so.
-  PutSession::AssemblyBudget tiny(block - 1);
+  EXPECT_EQ(budget.used(), 2 * block + ann);  // the refused chunk took nothing
+  // A block larger than the whole budget is refused at its header.
+  PutSession::AssemblyBudget tiny(block - 1, 0);
   PutSession small(store_.get(), {.budget = &tiny});
   const absl::Status too_big = small.Apply(r2);
   EXPECT_EQ(too_big.code(), absl::StatusCode::kResourceExhausted);
   EXPECT_NE(too_big.message().find("larger than"), std::string::npos) << too_big;
   // Block a completes and commits: its bytes go back.
-  for (int layer = 0; layer < a.meta.n_layers; ++layer) {
+  for (int layer = 1; layer < a.meta.n_layers; ++layer) {
     v1::PutBlocksRequest r;
     AddLayer(r, 0, a, layer);
     ASSERT_TRUE(one->Apply(r).ok());
   }
   EXPECT_TRUE(Visible(a));
-  EXPECT_EQ(budget.used(), block);
-  PutSession three(store_.get(), {.budget = &budget});
-  *r3.add_headers() = Header(0, c);
-  ASSERT_TRUE(three.Apply(r3).ok());
-  EXPECT_EQ(budget.used(), 2 * block);
+  EXPECT_EQ(budget.used(), block + ann);
+  PutSession three(store_.get(), {.budget = &budget, .client = "y"});
+  v1::PutBlocksRequest r4;
+  *r4.add_headers() = Header(0, c);
+  AddLayer(r4, 0, c, 0);
+  ASSERT_TRUE(three.Apply(r4).ok());
+  EXPECT_EQ(budget.used(), 2 * block + ann);
   // A stream that ends with b incomplete gives its bytes back too, once
   // (again on destruction would be a second time).
   one->DropIncomplete();
-  EXPECT_EQ(budget.used(), block);
+  EXPECT_EQ(budget.used(), block + ann);
+  EXPECT_EQ(budget.used_by("x"), 0u);
   one.reset();
-  EXPECT_EQ(budget.used(), block);
+  EXPECT_EQ(budget.used(), block + ann);
   EXPECT_FALSE(Visible(b));
+}
+
+// Issue 14: a header announcing a huge block, with no data, starves nobody;
+// and one client cannot take more than its share of the budget.
+TEST_F(PutSessionTest, AnnouncedButUnsentBlocksBlockNoOne) {
+  const TestBlock a = MakeTestBlock(1), b = MakeTestBlock(2), c = MakeTestBlock(3);
+  const uint64_t block = a.bytes.size();
+  const uint64_t ann = PutSession::AnnounceBytes(a.meta);
+  PutSession::AssemblyBudget budget(3 * block + 600 * ann, 2 * block + 500 * ann);
+  // The greedy client announces as much as its stream may hold, sends nothing.
+  PutSession greedy(
+      store_.get(),
+      {.max_pending_bytes = 1000 * block, .budget = &budget, .client = "greedy"});
+  v1::PutBlocksRequest announce;
+  for (int i = 0; i < 500; ++i)
+    *announce.add_headers() = Header(i, MakeTestBlock(100 + i));
+  ASSERT_TRUE(greedy.Apply(announce).ok());
+  EXPECT_EQ(budget.used(), 500 * ann);  // bookkeeping only, not 500 blocks
+  // ... and the bookkeeping is bounded too: one more header fits in the
+  // client's share, 500 more do not.
+  v1::PutBlocksRequest one_more;
+  *one_more.add_headers() = Header(600, MakeTestBlock(700));
+  PutSession greedy2(store_.get(), {.budget = &budget, .client = "greedy"});
+  EXPECT_EQ(greedy2.Apply(one_more).code(), absl::StatusCode::kOk);
+  EXPECT_EQ(greedy2.Apply(announce).code(), absl::StatusCode::kResourceExhausted);
+  greedy2.DropIncomplete();
+  // Another client's put goes through.
+  PutSession other(store_.get(), {.budget = &budget, .client = "other"});
+  v1::PutBlocksRequest h;
+  *h.add_headers() = Header(0, a);
+  ASSERT_TRUE(other.Apply(h).ok());
+  ASSERT_TRUE(SendLayers(other, 0, a).ok());
+  EXPECT_TRUE(Visible(a));
+  // The greedy client starting two blocks hits its own limit, not the store's.
+  v1::PutBlocksRequest starts;
+  AddLayer(starts, 0, MakeTestBlock(100), 0);
+  AddLayer(starts, 1, MakeTestBlock(101), 0);
+  ASSERT_TRUE(greedy.Apply(starts).ok());
+  v1::PutBlocksRequest third;
+  AddLayer(third, 2, MakeTestBlock(102), 0);
+  const absl::Status over = greedy.Apply(third);
+  EXPECT_EQ(over.code(), absl::StatusCode::kResourceExhausted) << over;
+  EXPECT_NE(over.message().find("client greedy"), std::string::npos) << over;
+  EXPECT_NE(over.message().find("--max_assembling_bytes_per_client"), std::string::npos);
+  // ... and the rest of the store's room is still there for others.
+  PutSession next(store_.get(), {.budget = &budget, .client = "other"});
+  v1::PutBlocksRequest hb;
+  *hb.add_headers() = Header(0, b);
+  ASSERT_TRUE(next.Apply(hb).ok());
+  ASSERT_TRUE(SendLayers(next, 0, b).ok());
+  EXPECT_TRUE(Visible(b));
+  (void)c;
+}
+
+TEST_F(PutSessionTest, BlocksPerStreamAreBounded) {
+  PutSession session(store_.get(), {.max_blocks = 3});
+  v1::PutBlocksRequest r;
+  for (int i = 0; i < 4; ++i) *r.add_headers() = Header(i, MakeTestBlock(i));
+  const absl::Status s = session.Apply(r);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("at most 3 blocks"), std::string::npos) << s;
+}
+
+// Issue 14: a chunk after a block committed ends the stream with
+// INVALID_ARGUMENT whose message says the block stays stored.
+TEST_F(PutSessionTest, ChunkAfterACommittedBlockSaysWhatStays) {
+  PutSession session(store_.get(), {});
+  const TestBlock a = MakeTestBlock(1);
+  v1::PutBlocksRequest h;
+  *h.add_headers() = Header(0, a);
+  ASSERT_TRUE(session.Apply(h).ok());
+  ASSERT_TRUE(SendLayers(session, 0, a).ok());
+  EXPECT_TRUE(Visible(a));
+  EXPECT_EQ(session.committed(), 1);
+  v1::PutBlocksRequest extra;
+  AddLayer(extra, 0, a, 0);
+  const absl::Status s = session.Apply(extra);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("after it was complete and committed"), std::string::npos)
+      << s;
+  EXPECT_NE(s.message().find("committed 1 block(s) before the error; they stay stored"),
+            std::string::npos)
+      << s;
+  // A seal after commit says the same; an unknown id says it is unknown.
+  v1::PutBlocksRequest seal;
+  seal.add_seals()->set_block_id(0);
+  EXPECT_NE(session.Apply(seal).message().find("after it was complete"),
+            std::string::npos);
+  v1::PutBlocksRequest unknown;
+  AddLayer(unknown, 7, a, 0);
+  EXPECT_NE(session.Apply(unknown).message().find("not announced"), std::string::npos);
 }
 
 TEST_F(PutSessionTest, BlockThatCannotFitIsRefusedAtItsHeader) {
