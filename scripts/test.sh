@@ -25,6 +25,8 @@ check() {  # check NAME COMMAND...: a non-Bazel check counted as one test.
 }
 
 check format bash scripts/check_format.sh
+# The layers of docs/architecture.md (bazel query).
+check layering bash scripts/check_layering.sh
 
 targets=("$@")
 if ((${#targets[@]} == 0)); then targets=(//...); fi

@@ -176,7 +176,7 @@ RpcMetrics::RpcMetrics(prometheus::Registry& registry, std::string role)
                   .Help("RPCs that completed with a non-OK status, by method and code.")
                   .Register(registry)) {}
 
-void RpcMetrics::Record(absl::string_view method, grpc::StatusCode code,
+void RpcMetrics::Record(absl::string_view method, absl::StatusCode code,
                         absl::Duration latency) {
   static const auto* kBuckets = new prometheus::Histogram::BucketBoundaries{
       0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
@@ -184,10 +184,10 @@ void RpcMetrics::Record(absl::string_view method, grpc::StatusCode code,
   const std::map<std::string, std::string> labels = {
       {"role", role_}, {"method", std::string(method)}, {"code", StatusCodeName(code)}};
   latency_.Add(labels, *kBuckets).Observe(absl::ToDoubleSeconds(latency));
-  if (code != grpc::StatusCode::OK) errors_.Add(labels).Increment();
+  if (code != absl::StatusCode::kOk) errors_.Add(labels).Increment();
 }
 
-std::string StatusCodeName(grpc::StatusCode code) {
+std::string StatusCodeName(absl::StatusCode code) {
   static const char* const kNames[] = {"OK",
                                        "CANCELLED",
                                        "UNKNOWN",

@@ -13,7 +13,7 @@
 //   KVQ_ASSIGN_OR_RETURN(std::unique_ptr<MetricsEndpoint> metrics,
 //                        MetricsEndpoint::Start({.role = "store", .port = 9100}));
 //   RpcMetrics rpc(metrics->registry(), "store");
-//   rpc.Record("PutBlocks", grpc::StatusCode::OK, absl::Milliseconds(3));
+//   rpc.Record("PutBlocks", absl::StatusCode::kOk, absl::Milliseconds(3));
 //   auto& gauge = prometheus::BuildGauge().Name("kvq_kvstore_bytes")...
 //       .Register(metrics->registry()).Add(metrics->labels());
 #ifndef KVQ_SERVICES_COMMON_METRICS_H_
@@ -25,10 +25,10 @@
 #include <string>
 #include <thread>
 
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
-#include "grpcpp/support/status.h"
 #include "prometheus/counter.h"
 #include "prometheus/family.h"
 #include "prometheus/histogram.h"
@@ -79,7 +79,7 @@ class RpcMetrics {
  public:
   RpcMetrics(prometheus::Registry& registry, std::string role);
 
-  void Record(absl::string_view method, grpc::StatusCode code, absl::Duration latency);
+  void Record(absl::string_view method, absl::StatusCode code, absl::Duration latency);
 
  private:
   const std::string role_;
@@ -89,7 +89,7 @@ class RpcMetrics {
 
 // "OK", "CANCELLED", ... as in the gRPC spec; "UNKNOWN" for a number outside
 // it (label values come from a closed set).
-std::string StatusCodeName(grpc::StatusCode code);
+std::string StatusCodeName(absl::StatusCode code);
 
 }  // namespace kvq::services
 

@@ -44,8 +44,7 @@ grpc::Status DecodeService::Generate(grpc::ServerContext* context,
         [context] { return context->IsCancelled(); });
   }
   if (metrics_) {
-    metrics_->RecordRpc("Generate", static_cast<grpc::StatusCode>(status.code()),
-                        absl::Now() - start);
+    metrics_->RecordRpc("Generate", status.code(), absl::Now() - start);
   }
   return services::ToGrpcStatus(status);
 }

@@ -35,8 +35,7 @@ grpc::Status PrefillService::Prefill(grpc::ServerContext* context,
   const absl::Status status = result.status();
   if (status.ok()) serving::ToProto(*result, response);
   if (metrics_) {
-    metrics_->RecordRpc("Prefill", static_cast<grpc::StatusCode>(status.code()),
-                        absl::Now() - start);
+    metrics_->RecordRpc("Prefill", status.code(), absl::Now() - start);
   }
   return services::ToGrpcStatus(status);
 }

@@ -86,8 +86,7 @@ grpc::Status RouterService::Generate(grpc::ServerContext* context,
         [context] { return context->IsCancelled(); });
   }
   if (serving::ServingMetrics* m = router_->options().metrics) {
-    m->RecordRpc("Generate", static_cast<grpc::StatusCode>(status.code()),
-                 absl::Now() - start);
+    m->RecordRpc("Generate", status.code(), absl::Now() - start);
   }
   return services::ToGrpcStatus(status);
 }

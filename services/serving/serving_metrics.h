@@ -28,7 +28,7 @@ class ServingMetrics {
                  const std::string& model);
 
   // kvq_rpc_latency_seconds / kvq_rpc_errors_total{role, method, code}.
-  void RecordRpc(absl::string_view method, grpc::StatusCode code,
+  void RecordRpc(absl::string_view method, absl::StatusCode code,
                  absl::Duration latency) {
     rpc_->Record(method, code, latency);
   }

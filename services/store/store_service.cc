@@ -356,7 +356,9 @@ bool StoreService::EnterCall() {
 
 void StoreService::RecordRpc(const char* method, grpc::StatusCode code,
                              absl::Time start) {
-  if (rpc_metrics_ != nullptr) rpc_metrics_->Record(method, code, absl::Now() - start);
+  if (rpc_metrics_ != nullptr)
+    rpc_metrics_->Record(method, static_cast<absl::StatusCode>(code),
+                         absl::Now() - start);
   if (store_metrics_ != nullptr) {
     store_metrics_->Update(store_->Stats());
     store_metrics_->SetAssemblingBytes(assembling_bytes());

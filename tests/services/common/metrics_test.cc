@@ -122,9 +122,9 @@ TEST(MetricsEndpointTest, SlowClientsDoNotStallScrapes) {
 }
 
 TEST(RpcMetricsTest, CodeLabelsComeFromAClosedSet) {
-  EXPECT_EQ(StatusCodeName(grpc::StatusCode::DATA_LOSS), "DATA_LOSS");
-  EXPECT_EQ(StatusCodeName(static_cast<grpc::StatusCode>(12345)), "UNKNOWN");
-  EXPECT_EQ(StatusCodeName(static_cast<grpc::StatusCode>(-1)), "UNKNOWN");
+  EXPECT_EQ(StatusCodeName(absl::StatusCode::kDataLoss), "DATA_LOSS");
+  EXPECT_EQ(StatusCodeName(static_cast<absl::StatusCode>(12345)), "UNKNOWN");
+  EXPECT_EQ(StatusCodeName(static_cast<absl::StatusCode>(-1)), "UNKNOWN");
 }
 
 }  // namespace
