@@ -2,6 +2,8 @@
 
 #include <xxhash.h>
 
+#include <cstring>
+
 #include "absl/strings/str_cat.h"
 
 namespace kvq::kvstore {
@@ -31,6 +33,46 @@ absl::Status ValidateMeta(const BlockMeta& meta) {
 
 uint64_t BlockChecksum(absl::string_view bytes) {
   return XXH3_64bits(bytes.data(), bytes.size());
+}
+
+namespace {
+
+// Whether the `count` little-endian fp16 numbers at `p` are all finite.
+bool AllFiniteFp16(const char* p, size_t count) {
+  uint16_t any_special = 0;  // exponent all ones: Inf or NaN
+  for (size_t i = 0; i < count; ++i) {
+    uint16_t h;
+    std::memcpy(&h, p + 2 * i, 2);
+    any_special |= static_cast<uint16_t>((h & 0x7c00) == 0x7c00);
+  }
+  return any_special == 0;
+}
+
+}  // namespace
+
+absl::Status CheckFiniteValues(const BlockMeta& meta, absl::string_view bytes) {
+  const kernels::HeadLayout l = kernels::GetHeadLayout(meta.encoding, meta.head_dim);
+  const size_t B = meta.encoding.block_tokens;
+  const size_t D = meta.head_dim;
+  const size_t heads = static_cast<size_t>(meta.n_layers) * meta.n_kv_heads;
+  for (size_t h = 0; h < heads; ++h) {
+    const char* head = bytes.data() + h * l.head_bytes;
+    bool finite;
+    if (meta.encoding.is_fp16()) {
+      finite = AllFiniteFp16(head, 2 * B * D);
+    } else {
+      const size_t groups = D / meta.encoding.group;
+      finite = AllFiniteFp16(head + l.k_scale, 2 * D) &&
+               AllFiniteFp16(head + l.v_scale, 2 * B * groups);
+    }
+    if (!finite) {
+      return absl::DataLossError(absl::StrCat(
+          "block holds a NaN or infinite ",
+          meta.encoding.is_fp16() ? "key or value" : "scale or zero", " (layer ",
+          h / meta.n_kv_heads, ", KV head ", h % meta.n_kv_heads, ")"));
+    }
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace kvq::kvstore

@@ -57,6 +57,13 @@ absl::Status ValidateMeta(const BlockMeta& meta);
 // XXH3-64 (seed 0) of `bytes`: the block checksum.
 uint64_t BlockChecksum(absl::string_view bytes);
 
+// DATA_LOSS unless every fp16 number of the block (an fp16 block's keys and
+// values; a quantized block's scales and zeros) is finite: a block that
+// passed its checksum can still hold NaN or Inf written by a faulty or
+// hostile writer, and attention over it would fail or poison the output.
+// `bytes` must be meta.block_bytes() long (ValidateMeta succeeded).
+absl::Status CheckFiniteValues(const BlockMeta& meta, absl::string_view bytes);
+
 // A committed block. The bytes are shared and never modified, so readers hold
 // them without copying and without the store's lock.
 struct Block {

@@ -52,9 +52,15 @@ absl::Status CheckFetched(const kvstore::Block& block, int b,
     why = absl::StrCat("its shape (", m.n_layers, " layers, ", m.n_kv_heads,
                        " KV heads, head_dim ", m.head_dim, ") is not the model's");
   }
-  if (why.empty()) return absl::OkStatus();
-  return absl::DataLossError(
-      absl::StrCat("block ", b, " from the KV store does not match the handle: ", why));
+  if (!why.empty()) {
+    return absl::DataLossError(
+        absl::StrCat("block ", b, " from the KV store does not match the handle: ", why));
+  }
+  if (absl::Status s = kvstore::CheckFiniteValues(m, *block.bytes); !s.ok()) {
+    return absl::DataLossError(
+        absl::StrCat("block ", b, " from the KV store: ", s.message()));
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace

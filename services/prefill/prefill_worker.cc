@@ -152,6 +152,13 @@ absl::StatusOr<PrefillWorker::Prefix> PrefillWorker::ReusePrefix(const Plan& pla
       prefix.lost = reuse - static_cast<int>(blocks->size());
       std::vector<model::BlockKvCache::ImportedBlock> imported;
       for (const kvstore::Block& b : *blocks) {
+        // A block with a NaN or Inf (a faulty or hostile writer) is not
+        // reused: the prefix is cut there and the rest recomputed.
+        if (!kvstore::CheckFiniteValues(b.meta, *b.bytes).ok()) {
+          prefix.lost += static_cast<int>(blocks->size() - imported.size());
+          blocks->resize(imported.size());
+          break;
+        }
         imported.push_back({b.meta.encoding, b.meta.token_count, *b.bytes});
         fetched += b.bytes->size();
       }

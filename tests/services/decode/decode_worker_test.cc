@@ -6,6 +6,7 @@
 // abandoned request stops and frees its budget.
 #include "services/decode/decode_worker.h"
 
+#include <cstring>
 #include <memory>
 #include <string>
 #include <vector>
@@ -165,6 +166,25 @@ TEST_F(DecodeWorkerTest, ABlockOfAnotherEncodingUnderTheHandlesKeyIsDataLoss) {
   EXPECT_TRUE(absl::StrContains(s.message(), "does not match the handle")) << s;
   EXPECT_TRUE(tokens.empty());
   EXPECT_EQ(worker_->stats().budget.used_bytes, 0u);
+}
+
+TEST_F(DecodeWorkerTest, ABlockWithANaNIsDataLoss) {
+  DecodeRequest d = Disaggregated("kivi:bits=2,residual=0", Generation(1));
+  d.generation = Generation(8);
+  ASSERT_EQ(d.handle->blocks.size(), 2u);
+  const kvstore::BlockKey key = d.handle->blocks[1].key;  // the fp16 tail, 8 tokens
+  kvstore::Block block = std::move(env_.engine().Get({key})[0].value());
+  std::string bytes = *block.bytes;
+  const uint16_t nan = 0x7e00;
+  std::memcpy(bytes.data() + 2, &nan, 2);  // layer 0, KV head 0, a key
+  ASSERT_TRUE(env_.engine().Delete({key})[0].ok());
+  block.meta.checksum = kvstore::BlockChecksum(bytes);  // a valid checksum
+  ASSERT_TRUE(env_.engine().Put(key, block.meta, bytes).ok());
+
+  std::vector<int> tokens;
+  const absl::Status s = Run(d, &tokens);
+  EXPECT_EQ(s.code(), absl::StatusCode::kDataLoss) << s;
+  EXPECT_TRUE(absl::StrContains(s.message(), "NaN")) << s;
 }
 
 TEST_F(DecodeWorkerTest, CancelledAndAbandonedRequestsFreeTheirBudget) {

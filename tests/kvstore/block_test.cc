@@ -1,0 +1,58 @@
+// CheckFiniteValues: a block's fp16 numbers (fp16 keys and values; quantized
+// scales and zeros) must be finite, whatever its codes hold.
+#include "kvstore/block.h"
+
+#include <cstring>
+#include <string>
+
+#include "gtest/gtest.h"
+#include "kernels/block_format.h"
+
+namespace kvq::kvstore {
+namespace {
+
+BlockMeta Meta(kernels::BlockEncoding encoding) {
+  BlockMeta m;
+  m.encoding = encoding;
+  m.n_layers = 2;
+  m.n_kv_heads = 2;
+  m.head_dim = 8;
+  m.token_count = encoding.block_tokens;
+  return m;
+}
+
+void PutHalf(std::string* bytes, size_t offset, uint16_t h) {
+  std::memcpy(bytes->data() + offset, &h, 2);
+}
+
+TEST(CheckFiniteValuesTest, Fp16BlocksMustHoldFiniteNumbers) {
+  const BlockMeta m = Meta(kernels::BlockEncoding::Fp16(4));
+  std::string bytes(m.block_bytes(), '\0');
+  for (size_t i = 0; i < bytes.size(); i += 2) PutHalf(&bytes, i, 0x3c00);  // 1.0
+  EXPECT_TRUE(CheckFiniteValues(m, bytes).ok());
+  std::string nan = bytes;
+  PutHalf(&nan, nan.size() - 2, 0x7e00);  // the last value of the last head
+  EXPECT_EQ(CheckFiniteValues(m, nan).code(), absl::StatusCode::kDataLoss);
+  std::string inf = bytes;
+  PutHalf(&inf, 0, 0xfc00);  // -Inf, the first key
+  EXPECT_EQ(CheckFiniteValues(m, inf).code(), absl::StatusCode::kDataLoss);
+}
+
+TEST(CheckFiniteValuesTest, QuantizedBlocksCheckScalesAndZerosNotCodes) {
+  const BlockMeta m = Meta(kernels::BlockEncoding::Quantized(2, 32, 4));
+  const kernels::HeadLayout l = kernels::GetHeadLayout(m.encoding, m.head_dim);
+  std::string bytes(m.block_bytes(), '\0');
+  // Codes that read as NaN if taken for fp16 numbers: fine, they are codes.
+  std::memset(bytes.data() + l.k_codes, 0xff, l.k_scale - l.k_codes);
+  std::memset(bytes.data() + l.v_codes, 0xff, l.v_scale - l.v_codes);
+  EXPECT_TRUE(CheckFiniteValues(m, bytes).ok());
+  std::string bad_zero = bytes;
+  PutHalf(&bad_zero, l.head_bytes + l.k_zero, 0x7c00);  // second head's key zero
+  EXPECT_EQ(CheckFiniteValues(m, bad_zero).code(), absl::StatusCode::kDataLoss);
+  std::string bad_scale = bytes;
+  PutHalf(&bad_scale, 3 * l.head_bytes + l.v_scale + 2, 0x7c01);  // a value scale, NaN
+  EXPECT_EQ(CheckFiniteValues(m, bad_scale).code(), absl::StatusCode::kDataLoss);
+}
+
+}  // namespace
+}  // namespace kvq::kvstore
