@@ -173,7 +173,7 @@ absl::StatusOr<KvBudget::Reservation> DecodeWorker::Reserve(
   }
   if (metrics_) {
     metrics_->request_queue_time->Observe(absl::ToDoubleSeconds(absl::Now() - queued));
-    metrics_->NoteKvMode(checked.mode.ToString());
+    metrics_->NoteKvMode(serving::KvModeLabel(checked.mode));
   }
   return reservation;
 }

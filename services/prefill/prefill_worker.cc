@@ -111,7 +111,7 @@ absl::StatusOr<PrefillWorker::Plan> PrefillWorker::MakePlan(
   plan.tokens = request.tokens;
   plan.encodings = serving::BlockPlan(plan.mode, static_cast<int>(request.tokens.size()));
   plan.keys = serving::PlanKeys(plan.tokens, model_.id, plan.encodings);
-  if (metrics_) metrics_->NoteKvMode(plan.mode.ToString());
+  if (metrics_) metrics_->NoteKvMode(serving::KvModeLabel(plan.mode));
   return plan;
 }
 

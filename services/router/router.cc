@@ -85,7 +85,31 @@ struct Router::Relay {
 
 absl::StatusOr<std::vector<int>> Router::Prompt(const RouteRequest& request) const {
   const model::Tokenizer& tok = *options_.tokenizer;
-  if (request.text) return tok.Encode(*request.text);
+  const int context = options_.max_context_tokens;
+  if (request.text) {
+    if (context > 0 &&
+        request.text->size() > static_cast<size_t>(context) * kMaxPromptBytesPerToken) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("the prompt's ", request.text->size(),
+                       " bytes cannot fit the model's context of ", context, " tokens"));
+    }
+    std::vector<int> tokens = tok.Encode(*request.text);
+    if (context > 0 &&
+        static_cast<int64_t>(tokens.size()) + request.generation.max_tokens - 1 >
+            context) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "prompt (", tokens.size(), " tokens) plus max_tokens (",
+          request.generation.max_tokens, ") exceeds the model's seq_len of ", context));
+    }
+    return tokens;
+  }
+  if (context > 0 &&
+      static_cast<int64_t>(request.tokens.size()) + request.generation.max_tokens - 1 >
+          context) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "prompt (", request.tokens.size(), " tokens) plus max_tokens (",
+        request.generation.max_tokens, ") exceeds the model's seq_len of ", context));
+  }
   if (request.tokens.empty()) {
     return absl::InvalidArgumentError("prompt token ids are empty (send at least BOS)");
   }

@@ -76,7 +76,15 @@ struct RouterOptions {
   const model::Tokenizer* tokenizer = nullptr;  // not owned; required
   absl::Duration default_timeout = absl::Minutes(5);
   serving::ServingMetrics* metrics = nullptr;  // not owned; optional
+  // The model's context (seq_len): prompts that cannot fit it, with their
+  // max_tokens, are refused here instead of being forwarded. 0: unchecked.
+  int max_context_tokens = 0;
 };
+
+// A text prompt longer than this many bytes per context token is refused
+// before it is encoded (no tokenizer piece is that long; encoding a
+// multi-megabyte text would cost the router seconds).
+inline constexpr int kMaxPromptBytesPerToken = 64;
 
 // Picks the index with the fewest in-flight requests among `load`, skipping
 // `exclude` (-1: none); ties go to the lowest index after `start` (round

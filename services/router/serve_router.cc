@@ -28,6 +28,7 @@ int ServeRouter(const std::vector<std::string>&) {
   options.tokenizer = worker->model.tokenizer.get();
   options.default_timeout = absl::GetFlag(FLAGS_request_timeout);
   options.metrics = worker->metrics.get();
+  options.max_context_tokens = worker->config.seq_len;
   auto service = RouterService::Create(options);
   if (!service.ok()) return serving::FailStartup("router", service.status());
   absl::Status s = services::RunGrpcServer({.role = "router",

@@ -28,6 +28,18 @@ absl::StatusOr<model::KvMode> ResolveKvMode(const std::string& kv,
   return resolved;
 }
 
+std::string KvModeLabel(const model::KvMode& mode) {
+  switch (mode.kind) {
+    case model::KvMode::Kind::kFp32:
+      return "fp32";
+    case model::KvMode::Kind::kFp16:
+      return "fp16";
+    case model::KvMode::Kind::kKivi:
+      return absl::StrCat("kivi", mode.bits);
+  }
+  return "other";
+}
+
 absl::Status CheckPrompt(const std::vector<int>& tokens, int max_tokens,
                          const model::ModelConfig& config) {
   if (tokens.empty()) {

@@ -27,6 +27,10 @@ absl::StatusOr<model::KvMode> ResolveKvMode(const std::string& kv,
                                             const model::ModelConfig& config,
                                             bool allow_fp32);
 
+// The mode's metric label (ServingMetrics::NoteKvMode): "fp32", "fp16" or
+// "kivi<bits>"; B, G and R are not part of it.
+std::string KvModeLabel(const model::KvMode& mode);
+
 // Checks the prompt (non-empty, ids in range) and that prompt + max_tokens
 // fits the model's seq_len.
 absl::Status CheckPrompt(const std::vector<int>& tokens, int max_tokens,

@@ -111,9 +111,14 @@ ServingMetrics::ServingMetrics(prometheus::Registry& r, const std::string& role,
                       .Register(r);
 }
 
+bool ServingMetrics::IsKvModeLabel(const std::string& kv_mode) {
+  return kv_mode == "fp32" || kv_mode == "fp16" || kv_mode == "kivi2" ||
+         kv_mode == "kivi4" || kv_mode == "kivi8";
+}
+
 void ServingMetrics::NoteKvMode(const std::string& kv_mode) {
   std::map<std::string, std::string> l = labels_;
-  l["kv_mode"] = kv_mode;
+  l["kv_mode"] = IsKvModeLabel(kv_mode) ? kv_mode : "other";
   std::lock_guard<std::mutex> lock(mu_);
   config_info_->Add(l).Set(1);
 }

@@ -34,7 +34,11 @@ class ServingMetrics {
   }
 
   // Sets kvq_cache_config_info{kv_mode=...} to 1 (a mode this worker served).
+  // The label comes from a closed set ("fp32", "fp16", "kivi2", "kivi4",
+  // "kivi8"; anything else "other"), never from the client's text, so that
+  // requests cannot grow the number of series.
   void NoteKvMode(const std::string& kv_mode);
+  static bool IsKvModeLabel(const std::string& kv_mode);
 
   // Latency histograms (seconds).
   prometheus::Histogram* time_to_first_token;

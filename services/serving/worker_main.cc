@@ -18,6 +18,7 @@ absl::StatusOr<WorkerContext> StartWorker(const WorkerOptions& options) {
       model::LoadModel(path, options.tokenizer_path);
   if (!loaded.ok()) return loaded.status();
   w.model = std::move(*loaded);
+  w.config = w.model.model->config;
   if (needs == WorkerNeeds::kTokenizerOnly) {
     if (w.model.tokenizer == nullptr) {
       return absl::NotFoundError(absl::StrCat("no tokenizer found beside ",

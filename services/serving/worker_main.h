@@ -26,7 +26,8 @@ namespace kvq::serving {
 enum class WorkerNeeds { kModel, kTokenizerOnly };
 
 struct WorkerContext {
-  model::LoadedModel model;  // model.model is null for kTokenizerOnly
+  model::LoadedModel model;   // model.model is null for kTokenizerOnly
+  model::ModelConfig config;  // the model's, kept for kTokenizerOnly too
   std::unique_ptr<model::Transformer> transformer;  // null for kTokenizerOnly
   std::unique_ptr<services::MetricsEndpoint> endpoint;
   std::unique_ptr<ServingMetrics> metrics;

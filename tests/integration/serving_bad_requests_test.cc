@@ -1,9 +1,11 @@
 // Bad requests get INVALID_ARGUMENT or NOT_FOUND with a message that says
 // what is wrong, from the router and from the workers called directly.
+#include <future>
 #include <string>
 #include <vector>
 
 #include "gmock/gmock.h"
+#include "grpcpp/generic/generic_stub.h"
 #include "gtest/gtest.h"
 #include "tests/integration/serving_test_util.h"
 
@@ -173,6 +175,51 @@ TEST_F(ServingBadRequestsTest, HandleNamingMissingBlocks) {
   grpc::Status s = DecodeHandle(real.handle(), real.first_token());
   EXPECT_EQ(s.error_code(), grpc::StatusCode::NOT_FOUND);
   EXPECT_THAT(s.error_message(), HasSubstr("does not hold block 0"));
+}
+
+// `bytes` sent as the request of `method` (no client-side serialization).
+grpc::Status RawCall(const std::string& address, const std::string& method,
+                     const std::string& bytes) {
+  grpc::GenericStub stub(
+      grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+  grpc::ClientContext ctx;
+  ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
+  grpc::Slice slice(bytes);
+  grpc::ByteBuffer request(&slice, 1), response;
+  std::promise<grpc::Status> done;
+  stub.UnaryCall(&ctx, method, grpc::StubOptions(), &request, &response,
+                 [&done](grpc::Status s) { done.set_value(std::move(s)); });
+  return done.get_future().get();
+}
+
+TEST_F(ServingBadRequestsTest, GarbageAndInvalidUtf8AreInvalidArgument) {
+  const std::string garbage = "\xff\xff\xff\xff";
+  const std::string bad_utf8_text = "\x0a\x03\xff\xfe\xfd";  // text = 3 bad bytes
+  struct Target {
+    std::string address, method;
+  };
+  for (const Target& t :
+       {Target{cluster_->router_address(), "/kvq.v1.Router/Generate"},
+        Target{cluster_->prefill_addresses()[0], "/kvq.v1.Prefill/Prefill"},
+        Target{cluster_->decode_addresses()[0], "/kvq.v1.Decode/Generate"},
+        Target{cluster_->decode_addresses()[0], "/kvq.v1.Decode/GetStats"}}) {
+    const grpc::Status s = RawCall(t.address, t.method, garbage);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << t.method;
+    EXPECT_THAT(s.error_message(), HasSubstr("is not a valid kvq.v1.")) << t.method;
+  }
+  const grpc::Status s =
+      RawCall(cluster_->router_address(), "/kvq.v1.Router/Generate", bad_utf8_text);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(s.error_message(), HasSubstr("UTF-8"));
+}
+
+TEST_F(ServingBadRequestsTest, AMultiMegabytePromptIsRefusedByTheRouter) {
+  v1::GenerateRequest req;
+  req.set_text(std::string(3 << 20, 'a'));
+  req.mutable_sampling()->set_max_tokens(4);
+  grpc::Status s = Route(req);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(s.error_message(), HasSubstr("cannot fit the model's context of 512"));
 }
 
 TEST_F(ServingBadRequestsTest, HandleWithWrongBlockCount) {

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "gtest/gtest.h"
 #include "model/generate.h"
 #include "services/router/router_service.h"
@@ -185,6 +186,28 @@ TEST_F(RouterTest, ColocatedWithoutPrefillWorkers) {
   EXPECT_EQ(chunks.front().prompt_tokens, env_.Encode("Once upon a time"));
   EXPECT_TRUE(chunks.front().prefill_worker.empty());
   EXPECT_EQ(Tokens(chunks), Generated(12));
+}
+
+TEST_F(RouterTest, PromptsBeyondTheContextAreRefusedBeforeAnyWorker) {
+  auto router = Router::Create({.prefill = {"p0"},
+                                .decode = {"d"},
+                                .tokenizer = &env_.tokenizer(),
+                                .max_context_tokens = 512});
+  ASSERT_TRUE(router.ok());
+  std::vector<RouteChunk> chunks;
+  RouteRequest huge = Request(4);
+  huge.text = std::string(4 << 20, 'a');  // 4 MiB: refused before encoding
+  absl::Status s = Route(**router, huge, &chunks);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(absl::StrContains(s.message(), "cannot fit the model's context")) << s;
+  RouteRequest long_ids = Request(20);
+  long_ids.text.reset();
+  long_ids.tokens.assign(500, 300);
+  s = Route(**router, long_ids, &chunks);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(absl::StrContains(s.message(), "seq_len of 512")) << s;
+  EXPECT_TRUE(calls_->prefill_calls.empty());
+  EXPECT_TRUE(chunks.empty());
 }
 
 TEST_F(RouterTest, BadRequestsAreInvalidArgument) {
