@@ -19,6 +19,7 @@
 #include "common/child_process.h"
 #include "common/paths.h"
 #include "gtest/gtest.h"
+#include "services/launcher/health_check.h"
 #include "tests/integration/serving_test_util.h"
 
 namespace kvq::testing {
@@ -134,6 +135,25 @@ TEST(ServingRobustnessTest, RouterHoldsNoModelWeights) {
   const long rss_kb = ResidentKb((*router)->pid());
   ASSERT_GT(rss_kb, 0);
   EXPECT_LT(rss_kb, weights_kb / 3) << "router resident " << rss_kb << " kB";
+}
+
+// Every role binds with SO_REUSEPORT off (services/common/grpc_server.h): a
+// second router or decode worker on a taken port fails to start instead of
+// sharing the port and stealing connections; the first keeps serving.
+TEST(ServingRobustnessTest, ASecondWorkerOnATakenPortFailsToStart) {
+  const std::string kvq = launcher::FindKvqBinary();
+  ASSERT_FALSE(kvq.empty());
+  for (const std::string role : {"router", "decode"}) {
+    std::vector<std::string> argv = {kvq, "serve", role, "--worker_port=0"};
+    if (role == "router") argv.push_back("--decode=127.0.0.1:2");
+    auto first = ChildProcess::Start(role, argv, {});
+    ASSERT_TRUE(first.ok()) << first.status();
+    argv[3] = absl::StrCat("--worker_port=", (*first)->port());
+    auto second = ChildProcess::Start(role, argv, {});
+    EXPECT_FALSE(second.ok()) << role << " started twice on port " << (*first)->port();
+    EXPECT_TRUE(launcher::CheckHealth((*first)->address(), absl::Seconds(5)).ok())
+        << role;
+  }
 }
 
 TEST(ServingRobustnessTest, PrefixLeaseKeepsBlocksFromLookupToFetch) {
