@@ -7,6 +7,7 @@
 
 #include "absl/flags/flag.h"
 #include "absl/flags/reflection.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
 #include "cli/command.h"
 #include "model/model_benchmark.h"
@@ -15,6 +16,9 @@
 
 ABSL_FLAG(std::string, workload, "",
           "kvq bench model: only `prefill` or only `decode`; empty: both.");
+ABSL_FLAG(
+    std::string, decode_contexts, "2048,8192",
+    "kvq bench model: cached tokens per sequence of the decode rows, comma-separated.");
 
 namespace kvq::model {
 namespace {
@@ -67,6 +71,18 @@ int RunBenchModel(const std::vector<std::string>& args) {
     std::fprintf(stderr, "kvq bench model: --workload must be prefill or decode\n");
     return 2;
   }
+  opts.decode_contexts.clear();
+  for (absl::string_view part :
+       absl::StrSplit(absl::GetFlag(FLAGS_decode_contexts), ',')) {
+    int context = 0;
+    if (!absl::SimpleAtoi(part, &context) || context <= 0) {
+      std::fprintf(stderr, "kvq bench model: --decode_contexts: bad value \"%s\"\n",
+                   std::string(part).c_str());
+      return 2;
+    }
+    opts.decode_contexts.push_back(context);
+  }
+  if (workload == "prefill") opts.decode_contexts.clear();
   absl::StatusOr<std::vector<WeightsMode>> weights = WeightsModes();
   if (!weights.ok()) {
     std::fprintf(stderr, "kvq bench model: %s\n", weights.status().ToString().c_str());
@@ -136,7 +152,7 @@ const cli::CommandRegistrar kBenchModel({
         "fp32,int8; left at its default: fp32,bf16,int8), with the ratio to fp32 "
         "weights. JSON rows name the CPU and "
         "the matrix products' kernel variant.",
-    .flags = {"json", "workload", "weights"},
+    .flags = {"json", "workload", "weights", "decode_contexts"},
     .run = RunBenchModel,
 });
 
