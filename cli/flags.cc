@@ -13,6 +13,11 @@ ABSL_FLAG(std::string, tokenizer, "",
 ABSL_FLAG(std::string, kv, "fp16",
           "KV cache mode: fp32, fp16, kivi2, kivi4, kivi8, or "
           "kivi:bits=2,block=32,group=8,residual=32.");
+ABSL_FLAG(std::string, weights, "fp32",
+          "Weight matrices held as fp32 (4 bytes a weight, the reference), bf16 (2 "
+          "bytes; fp32 arithmetic) or int8 (1 byte + a scale per output channel; "
+          "activations quantized per row, integer products: AVX-512 VNNI, AVX-VNNI or "
+          "AVX2 when present). See docs/performance.md for each mode's ppl and speed.");
 ABSL_FLAG(bool, json, false, "Print one JSON object instead of text.");
 ABSL_FLAG(bool, verbose, false,
           "kvq demo, kvq bench serve: echo the services' output to stderr.");
@@ -75,6 +80,16 @@ std::string ModelPathFromFlags() {
 
 std::string TokenizerPathFromFlags() {
   return ResolveUserPath(absl::GetFlag(FLAGS_tokenizer));
+}
+
+absl::StatusOr<model::WeightsMode> WeightsModeFromFlags() {
+  absl::StatusOr<model::WeightsMode> mode =
+      model::ParseWeightsMode(absl::GetFlag(FLAGS_weights));
+  if (!mode.ok()) {
+    return absl::InvalidArgumentError("--weights: " +
+                                      std::string(mode.status().message()));
+  }
+  return mode;
 }
 
 bool RpcTimeoutValid() {

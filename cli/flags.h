@@ -15,12 +15,15 @@
 #include <vector>
 
 #include "absl/flags/declare.h"
+#include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "model/weights_mode.h"
 
 // Model and output (generate, eval, bench, serve, demo).
 ABSL_DECLARE_FLAG(std::string, model);      // directory or checkpoint file
 ABSL_DECLARE_FLAG(std::string, tokenizer);  // overrides the tokenizer search
 ABSL_DECLARE_FLAG(std::string, kv);         // --kv MODE (model/kv_mode.h)
+ABSL_DECLARE_FLAG(std::string, weights);    // --weights MODE (model/weights_mode.h)
 ABSL_DECLARE_FLAG(bool, json);              // machine-readable output
 ABSL_DECLARE_FLAG(bool, verbose);           // echo child processes' output
 
@@ -60,6 +63,8 @@ namespace kvq::cli {
 std::string ModelPathFromFlags();
 // --tokenizer resolved against the user's directory ("" when empty).
 std::string TokenizerPathFromFlags();
+// --weights parsed; INVALID_ARGUMENT naming the accepted values.
+absl::StatusOr<model::WeightsMode> WeightsModeFromFlags();
 // Whether --rpc_timeout is positive and finite.
 bool RpcTimeoutValid();
 

@@ -42,8 +42,11 @@ int RunEvalPpl(const std::vector<std::string>& args) {
   if (text_path.empty()) return Fail(absl::InvalidArgumentError("--text is required"));
   absl::StatusOr<std::string> text = model_internal::ReadFile(text_path);
   if (!text.ok()) return Fail(text.status());
-  absl::StatusOr<LoadedModel> loaded =
-      LoadModelWithTokenizer(cli::ModelPathFromFlags(), cli::TokenizerPathFromFlags());
+  absl::StatusOr<WeightsMode> weights = cli::WeightsModeFromFlags();
+  if (!weights.ok()) return Fail(weights.status());
+  absl::StatusOr<LoadedModel> loaded = LoadModelWithTokenizer(
+      cli::ModelPathFromFlags(),
+      {.tokenizer_path = cli::TokenizerPathFromFlags(), .weights = *weights});
   if (!loaded.ok()) return Fail(loaded.status());
   absl::StatusOr<KvMode> mode = parsed->Resolve(loaded->model->config.HeadDim());
   if (!mode.ok()) return Fail(mode.status());
@@ -70,6 +73,8 @@ int RunEvalPpl(const std::vector<std::string>& args) {
                         {"tokens", r->tokens},
                         {"sequences", r->sequences},
                         {"kv", mode->ToString()},
+                        {"weights", WeightsModeName(*weights)},
+                        {"weights_kernel", transformer.weights_kernel()},
                         {"model_id", absl::StrFormat("%016x", loaded->model->id)},
                         {"bits_per_element", bits},
                         {"compression_vs_fp16", 16.0 / bits}};
@@ -77,9 +82,9 @@ int RunEvalPpl(const std::vector<std::string>& args) {
   } else {
     std::printf(
         "ppl %.4f  mean_nll %.6f  tokens %ld  sequences %d\n"
-        "kv %s: %.3f bits per element, %.2fx vs fp16\n",
+        "kv %s: %.3f bits per element, %.2fx vs fp16; weights %s (%s)\n",
         r->ppl, r->mean_nll, r->tokens, r->sequences, mode->ToString().c_str(), bits,
-        16.0 / bits);
+        16.0 / bits, WeightsModeName(*weights), transformer.weights_kernel());
   }
   return 0;
 }
@@ -89,9 +94,9 @@ const cli::CommandRegistrar kEvalPpl({
     .summary = "Perplexity of a text under a KV cache mode (design section 8).",
     .description =
         "Each non-empty line is a sequence fed one token at a time through the cache "
-        "(decode mode). --json prints one object: ppl, mean_nll, tokens, kv, "
-        "bits_per_element, compression_vs_fp16.",
-    .flags = {"model", "tokenizer", "text", "kv", "json"},
+        "(decode mode). --json prints one object: ppl, mean_nll, tokens, kv, weights, "
+        "weights_kernel, bits_per_element, compression_vs_fp16.",
+    .flags = {"model", "tokenizer", "weights", "text", "kv", "json"},
     .run = RunEvalPpl,
 });
 

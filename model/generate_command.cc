@@ -25,8 +25,11 @@ int RunGenerate(const std::vector<std::string>& args) {
   }
   absl::StatusOr<KvMode> mode = ParseKvMode(absl::GetFlag(FLAGS_kv));
   if (!mode.ok()) return Fail(mode.status());
-  absl::StatusOr<LoadedModel> loaded =
-      LoadModelWithTokenizer(cli::ModelPathFromFlags(), cli::TokenizerPathFromFlags());
+  absl::StatusOr<WeightsMode> weights = cli::WeightsModeFromFlags();
+  if (!weights.ok()) return Fail(weights.status());
+  absl::StatusOr<LoadedModel> loaded = LoadModelWithTokenizer(
+      cli::ModelPathFromFlags(),
+      {.tokenizer_path = cli::TokenizerPathFromFlags(), .weights = *weights});
   if (!loaded.ok()) return Fail(loaded.status());
   const Tokenizer& tok = *loaded->tokenizer;
   Transformer transformer(*loaded->model, RawWeights::kRelease);
@@ -64,8 +67,8 @@ const cli::CommandRegistrar kGenerate({
     .description =
         "Prints the prompt, then the continuation as it is produced. Greedy unless "
         "--temperature > 0; stops after --steps new tokens or at BOS/EOS.",
-    .flags = {"model", "tokenizer", "prompt", "steps", "kv", "temperature", "top_p",
-              "seed"},
+    .flags = {"model", "tokenizer", "weights", "prompt", "steps", "kv", "temperature",
+              "top_p", "seed"},
     .run = RunGenerate,
 });
 

@@ -1,5 +1,7 @@
 #include "model/model.h"
 
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 
@@ -83,6 +85,17 @@ uint64_t ComputeModelId(const ModelConfig& c, const Weights& w) {
   const uint64_t id = XXH3_64bits_digest(state);
   XXH3_freeState(state);
   return id;
+}
+
+void SetWeightsMode(Model& model, WeightsMode mode) {
+  if (model.weights_mode == mode) return;
+  if (model.weights_mode != WeightsMode::kFp32) {
+    std::fprintf(stderr, "kvq: SetWeightsMode(%s) on a model already held as %s\n",
+                 WeightsModeName(mode), WeightsModeName(model.weights_mode));
+    std::abort();
+  }
+  model.id = ModelIdWithWeights(model.id, mode);
+  model.weights_mode = mode;
 }
 
 }  // namespace kvq::model

@@ -12,6 +12,7 @@
 
 #include "absl/status/status.h"
 #include "model/config.h"
+#include "model/weights_mode.h"
 
 namespace kvq::model {
 
@@ -36,9 +37,17 @@ struct Weights {
 
 struct Model {
   ModelConfig config;
-  Weights weights;
-  uint64_t id = 0;  // ComputeModelId(config, weights)
+  Weights weights;  // always float32 here; weights_mode says how they are packed
+  // ModelIdWithWeights(ComputeModelId(config, weights), weights_mode).
+  uint64_t id = 0;
+  // How a Transformer over this model holds its matrices (weights_mode.h).
+  WeightsMode weights_mode = WeightsMode::kFp32;
 };
+
+// Makes a model loaded as fp32 (weights_mode kFp32, id its fp32 id) be held
+// in `mode`: sets weights_mode and the id that goes with it. Aborts if the
+// model already has another mode (its fp32 id is then gone).
+void SetWeightsMode(Model& model, WeightsMode mode);
 
 // INVALID_ARGUMENT unless every tensor has the size the config implies.
 absl::Status CheckWeightShapes(const ModelConfig& config, const Weights& weights);

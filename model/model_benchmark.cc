@@ -40,16 +40,45 @@ absl::StatusOr<std::unique_ptr<BlockKvCache>> FilledCache(const KvMode& mode,
   return cache;
 }
 
+absl::Status RunWeightsMode(const ModelBenchmarkOptions& o, WeightsMode weights,
+                            std::vector<BenchResult>& results,
+                            const std::function<void(const BenchResult&)>& progress);
+
 }  // namespace
 
 absl::StatusOr<std::vector<BenchResult>> RunModelBenchmark(
     const ModelBenchmarkOptions& o,
     const std::function<void(const BenchResult&)>& progress) {
+  std::vector<BenchResult> results;
+  for (WeightsMode w : o.weights) {
+    KVQ_RETURN_IF_ERROR(RunWeightsMode(o, w, results, progress));
+  }
+  return results;
+}
+
+namespace {
+
+absl::Status RunWeightsMode(const ModelBenchmarkOptions& o, WeightsMode weights,
+                            std::vector<BenchResult>& results,
+                            const std::function<void(const BenchResult&)>& progress) {
   KVQ_ASSIGN_OR_RETURN(Model model, SyntheticModel(o.config, o.seed));
+  SetWeightsMode(model, weights);
   Transformer t(model, RawWeights::kRelease);
   const KvCacheShape shape = KvCacheShape::Of(o.config);
-  std::vector<BenchResult> results;
+  const size_t first_row = results.size();
   auto report = [&](BenchResult r) {
+    r.weights = WeightsModeName(weights);
+    r.weights_kernel = t.weights_kernel();
+    r.weight_bytes = double(t.weight_bytes());
+    // The same row with fp32 weights, when those ran first.
+    for (size_t i = 0; i < first_row; ++i) {
+      const BenchResult& b = results[i];
+      if (b.weights == "fp32" && b.workload == r.workload && b.kv == r.kv &&
+          b.batch == r.batch && b.context == r.context) {
+        r.ratio_vs_fp32_weights = r.tokens_per_s / b.tokens_per_s;
+      }
+    }
+    if (weights == WeightsMode::kFp32) r.ratio_vs_fp32_weights = 1.0;
     results.push_back(r);
     if (progress) progress(r);
   };
@@ -72,7 +101,13 @@ absl::StatusOr<std::vector<BenchResult>> RunModelBenchmark(
     }
     std::sort(times.begin(), times.end());
     const double median = times[times.size() / 2];
-    report({"prefill", "fp16", 1, n, n / median, median, 0, 0});
+    BenchResult r;
+    r.workload = "prefill";
+    r.kv = "fp16";
+    r.context = n;
+    r.tokens_per_s = n / median;
+    r.seconds = median;
+    report(r);
   }
 
   // fp16 and kivi2 runs alternate, so both see the same machine load.
@@ -112,21 +147,22 @@ absl::StatusOr<std::vector<BenchResult>> RunModelBenchmark(
       for (size_t m = 0; m < modes.size(); ++m) {
         std::sort(times[m].begin(), times[m].end());
         const double median = times[m][times[m].size() / 2];
-        BenchResult r{"decode",
-                      modes[m].ToString(),
-                      batch,
-                      context,
-                      double(batch) * o.decode_steps / median,
-                      median,
-                      0,
-                      bases[m]->Stats().stored_bits / 8};
+        BenchResult r;
+        r.workload = "decode";
+        r.kv = modes[m].ToString();
+        r.batch = batch;
+        r.context = context;
+        r.tokens_per_s = double(batch) * o.decode_steps / median;
+        r.seconds = median;
+        r.cache_bytes_per_seq = bases[m]->Stats().stored_bits / 8;
         if (modes[m].kind == KvMode::Kind::kFp16) fp16_rate = r.tokens_per_s;
         r.ratio_vs_fp16 = fp16_rate > 0 ? r.tokens_per_s / fp16_rate : 0;
         report(r);
       }
     }
   }
-  return results;
+  return absl::OkStatus();
 }
 
+}  // namespace
 }  // namespace kvq::model

@@ -107,6 +107,21 @@ absl::StatusOr<LoadedModel> LoadHuggingFaceWithTokenizer(
 }  // namespace
 
 absl::StatusOr<LoadedModel> LoadModel(const std::string& path,
+                                      const ModelLoadOptions& options) {
+  KVQ_ASSIGN_OR_RETURN(LoadedModel loaded, LoadModel(path, options.tokenizer_path));
+  SetWeightsMode(*loaded.model, options.weights);
+  return loaded;
+}
+
+absl::StatusOr<LoadedModel> LoadModelWithTokenizer(const std::string& path,
+                                                   const ModelLoadOptions& options) {
+  KVQ_ASSIGN_OR_RETURN(LoadedModel loaded,
+                       LoadModelWithTokenizer(path, options.tokenizer_path));
+  SetWeightsMode(*loaded.model, options.weights);
+  return loaded;
+}
+
+absl::StatusOr<LoadedModel> LoadModel(const std::string& path,
                                       const std::string& tokenizer_path) {
   if (path.empty()) {
     return absl::NotFoundError("no model path given and no default model found");

@@ -13,7 +13,7 @@
 #include "absl/strings/str_format.h"
 #include "common/status_macros.h"
 #include "model/internal/ops.h"
-#include "model/internal/packed_matmul.h"
+#include "model/internal/weight_matrix.h"
 #include "model/tokenizer.h"
 
 namespace kvq::model {
@@ -27,12 +27,17 @@ constexpr int kPrefillRows = 128;
 
 // x[i] = the embedding of tokens[i], rows of `dim` floats: from the model's
 // token_embedding, or from the packed shared classifier once it was released.
-void EmbedTokens(const Model& model, const ops::PackedMatrix& classifier,
+// With bf16 or int8 weights a shared classifier's rows are always read back
+// from the packed copy, so a model gives the same results kept or released.
+void EmbedTokens(const Model& model, const ops::WeightMatrix& classifier,
                  absl::Span<const int> tokens, float* x) {
   const int dim = model.config.dim;
   const std::vector<float>& table = model.weights.token_embedding;
+  const bool from_classifier =
+      table.empty() ||
+      (model.config.shared_classifier && model.weights_mode != WeightsMode::kFp32);
   for (size_t i = 0; i < tokens.size(); ++i) {
-    if (table.empty()) {
+    if (from_classifier) {
       classifier.Row(tokens[i], x + i * dim);
     } else {
       std::memcpy(x + i * dim, &table[size_t(tokens[i]) * dim], dim * sizeof(float));
@@ -42,14 +47,14 @@ void EmbedTokens(const Model& model, const ops::PackedMatrix& classifier,
 
 // Packs m[out][in]; when `release`, frees m (before the next matrix is
 // packed, so the peak is the model plus one matrix).
-ops::PackedMatrix Pack(const std::vector<float>& m, int out, int in,
+ops::WeightMatrix Pack(const std::vector<float>& m, int out, int in, WeightsMode mode,
                        std::vector<float>* release) {
   if (m.size() != size_t(out) * in) {
     std::fprintf(stderr,
                  "kvq: Transformer over a model whose weight matrices were released\n");
     std::abort();
   }
-  ops::PackedMatrix packed(m.data(), out, in);
+  ops::WeightMatrix packed(m.data(), out, in, mode);
   if (release != nullptr) std::vector<float>().swap(*release);
   return packed;
 }
@@ -66,10 +71,10 @@ void RmsNormRows(const float* x, int n, int dim, const float* weight, float eps,
 
 struct Transformer::Packed {
   struct Layer {
-    ops::PackedMatrix wq, wk, wv, wo, w1, w2, w3;
+    ops::WeightMatrix wq, wk, wv, wo, w1, w2, w3;
   };
   std::vector<Layer> layers;
-  ops::PackedMatrix classifier;  // [vocab_size, dim]
+  ops::WeightMatrix classifier;  // [vocab_size, dim]
 };
 
 Transformer::Transformer(const Model& model) : Transformer(model, nullptr) {}
@@ -87,7 +92,7 @@ Transformer::Transformer(const Model& model, Model* release)
     const LayerWeights& w = model.weights.layers[l];
     LayerWeights* r = release != nullptr ? &release->weights.layers[l] : nullptr;
     auto pack = [&](std::vector<float> LayerWeights::*m, int out, int in) {
-      return Pack(w.*m, out, in, r != nullptr ? &(r->*m) : nullptr);
+      return Pack(w.*m, out, in, model.weights_mode, r != nullptr ? &(r->*m) : nullptr);
     };
     // In order (braced lists evaluate left to right): one matrix at a time.
     packed->layers.push_back({pack(&LayerWeights::wq, c.QDim(), c.dim),
@@ -105,8 +110,19 @@ Transformer::Transformer(const Model& model, Model* release)
     cls_release = c.shared_classifier ? &release->weights.token_embedding
                                       : &release->weights.classifier;
   }
-  packed->classifier = Pack(cls, c.vocab_size, c.dim, cls_release);
+  packed->classifier = Pack(cls, c.vocab_size, c.dim, model.weights_mode, cls_release);
+  size_t bytes = packed->classifier.bytes();
+  for (const Packed::Layer& l : packed->layers) {
+    for (const ops::WeightMatrix* m : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w1, &l.w2, &l.w3}) {
+      bytes += m->bytes();
+    }
+  }
+  weight_bytes_ = bytes;
   packed_ = std::move(packed);
+}
+
+const char* Transformer::weights_kernel() const {
+  return ops::WeightsKernelName(model_.weights_mode);
 }
 
 Transformer::~Transformer() = default;
@@ -138,10 +154,10 @@ void Transformer::FeedForward(int l, float* x, int n) const {
       up(gate.size()), down(xb.size());
   RmsNormRows(x, n, c.dim, model_.weights.layers[l].rms_ffn.data(), c.norm_eps,
               xb.data());
-  ops::PackedMatMul(xb.data(), n, w.w1, gate.data());
-  ops::PackedMatMul(xb.data(), n, w.w3, up.data());
+  w.w1.MatMul(xb.data(), n, gate.data());
+  w.w3.MatMul(xb.data(), n, up.data());
   ops::SwiGlu(gate.data(), up.data(), static_cast<int>(gate.size()));
-  ops::PackedMatMul(gate.data(), n, w.w2, down.data());
+  w.w2.MatMul(gate.data(), n, down.data());
   for (size_t i = 0; i < down.size(); ++i) x[i] += down[i];
 }
 
@@ -149,7 +165,7 @@ void Transformer::Logits(const float* x, int n, float* logits) const {
   const ModelConfig& c = model_.config;
   std::vector<float> xb(size_t(n) * c.dim);
   RmsNormRows(x, n, c.dim, model_.weights.rms_final.data(), c.norm_eps, xb.data());
-  ops::PackedMatMul(xb.data(), n, packed_->classifier, logits);
+  packed_->classifier.MatMul(xb.data(), n, logits);
 }
 
 absl::StatusOr<std::vector<float>> Transformer::Prefill(
@@ -176,9 +192,9 @@ absl::StatusOr<std::vector<float>> Transformer::Prefill(
                 xb.data());
     float* kn = &k[size_t(p0) * kvdim];
     float* vn = &v[size_t(p0) * kvdim];
-    ops::PackedMatMul(xb.data(), n, w.wq, q.data());
-    ops::PackedMatMul(xb.data(), n, w.wk, kn);
-    ops::PackedMatMul(xb.data(), n, w.wv, vn);
+    w.wq.MatMul(xb.data(), n, q.data());
+    w.wk.MatMul(xb.data(), n, kn);
+    w.wv.MatMul(xb.data(), n, vn);
     for (int i = 0; i < n; ++i) {
       ops::ApplyRope(&q[size_t(i) * qdim], c.n_heads, hd, p0 + i, rope_freq_, c.rope);
       ops::ApplyRope(kn + size_t(i) * kvdim, c.n_kv_heads, hd, p0 + i, rope_freq_,
@@ -211,7 +227,7 @@ absl::StatusOr<std::vector<float>> Transformer::Prefill(
     KVQ_RETURN_IF_ERROR(cache.Append(l, n, kn, vn));
     if (options.on_layer) KVQ_RETURN_IF_ERROR(options.on_layer(l));
 
-    ops::PackedMatMul(att.data(), n, w.wo, proj.data());
+    w.wo.MatMul(att.data(), n, proj.data());
     for (size_t i = 0; i < x.size(); ++i) x[i] += proj[i];
     FeedForward(l, x.data(), n);
   }
@@ -250,9 +266,9 @@ absl::Status Transformer::DecodeStep(absl::Span<const int> tokens,
     const Packed::Layer& w = packed_->layers[l];
     RmsNormRows(x.data(), n, dim, model_.weights.layers[l].rms_att.data(), c.norm_eps,
                 xb.data());
-    ops::PackedMatMul(xb.data(), n, w.wq, q.data());
-    ops::PackedMatMul(xb.data(), n, w.wk, k.data());
-    ops::PackedMatMul(xb.data(), n, w.wv, v.data());
+    w.wq.MatMul(xb.data(), n, q.data());
+    w.wk.MatMul(xb.data(), n, k.data());
+    w.wv.MatMul(xb.data(), n, v.data());
     for (int i = 0; i < n; ++i) {
       ops::ApplyRope(&q[size_t(i) * qdim], c.n_heads, hd, pos[i], rope_freq_, c.rope);
       ops::ApplyRope(&k[size_t(i) * kvdim], c.n_kv_heads, hd, pos[i], rope_freq_, c.rope);
@@ -260,7 +276,7 @@ absl::Status Transformer::DecodeStep(absl::Span<const int> tokens,
           caches[i]->Append(l, 1, &k[size_t(i) * kvdim], &v[size_t(i) * kvdim]));
     }
     KVQ_RETURN_IF_ERROR(AttendBatch(l, caches, q.data(), att.data(), n_threads_));
-    ops::PackedMatMul(att.data(), n, w.wo, proj.data());
+    w.wo.MatMul(att.data(), n, proj.data());
     for (size_t i = 0; i < x.size(); ++i) x[i] += proj[i];
     FeedForward(l, x.data(), n);
   }

@@ -45,13 +45,18 @@ enum class RawWeights {
 
 class Transformer {
  public:
-  // `model` must outlive the Transformer. Packs the weights (kKeep); aborts
-  // if the model's matrices were already released.
+  // `model` must outlive the Transformer. Packs the weights (kKeep) as
+  // model.weights_mode says; aborts if the matrices were already released.
   explicit Transformer(const Model& model);
   Transformer(Model& model, RawWeights raw);
   ~Transformer();
 
   const Model& model() const { return model_; }
+  // The packed weight matrices' bytes (model.weights_mode decides: 4, 2 or 1
+  // byte a weight, plus int8's 8 bytes of scale and offset a row).
+  size_t weight_bytes() const { return weight_bytes_; }
+  // The kernel variant the matrix products run (WeightsKernelName).
+  const char* weights_kernel() const;
 
   // Runs `tokens` (positions cache.n_tokens() onward) in one pass: attention
   // in float32 over the prompt's own K/V, plus the prefix already in `cache`
@@ -85,6 +90,7 @@ class Transformer {
   const std::vector<float> rope_freq_;
   const int n_threads_;
   std::unique_ptr<const Packed> packed_;  // the matrices, packed once
+  size_t weight_bytes_ = 0;
 };
 
 }  // namespace kvq::model

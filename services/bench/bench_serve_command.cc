@@ -141,6 +141,11 @@ int RunBenchServe(const std::vector<std::string>& args) {
   model.model = absl::GetFlag(FLAGS_model).empty() ? std::string("synthetic")
                                                    : cli::ModelPathFromFlags();
   model.tokenizer = cli::TokenizerPathFromFlags();
+  if (absl::Status w = cli::WeightsModeFromFlags().status(); !w.ok()) {
+    std::fprintf(stderr, "kvq bench serve: %s\n", w.ToString().c_str());
+    return 2;
+  }
+  model.weights = absl::GetFlag(FLAGS_weights);
   char tmpl[] = "/tmp/kvq-bench-serve-XXXXXX";
   if (mkdtemp(tmpl) == nullptr) return Fail("cannot create a temporary directory");
   struct RemoveDir {
@@ -188,6 +193,7 @@ int RunBenchServe(const std::vector<std::string>& args) {
         if (json) {
           nlohmann::json j = ToJson(*row);
           j["run"] = run;
+          j["weights"] = model.weights;
           std::printf("%s\n", j.dump().c_str());
         } else {
           Print(*row);
@@ -201,6 +207,7 @@ int RunBenchServe(const std::vector<std::string>& args) {
       if (json) {
         const nlohmann::json j = {{"bench", "decode_throughput_ratio"},
                                   {"kv", modes.back()},
+                                  {"weights", model.weights},
                                   {"baseline", modes.front()},
                                   {"tokens_per_s", last},
                                   {"baseline_tokens_per_s", base},
@@ -257,7 +264,7 @@ const cli::CommandRegistrar kBenchServe({
         "The defaults are issue 6's workload (many minutes on 2 CPUs); scale down with\n"
         "e.g. --requests 16 --prompt_tokens 512 --gen_tokens 32 --prompts 2.\n"
         "Example: kvq bench serve --json",
-    .flags = {"json", "model", "tokenizer", "verbose", "throughput", "overlap",
+    .flags = {"json", "model", "tokenizer", "weights", "verbose", "throughput", "overlap",
               "bench_kv", "prompts", "prompt_tokens", "suffix_tokens", "requests",
               "gen_tokens", "budget_sequences", "repeats", "overlap_kv", "overlap_runs",
               "transfer_ratio"},

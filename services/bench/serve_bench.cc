@@ -171,6 +171,8 @@ absl::StatusOr<ThroughputRow> DecodeThroughput(const ThroughputOptions& o,
   if (!o.model.tokenizer.empty()) {
     co.router_flags.push_back("--tokenizer=" + o.model.tokenizer);
   }
+  co.prefill_flags.push_back("--weights=" + o.model.weights);
+  co.decode_flags.push_back("--weights=" + o.model.weights);
   co.decode_kv_budget_bytes = static_cast<long long>(row.kv_budget_bytes);
   // Room for every warmed prompt and every request's whole cache, in fp16
   // (far more than needed: the requests share the warmed blocks), so that

@@ -31,6 +31,7 @@ namespace kvq::bench {
 struct BenchModel {
   std::string model = "synthetic";
   std::string tokenizer;
+  std::string weights = "fp32";  // --weights of the prefill and decode workers
 };
 
 // The model's configuration without loading weights for a synthetic spec

@@ -18,9 +18,12 @@ namespace kvq::decode {
 namespace {
 
 int ServeDecode(const std::vector<std::string>&) {
+  absl::StatusOr<model::WeightsMode> weights = cli::WeightsModeFromFlags();
+  if (!weights.ok()) return serving::FailStartup("decode", weights.status());
   auto worker = serving::StartWorker({.role = "decode",
                                       .model_path = cli::ModelPathFromFlags(),
                                       .tokenizer_path = cli::TokenizerPathFromFlags(),
+                                      .weights = *weights,
                                       .metrics_host = absl::GetFlag(FLAGS_host),
                                       .metrics_port = absl::GetFlag(FLAGS_metrics_port)});
   if (!worker.ok()) return serving::FailStartup("decode", worker.status());
@@ -63,9 +66,9 @@ const cli::CommandRegistrar kServeDecode({
         "Fetches a handle's KV blocks from the store (--store) and generates, many\n"
         "sequences batched within --kv_budget_bytes. Prints `kvq decode listening on\n"
         "HOST:PORT`.",
-    .flags = {"model", "tokenizer", "host", "worker_port", "store", "kv_budget_bytes",
-              "max_batch", "metrics_port", "request_timeout", "store_timeout",
-              "shutdown_grace", "debug_step_delay"},
+    .flags = {"model", "tokenizer", "weights", "host", "worker_port", "store",
+              "kv_budget_bytes", "max_batch", "metrics_port", "request_timeout",
+              "store_timeout", "shutdown_grace", "debug_step_delay"},
     .run = ServeDecode,
 });
 

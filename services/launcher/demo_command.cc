@@ -73,6 +73,13 @@ int RunDemo(const std::vector<std::string>& args) {
   if (!absl::GetFlag(FLAGS_tokenizer).empty()) {
     options.router_flags.push_back("--tokenizer=" + cli::TokenizerPathFromFlags());
   }
+  // Prefill and decode must hold the weights alike (the mode is part of the
+  // model id that block keys and handles carry).
+  if (absl::Status w = cli::WeightsModeFromFlags().status(); !w.ok()) {
+    return Fail(w.ToString());
+  }
+  options.prefill_flags.push_back("--weights=" + absl::GetFlag(FLAGS_weights));
+  options.decode_flags.push_back("--weights=" + absl::GetFlag(FLAGS_weights));
   options.echo_output = absl::GetFlag(FLAGS_verbose);
   const bool colocated = absl::GetFlag(FLAGS_colocated);
   if (colocated) {
@@ -196,7 +203,8 @@ const cli::CommandRegistrar kDemo({
         "inter-token latency, KV bytes moved and the compression ratio (on stderr).\n"
         "--colocated runs the same request without a store (the baseline).\n"
         "Example: kvq demo --prompt \"Once upon a time\" --steps 64 --kv kivi2",
-    .flags = {"model", "tokenizer", "prompt", "steps", "kv", "verbose", "colocated"},
+    .flags = {"model", "tokenizer", "weights", "prompt", "steps", "kv", "verbose",
+              "colocated"},
     .run = RunDemo,
 });
 

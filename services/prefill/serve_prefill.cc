@@ -21,9 +21,12 @@ namespace kvq::prefill {
 namespace {
 
 int ServePrefill(const std::vector<std::string>&) {
+  absl::StatusOr<model::WeightsMode> weights = cli::WeightsModeFromFlags();
+  if (!weights.ok()) return serving::FailStartup("prefill", weights.status());
   auto worker = serving::StartWorker({.role = "prefill",
                                       .model_path = cli::ModelPathFromFlags(),
                                       .tokenizer_path = cli::TokenizerPathFromFlags(),
+                                      .weights = *weights,
                                       .metrics_host = absl::GetFlag(FLAGS_host),
                                       .metrics_port = absl::GetFlag(FLAGS_metrics_port)});
   if (!worker.ok()) return serving::FailStartup("prefill", worker.status());
@@ -59,9 +62,10 @@ const cli::CommandRegistrar kServePrefill({
     .description =
         "Runs prompts through the model, pushes their KV blocks to the store (--store)\n"
         "and answers with a handle. Prints `kvq prefill listening on HOST:PORT`.",
-    .flags = {"model", "tokenizer", "host", "worker_port", "store", "metrics_port",
-              "request_timeout", "store_timeout", "shutdown_grace", "kv_lease_ttl",
-              "debug_layer_delay", "debug_fetch_delay", "push_after_prefill"},
+    .flags = {"model", "tokenizer", "weights", "host", "worker_port", "store",
+              "metrics_port", "request_timeout", "store_timeout", "shutdown_grace",
+              "kv_lease_ttl", "debug_layer_delay", "debug_fetch_delay",
+              "push_after_prefill"},
     .run = ServePrefill,
 });
 

@@ -14,8 +14,8 @@ absl::StatusOr<WorkerContext> StartWorker(const WorkerOptions& options) {
   const std::string& path = options.model_path;
   if (path.empty())
     return absl::NotFoundError("no --model given and no default model found");
-  absl::StatusOr<model::LoadedModel> loaded =
-      model::LoadModel(path, options.tokenizer_path);
+  absl::StatusOr<model::LoadedModel> loaded = model::LoadModel(
+      path, {.tokenizer_path = options.tokenizer_path, .weights = options.weights});
   if (!loaded.ok()) return loaded.status();
   w.model = std::move(*loaded);
   w.config = w.model.model->config;

@@ -38,6 +38,7 @@ struct WorkerOptions {
   WorkerNeeds needs = WorkerNeeds::kModel;
   std::string model_path;      // checkpoint file or directory
   std::string tokenizer_path;  // "" = the one beside the model
+  model::WeightsMode weights = model::WeightsMode::kFp32;  // how matrices are held
   std::string metrics_host = "127.0.0.1";
   int metrics_port = -1;  // -1: no endpoint, 0: any free port
 };

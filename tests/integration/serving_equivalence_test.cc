@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "common/paths.h"
 #include "gtest/gtest.h"
 #include "tests/integration/serving_test_util.h"
@@ -130,6 +131,39 @@ TEST_P(ServingKiviTest, DisaggregatedMatchesColocatedTokenForToken) {
 INSTANTIATE_TEST_SUITE_P(Residual, ServingKiviTest,
                          ::testing::Values("kivi:bits=2,residual=0",
                                            "kivi:bits=2,residual=32"));
+
+// With int8 (and bf16) weights in both workers (`--weights`), the
+// disaggregated path is still the colocated one token for token.
+class ServingWeightsTest : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(ServingWeightsTest, DisaggregatedMatchesColocatedTokenForToken) {
+  const std::string weights = absl::StrCat("--weights=", GetParam());
+  launcher::ClusterOptions options = TestClusterOptions();
+  options.prefill_flags.push_back(weights);
+  options.decode_flags.push_back(weights);
+  auto disaggregated = launcher::Cluster::Start(options);
+  ASSERT_TRUE(disaggregated.ok()) << disaggregated.status();
+  options.with_store = false;
+  options.prefill_workers = 0;
+  auto colocated = launcher::Cluster::Start(options);
+  ASSERT_TRUE(colocated.ok()) << colocated.status();
+
+  const std::string kv = "kivi:bits=2,residual=0";
+  v1::GenerateRequest req;
+  req.set_text(kStory);
+  req.mutable_cache()->set_kv(kv);
+  req.mutable_sampling()->set_max_tokens(100);
+  StreamResult r = RouterGenerate((*disaggregated)->router_address(), req);
+  ASSERT_TRUE(r.status.ok()) << r.status.error_message();
+  const std::vector<int> prompt(r.first.prompt_tokens().begin(),
+                                r.first.prompt_tokens().end());
+  StreamResult c = ColocatedGenerate((*colocated)->decode(0)->address(), prompt, kv, 100);
+  ASSERT_TRUE(c.status.ok()) << c.status.error_message();
+  EXPECT_EQ(r.tokens, c.tokens);
+  EXPECT_GT(r.tokens.size(), 20u);
+}
+
+INSTANTIATE_TEST_SUITE_P(Weights, ServingWeightsTest, ::testing::Values("int8", "bf16"));
 
 }  // namespace
 }  // namespace kvq::testing

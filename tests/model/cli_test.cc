@@ -72,6 +72,20 @@ TEST(CliTest, EvalPplJson) {
   EXPECT_EQ(j["compression_vs_fp16"], 0.5);
 }
 
+TEST(CliTest, EvalPplWithInt8Weights) {
+  const Output o = RunKvq("eval ppl --kv fp32 --weights int8 --json");
+  ASSERT_EQ(o.exit_code, 0);
+  const nlohmann::json j = nlohmann::json::parse(o.out, nullptr, false);
+  ASSERT_FALSE(j.is_discarded()) << o.out;
+  EXPECT_EQ(j["weights"], "int8");
+  EXPECT_FALSE(j["weights_kernel"].get<std::string>().empty());
+  // int8 weights cost stories260K less than 0.5% (weights_mode_test).
+  EXPECT_NEAR(j["ppl"].get<double>(), 3.5049, 3.5049 * 0.005);
+  const Output g = RunKvq("generate --steps 20 --weights bf16");
+  EXPECT_EQ(g.exit_code, 0);
+  EXPECT_FALSE(g.out.empty());
+}
+
 TEST(CliTest, BadInputIsAClearError) {
   const std::string dir = ::testing::TempDir();
   const std::string err = dir + "/stderr.txt";
@@ -87,6 +101,11 @@ TEST(CliTest, BadInputIsAClearError) {
   EXPECT_NE(stderr_text().find("truncated"), std::string::npos) << stderr_text();
   EXPECT_EQ(RunKvq("generate --model /nonexistent", err).exit_code, 1);
   EXPECT_NE(stderr_text().find("does not exist"), std::string::npos) << stderr_text();
+  EXPECT_EQ(RunKvq("eval ppl --weights int4", err).exit_code, 1);
+  EXPECT_NE(stderr_text().find("--weights: unknown weights mode \"int4\": expected fp32, "
+                               "bf16 or int8"),
+            std::string::npos)
+      << stderr_text();
 }
 
 }  // namespace
