@@ -34,8 +34,12 @@ struct Variant {
 // Slowest first; Best() takes the last supported one.
 constexpr Variant kVariants[] = {
     {&reference::Kernels, &Always},
+    {&cpu::IntPortableKernels, &Always},
     {&cpu::Avx2Kernels, &cpu::Avx2Supported},
+    {&cpu::IntAvx2Kernels, &cpu::Avx2Supported},
+    {&cpu::IntAvxVnniKernels, &cpu::AvxVnniSupported},
     {&cpu::Avx512Kernels, &cpu::Avx512Supported},
+    {&cpu::IntAvx512VnniKernels, &cpu::Avx512Supported},
 };
 
 const KernelSet& ChooseBest() {
