@@ -13,7 +13,6 @@ ABSL_FLAG(std::string, tokenizer, "",
 ABSL_FLAG(std::string, kv, "fp16",
           "KV cache mode: fp32, fp16, kivi2, kivi4, kivi8, or "
           "kivi:bits=2,block=32,group=8,residual=32.");
-ABSL_FLAG(bool, json, false, "Print one JSON object instead of text.");
 
 namespace kvq::model {
 

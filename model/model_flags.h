@@ -10,11 +10,11 @@
 #include <string>
 
 #include "absl/flags/declare.h"
+#include "common/output_flags.h"  // --json, for the commands that use it via here
 
 ABSL_DECLARE_FLAG(std::string, model);      // directory or checkpoint file
 ABSL_DECLARE_FLAG(std::string, tokenizer);  // overrides the tokenizer search
 ABSL_DECLARE_FLAG(std::string, kv);         // --kv MODE (model/kv_mode.h)
-ABSL_DECLARE_FLAG(bool, json);              // machine-readable output
 
 namespace kvq::model {
 
