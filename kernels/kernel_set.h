@@ -72,6 +72,10 @@ struct KernelSet {
   QuantizeLayerFn quantize_layer;
   QuantizeLayerFp16Fn quantize_layer_fp16;
   DecodeAttentionFn decode_attention;
+  // Attention over quantized blocks by integer dot products (int8 query and
+  // probabilities; kernels/cpu/README.md): its tolerance against the
+  // reference is the integer path's, not the fp32 variants'.
+  bool integer_attention = false;
 };
 
 }  // namespace kvq::kernels

@@ -14,8 +14,10 @@
 #ifndef KVQ_KERNELS_KERNELS_H_
 #define KVQ_KERNELS_KERNELS_H_
 
+#include <string>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 #include "kernels/kernel_set.h"
 
@@ -32,6 +34,19 @@ const KernelSet& Reference();
 // The supported variant called `name`, or nullptr when there is none (unknown
 // name, or this CPU lacks the variant's instructions).
 const KernelSet* FindKernels(absl::string_view name);
+
+// Makes Best() return the variant called `name` from now on (process-wide;
+// for `--kernel_variant`; call it at start, before any kernel runs).
+// INVALID_ARGUMENT for a name no variant has (the message lists every
+// variant), FAILED_PRECONDITION for one this CPU cannot run (the message
+// names the CPU, the missing instruction-set features and the variants that
+// do run). Nothing changes on error.
+absl::Status ForceKernels(absl::string_view name);
+// Every variant's name, supported here or not, slowest first.
+std::vector<std::string> VariantNames();
+// The CPU's model name ("AMD EPYC 9B45", from /proc/cpuinfo or the cpuid
+// brand string; "unknown" when neither says).
+std::string CpuModelName();
 
 // While alive, Best() returns `set` instead (process-wide), so that one test
 // process can run code that calls Best() with every Available() variant:

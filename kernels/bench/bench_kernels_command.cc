@@ -1,4 +1,4 @@
-// `kvq bench kernels [--json] [--quick] [--variant=NAME] [--contexts=N,...]
+// `kvq bench kernels [--json] [--quick] [--variant=NAME,...|all] [--contexts=N,...]
 // [--threads=N,...]`: runs the workloads of kernels_bench.h and prints a
 // table, or JSON Lines with --json (one object per line: "config",
 // "bandwidth", "compute", "attention" and "quantize" records).
@@ -24,7 +24,9 @@ ABSL_FLAG(bool, quick, false,
           "kvq bench kernels: contexts 1k and 4k, a 64 MiB working set, 2 reps (a smoke "
           "run whose figures are cache, not memory, figures).");
 ABSL_FLAG(std::string, variant, "",
-          "kvq bench kernels: kernel variant to measure (reference, avx2, avx512, ...); "
+          "kvq bench kernels: comma-separated kernel variants to measure, one set of "
+          "rows each (reference, int_portable, int_avx2, int_avxvnni, int_avx512vnni, "
+          "avx2, avx512; 'all': every one this CPU runs but the two scalar ones); "
           "empty: the one kvq picks for this CPU.");
 ABSL_FLAG(std::string, contexts, "",
           "kvq bench kernels: comma-separated context lengths in tokens (e.g. 16384); "
@@ -51,14 +53,15 @@ void PrintJson(const KernelsBenchResult& r) {
                            {"reps", o.reps}};
   std::printf("%s\n", config.dump().c_str());
   for (const BandwidthRow& b : r.bandwidth) {
-    nlohmann::json j = {{"record", "bandwidth"},
-                        {"threads", b.threads},
-                        {"bytes", b.bytes},
-                        {"gbps", b.gbps}};
+    nlohmann::json j = {{"record", "bandwidth"}, {"variant", r.variant},
+                        {"cpu", r.cpu},          {"threads", b.threads},
+                        {"bytes", b.bytes},      {"gbps", b.gbps}};
     std::printf("%s\n", j.dump().c_str());
   }
   for (const ComputeRow& c : r.compute) {
     nlohmann::json j = {{"record", "compute"},
+                        {"variant", r.variant},
+                        {"cpu", r.cpu},
                         {"threads", c.threads},
                         {"fma_per_s", c.fma_per_s},
                         {"fp16_ceiling_gbps", c.fp16_ceiling_gbps},
@@ -67,6 +70,8 @@ void PrintJson(const KernelsBenchResult& r) {
   }
   for (const AttentionRow& a : r.attention) {
     nlohmann::json j = {{"record", "attention"},
+                        {"variant", r.variant},
+                        {"cpu", r.cpu},
                         {"ctx", a.ctx},
                         {"threads", a.threads},
                         {"kv", a.kv},
@@ -81,6 +86,8 @@ void PrintJson(const KernelsBenchResult& r) {
   }
   for (const QuantizeRow& q : r.quantize) {
     nlohmann::json j = {{"record", "quantize"},
+                        {"variant", r.variant},
+                        {"cpu", r.cpu},
                         {"bits", q.bits},
                         {"gbps", q.gbps},
                         {"mvalues_per_s", q.mvalues_per_s},
@@ -161,26 +168,40 @@ int Run(const std::vector<std::string>& args) {
     }
     *list = *std::move(parsed);
   }
-  const std::string variant = absl::GetFlag(FLAGS_variant);
-  if (!variant.empty()) {
-    options.kernels = FindKernels(variant);
-    if (options.kernels == nullptr) {
-      std::fprintf(stderr, "kvq bench kernels: no variant '%s' runs on this CPU\n",
-                   variant.c_str());
-      return 2;
+  std::vector<const KernelSet*> sets;
+  const std::string variants = absl::GetFlag(FLAGS_variant);
+  if (variants == "all") {
+    for (const KernelSet* set : Available()) {
+      if (set->name != "reference" && set->name != "int_portable") sets.push_back(set);
     }
-  }
-  const absl::StatusOr<KernelsBenchResult> r = RunKernelsBench(
-      options,
-      [](const std::string& line) { std::fprintf(stderr, "%s\n", line.c_str()); });
-  if (!r.ok()) {
-    std::fprintf(stderr, "kvq bench kernels: %s\n", r.status().ToString().c_str());
-    return 1;
-  }
-  if (absl::GetFlag(FLAGS_json)) {
-    PrintJson(*r);
+  } else if (!variants.empty()) {
+    for (absl::string_view name : absl::StrSplit(variants, ',')) {
+      const KernelSet* set = FindKernels(name);
+      if (set == nullptr) {
+        std::fprintf(stderr, "kvq bench kernels: no variant '%s' runs on this CPU (%s)\n",
+                     std::string(name).c_str(), CpuModelName().c_str());
+        return 2;
+      }
+      sets.push_back(set);
+    }
   } else {
-    PrintTable(*r);
+    sets.push_back(&Best());
+  }
+  for (const KernelSet* set : sets) {
+    options.kernels = set;
+    const absl::StatusOr<KernelsBenchResult> r = RunKernelsBench(
+        options,
+        [](const std::string& line) { std::fprintf(stderr, "%s\n", line.c_str()); });
+    if (!r.ok()) {
+      std::fprintf(stderr, "kvq bench kernels: %s\n", r.status().ToString().c_str());
+      return 1;
+    }
+    if (absl::GetFlag(FLAGS_json)) {
+      PrintJson(*r);
+    } else {
+      PrintTable(*r);
+    }
+    std::fflush(stdout);
   }
   return 0;
 }
@@ -194,7 +215,9 @@ const cli::CommandRegistrar kBenchKernels({
         "run (>= 1 GiB working sets), and quantize throughput. About a minute. "
         "--json prints JSON Lines: one object per record (config, bandwidth, compute, "
         "attention rows, quantize). --contexts=16384 --threads=1 restricts the rows "
-        "(a quicker run for one target).",
+        "(a quicker run for one target). --variant=avx512,int_avx512vnni (or 'all') "
+        "measures several variants, one set of rows each; every JSON record names "
+        "the variant and the CPU.",
     .flags = {"json", "quick", "variant", "contexts", "threads"},
     .run = Run,
 });

@@ -103,19 +103,6 @@ uint64_t ReadScalar(const uint8_t* p, size_t n) {
   return sum;
 }
 
-std::string CpuModel() {
-  std::ifstream in("/proc/cpuinfo");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("model name", 0) == 0) {
-      const size_t colon = line.find(':');
-      if (colon != std::string::npos)
-        return line.substr(line.find_first_not_of(' ', colon + 1));
-    }
-  }
-  return "unknown";
-}
-
 // Layer parts of `n_pool` distinct blocks in encoding `enc`, quantized from
 // model-like data (keys with outlier channels, as tests/kernels/test_util).
 absl::StatusOr<std::vector<std::vector<uint8_t>>> MakeBlockPool(const KernelSet& ks,
@@ -371,7 +358,7 @@ absl::StatusOr<KernelsBenchResult> RunKernelsBench(
   const KernelSet& ks = o.kernels != nullptr ? *o.kernels : Best();
   KernelsBenchResult r;
   r.variant = ks.name;
-  r.cpu = CpuModel();
+  r.cpu = CpuModelName();
   r.options = o;
   std::mt19937 rng(42);
   for (int t : o.threads) {

@@ -149,7 +149,9 @@ void RunItem(const IsaKernels& isa, const AttentionParams& p, const AttentionTas
   a.n_fp16 = f_end - f_begin;
   a.last_rows = (f_end == nf && nf > 0) ? cache.n_tokens - (nq + nf - 1) * B : B;
   const int groups = a.n_quantized > 0 ? D / a.group : 1;
-  const size_t need = cpu_internal::GetScratchLayout(D, B, R, a.n_kv, groups).total;
+  const size_t need = isa.scratch_floats != nullptr
+                          ? isa.scratch_floats(D, B, R, a.n_kv, groups)
+                          : cpu_internal::GetScratchLayout(D, B, R, a.n_kv, groups).total;
   if (scratch.size() < need) scratch.resize(need);
   isa.attend_range(a, state, scratch.data());
 }
@@ -176,7 +178,8 @@ absl::Status DecodeAttention(const IsaKernels& isa, const AttentionParams& p,
   KVQ_RETURN_IF_ERROR(CheckAttentionArgs(p, batch));
   // Each sequence goes to the same implementation whatever else is in the
   // batch: these kernels where its blocks' shapes allow, else the reference.
-  const auto supported = [&p](const AttentionTask& t) {
+  const auto supported = [&p, &isa](const AttentionTask& t) {
+    if (isa.all_shapes) return true;
     const int group = t.cache->quantized.empty() ? 0 : p.quantized_encoding.group;
     return cpu_internal::AttentionSupported(p.head_dim, p.block_tokens, group);
   };
@@ -240,6 +243,38 @@ absl::Status DecodeAttention(const IsaKernels& isa, const AttentionParams& p,
   return absl::OkStatus();
 }
 
+// The integer variants: sequences with quantized blocks go to the integer
+// attention of `kIsa`; fp16-only sequences (nothing to take integer dot
+// products of) to the fp32 variant `kFp`, which also quantizes. Each
+// sequence's route depends on its own cache only (batch invariance).
+template <const IsaKernels& (*kIsa)(), const KernelSet& (*kFp)()>
+struct IntEntry {
+  static absl::Status Quantize(const BlockEncoding& enc, int n_kv_heads, int head_dim,
+                               const float* k, const float* v, uint8_t* out) {
+    return kFp().quantize_layer(enc, n_kv_heads, head_dim, k, v, out);
+  }
+  static absl::Status QuantizeFp16(const BlockEncoding& enc, int n_kv_heads, int head_dim,
+                                   const uint16_t* k, const uint16_t* v, uint8_t* out) {
+    return kFp().quantize_layer_fp16(enc, n_kv_heads, head_dim, k, v, out);
+  }
+  static absl::Status Attention(const AttentionParams& params,
+                                absl::Span<const AttentionTask> batch) {
+    KVQ_RETURN_IF_ERROR(CheckAttentionArgs(params, batch));
+    std::vector<AttentionTask> quantized, fp16;
+    for (const AttentionTask& t : batch) {
+      (t.cache->quantized.empty() ? fp16 : quantized).push_back(t);
+    }
+    if (!fp16.empty()) KVQ_RETURN_IF_ERROR(kFp().decode_attention(params, fp16));
+    if (quantized.empty()) return absl::OkStatus();
+    return DecodeAttention(kIsa(), params, quantized);
+  }
+  static const KernelSet* Make(const char* name) {
+    KernelSet* set = new KernelSet{name, &Quantize, &QuantizeFp16, &Attention};
+    set->integer_attention = true;
+    return set;
+  }
+};
+
 // The KernelSet entry points of one ISA.
 template <const IsaKernels& (*kIsa)()>
 struct Entry {
@@ -283,6 +318,37 @@ const KernelSet& Avx512Kernels() {
   using E = Entry<&cpu_internal::avx512::Kernels>;
   static const KernelSet* const kSet =
       new KernelSet{"avx512", &E::Quantize, &E::QuantizeFp16, &E::Attention};
+  return *kSet;
+}
+
+bool AvxVnniSupported() {
+  __builtin_cpu_init();
+  return Avx2Supported() && __builtin_cpu_supports("avxvnni");
+}
+
+const KernelSet& IntPortableKernels() {
+  static const KernelSet* const kSet =
+      IntEntry<&cpu_internal::int_portable::Kernels, &reference::Kernels>::Make(
+          "int_portable");
+  return *kSet;
+}
+
+const KernelSet& IntAvx2Kernels() {
+  static const KernelSet* const kSet =
+      IntEntry<&cpu_internal::int_avx2::Kernels, &Avx2Kernels>::Make("int_avx2");
+  return *kSet;
+}
+
+const KernelSet& IntAvxVnniKernels() {
+  static const KernelSet* const kSet =
+      IntEntry<&cpu_internal::int_avxvnni::Kernels, &Avx2Kernels>::Make("int_avxvnni");
+  return *kSet;
+}
+
+const KernelSet& IntAvx512VnniKernels() {
+  static const KernelSet* const kSet =
+      IntEntry<&cpu_internal::int_avx512vnni::Kernels, &Avx512Kernels>::Make(
+          "int_avx512vnni");
   return *kSet;
 }
 

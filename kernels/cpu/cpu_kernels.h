@@ -34,6 +34,21 @@ bool Avx512Supported();
 // The variant named "avx512".
 const KernelSet& Avx512Kernels();
 
+// Integer-dot-product attention over quantized blocks (issue 16;
+// kernels/cpu/README.md, "Integer attention"). Their outputs are
+// bit-identical to int_portable's on every shape; fp16-only sequences and
+// quantization go through the fp32 variant named in parentheses.
+// "int_portable" (reference): plain C++, the specification; any CPU.
+const KernelSet& IntPortableKernels();
+// "int_avx2" (avx2): vpmaddubsw + vpmaddwd; needs Avx2Supported().
+const KernelSet& IntAvx2Kernels();
+// Whether this CPU has AVX-VNNI (VEX vpdpbusd) plus what avx2 needs.
+bool AvxVnniSupported();
+// "int_avxvnni" (avx2): 256-bit vpdpbusd; needs AvxVnniSupported().
+const KernelSet& IntAvxVnniKernels();
+// "int_avx512vnni" (avx512): 512-bit vpdpbusd; needs Avx512Supported().
+const KernelSet& IntAvx512VnniKernels();
+
 }  // namespace kvq::kernels::cpu
 
 #endif  // KVQ_KERNELS_CPU_CPU_KERNELS_H_

@@ -78,6 +78,12 @@ struct IsaKernels {
   // partial states ([n_kv][n_rep], StateFloats(D) floats each) to `state`.
   // `scratch` holds AttendScratchFloats(...) floats, 64-byte aligned.
   void (*attend_range)(const RangeArgs& args, float* state, float* scratch);
+  // Floats of scratch attend_range needs; nullptr: GetScratchLayout(...).total.
+  size_t (*scratch_floats)(int head_dim, int block_tokens, int n_rep, int n_kv,
+                           int groups) = nullptr;
+  // Whether attend_range takes every shape the block format allows (the
+  // integer variants); else only AttentionSupported() shapes.
+  bool all_shapes = false;
 };
 
 // Shapes the SIMD loops handle; others go to the reference.
@@ -92,6 +98,20 @@ namespace avx2 {
 const IsaKernels& Kernels();
 }
 namespace avx512 {
+const IsaKernels& Kernels();
+}
+// The integer-dot-product attention (int_attention_impl.inc): attend_range
+// only (quantize through the matching fp32 variant).
+namespace int_portable {
+const IsaKernels& Kernels();
+}
+namespace int_avx2 {
+const IsaKernels& Kernels();
+}
+namespace int_avxvnni {
+const IsaKernels& Kernels();
+}
+namespace int_avx512vnni {
 const IsaKernels& Kernels();
 }
 

@@ -1,0 +1,50 @@
+// Cache-resident microbenchmark of decode attention over 2-bit blocks (one
+// sequence, 32 query / 8 KV heads, head_dim 128, B 32, G 32, 1024 tokens of
+// quantized blocks: 1.5 MiB of cache), per variant: for iterating on the
+// integer kernels' compute cost without the memory noise of
+// `kvq bench kernels`.
+#include <random>
+#include <vector>
+
+#include "benchmark/benchmark.h"
+#include "kernels/kernel_set.h"
+#include "kernels/kernels.h"
+#include "tests/kernels/test_util.h"
+
+namespace kvq::kernels {
+namespace {
+
+void BM_Kivi2Attention(benchmark::State& state, const KernelSet* k) {
+  std::mt19937 rng(1);
+  const BlockEncoding enc = BlockEncoding::Quantized(2, 32, 32);
+  const int n_kv = 8, n_heads = 32, D = 128, n = 1024;
+  testing::TestCache c = testing::BuildCache(rng, enc, n_kv, D, n, n / 32);
+  std::vector<float> q = testing::RandomKv(rng, n_heads, D, false);
+  std::vector<float> out(static_cast<size_t>(n_heads) * D);
+  AttentionParams p = testing::Params(enc, n_heads, n_kv, D);
+  const AttentionTask task{q.data(), &c.cache, out.data()};
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(k->decode_attention(p, {&task, 1}));
+  }
+  state.SetItemsProcessed(state.iterations() * n / 32 * n_kv);  // block-heads
+}
+
+}  // namespace
+
+int Register() {
+  for (const KernelSet* k : Available()) {
+    if (k->name == "reference" || k->name == "int_portable") continue;
+    benchmark::RegisterBenchmark(("BM_Kivi2Attention/" + k->name).c_str(),
+                                 &BM_Kivi2Attention, k);
+  }
+  return 0;
+}
+
+}  // namespace kvq::kernels
+
+int main(int argc, char** argv) {
+  kvq::kernels::Register();
+  benchmark::Initialize(&argc, argv);
+  benchmark::RunSpecifiedBenchmarks();
+  return 0;
+}
