@@ -122,8 +122,9 @@ function policyCheck(file, objs) {
     for (const c of pod.spec.containers) {
       const cw = `${where} container ${c.name}`;
       const ports = new Set((c.ports || []).map((p) => p.containerPort));
-      for (const probe of ["readinessProbe", "livenessProbe"]) {
+      for (const probe of ["readinessProbe", "livenessProbe", "startupProbe"]) {
         const p = c[probe];
+        if (probe === "startupProbe" && !p) continue;  // optional (workers have one)
         // A gRPC health probe, or (TLS: Kubernetes' gRPC probe speaks no TLS)
         // `kvq client health ... HOST:PORT` with the role's certificate.
         const exec = p && p.exec && p.exec.command;

@@ -11,8 +11,8 @@
 // key matches the certificate, not expired): INVALID_ARGUMENT naming the
 // file. They are read again every `refresh_interval` (gRPC's
 // FileWatcherCertificateProvider), so renewed certificates serve new
-// connections without a restart; a renewal that does not parse is ignored
-// (gRPC logs it) and the last good certificates stay.
+// connections without a restart; a renewal that cannot be read or does not
+// match is only logged by gRPC, and new handshakes fail until it is fixed.
 #ifndef KVQ_SERVICES_COMMON_TLS_H_
 #define KVQ_SERVICES_COMMON_TLS_H_
 
