@@ -37,13 +37,21 @@ kvstore::Block ToBlock(const TestBlock& t) {
 
 class TlsStoreTest : public ::testing::Test {
  protected:
-  void SetUp() override {
+  // Two CAs with their certificates, made once (openssl takes a while).
+  static void SetUpTestSuite() {
     auto c = launcher::MakeClusterCredentials(MakeDir("ca1"));
     ASSERT_TRUE(c.ok()) << c.status();
-    creds_ = *c;
+    shared_creds_ = new launcher::ClusterCredentials(*c);
     auto other = launcher::MakeClusterCredentials(MakeDir("ca2"));
     ASSERT_TRUE(other.ok()) << other.status();
-    other_ = *other;
+    shared_other_ = new launcher::ClusterCredentials(*other);
+  }
+
+  void SetUp() override {
+    ASSERT_NE(shared_creds_, nullptr);
+    ASSERT_NE(shared_other_, nullptr);
+    creds_ = *shared_creds_;
+    other_ = *shared_other_;
     std::vector<std::string> argv = {launcher::FindKvqBinary(), "serve", "store",
                                      "--address=127.0.0.1:0",
                                      "--writer_identities=" + creds_.worker_identity};
@@ -70,9 +78,13 @@ class TlsStoreTest : public ::testing::Test {
     return c.ok() ? std::move(*c) : nullptr;
   }
 
+  static launcher::ClusterCredentials* shared_creds_;
+  static launcher::ClusterCredentials* shared_other_;
   launcher::ClusterCredentials creds_, other_;
   std::unique_ptr<ChildProcess> store_;
 };
+launcher::ClusterCredentials* TlsStoreTest::shared_creds_ = nullptr;
+launcher::ClusterCredentials* TlsStoreTest::shared_other_ = nullptr;
 
 TEST_F(TlsStoreTest, PlaintextClientIsRefused) {
   auto client = Client({});
