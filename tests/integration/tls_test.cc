@@ -12,11 +12,14 @@
 #include "absl/strings/match.h"
 #include "common/child_process.h"
 #include "common/paths.h"
+#include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
+#include "proto/serving.grpc.pb.h"
 #include "services/launcher/cluster_credentials.h"
 #include "services/launcher/health_check.h"
 #include "services/launcher/launcher.h"
 #include "services/store/client.h"
+#include "tests/integration/serving_test_util.h"
 #include "tests/kvstore/test_blocks.h"
 
 namespace kvq {
@@ -135,6 +138,59 @@ TEST_F(TlsStoreTest, WritesAreAuthorizedByCertificateIdentity) {
   EXPECT_TRUE(writer->ReleaseLeases(got->leases).ok());
   // Deleting needs an operator: a writer's certificate is not enough.
   EXPECT_EQ(writer->Delete({block.key})[0].code(), absl::StatusCode::kPermissionDenied);
+}
+
+// A plaintext cluster whose store takes writes only with the worker token:
+// prefill and decode workers with --store_token_file push, lease and reuse
+// blocks; a worker without it cannot.
+TEST(TokenLockedStoreTest, WorkersUseTheirStoreTokenFile) {
+  auto creds = launcher::MakeClusterCredentials(MakeDir("tokens"));
+  ASSERT_TRUE(creds.ok()) << creds.status();
+  launcher::ClusterOptions o = testing::TestClusterOptions();
+  o.store_flags = {"--writer_token_file=" + creds->writer_token_file,
+                   "--admin_token_file=" + creds->admin_token_file};
+  o.prefill_flags.push_back("--store_token_file=" + creds->writer_token_file);
+  o.decode_flags.push_back("--store_token_file=" + creds->writer_token_file);
+  auto cluster = launcher::Cluster::Start(o);
+  ASSERT_TRUE(cluster.ok()) << cluster.status();
+  launcher::Cluster& c = **cluster;
+  const std::string kv = "kivi:bits=2,residual=0";
+  std::vector<int> first;
+  for (int i = 0; i < 70; ++i) first.push_back(i == 0 ? 1 : 259 + (i * 37) % 250);
+  std::vector<int> second = first;
+  for (int i = 0; i < 30; ++i) second.push_back(300 + i);
+  testing::StreamResult a =
+      testing::RouterGenerate(c.router_address(), testing::GreedyRequest(first, kv, 8));
+  ASSERT_TRUE(a.status.ok()) << a.status.error_message() << c.prefill(0)->Output();
+  EXPECT_GT(a.last.prefill().bytes_pushed(), 0u);
+  // The second prompt reuses the first's blocks: a Lookup with a lease,
+  // which needs the worker token too.
+  testing::StreamResult b =
+      testing::RouterGenerate(c.router_address(), testing::GreedyRequest(second, kv, 8));
+  ASSERT_TRUE(b.status.ok()) << b.status.error_message();
+  EXPECT_EQ(b.last.prefill().blocks_reused(), 2u);
+
+  // A prefill worker without the token: its push is refused, named.
+  auto tokenless = ChildProcess::Start(
+      "prefill-tokenless",
+      {launcher::FindKvqBinary(), "serve", "prefill", "--worker_port=0",
+       "--model=" + DefaultModelDir(), "--store=" + c.store_address()},
+      {});
+  ASSERT_TRUE(tokenless.ok()) << tokenless.status();
+  ASSERT_TRUE(launcher::WaitHealthy((*tokenless)->address(), absl::Seconds(20)).ok());
+  std::vector<int> third = first;
+  third[1] = 260;  // shares no block with the others
+  auto stub = v1::Prefill::NewStub(
+      grpc::CreateChannel((*tokenless)->address(), grpc::InsecureChannelCredentials()));
+  v1::PrefillRequest request;
+  for (int t : third) request.add_tokens(t);
+  request.mutable_cache()->set_kv(kv);
+  grpc::ClientContext ctx;
+  ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(30)));
+  v1::PrefillResponse response;
+  const grpc::Status s = stub->Prefill(&ctx, request, &response);
+  EXPECT_FALSE(s.ok());
+  EXPECT_TRUE(absl::StrContains(s.error_message(), "token")) << s.error_message();
 }
 
 // The continuation text `kvq demo` prints (stdout), or "" on failure.
