@@ -1,5 +1,7 @@
 #include "cli/flags.h"
 
+#include <algorithm>
+
 #include "absl/flags/flag.h"
 #include "common/paths.h"
 
@@ -66,6 +68,26 @@ ABSL_FLAG(absl::Duration, debug_layer_delay, absl::ZeroDuration(),
 ABSL_FLAG(absl::Duration, debug_step_delay, absl::ZeroDuration(),
           "Decode worker fault injection for tests: sleep after each batch step.");
 
+ABSL_FLAG(std::string, tls_cert, "",
+          "PEM certificate chain of this process: a server serves TLS with it, a "
+          "client presents it to servers that ask (mTLS). Needs --tls_key.");
+ABSL_FLAG(std::string, tls_key, "", "PEM private key of --tls_cert (unencrypted).");
+ABSL_FLAG(std::string, tls_ca, "",
+          "PEM CA certificates: a client trusts servers signed by them (and speaks "
+          "TLS); a server verifies client certificates against them.");
+ABSL_FLAG(bool, tls_client_auth, false,
+          "Server: refuse clients without a certificate signed by --tls_ca (mTLS).");
+ABSL_FLAG(std::string, tls_server_name, "",
+          "Client: the name servers' certificates must hold when it is not the host "
+          "dialled (e.g. kvq-store.kvq.svc).");
+ABSL_FLAG(absl::Duration, tls_refresh, absl::Minutes(1),
+          "How often the --tls_* files are read again, so renewed certificates are "
+          "used without a restart (0: read once).");
+ABSL_FLAG(std::string, store_token_file, "",
+          "Prefill/decode worker: file whose first token is sent to the store as "
+          "`authorization: Bearer <token>` (a token of the store's "
+          "--writer_token_file).");
+
 ABSL_FLAG(std::string, router, "127.0.0.1:50050",
           "kvq client: HOST:PORT of the router (the client-facing Generate).");
 ABSL_FLAG(absl::Duration, rpc_timeout, absl::Minutes(5),
@@ -95,6 +117,25 @@ absl::StatusOr<model::WeightsMode> WeightsModeFromFlags() {
 bool RpcTimeoutValid() {
   const absl::Duration d = absl::GetFlag(FLAGS_rpc_timeout);
   return d > absl::ZeroDuration() && d != absl::InfiniteDuration();
+}
+
+std::vector<std::string> WithTlsFlags(std::vector<std::string> flags) {
+  for (const char* f : {"tls_cert", "tls_key", "tls_ca", "tls_client_auth",
+                        "tls_server_name", "tls_refresh"}) {
+    flags.push_back(f);
+  }
+  return flags;
+}
+
+services::TlsOptions TlsOptionsFromFlags() {
+  services::TlsOptions tls;
+  tls.cert_file = ResolveUserPath(absl::GetFlag(FLAGS_tls_cert));
+  tls.key_file = ResolveUserPath(absl::GetFlag(FLAGS_tls_key));
+  tls.ca_file = ResolveUserPath(absl::GetFlag(FLAGS_tls_ca));
+  tls.require_client_cert = absl::GetFlag(FLAGS_tls_client_auth);
+  tls.server_name = absl::GetFlag(FLAGS_tls_server_name);
+  tls.refresh_interval = std::max(absl::GetFlag(FLAGS_tls_refresh), absl::ZeroDuration());
+  return tls;
 }
 
 }  // namespace kvq::cli

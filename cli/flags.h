@@ -18,6 +18,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "model/weights_mode.h"
+#include "services/common/tls_options.h"
 
 // Model and output (generate, eval, bench, serve, demo).
 ABSL_DECLARE_FLAG(std::string, model);      // directory or checkpoint file
@@ -52,6 +53,16 @@ ABSL_DECLARE_FLAG(absl::Duration, debug_fetch_delay);
 ABSL_DECLARE_FLAG(absl::Duration, debug_layer_delay);
 ABSL_DECLARE_FLAG(absl::Duration, debug_step_delay);
 
+// TLS of every server and client (serve, client, demo; docs/security.md).
+ABSL_DECLARE_FLAG(std::string, tls_cert);
+ABSL_DECLARE_FLAG(std::string, tls_key);
+ABSL_DECLARE_FLAG(std::string, tls_ca);
+ABSL_DECLARE_FLAG(bool, tls_client_auth);
+ABSL_DECLARE_FLAG(std::string, tls_server_name);
+ABSL_DECLARE_FLAG(absl::Duration, tls_refresh);
+// The token a worker sends to the store (prefill, decode).
+ABSL_DECLARE_FLAG(std::string, store_token_file);
+
 // Operator clients (kvq client ...).
 ABSL_DECLARE_FLAG(std::string, router);
 ABSL_DECLARE_FLAG(absl::Duration, rpc_timeout);
@@ -67,6 +78,10 @@ std::string TokenizerPathFromFlags();
 absl::StatusOr<model::WeightsMode> WeightsModeFromFlags();
 // Whether --rpc_timeout is positive and finite.
 bool RpcTimeoutValid();
+// --tls_* as options (paths resolved against the user's directory).
+services::TlsOptions TlsOptionsFromFlags();
+// `flags` and the --tls_* flags, for a command's `.flags` list.
+std::vector<std::string> WithTlsFlags(std::vector<std::string> flags);
 
 }  // namespace kvq::cli
 

@@ -15,6 +15,9 @@ PACKAGES=(
   # Libraries used by kvq
   libxxhash-dev nlohmann-json3-dev libsentencepiece-dev libgoogle-glog-dev
   libopenblas-dev
+  # TLS: checking PEM files (libssl-dev); `kvq demo --tls` makes its
+  # certificates with the openssl tool
+  libssl-dev openssl
   # Deployment checks, the end-to-end Prometheus test and the Python client
   prometheus yamllint python3-yaml python3-grpcio python3-grpc-tools
   # Store benchmark baselines; network namespaces for `kvq bench serve`

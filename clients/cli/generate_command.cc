@@ -24,6 +24,7 @@
 #include "nlohmann/json.hpp"
 #include "proto/serving.grpc.pb.h"
 #include "services/common/grpc_status.h"
+#include "services/common/tls.h"
 
 // `kvq generate`'s flags (model/generate_command.cc).
 
@@ -100,8 +101,10 @@ int RunClientGenerate(const std::vector<std::string>& args) {
   const bool json = absl::GetFlag(FLAGS_json);
   const std::string router = absl::GetFlag(FLAGS_router);
 
-  auto stub = v1::Router::NewStub(
-      grpc::CreateChannel(router, grpc::InsecureChannelCredentials()));
+  absl::StatusOr<services::ChannelSecurity> security =
+      services::ChannelSecurity::Create(cli::TlsOptionsFromFlags());
+  if (!security.ok()) return Usage(std::string(security.status().message()));
+  auto stub = v1::Router::NewStub(security->CreateChannel(router));
   grpc::ClientContext context;
   context.set_deadline(
       absl::ToChronoTime(absl::Now() + absl::GetFlag(FLAGS_rpc_timeout)));
@@ -231,8 +234,8 @@ const cli::CommandRegistrar kClientGenerate({
         "fails (the gRPC code and message are printed), 2 for bad flags.\n"
         "Example: kvq client generate --router 127.0.0.1:50050 --prompt \"Once upon a "
         "time\" --steps 64 --kv kivi2",
-    .flags = {"router", "prompt", "tokens", "steps", "kv", "temperature", "top_p", "seed",
-              "rpc_timeout", "json"},
+    .flags = cli::WithTlsFlags({"router", "prompt", "tokens", "steps", "kv",
+                                "temperature", "top_p", "seed", "rpc_timeout", "json"}),
     .run = RunClientGenerate,
 });
 

@@ -9,6 +9,7 @@
 #include "absl/flags/flag.h"
 #include "cli/command.h"
 #include "cli/flags.h"
+#include "services/common/tls.h"
 #include "services/launcher/health_check.h"
 
 namespace kvq::clients {
@@ -24,10 +25,17 @@ int RunHealth(const std::vector<std::string>& args) {
                  "kvq client health: --rpc_timeout must be positive and finite\n");
     return 2;
   }
+  absl::StatusOr<services::ChannelSecurity> security =
+      services::ChannelSecurity::Create(cli::TlsOptionsFromFlags());
+  if (!security.ok()) {
+    std::fprintf(stderr, "kvq client health: %s\n",
+                 std::string(security.status().message()).c_str());
+    return 2;
+  }
   int unhealthy = 0;
   for (const std::string& address : args) {
     const absl::Status s =
-        launcher::CheckHealth(address, absl::GetFlag(FLAGS_rpc_timeout));
+        launcher::CheckHealth(address, absl::GetFlag(FLAGS_rpc_timeout), "", *security);
     std::printf("%s: %s\n", address.c_str(), s.ok() ? "SERVING" : s.ToString().c_str());
     unhealthy += !s.ok();
   }
@@ -41,7 +49,7 @@ const cli::CommandRegistrar kHealth({
         "Asks each HOST:PORT argument for its standard gRPC health status and prints\n"
         "SERVING or the reason it is not. Exit status 1 if any is not serving.\n"
         "Example: kvq client health --rpc_timeout=2s 127.0.0.1:50050 127.0.0.1:7070",
-    .flags = {"rpc_timeout"},
+    .flags = cli::WithTlsFlags({"rpc_timeout"}),
     .run = RunHealth,
 });
 

@@ -77,7 +77,9 @@ int RunStoreStats(const std::vector<std::string>& args) {
     return Fail(2, "give the store's shards with --store HOST:PORT[,...]");
   auto client = store::StoreClient::Create({.addresses = shards,
                                             .deadline = absl::GetFlag(FLAGS_rpc_timeout),
-                                            .max_attempts = 2});
+                                            .max_attempts = 2,
+                                            .auth_token = "",
+                                            .tls = cli::TlsOptionsFromFlags()});
   if (!client.ok()) return Fail(2, client.status().ToString());
 
   const bool json = absl::GetFlag(FLAGS_json);
@@ -114,7 +116,7 @@ const cli::CommandRegistrar kStoreStats({
         "several shards. --json: one JSON object per shard. Exit status 1 if a shard\n"
         "cannot be reached.\n"
         "Example: kvq client store-stats --store 127.0.0.1:7070",
-    .flags = {"store", "rpc_timeout", "json"},
+    .flags = cli::WithTlsFlags({"store", "rpc_timeout", "json"}),
     .run = RunStoreStats,
 });
 

@@ -122,10 +122,20 @@ function policyCheck(file, objs) {
     for (const c of pod.spec.containers) {
       const cw = `${where} container ${c.name}`;
       const ports = new Set((c.ports || []).map((p) => p.containerPort));
-      for (const probe of ["readinessProbe", "livenessProbe"]) {
+      for (const probe of ["readinessProbe", "livenessProbe", "startupProbe"]) {
         const p = c[probe];
-        if (!p || !p.grpc) fail(cw, `${probe} is not a gRPC health probe`);
-        else if (!ports.has(p.grpc.port)) fail(cw, `${probe} port ${p.grpc.port} is not a container port`);
+        if (probe === "startupProbe" && !p) continue;  // optional (workers have one)
+        // A gRPC health probe, or (TLS: Kubernetes' gRPC probe speaks no TLS)
+        // `kvq client health ... HOST:PORT` with the role's certificate.
+        const exec = p && p.exec && p.exec.command;
+        if (p && p.grpc) {
+          if (!ports.has(p.grpc.port)) fail(cw, `${probe} port ${p.grpc.port} is not a container port`);
+        } else if (exec && exec.slice(0, 3).join(" ") === "kvq client health") {
+          const port = Number(String(exec[exec.length - 1]).split(":").pop());
+          if (!ports.has(port)) fail(cw, `${probe} checks port ${port}, not a container port`);
+        } else {
+          fail(cw, `${probe} is not a gRPC health probe (or \`kvq client health\`)`);
+        }
       }
       const metricsPort = Number(ann["prometheus.io/port"]);
       if (!ports.has(metricsPort)) fail(cw, `scrape port ${metricsPort} is not a container port`);

@@ -50,6 +50,13 @@ absl::Status CheckToken(const std::string& token, absl::string_view list) {
   return absl::OkStatus();
 }
 
+bool Contains(const std::vector<std::string>& list, absl::string_view value) {
+  for (const std::string& v : list) {
+    if (v == value) return true;
+  }
+  return false;
+}
+
 }  // namespace
 
 absl::string_view RoleName(Role role) {
@@ -75,7 +82,26 @@ absl::StatusOr<Authorizer> Authorizer::Create(Options options) {
   for (const std::string& t : options.admin_tokens) {
     if (absl::Status s = CheckToken(t, "admin"); !s.ok()) return s;
   }
+  for (const std::string& id : options.writer_identities) {
+    if (id.empty()) return absl::InvalidArgumentError("an empty writer identity");
+    if (Contains(options.admin_identities, id)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "identity ", id,
+          " is both a writer and an admin identity; give each role its own"));
+    }
+  }
+  for (const std::string& id : options.admin_identities) {
+    if (id.empty()) return absl::InvalidArgumentError("an empty admin identity");
+  }
   return Authorizer(std::move(options));
+}
+
+absl::StatusOr<Authorizer> Authorizer::WithIdentities(
+    std::vector<std::string> writers, std::vector<std::string> admins) const {
+  Options options = options_;
+  options.writer_identities = std::move(writers);
+  options.admin_identities = std::move(admins);
+  return Create(std::move(options));
 }
 
 absl::StatusOr<Authorizer> Authorizer::FromTokenFiles(
@@ -95,14 +121,32 @@ absl::StatusOr<Authorizer> Authorizer::FromTokenFiles(
 }
 
 absl::StatusOr<Caller> Authorizer::Identify(
-    absl::Span<const absl::string_view> authorization, absl::string_view peer) const {
+    absl::Span<const absl::string_view> authorization, absl::string_view peer,
+    absl::Span<const std::string> identities) const {
   Caller caller;
   caller.peer_host = PeerHost(peer);
+  if (!identities.empty()) caller.identity = identities[0];
   if (open()) {
     caller.role = Role::kAdmin;  // tokens, if sent, are not looked at
     return caller;
   }
-  if (authorization.empty()) return caller;
+  if (authorization.empty()) {
+    if (identities.empty()) return caller;
+    // A verified certificate: its identity's role, else a reader.
+    caller.authenticated = true;
+    caller.by_certificate = true;
+    for (const std::string& id : identities) {
+      if (Contains(options_.admin_identities, id)) {
+        caller.role = Role::kAdmin;
+      } else if (Contains(options_.writer_identities, id) &&
+                 caller.role < Role::kWriter) {
+        caller.role = Role::kWriter;
+      }
+    }
+    if (caller.role == Role::kAdmin) caller.principal = "operator";
+    if (caller.role == Role::kWriter) caller.principal = "worker";
+    return caller;
+  }
   if (authorization.size() > 1) {
     return absl::UnauthenticatedError("more than one authorization metadata value");
   }
@@ -133,7 +177,19 @@ absl::StatusOr<Caller> Authorizer::Identify(
   for (auto it = range.first; it != range.second; ++it) {
     values.emplace_back(it->second.data(), it->second.size());
   }
-  return Identify(values, context.peer());
+  return Identify(values, context.peer(), PeerIdentities(context));
+}
+
+std::vector<std::string> PeerIdentities(const grpc::ServerContextBase& context) {
+  std::vector<std::string> out;
+  const std::shared_ptr<const grpc::AuthContext> auth = context.auth_context();
+  if (auth == nullptr || !auth->IsPeerAuthenticated()) return out;
+  for (const char* property : {"x509_common_name", "x509_subject_alternative_name"}) {
+    for (const grpc::string_ref& v : auth->FindPropertyValues(property)) {
+      out.emplace_back(v.data(), v.size());
+    }
+  }
+  return out;
 }
 
 absl::Status Authorizer::Require(const Caller& caller, Role needed,
@@ -141,12 +197,20 @@ absl::Status Authorizer::Require(const Caller& caller, Role needed,
   if (caller.role >= needed) return absl::OkStatus();
   const absl::string_view needs =
       needed == Role::kAdmin ? "an operator (admin) token" : "a worker (writer) token";
+  const absl::string_view list = needed == Role::kAdmin ? "admin" : "writer";
   if (!caller.authenticated) {
-    return absl::UnauthenticatedError(
-        absl::StrCat(what, " needs ", needs,
-                     ": send metadata \"authorization: Bearer <token>\" with a token "
-                     "from the server's --",
-                     needed == Role::kAdmin ? "admin" : "writer", "_token_file"));
+    return absl::UnauthenticatedError(absl::StrCat(
+        what, " needs ", needs,
+        ": send metadata \"authorization: Bearer <token>\" with a token from the "
+        "server's --",
+        list, "_token_file, or connect with a client certificate named in its --", list,
+        "_identities"));
+  }
+  if (caller.by_certificate) {
+    return absl::PermissionDeniedError(
+        absl::StrCat(what, " needs ", needs, " or certificate; the client certificate ",
+                     caller.identity, " is a ", RoleName(caller.role),
+                     " (not in the server's --", list, "_identities)"));
   }
   return absl::PermissionDeniedError(absl::StrCat(what, " needs ", needs, "; ",
                                                   caller.principal, " has a ",

@@ -9,6 +9,7 @@
 #include "cli/command.h"
 #include "cli/flags.h"
 #include "services/common/grpc_server.h"
+#include "services/common/tls.h"
 #include "services/decode/decode_service.h"
 #include "services/decode/decode_worker.h"
 #include "services/serving/worker_main.h"
@@ -27,10 +28,23 @@ int ServeDecode(const std::vector<std::string>&) {
                                       .metrics_host = absl::GetFlag(FLAGS_host),
                                       .metrics_port = absl::GetFlag(FLAGS_metrics_port)});
   if (!worker.ok()) return serving::FailStartup("decode", worker.status());
+  const services::TlsOptions tls = cli::TlsOptionsFromFlags();
+  auto server_credentials = services::ServerCredentials(tls);
+  if (!server_credentials.ok()) {
+    return serving::FailStartup("decode", server_credentials.status());
+  }
   std::unique_ptr<serving::WorkerStore> store;
   if (!absl::GetFlag(FLAGS_store).empty()) {
+    // Decode workers renew and release the leases handed to them: they need
+    // the worker token (or a writer certificate) too.
+    auto store_credentials =
+        serving::StoreCredentials(absl::GetFlag(FLAGS_store_token_file), tls);
+    if (!store_credentials.ok()) {
+      return serving::FailStartup("decode", store_credentials.status());
+    }
     auto s = serving::WorkerStore::Connect(absl::GetFlag(FLAGS_store),
-                                           absl::GetFlag(FLAGS_store_timeout));
+                                           absl::GetFlag(FLAGS_store_timeout),
+                                           *store_credentials);
     if (!s.ok()) return serving::FailStartup("decode", s.status());
     store = std::move(*s);
   }
@@ -54,6 +68,7 @@ int ServeDecode(const std::vector<std::string>&) {
                                             .host = absl::GetFlag(FLAGS_host),
                                             .port = absl::GetFlag(FLAGS_worker_port),
                                             .grace = absl::GetFlag(FLAGS_shutdown_grace),
+                                            .credentials = *server_credentials,
                                             .on_drain = [&core] { core.Shutdown(); }},
                                            {&service});
   return s.ok() ? 0 : serving::FailStartup("decode", s);
@@ -66,9 +81,10 @@ const cli::CommandRegistrar kServeDecode({
         "Fetches a handle's KV blocks from the store (--store) and generates, many\n"
         "sequences batched within --kv_budget_bytes. Prints `kvq decode listening on\n"
         "HOST:PORT`.",
-    .flags = {"model", "tokenizer", "weights", "host", "worker_port", "store",
-              "kv_budget_bytes", "max_batch", "metrics_port", "request_timeout",
-              "store_timeout", "shutdown_grace", "debug_step_delay"},
+    .flags = cli::WithTlsFlags({"model", "tokenizer", "weights", "host", "worker_port",
+                                "store", "store_token_file", "kv_budget_bytes",
+                                "max_batch", "metrics_port", "request_timeout",
+                                "store_timeout", "shutdown_grace", "debug_step_delay"}),
     .run = ServeDecode,
 });
 

@@ -19,6 +19,7 @@
 #include "cli/flags.h"
 #include "grpcpp/create_channel.h"
 #include "proto/serving.grpc.pb.h"
+#include "services/common/tls.h"
 #include "services/launcher/launcher.h"
 #include "services/launcher/synthetic_model_files.h"
 
@@ -27,6 +28,11 @@
 ABSL_FLAG(bool, colocated, false,
           "kvq demo: the baseline instead: prefill and decode in one decode worker, no "
           "store (the router still fronts it).");
+
+ABSL_FLAG(bool, tls, false,
+          "kvq demo: run the cluster locked down: mTLS between every process with "
+          "certificates of a temporary CA made with `openssl`, and the store's worker "
+          "and operator tokens (docs/security.md).");
 
 namespace kvq::launcher {
 namespace {
@@ -81,20 +87,24 @@ int RunDemo(const std::vector<std::string>& args) {
   options.prefill_flags.push_back("--weights=" + absl::GetFlag(FLAGS_weights));
   options.decode_flags.push_back("--weights=" + absl::GetFlag(FLAGS_weights));
   options.echo_output = absl::GetFlag(FLAGS_verbose);
+  options.tls = absl::GetFlag(FLAGS_tls);
   const bool colocated = absl::GetFlag(FLAGS_colocated);
   if (colocated) {
     options.with_store = false;
     options.prefill_workers = 0;
   }
-  std::fprintf(stderr, "kvq demo: starting %s (model %s)\n",
+  std::fprintf(stderr, "kvq demo: starting %s (model %s)%s\n",
                colocated ? "a colocated decode worker and the router"
                          : "store, prefill, decode and router",
-               options.model.c_str());
+               options.model.c_str(),
+               options.tls ? " over mTLS, store locked down by tokens" : "");
   absl::StatusOr<std::unique_ptr<Cluster>> cluster = Cluster::Start(options);
   if (!cluster.ok()) return Fail(cluster.status().ToString());
 
-  auto stub = v1::Router::NewStub(grpc::CreateChannel(
-      (*cluster)->router_address(), grpc::InsecureChannelCredentials()));
+  absl::StatusOr<services::ChannelSecurity> security =
+      services::ChannelSecurity::Create((*cluster)->client_tls());
+  if (!security.ok()) return Fail(security.status().ToString());
+  auto stub = v1::Router::NewStub(security->CreateChannel((*cluster)->router_address()));
   {
     // Warm-up: connects every hop (router, workers, store) and starts the
     // workers' threads, so the request below is timed on a warm cluster. Its
@@ -157,9 +167,9 @@ int RunDemo(const std::vector<std::string>& args) {
   const uint64_t moved =
       p.bytes_pushed() + p.bytes_fetched() + last.decode_bytes_fetched();
   std::fprintf(stderr, "---\n");
-  std::fprintf(stderr, "mode:                   %s, kv %s\n",
-               colocated ? "colocated" : "disaggregated",
-               absl::GetFlag(FLAGS_kv).c_str());
+  std::fprintf(stderr, "mode:                   %s, kv %s%s\n",
+               colocated ? "colocated" : "disaggregated", absl::GetFlag(FLAGS_kv).c_str(),
+               options.tls ? ", mTLS" : "");
   std::fprintf(stderr, "tokens generated:       %d (%s)\n", tokens,
                last.finish_reason().c_str());
   std::fprintf(stderr, "time to first token:    %.2f ms\n", ttft * 1e3);
@@ -201,10 +211,11 @@ const cli::CommandRegistrar kDemo({
         "Starts each service as its own process on a free loopback port, generates\n"
         "from --prompt through the router, prints the text, then time to first token,\n"
         "inter-token latency, KV bytes moved and the compression ratio (on stderr).\n"
-        "--colocated runs the same request without a store (the baseline).\n"
+        "--colocated runs the same request without a store (the baseline); --tls runs\n"
+        "the cluster over mTLS with token-locked store writes.\n"
         "Example: kvq demo --prompt \"Once upon a time\" --steps 64 --kv kivi2",
     .flags = {"model", "tokenizer", "weights", "prompt", "steps", "kv", "verbose",
-              "colocated"},
+              "colocated", "tls"},
     .run = RunDemo,
 });
 

@@ -40,8 +40,9 @@ int DecodeStatus(const grpc::ByteBuffer& buffer) {
 }  // namespace
 
 absl::Status CheckHealth(const std::string& address, absl::Duration timeout,
-                         const std::string& service) {
-  auto channel = grpc::CreateChannel(address, grpc::InsecureChannelCredentials());
+                         const std::string& service,
+                         const services::ChannelSecurity& security) {
+  auto channel = security.CreateChannel(address);
   grpc::GenericStub stub(channel);
   grpc::ClientContext context;
   context.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
@@ -63,11 +64,12 @@ absl::Status CheckHealth(const std::string& address, absl::Duration timeout,
   return absl::OkStatus();
 }
 
-absl::Status WaitHealthy(const std::string& address, absl::Duration timeout) {
+absl::Status WaitHealthy(const std::string& address, absl::Duration timeout,
+                         const services::ChannelSecurity& security) {
   const absl::Time deadline = absl::Now() + timeout;
   absl::Status last;
   while (absl::Now() < deadline) {
-    last = CheckHealth(address, absl::Milliseconds(500));
+    last = CheckHealth(address, absl::Milliseconds(500), "", security);
     if (last.ok()) return last;
     absl::SleepFor(absl::Milliseconds(20));
   }

@@ -11,18 +11,21 @@
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
+#include "services/common/tls.h"
 
 namespace kvq::launcher {
 
 // OK when the server at `address` answers SERVING for `service` ("" = the
 // whole server); UNAVAILABLE with the reason otherwise (NOT_SERVING, an RPC
-// error, a malformed reply).
+// error, a malformed reply). `security`: plaintext by default, or TLS.
 absl::Status CheckHealth(const std::string& address, absl::Duration timeout,
-                         const std::string& service = "");
+                         const std::string& service = "",
+                         const services::ChannelSecurity& security = {});
 
 // Polls CheckHealth until it succeeds or `timeout` passes (DEADLINE_EXCEEDED
 // carrying the last error).
-absl::Status WaitHealthy(const std::string& address, absl::Duration timeout);
+absl::Status WaitHealthy(const std::string& address, absl::Duration timeout,
+                         const services::ChannelSecurity& security = {});
 
 }  // namespace kvq::launcher
 

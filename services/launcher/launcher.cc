@@ -1,5 +1,6 @@
 #include "services/launcher/launcher.h"
 
+#include <stdlib.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -40,7 +41,11 @@ absl::StatusOr<std::unique_ptr<ChildProcess>> Cluster::StartOne(
                                      "): ", child.status().message()));
   }
   if (group_ == 0) group_ = (*child)->process_group();
-  if (absl::Status s = WaitHealthy((*child)->address(), options_.start_timeout);
+  absl::StatusOr<services::ChannelSecurity> security =
+      services::ChannelSecurity::Create(client_tls_);
+  if (!security.ok()) return security.status();
+  if (absl::Status s =
+          WaitHealthy((*child)->address(), options_.start_timeout, *security);
       !s.ok()) {
     std::string out = (*child)->Output();
     (*child)->Stop(absl::Seconds(1));
@@ -68,11 +73,34 @@ absl::StatusOr<std::unique_ptr<Cluster>> Cluster::Start(const ClusterOptions& op
     argv.insert(argv.end(), extra.begin(), extra.end());
     return argv;
   };
+  // Locked down: certificates and tokens first; each role's flags.
+  std::vector<std::string> store_tls, prefill_tls, decode_tls, router_tls;
+  if (options.tls) {
+    char tmpl[] = "/tmp/kvq-tls-XXXXXX";
+    if (mkdtemp(tmpl) == nullptr) {
+      return absl::InternalError("cannot create a directory for certificates");
+    }
+    c->credentials_dir_ = tmpl;
+    absl::StatusOr<ClusterCredentials> creds = MakeClusterCredentials(tmpl);
+    if (!creds.ok()) return creds.status();
+    c->credentials_ = std::move(*creds);
+    const ClusterCredentials& cc = c->credentials_;
+    c->client_tls_ = cc.client;
+    store_tls = with(ClusterCredentials::Flags(cc.store),
+                     {"--writer_identities=" + cc.worker_identity,
+                      "--writer_token_file=" + cc.writer_token_file,
+                      "--admin_token_file=" + cc.admin_token_file});
+    prefill_tls = with(ClusterCredentials::Flags(cc.worker),
+                       {"--store_token_file=" + cc.writer_token_file});
+    decode_tls = prefill_tls;
+    router_tls = ClusterCredentials::Flags(cc.router);
+  }
 
   std::string store_flag;
   if (options.with_store) {
     auto store = c->StartOne(
-        "store", with({bin, "serve", "store", "--port=0"}, options.store_flags));
+        "store",
+        with(with({bin, "serve", "store", "--port=0"}, store_tls), options.store_flags));
     if (!store.ok()) return store.status();
     c->store_ = std::move(*store);
     store_flag = absl::StrCat("--store=", c->store_->address());
@@ -80,14 +108,15 @@ absl::StatusOr<std::unique_ptr<Cluster>> Cluster::Start(const ClusterOptions& op
   for (int i = 0; options.with_store && i < options.prefill_workers; ++i) {
     auto p = c->StartOne(
         absl::StrCat("prefill-", i),
-        with({bin, "serve", "prefill", "--worker_port=0", model_flag, store_flag},
+        with(with({bin, "serve", "prefill", "--worker_port=0", model_flag, store_flag},
+                  prefill_tls),
              options.prefill_flags));
     if (!p.ok()) return p.status();
     c->prefill_.push_back(std::move(*p));
   }
   for (int i = 0; i < options.decode_workers; ++i) {
-    std::vector<std::string> argv = {bin, "serve", "decode", "--worker_port=0",
-                                     model_flag};
+    std::vector<std::string> argv =
+        with({bin, "serve", "decode", "--worker_port=0", model_flag}, decode_tls);
     if (options.with_store) argv.push_back(store_flag);
     if (options.decode_kv_budget_bytes > 0) {
       argv.push_back(absl::StrCat("--kv_budget_bytes=", options.decode_kv_budget_bytes));
@@ -105,7 +134,7 @@ absl::StatusOr<std::unique_ptr<Cluster>> Cluster::Start(const ClusterOptions& op
         model_flag,
         absl::StrCat("--prefill=", absl::StrJoin(c->prefill_addresses(), ",")),
         absl::StrCat("--decode=", absl::StrJoin(c->decode_addresses(), ","))};
-    auto r = c->StartOne("router", with(argv, options.router_flags));
+    auto r = c->StartOne("router", with(with(argv, router_tls), options.router_flags));
     if (!r.ok()) return r.status();
     c->router_ = std::move(*r);
   }
@@ -119,6 +148,11 @@ void Cluster::Stop() {
   for (auto& d : decode_) d->Stop();
   for (auto& p : prefill_) p->Stop();
   if (store_) store_->Stop();
+  if (!credentials_dir_.empty()) {
+    std::error_code ec;
+    std::filesystem::remove_all(credentials_dir_, ec);
+    credentials_dir_.clear();
+  }
 }
 
 const std::string& Cluster::router_address() const {

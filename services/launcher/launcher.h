@@ -23,6 +23,8 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "common/child_process.h"
+#include "services/common/tls_options.h"
+#include "services/launcher/cluster_credentials.h"
 
 namespace kvq::launcher {
 
@@ -45,6 +47,11 @@ struct ClusterOptions {
   bool echo_output = false;
   // Per service: time to print its port and then to become healthy.
   absl::Duration start_timeout = absl::Seconds(30);
+  // Locked down: every service serves mTLS with certificates of a temporary
+  // CA (MakeClusterCredentials, removed on Stop), the store takes writes
+  // only from the worker certificate or token and deletes only with the
+  // operator token, and the workers send the worker token.
+  bool tls = false;
 };
 
 class Cluster {
@@ -63,6 +70,13 @@ class Cluster {
   const std::string& store_address() const;
   std::vector<std::string> prefill_addresses() const;
   std::vector<std::string> decode_addresses() const;
+  // With ClusterOptions::tls: what a client of the cluster dials with (the
+  // "kvq-client" certificate, a reader of the store), and the certificates
+  // and tokens. Plaintext options / null without.
+  const services::TlsOptions& client_tls() const { return client_tls_; }
+  const ClusterCredentials* credentials() const {
+    return options_.tls ? &credentials_ : nullptr;
+  }
 
   ChildProcess* store() { return store_.get(); }
   ChildProcess* router() { return router_.get(); }
@@ -79,6 +93,9 @@ class Cluster {
   std::unique_ptr<ChildProcess> store_, router_;
   std::vector<std::unique_ptr<ChildProcess>> prefill_, decode_;
   std::string empty_;
+  std::string credentials_dir_;  // removed by Stop()
+  ClusterCredentials credentials_;
+  services::TlsOptions client_tls_;
 };
 
 // The kvq binary to run services with: $KVQ_BINARY; this process itself when

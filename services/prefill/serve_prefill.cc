@@ -8,6 +8,7 @@
 #include "cli/command.h"
 #include "cli/flags.h"
 #include "services/common/grpc_server.h"
+#include "services/common/tls.h"
 #include "services/prefill/prefill_service.h"
 #include "services/prefill/prefill_worker.h"
 #include "services/serving/worker_main.h"
@@ -38,8 +39,18 @@ int ServePrefill(const std::vector<std::string>&) {
     return serving::FailStartup(
         "prefill", absl::InvalidArgumentError("--kv_lease_ttl must be >= 0"));
   }
-  auto store = serving::WorkerStore::Connect(absl::GetFlag(FLAGS_store),
-                                             absl::GetFlag(FLAGS_store_timeout));
+  const services::TlsOptions tls = cli::TlsOptionsFromFlags();
+  auto server_credentials = services::ServerCredentials(tls);
+  if (!server_credentials.ok()) {
+    return serving::FailStartup("prefill", server_credentials.status());
+  }
+  auto store_credentials =
+      serving::StoreCredentials(absl::GetFlag(FLAGS_store_token_file), tls);
+  if (!store_credentials.ok()) {
+    return serving::FailStartup("prefill", store_credentials.status());
+  }
+  auto store = serving::WorkerStore::Connect(
+      absl::GetFlag(FLAGS_store), absl::GetFlag(FLAGS_store_timeout), *store_credentials);
   if (!store.ok()) return serving::FailStartup("prefill", store.status());
   PrefillWorker core(*worker->model.model, *worker->transformer, store->get(),
                      worker->metrics.get(),
@@ -51,7 +62,8 @@ int ServePrefill(const std::vector<std::string>&) {
   absl::Status s = services::RunGrpcServer({.role = "prefill",
                                             .host = absl::GetFlag(FLAGS_host),
                                             .port = absl::GetFlag(FLAGS_worker_port),
-                                            .grace = absl::GetFlag(FLAGS_shutdown_grace)},
+                                            .grace = absl::GetFlag(FLAGS_shutdown_grace),
+                                            .credentials = *server_credentials},
                                            {&service});
   return s.ok() ? 0 : serving::FailStartup("prefill", s);
 }
@@ -62,10 +74,11 @@ const cli::CommandRegistrar kServePrefill({
     .description =
         "Runs prompts through the model, pushes their KV blocks to the store (--store)\n"
         "and answers with a handle. Prints `kvq prefill listening on HOST:PORT`.",
-    .flags = {"model", "tokenizer", "weights", "host", "worker_port", "store",
-              "metrics_port", "request_timeout", "store_timeout", "shutdown_grace",
-              "kv_lease_ttl", "debug_layer_delay", "debug_fetch_delay",
-              "push_after_prefill"},
+    .flags = cli::WithTlsFlags({"model", "tokenizer", "weights", "host", "worker_port",
+                                "store", "store_token_file", "metrics_port",
+                                "request_timeout", "store_timeout", "shutdown_grace",
+                                "kv_lease_ttl", "debug_layer_delay", "debug_fetch_delay",
+                                "push_after_prefill"}),
     .run = ServePrefill,
 });
 

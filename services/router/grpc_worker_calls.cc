@@ -9,13 +9,12 @@ namespace kvq::router {
 
 WorkerStubs::WorkerStubs(const std::vector<std::string>& prefill,
                          const std::vector<std::string>& decode,
-                         std::shared_ptr<grpc::ChannelCredentials> credentials) {
-  if (credentials == nullptr) credentials = grpc::InsecureChannelCredentials();
+                         const services::ChannelSecurity& security) {
   for (const std::string& a : prefill) {
-    prefill_.push_back(v1::Prefill::NewStub(grpc::CreateChannel(a, credentials)));
+    prefill_.push_back(v1::Prefill::NewStub(security.CreateChannel(a)));
   }
   for (const std::string& a : decode) {
-    decode_.push_back(v1::Decode::NewStub(grpc::CreateChannel(a, credentials)));
+    decode_.push_back(v1::Decode::NewStub(security.CreateChannel(a)));
   }
 }
 

@@ -18,16 +18,17 @@
 #include "absl/time/time.h"
 #include "grpcpp/grpcpp.h"
 #include "proto/serving.grpc.pb.h"
+#include "services/common/tls.h"
 #include "services/router/router.h"
 
 namespace kvq::router {
 
 class WorkerStubs {
  public:
-  // `credentials` null = insecure.
+  // `security`: plaintext by default; TLS / mTLS (services/common/tls.h).
   WorkerStubs(const std::vector<std::string>& prefill,
               const std::vector<std::string>& decode,
-              std::shared_ptr<grpc::ChannelCredentials> credentials = nullptr);
+              const services::ChannelSecurity& security = services::ChannelSecurity());
   v1::Prefill::Stub& prefill(int i) { return *prefill_[i]; }
   v1::Decode::Stub& decode(int i) { return *decode_[i]; }
 

@@ -53,18 +53,16 @@ void ToProto(const RouteChunk& c, v1::GenerateResponse* out) {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<RouterService>> RouterService::Create(
-    RouterOptions options, std::shared_ptr<grpc::ChannelCredentials> credentials) {
+    RouterOptions options, const services::ChannelSecurity& security) {
   absl::StatusOr<std::unique_ptr<Router>> router = Router::Create(std::move(options));
   if (!router.ok()) return router.status();
-  return std::unique_ptr<RouterService>(
-      new RouterService(std::move(*router), std::move(credentials)));
+  return std::unique_ptr<RouterService>(new RouterService(std::move(*router), security));
 }
 
 RouterService::RouterService(std::unique_ptr<Router> router,
-                             std::shared_ptr<grpc::ChannelCredentials> credentials)
+                             const services::ChannelSecurity& security)
     : router_(std::move(router)),
-      stubs_(router_->options().prefill, router_->options().decode,
-             std::move(credentials)) {}
+      stubs_(router_->options().prefill, router_->options().decode, security) {}
 
 grpc::Status RouterService::Generate(grpc::ServerContext* context,
                                      const v1::GenerateRequest* request,

@@ -25,14 +25,14 @@ class RouterService final : public v1::Router::Service {
   // INVALID_ARGUMENT without a tokenizer or without decode workers.
   static absl::StatusOr<std::unique_ptr<RouterService>> Create(
       RouterOptions options,
-      std::shared_ptr<grpc::ChannelCredentials> credentials = nullptr);
+      const services::ChannelSecurity& security = services::ChannelSecurity());
 
   grpc::Status Generate(grpc::ServerContext* context, const v1::GenerateRequest* request,
                         grpc::ServerWriter<v1::GenerateResponse>* writer) override;
 
  private:
   RouterService(std::unique_ptr<Router> router,
-                std::shared_ptr<grpc::ChannelCredentials> credentials);
+                const services::ChannelSecurity& security);
 
   std::unique_ptr<Router> router_;
   WorkerStubs stubs_;

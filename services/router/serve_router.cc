@@ -8,6 +8,7 @@
 #include "cli/command.h"
 #include "cli/flags.h"
 #include "services/common/grpc_server.h"
+#include "services/common/tls.h"
 #include "services/router/router_service.h"
 #include "services/serving/worker_main.h"
 
@@ -29,12 +30,23 @@ int ServeRouter(const std::vector<std::string>&) {
   options.default_timeout = absl::GetFlag(FLAGS_request_timeout);
   options.metrics = worker->metrics.get();
   options.max_context_tokens = worker->config.seq_len;
-  auto service = RouterService::Create(options);
+  const services::TlsOptions tls = cli::TlsOptionsFromFlags();
+  auto server_credentials = services::ServerCredentials(tls);
+  if (!server_credentials.ok()) {
+    return serving::FailStartup("router", server_credentials.status());
+  }
+  // The router dials its workers with the same certificate (mTLS).
+  auto worker_security = services::ChannelSecurity::Create(tls);
+  if (!worker_security.ok()) {
+    return serving::FailStartup("router", worker_security.status());
+  }
+  auto service = RouterService::Create(options, *worker_security);
   if (!service.ok()) return serving::FailStartup("router", service.status());
   absl::Status s = services::RunGrpcServer({.role = "router",
                                             .host = absl::GetFlag(FLAGS_host),
                                             .port = absl::GetFlag(FLAGS_worker_port),
-                                            .grace = absl::GetFlag(FLAGS_shutdown_grace)},
+                                            .grace = absl::GetFlag(FLAGS_shutdown_grace),
+                                            .credentials = *server_credentials},
                                            {service->get()});
   return s.ok() ? 0 : serving::FailStartup("router", s);
 }
@@ -47,8 +59,9 @@ const cli::CommandRegistrar kServeRouter({
         "once\n"
         "on another) and a decode worker (--decode), and streams tokens back. Prints\n"
         "`kvq router listening on HOST:PORT`.",
-    .flags = {"model", "tokenizer", "host", "worker_port", "prefill", "decode",
-              "metrics_port", "request_timeout", "shutdown_grace"},
+    .flags = cli::WithTlsFlags({"model", "tokenizer", "host", "worker_port", "prefill",
+                                "decode", "metrics_port", "request_timeout",
+                                "shutdown_grace"}),
     .run = ServeRouter,
 });
 

@@ -4,6 +4,7 @@
 #include <filesystem>
 
 #include "absl/strings/str_cat.h"
+#include "services/common/authorizer.h"
 
 namespace kvq::serving {
 
@@ -43,6 +44,18 @@ absl::StatusOr<WorkerContext> StartWorker(const WorkerOptions& options) {
     std::fflush(stdout);
   }
   return w;
+}
+
+absl::StatusOr<WorkerStore::Credentials> StoreCredentials(
+    const std::string& token_file, const services::TlsOptions& tls) {
+  WorkerStore::Credentials credentials;
+  credentials.tls = tls;
+  if (!token_file.empty()) {
+    absl::StatusOr<std::vector<std::string>> tokens = services::ReadTokenFile(token_file);
+    if (!tokens.ok()) return tokens.status();
+    credentials.auth_token = (*tokens)[0];
+  }
+  return credentials;
 }
 
 int FailStartup(const std::string& role, const absl::Status& status) {

@@ -16,7 +16,9 @@
 #include "model/model_loader.h"
 #include "model/transformer.h"
 #include "services/common/metrics.h"
+#include "services/common/tls_options.h"
 #include "services/serving/serving_metrics.h"
+#include "services/serving/worker_store.h"
 
 namespace kvq::serving {
 
@@ -45,6 +47,11 @@ struct WorkerOptions {
 
 // NOT_FOUND without a model (or, for kTokenizerOnly, a tokenizer).
 absl::StatusOr<WorkerContext> StartWorker(const WorkerOptions& options);
+
+// How a worker reaches the store: the first token of `token_file` ("" =
+// none; INVALID_ARGUMENT naming an unreadable or empty file) and `tls`.
+absl::StatusOr<WorkerStore::Credentials> StoreCredentials(
+    const std::string& token_file, const services::TlsOptions& tls);
 
 // Prints "kvq <role>: <status>" to stderr and returns 1.
 int FailStartup(const std::string& role, const absl::Status& status);

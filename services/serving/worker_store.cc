@@ -138,8 +138,11 @@ uint64_t BlockPutStream::bytes_sent() const {
 // WorkerStore
 
 absl::StatusOr<std::unique_ptr<WorkerStore>> WorkerStore::Connect(
-    const std::string& addresses, absl::Duration timeout) {
+    const std::string& addresses, absl::Duration timeout,
+    const Credentials& credentials) {
   store::StoreClient::Options options;
+  options.auth_token = credentials.auth_token;
+  options.tls = credentials.tls;
   options.addresses = store::ParseAddressList(addresses);
   if (options.addresses.empty()) return absl::InvalidArgumentError("no KV store address");
   options.deadline = timeout;

@@ -33,6 +33,7 @@
 #include "absl/types/span.h"
 #include "kvstore/block.h"
 #include "kvstore/block_key.h"
+#include "services/common/tls_options.h"
 #include "services/store/client.h"
 
 namespace kvq::serving {
@@ -93,10 +94,21 @@ class BlockPutStream {
 
 class WorkerStore {
  public:
+  // How a worker authenticates to the store (docs/security.md).
+  struct Credentials {
+    // Sent as "authorization: Bearer <token>" (a token of the store's
+    // --writer_token_file); "" sends none.
+    std::string auth_token;
+    // TLS / mTLS to the store.
+    services::TlsOptions tls;
+  };
+
   // `addresses`: "host:port[,host:port...]", one per store shard. `timeout`
-  // bounds every store call. Does not contact the store.
+  // bounds every store call. Does not contact the store. INVALID_ARGUMENT
+  // for no address or bad TLS files.
   static absl::StatusOr<std::unique_ptr<WorkerStore>> Connect(
-      const std::string& addresses, absl::Duration timeout);
+      const std::string& addresses, absl::Duration timeout,
+      const Credentials& credentials = {});
   ~WorkerStore();  // releases the leases still queued for release
 
   // Which keys the store holds; a `lease_ttl` > 0 leases the present ones.

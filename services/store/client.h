@@ -35,6 +35,7 @@
 #include "kvstore/block.h"
 #include "kvstore/block_key.h"
 #include "kvstore/kv_store.h"
+#include "services/common/tls_options.h"
 
 namespace kvq::store {
 
@@ -100,10 +101,14 @@ class StoreClient {
     // a token from the store's --writer_token_file (workers) or
     // --admin_token_file (operators); docs/security.md.
     std::string auth_token;
+    // TLS to the store when it names a CA or a client certificate (mTLS);
+    // plaintext otherwise (services/common/tls.h).
+    services::TlsOptions tls;
   };
 
   // The gRPC client (services/store/internal/grpc_store_client.h).
-  // INVALID_ARGUMENT for no addresses, duplicates, or bad sizes. Connects lazily.
+  // INVALID_ARGUMENT for no addresses, duplicates, bad sizes or bad TLS
+  // files. Connects lazily.
   static absl::StatusOr<std::unique_ptr<StoreClient>> Create(const Options& options);
 
   virtual ~StoreClient() = default;

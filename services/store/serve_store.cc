@@ -20,6 +20,7 @@
 #include "services/common/authorizer.h"
 #include "services/common/grpc_server.h"
 #include "services/common/metrics.h"
+#include "services/common/tls.h"
 #include "services/store/server_setup.h"
 #include "services/store/store_metrics.h"
 #include "services/store/store_service.h"
@@ -57,6 +58,14 @@ ABSL_FLAG(std::string, writer_token_file, "",
 ABSL_FLAG(std::string, admin_token_file, "",
           "File of operator tokens, one per line: a caller with one may also delete "
           "blocks and renew or release anyone's lease.");
+
+ABSL_FLAG(std::vector<std::string>, writer_identities, {},
+          "Comma-separated client certificate identities (a common name or a subject "
+          "alternative name) that may do what a worker token may: over mTLS "
+          "(--tls_client_auth), workers need no token.");
+ABSL_FLAG(std::vector<std::string>, admin_identities, {},
+          "Comma-separated client certificate identities that may do what an operator "
+          "token may.");
 
 namespace kvq::store {
 namespace {
@@ -118,8 +127,28 @@ int ServeStore() {
                  "--max_leases_per_client must be >= 0\n");
     return 2;
   }
+  const services::TlsOptions tls = cli::TlsOptionsFromFlags();
+  absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> credentials =
+      services::ServerCredentials(tls);
+  if (!credentials.ok()) {
+    std::fprintf(stderr, "kvq serve store: %s\n",
+                 std::string(credentials.status().message()).c_str());
+    return 2;
+  }
+  const bool identities = !absl::GetFlag(FLAGS_writer_identities).empty() ||
+                          !absl::GetFlag(FLAGS_admin_identities).empty();
+  if (identities && tls.ca_file.empty()) {
+    std::fprintf(stderr,
+                 "kvq serve store: --writer_identities / --admin_identities need client "
+                 "certificates: give --tls_cert, --tls_key and --tls_ca\n");
+    return 2;
+  }
   absl::StatusOr<services::Authorizer> authorizer = services::Authorizer::FromTokenFiles(
       absl::GetFlag(FLAGS_writer_token_file), absl::GetFlag(FLAGS_admin_token_file));
+  if (authorizer.ok() && identities) {
+    authorizer = authorizer->WithIdentities(absl::GetFlag(FLAGS_writer_identities),
+                                            absl::GetFlag(FLAGS_admin_identities));
+  }
   if (!authorizer.ok()) {
     std::fprintf(stderr, "kvq serve store: %s\n",
                  std::string(authorizer.status().message()).c_str());
@@ -128,7 +157,8 @@ int ServeStore() {
   if (authorizer->open()) {
     std::fprintf(
         stderr,
-        "kvq serve store: WARNING: no --writer_token_file or --admin_token_file: "
+        "kvq serve store: WARNING: no --writer_token_file, --admin_token_file or "
+        "--writer_identities: "
         "anyone who can reach %s can overwrite, delete and pin cached blocks "
         "(docs/security.md)\n",
         absl::GetFlag(FLAGS_address).c_str());
@@ -173,6 +203,7 @@ int ServeStore() {
   server.host = host;
   server.port = port;
   server.grace = absl::GetFlag(FLAGS_shutdown_grace);
+  server.credentials = *credentials;
   server.configure = [&](grpc::ServerBuilder& builder) {
     ConfigureStoreServer(builder, static_cast<int>(max_message));
   };
@@ -203,10 +234,11 @@ const cli::CommandRegistrar kServeStore({
         "Holds quantized KV blocks in memory with LRU eviction of unleased blocks.\n"
         "Prints `kvq store listening on HOST:PORT` once serving; SIGTERM shuts down\n"
         "gracefully. Health checking and server reflection are enabled.",
-    .flags = {"address", "port", "capacity_bytes", "max_message_bytes",
-              "max_assembling_bytes", "max_assembling_bytes_per_client", "max_get_bytes",
-              "lease_ttl", "max_leases", "max_leases_per_client", "writer_token_file",
-              "admin_token_file", "metrics_port", "shutdown_grace"},
+    .flags = cli::WithTlsFlags(
+        {"address", "port", "capacity_bytes", "max_message_bytes", "max_assembling_bytes",
+         "max_assembling_bytes_per_client", "max_get_bytes", "lease_ttl", "max_leases",
+         "max_leases_per_client", "writer_token_file", "admin_token_file",
+         "writer_identities", "admin_identities", "metrics_port", "shutdown_grace"}),
     .run = [](const std::vector<std::string>&) { return ServeStore(); },
 });
 

@@ -104,6 +104,32 @@ class ArgumentChecksTest(unittest.TestCase):
         self.assertEqual(e.exception.address, NOWHERE)
 
 
+class TlsOptionsTest(unittest.TestCase):
+    def test_bad_tls_files_are_value_errors(self):
+        with tempfile.TemporaryDirectory() as d:
+            junk = os.path.join(d, "junk.pem")
+            pathlib.Path(junk).write_text("not a certificate\n")
+            with self.assertRaisesRegex(ValueError, "holds no PEM data"):
+                kvq_client.Tls(ca_file=junk).credentials()
+            with self.assertRaisesRegex(ValueError, "cannot read TLS CA file"):
+                kvq_client.Tls(ca_file=os.path.join(d, "missing.pem")).credentials()
+            with self.assertRaisesRegex(ValueError, "needs its key"):
+                kvq_client.Tls(cert_file=junk).credentials()
+            # Every client checks its files before connecting.
+            with self.assertRaises(ValueError):
+                kvq_client.StoreClient(NOWHERE, tls=kvq_client.Tls(ca_file=junk))
+            # The command line says so and exits 2.
+            err = io.StringIO()
+            code = cli.main(["health", NOWHERE, "--tls_ca", junk], out=io.StringIO(),
+                            err=err)
+            self.assertEqual(code, 2, err.getvalue())
+
+    def test_plaintext_without_tls(self):
+        self.assertIsNone(cli._tls(cli.build_parser().parse_args(["health", NOWHERE])))
+        self.assertEqual(kvq_client.Tls(server_name="kvq-store").options(),
+                         [("grpc.ssl_target_name_override", "kvq-store")])
+
+
 class CommandLineTest(unittest.TestCase):
     def run_main(self, *argv):
         out, err = io.StringIO(), io.StringIO()

@@ -20,6 +20,7 @@ from kvq_client.errors import KvqError
 from kvq_client.health import check_health
 from kvq_client.router import RouterClient
 from kvq_client.store import StoreClient
+from kvq_client.tls import Tls
 
 
 def _token_list(text):
@@ -42,9 +43,24 @@ def _positive_int(text):
     return n
 
 
+def _tls(args):
+    """A Tls from --tls_ca/--tls_cert/--tls_key/--tls_server_name; None without."""
+    if not (args.tls_ca or args.tls_cert or args.tls_key):
+        return None
+    return Tls(ca_file=args.tls_ca, cert_file=args.tls_cert, key_file=args.tls_key,
+               server_name=args.tls_server_name)
+
+
+def _add_tls(p):
+    p.add_argument("--tls_ca", help="PEM CA to check servers against (speaks TLS)")
+    p.add_argument("--tls_cert", help="PEM client certificate (mTLS)")
+    p.add_argument("--tls_key", help="PEM key of --tls_cert")
+    p.add_argument("--tls_server_name", help="name the server certificate must hold")
+
+
 def _generate(args, out, err):
     prompt = args.tokens if args.tokens is not None else args.prompt
-    with RouterClient(args.router, timeout=args.timeout) as client:
+    with RouterClient(args.router, timeout=args.timeout, tls=_tls(args)) as client:
         gen = client.generate(prompt, steps=args.steps, kv=args.kv,
                               temperature=args.temperature, top_p=args.top_p,
                               seed=args.seed, return_text=True)
@@ -82,7 +98,7 @@ def _generate(args, out, err):
 
 
 def _store_stats(args, out, err):
-    with StoreClient(args.store, timeout=args.timeout) as store:
+    with StoreClient(args.store, timeout=args.timeout, tls=_tls(args)) as store:
         per_shard = store.stats()
     if args.json:
         for address, stats in per_shard.items():
@@ -99,7 +115,7 @@ def _store_stats(args, out, err):
 
 
 def _store_lookup(args, out, err):
-    with StoreClient(args.store, timeout=args.timeout) as store:
+    with StoreClient(args.store, timeout=args.timeout, tls=_tls(args)) as store:
         result = store.lookup(args.keys)
     if args.json:
         out.write(json.dumps(vars(result)) + "\n")
@@ -114,7 +130,7 @@ def _health(args, out, err):
     bad = 0
     for address in args.addresses:
         try:
-            status = check_health(address, timeout=args.timeout)
+            status = check_health(address, timeout=args.timeout, tls=_tls(args))
         except KvqError as e:
             status = f"{e.code}: {e.details}"
         out.write(f"{address}: {status}\n")
@@ -141,12 +157,14 @@ def build_parser():
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--timeout", type=float, default=300.0, help="seconds for the call")
     g.add_argument("--json", action="store_true", help="print one JSON object")
+    _add_tls(g)
     g.set_defaults(run=_generate)
 
     s = sub.add_parser("store-stats", help="usage and counters of every store shard")
     s.add_argument("--store", required=True, help="comma-separated shard HOST:PORTs")
     s.add_argument("--timeout", type=float, default=10.0)
     s.add_argument("--json", action="store_true", help="one JSON object per shard")
+    _add_tls(s)
     s.set_defaults(run=_store_stats)
 
     lk = sub.add_parser("store-lookup", help="which block keys the store holds")
@@ -154,11 +172,13 @@ def build_parser():
     lk.add_argument("--timeout", type=float, default=10.0)
     lk.add_argument("--json", action="store_true")
     lk.add_argument("keys", nargs="+", help="block keys, 32 hex digits each, in chain order")
+    _add_tls(lk)
     lk.set_defaults(run=_store_lookup)
 
     h = sub.add_parser("health", help="gRPC health check of kvq services")
     h.add_argument("addresses", nargs="+", metavar="HOST:PORT")
     h.add_argument("--timeout", type=float, default=2.0)
+    _add_tls(h)
     h.set_defaults(run=_health)
     return parser
 

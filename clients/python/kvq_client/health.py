@@ -12,6 +12,7 @@ import time
 import grpc
 
 from kvq_client.errors import KvqError
+from kvq_client.tls import make_channel
 
 _METHOD = "/grpc.health.v1.Health/Check"
 _STATUS = {0: "UNKNOWN", 1: "SERVING", 2: "NOT_SERVING", 3: "SERVICE_UNKNOWN"}
@@ -55,13 +56,13 @@ def decode_response(data):
     return _STATUS.get(status, f"UNKNOWN({status})")
 
 
-def check_health(address, service="", timeout=2.0):
+def check_health(address, service="", timeout=2.0, tls=None):
     """The serving status of `service` ("" = the whole server) at `address`.
 
     Returns "SERVING", "NOT_SERVING", ...; raises KvqError when the call fails
     (UNAVAILABLE for nothing listening, DEADLINE_EXCEEDED, ...).
     """
-    with grpc.insecure_channel(address) as channel:
+    with make_channel(address, tls) as channel:
         check = channel.unary_unary(_METHOD, request_serializer=None,
                                     response_deserializer=None)
         try:
@@ -74,12 +75,12 @@ def check_health(address, service="", timeout=2.0):
         raise KvqError("INTERNAL", str(e), address) from None
 
 
-def wait_healthy(address, timeout=20.0):
+def wait_healthy(address, timeout=20.0, tls=None):
     """Polls check_health until SERVING; raises the last KvqError after `timeout`."""
     deadline = time.monotonic() + timeout
     while True:
         try:
-            status = check_health(address, timeout=min(2.0, timeout))
+            status = check_health(address, timeout=min(2.0, timeout), tls=tls)
             if status == "SERVING":
                 return
             last = KvqError("UNAVAILABLE", f"health status {status}", address)

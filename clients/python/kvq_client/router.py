@@ -16,6 +16,7 @@ import grpc
 
 from kvq_client import _stubs
 from kvq_client.errors import KvqError
+from kvq_client.tls import make_channel
 
 
 @dataclasses.dataclass
@@ -133,15 +134,16 @@ class Generation:
 
 
 class RouterClient:
-    """A connection to a kvq router. ``timeout`` (seconds) bounds each call."""
+    """A connection to a kvq router. ``timeout`` (seconds) bounds each call;
+    ``tls``: a kvq_client.Tls for a router serving TLS."""
 
-    def __init__(self, address, timeout=300.0, channel=None):
+    def __init__(self, address, timeout=300.0, channel=None, tls=None):
         if not isinstance(address, str) or not address:
             raise ValueError("router address must be a non-empty 'host:port' string")
         self.address = address
         self.timeout = timeout
         self._pb = _stubs.load()
-        self._channel = channel or grpc.insecure_channel(address)
+        self._channel = channel or make_channel(address, tls)
         self._stub = self._pb.serving_pb2_grpc.RouterStub(self._channel)
 
     def close(self):

@@ -21,6 +21,7 @@ import grpc
 
 from kvq_client import _stubs
 from kvq_client.errors import KvqError
+from kvq_client.tls import make_channel
 
 KEY_BYTES = 16
 
@@ -66,16 +67,17 @@ def read_token_file(path):
 
 class StoreClient:
     """Connections to the store's shards. ``timeout`` (seconds) bounds each call;
-    ``token`` or ``token_file``: a store token sent with every call."""
+    ``token`` or ``token_file``: a store token sent with every call; ``tls``: a
+    kvq_client.Tls for a store serving TLS (with a certificate for mTLS)."""
 
-    def __init__(self, addresses, timeout=10.0, token=None, token_file=None):
+    def __init__(self, addresses, timeout=10.0, token=None, token_file=None, tls=None):
         self.addresses = parse_addresses(addresses)
         self.timeout = timeout
         if token is None and token_file is not None:
             token = read_token_file(token_file)
         self._metadata = (("authorization", f"Bearer {token}"),) if token else ()
         self._pb = _stubs.load()
-        self._channels = [grpc.insecure_channel(a) for a in self.addresses]
+        self._channels = [make_channel(a, tls) for a in self.addresses]
         self._stubs = [self._pb.kvstore_pb2_grpc.KvStoreStub(c) for c in self._channels]
 
     def close(self):

@@ -15,6 +15,7 @@ import grpc
 
 from kvq_client import _stubs
 from kvq_client.errors import KvqError
+from kvq_client.tls import make_channel
 
 
 @dataclasses.dataclass
@@ -37,13 +38,13 @@ def _fields(msg):
 class _Worker:
     _stub_name = ""
 
-    def __init__(self, address, timeout=60.0):
+    def __init__(self, address, timeout=60.0, tls=None):
         if not isinstance(address, str) or not address:
             raise ValueError("worker address must be a non-empty 'host:port' string")
         self.address = address
         self.timeout = timeout
         self._pb = _stubs.load()
-        self._channel = grpc.insecure_channel(address)
+        self._channel = make_channel(address, tls)
         self._stub = getattr(self._pb.serving_pb2_grpc, self._stub_name)(self._channel)
 
     def close(self):

@@ -166,7 +166,9 @@ uint32_t DurationMs(absl::Duration d) {
 
 namespace store_internal {
 
-GrpcStoreClient::GrpcStoreClient(const Options& options) : options_(options) {
+GrpcStoreClient::GrpcStoreClient(const Options& options,
+                                 const services::ChannelSecurity& security)
+    : options_(options) {
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(options.max_message_bytes);
   args.SetMaxSendMessageSize(options.max_message_bytes);
@@ -179,8 +181,7 @@ GrpcStoreClient::GrpcStoreClient(const Options& options) : options_(options) {
   // connection's first gets otherwise arrive in dozens of small reads.
   args.SetInt(GRPC_ARG_TCP_READ_CHUNK_SIZE, 1 << 20);
   for (const std::string& address : options.addresses) {
-    std::shared_ptr<grpc::Channel> channel =
-        grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
+    std::shared_ptr<grpc::Channel> channel = security.CreateChannel(address, args);
     stubs_.push_back(v1::KvStore::NewStub(channel));
     raw_.emplace_back(channel);
   }
@@ -701,7 +702,11 @@ absl::StatusOr<std::unique_ptr<StoreClient>> StoreClient::Create(const Options& 
         "StoreClient: chunk_bytes must be positive and 64 KiB below max_message_bytes; "
         "max_attempts >= 1; deadline > 0");
   }
-  return std::unique_ptr<StoreClient>(new store_internal::GrpcStoreClient(options));
+  absl::StatusOr<services::ChannelSecurity> security =
+      services::ChannelSecurity::Create(options.tls);
+  if (!security.ok()) return security.status();
+  return std::unique_ptr<StoreClient>(
+      new store_internal::GrpcStoreClient(options, *security));
 }
 
 }  // namespace kvq::store

@@ -15,6 +15,7 @@
 #include "grpcpp/channel.h"
 #include "grpcpp/impl/rpc_method.h"
 #include "proto/kvstore.grpc.pb.h"
+#include "services/common/tls.h"
 #include "services/store/client.h"
 
 namespace kvq::store::store_internal {
@@ -22,7 +23,7 @@ namespace kvq::store::store_internal {
 class GrpcStoreClient final : public StoreClient {
  public:
   // Options already validated (StoreClient::Create).
-  explicit GrpcStoreClient(const Options& options);
+  GrpcStoreClient(const Options& options, const services::ChannelSecurity& security);
 
   size_t num_shards() const override { return stubs_.size(); }
   const std::string& address(size_t shard) const override {

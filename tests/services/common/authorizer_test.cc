@@ -90,6 +90,54 @@ TEST(AuthorizerTest, RequireSaysWhatIsMissing) {
   EXPECT_TRUE(Authorizer::Require(admin, Role::kWriter, "PutBlocks").ok());
 }
 
+TEST(AuthorizerTest, CertificateIdentitiesGiveRoles) {
+  auto a = Authorizer::Create({.writer_tokens = {kWriter},
+                               .writer_identities = {"kvq-worker"},
+                               .admin_identities = {"spiffe://kvq/operator"}});
+  ASSERT_TRUE(a.ok()) << a.status();
+  EXPECT_FALSE(a->open());
+  const std::vector<absl::string_view> none;
+  const std::string peer = "ipv4:10.1.2.3:45678";
+  // A writer's certificate (common name first, then SANs).
+  auto w = a->Identify(none, peer, std::vector<std::string>{"kvq-worker", "127.0.0.1"});
+  ASSERT_TRUE(w.ok()) << w.status();
+  EXPECT_EQ(w->role, Role::kWriter);
+  EXPECT_TRUE(w->authenticated);
+  EXPECT_EQ(w->principal, "worker");  // shared with the worker token: leases hand over
+  EXPECT_EQ(w->identity, "kvq-worker");
+  EXPECT_TRUE(Authorizer::Require(*w, Role::kWriter, "PutBlocks").ok());
+  // An admin identity matched by a SAN.
+  auto op =
+      a->Identify(none, peer, std::vector<std::string>{"ops", "spiffe://kvq/operator"});
+  ASSERT_TRUE(op.ok());
+  EXPECT_EQ(op->role, Role::kAdmin);
+  // A certificate in no list: a reader, told why it may not write.
+  auto r = a->Identify(none, peer, std::vector<std::string>{"kvq-client"});
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->role, Role::kReader);
+  const absl::Status put = Authorizer::Require(*r, Role::kWriter, "PutBlocks");
+  EXPECT_EQ(put.code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_TRUE(absl::StrContains(put.message(), "kvq-client")) << put;
+  EXPECT_TRUE(absl::StrContains(put.message(), "--writer_identities")) << put;
+  // A token decides when one is sent, certificate or not.
+  const std::string bearer = "Bearer " + kWriter;
+  const std::vector<absl::string_view> token = {bearer};
+  auto t = a->Identify(token, peer, std::vector<std::string>{"kvq-client"});
+  ASSERT_TRUE(t.ok());
+  EXPECT_EQ(t->role, Role::kWriter);
+  EXPECT_FALSE(t->by_certificate);
+  // Identities alone close an authorizer.
+  auto ids = Authorizer::Open().WithIdentities({"kvq-worker"}, {});
+  ASSERT_TRUE(ids.ok());
+  EXPECT_FALSE(ids->open());
+  EXPECT_EQ(ids->Identify(none, peer)->role, Role::kReader);
+  // The same identity in both lists, or an empty one, is refused.
+  EXPECT_EQ(Authorizer::Open().WithIdentities({"x"}, {"x"}).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Authorizer::Open().WithIdentities({""}, {}).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
 TEST(AuthorizerTest, CreateRefusesWeakOrAmbiguousTokens) {
   EXPECT_EQ(Authorizer::Create({.writer_tokens = {"short"}}).status().code(),
             absl::StatusCode::kInvalidArgument);
