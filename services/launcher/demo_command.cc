@@ -28,6 +28,12 @@ ABSL_FLAG(bool, colocated, false,
           "kvq demo: the baseline instead: prefill and decode in one decode worker, no "
           "store (the router still fronts it).");
 
+ABSL_FLAG(int, store_shards, 1,
+          "kvq demo: KV store shards to start (the workers spread blocks over all).");
+ABSL_FLAG(int, prefill_workers, 1,
+          "kvq demo: prefill workers to start (the router balances over all).");
+ABSL_FLAG(int, decode_workers, 1, "kvq demo: decode workers to start.");
+
 namespace kvq::launcher {
 namespace {
 
@@ -74,14 +80,27 @@ int RunDemo(const std::vector<std::string>& args) {
     options.router_flags.push_back("--tokenizer=" + cli::TokenizerPathFromFlags());
   }
   options.echo_output = absl::GetFlag(FLAGS_verbose);
+  options.store_shards = absl::GetFlag(FLAGS_store_shards);
+  options.prefill_workers = absl::GetFlag(FLAGS_prefill_workers);
+  options.decode_workers = absl::GetFlag(FLAGS_decode_workers);
+  if (options.store_shards < 1 || options.prefill_workers < 1 ||
+      options.decode_workers < 1) {
+    return Fail("--store_shards, --prefill_workers and --decode_workers must be >= 1");
+  }
   const bool colocated = absl::GetFlag(FLAGS_colocated);
   if (colocated) {
     options.with_store = false;
     options.prefill_workers = 0;
   }
   std::fprintf(stderr, "kvq demo: starting %s (model %s)\n",
-               colocated ? "a colocated decode worker and the router"
-                         : "store, prefill, decode and router",
+               colocated ? absl::StrFormat("%d colocated decode worker(s) and the router",
+                                           options.decode_workers)
+                               .c_str()
+                         : absl::StrFormat("%d store shard(s), %d prefill and %d decode "
+                                           "worker(s) and the router",
+                                           options.store_shards, options.prefill_workers,
+                                           options.decode_workers)
+                               .c_str(),
                options.model.c_str());
   absl::StatusOr<std::unique_ptr<Cluster>> cluster = Cluster::Start(options);
   if (!cluster.ok()) return Fail(cluster.status().ToString());
@@ -195,8 +214,10 @@ const cli::CommandRegistrar kDemo({
         "from --prompt through the router, prints the text, then time to first token,\n"
         "inter-token latency, KV bytes moved and the compression ratio (on stderr).\n"
         "--colocated runs the same request without a store (the baseline).\n"
+        "--store_shards, --prefill_workers, --decode_workers size the cluster.\n"
         "Example: kvq demo --prompt \"Once upon a time\" --steps 64 --kv kivi2",
-    .flags = {"model", "tokenizer", "prompt", "steps", "kv", "verbose", "colocated"},
+    .flags = {"model", "tokenizer", "prompt", "steps", "kv", "verbose", "colocated",
+              "store_shards", "prefill_workers", "decode_workers"},
     .run = RunDemo,
 });
 
