@@ -1,5 +1,9 @@
 #include "services/router/grpc_worker_calls.h"
 
+#include <iterator>
+#include <set>
+#include <utility>
+
 #include "absl/time/clock.h"
 #include "grpcpp/create_channel.h"
 #include "services/common/grpc_status.h"
@@ -7,15 +11,36 @@
 
 namespace kvq::router {
 
-WorkerStubs::WorkerStubs(const std::vector<std::string>& prefill,
-                         const std::vector<std::string>& decode,
-                         std::shared_ptr<grpc::ChannelCredentials> credentials) {
-  if (credentials == nullptr) credentials = grpc::InsecureChannelCredentials();
-  for (const std::string& a : prefill) {
-    prefill_.push_back(v1::Prefill::NewStub(grpc::CreateChannel(a, credentials)));
+WorkerStubs::WorkerStubs(std::shared_ptr<grpc::ChannelCredentials> credentials)
+    : credentials_(credentials ? std::move(credentials)
+                               : grpc::InsecureChannelCredentials()) {}
+
+WorkerStubs::Stubs& WorkerStubs::For(const std::string& endpoint) {
+  Stubs& s = stubs_[endpoint];
+  if (s.prefill == nullptr) {
+    // One channel per endpoint, shared by both services' stubs.
+    std::shared_ptr<grpc::Channel> channel = grpc::CreateChannel(endpoint, credentials_);
+    s.prefill = v1::Prefill::NewStub(channel);
+    s.decode = v1::Decode::NewStub(channel);
   }
-  for (const std::string& a : decode) {
-    decode_.push_back(v1::Decode::NewStub(grpc::CreateChannel(a, credentials)));
+  return s;
+}
+
+std::shared_ptr<v1::Prefill::Stub> WorkerStubs::prefill(const std::string& endpoint) {
+  std::lock_guard<std::mutex> lock(mu_);
+  return For(endpoint).prefill;
+}
+
+std::shared_ptr<v1::Decode::Stub> WorkerStubs::decode(const std::string& endpoint) {
+  std::lock_guard<std::mutex> lock(mu_);
+  return For(endpoint).decode;
+}
+
+void WorkerStubs::Retain(const std::vector<std::string>& endpoints) {
+  const std::set<std::string> keep(endpoints.begin(), endpoints.end());
+  std::lock_guard<std::mutex> lock(mu_);
+  for (auto it = stubs_.begin(); it != stubs_.end();) {
+    it = keep.count(it->first) ? std::next(it) : stubs_.erase(it);
   }
 }
 
@@ -29,23 +54,25 @@ std::unique_ptr<grpc::ClientContext> GrpcWorkerCalls::Downstream() const {
 }
 
 absl::StatusOr<serving::PrefillResult> GrpcWorkerCalls::Prefill(
-    int index, const serving::PrefillRequest& request) {
+    const std::string& endpoint, const serving::PrefillRequest& request) {
   v1::PrefillRequest proto;
   serving::ToProto(request, &proto);
   v1::PrefillResponse response;
   auto ctx = Downstream();
-  const grpc::Status s = stubs_->prefill(index).Prefill(ctx.get(), proto, &response);
+  const grpc::Status s = stubs_->prefill(endpoint)->Prefill(ctx.get(), proto, &response);
   if (!s.ok()) return services::FromGrpcStatus(s);
   return serving::FromProto(response);
 }
 
-absl::Status GrpcWorkerCalls::Decode(int index, const serving::DecodeRequest& request,
+absl::Status GrpcWorkerCalls::Decode(const std::string& endpoint,
+                                     const serving::DecodeRequest& request,
                                      const serving::DecodeSink& sink) {
   v1::DecodeRequest proto;
   serving::ToProto(request, &proto);
   auto ctx = Downstream();
+  const std::shared_ptr<v1::Decode::Stub> stub = stubs_->decode(endpoint);
   std::unique_ptr<grpc::ClientReader<v1::DecodeResponse>> reader =
-      stubs_->decode(index).Generate(ctx.get(), proto);
+      stub->Generate(ctx.get(), proto);
   v1::DecodeResponse chunk;
   while (reader->Read(&chunk)) {
     if (!sink(serving::FromProto(chunk))) {

@@ -11,6 +11,10 @@
 #include "services/router/router_service.h"
 #include "services/serving/worker_main.h"
 
+ABSL_FLAG(absl::Duration, resolve_interval, absl::Seconds(5),
+          "Router: how often dns:///NAME:PORT worker targets are resolved again (also "
+          "a second after a worker answered UNAVAILABLE); 0 = only at start.");
+
 namespace kvq::router {
 namespace {
 
@@ -28,6 +32,11 @@ int ServeRouter(const std::vector<std::string>&) {
   options.tokenizer = worker->model.tokenizer.get();
   options.default_timeout = absl::GetFlag(FLAGS_request_timeout);
   options.metrics = worker->metrics.get();
+  options.resolve_interval = absl::GetFlag(FLAGS_resolve_interval);
+  if (options.resolve_interval < absl::ZeroDuration()) {
+    return serving::FailStartup(
+        "router", absl::InvalidArgumentError("--resolve_interval must be >= 0"));
+  }
   auto service = RouterService::Create(options);
   if (!service.ok()) return serving::FailStartup("router", service.status());
   absl::Status s = services::RunGrpcServer({.role = "router",
@@ -44,10 +53,11 @@ const cli::CommandRegistrar kServeRouter({
     .description =
         "Encodes prompts, picks the least-loaded prefill worker (--prefill, retried "
         "once\n"
-        "on another) and a decode worker (--decode), and streams tokens back. Prints\n"
-        "`kvq router listening on HOST:PORT`.",
+        "on another) and a decode worker (--decode), and streams tokens back. A\n"
+        "dns:///NAME:PORT target is every address NAME resolves to (re-resolved every\n"
+        "--resolve_interval). Prints `kvq router listening on HOST:PORT`.",
     .flags = {"model", "tokenizer", "host", "worker_port", "prefill", "decode",
-              "metrics_port", "request_timeout", "shutdown_grace"},
+              "metrics_port", "request_timeout", "shutdown_grace", "resolve_interval"},
     .run = ServeRouter,
 });
 
