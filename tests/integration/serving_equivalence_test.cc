@@ -127,6 +127,40 @@ TEST_P(ServingKiviTest, DisaggregatedMatchesColocatedTokenForToken) {
   EXPECT_EQ(r.last.decode_bytes_fetched(), r.last.prefill().bytes_pushed());
 }
 
+// Several store shards, prefill and decode workers (the launcher's
+// --store_shards etc.): the same tokens, with the prompt's blocks spread over
+// every shard by rendezvous hashing and fetched back from all of them.
+TEST_F(ServingEquivalenceTest, ShardedStoreGivesTheSameTokens) {
+  launcher::ClusterOptions o = TestClusterOptions();
+  o.store_shards = 3;
+  o.prefill_workers = 2;
+  o.decode_workers = 2;
+  auto sharded = launcher::Cluster::Start(o);
+  ASSERT_TRUE(sharded.ok()) << sharded.status();
+  ASSERT_EQ((*sharded)->store_addresses().size(), 3u);
+  const std::string kv = "kivi:bits=2,block=8,residual=0";  // 8-token blocks: many
+  const std::vector<int> prompt = Encode("Sharded. " + std::string(kStory));
+  StreamResult colocated =
+      ColocatedGenerate(colocated_->decode(0)->address(), prompt, kv, 60);
+  ASSERT_TRUE(colocated.status.ok()) << colocated.status.error_message();
+  for (int round = 0; round < 2; ++round) {  // the second reuses every prefix block
+    StreamResult r =
+        RouterGenerate((*sharded)->router_address(), GreedyRequest(prompt, kv, 60));
+    ASSERT_TRUE(r.status.ok()) << r.status.error_message();
+    EXPECT_EQ(r.tokens, colocated.tokens);
+    EXPECT_EQ(r.last.decode_bytes_fetched(),
+              r.last.prefill().bytes_pushed() + r.last.prefill().bytes_fetched());
+    if (round == 1) EXPECT_GT(r.last.prefill().blocks_reused(), 0u);
+  }
+  uint64_t blocks = 0;
+  for (const std::string& shard : (*sharded)->store_addresses()) {
+    const v1::StoreStatsResponse s = StoreStats(shard);
+    EXPECT_GT(s.blocks(), 0u) << shard;
+    blocks += s.blocks();
+  }
+  EXPECT_GE(blocks, prompt.size() / 8);
+}
+
 INSTANTIATE_TEST_SUITE_P(Residual, ServingKiviTest,
                          ::testing::Values("kivi:bits=2,residual=0",
                                            "kivi:bits=2,residual=32"));
