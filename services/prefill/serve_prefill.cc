@@ -5,11 +5,13 @@
 #include <vector>
 
 #include "absl/flags/flag.h"
+#include "absl/strings/str_cat.h"
 #include "cli/command.h"
 #include "cli/flags.h"
 #include "services/common/grpc_server.h"
 #include "services/prefill/prefill_service.h"
 #include "services/prefill/prefill_worker.h"
+#include "services/serving/request.h"
 #include "services/serving/worker_main.h"
 #include "services/serving/worker_store.h"
 
@@ -35,6 +37,13 @@ int ServePrefill(const std::vector<std::string>&) {
     return serving::FailStartup(
         "prefill", absl::InvalidArgumentError("--kv_lease_ttl must be >= 0"));
   }
+  const std::string default_kv = absl::GetFlag(FLAGS_default_kv);
+  if (absl::Status s =
+          serving::ResolveKvMode(default_kv, worker->model.model->config, false).status();
+      !s.ok()) {
+    return serving::FailStartup("prefill", absl::InvalidArgumentError(absl::StrCat(
+                                               "--default_kv: ", s.message())));
+  }
   auto store = serving::WorkerStore::Connect(absl::GetFlag(FLAGS_store),
                                              absl::GetFlag(FLAGS_store_timeout));
   if (!store.ok()) return serving::FailStartup("prefill", store.status());
@@ -43,7 +52,8 @@ int ServePrefill(const std::vector<std::string>&) {
                      {.debug_layer_delay = absl::GetFlag(FLAGS_debug_layer_delay),
                       .push_after_prefill = absl::GetFlag(FLAGS_push_after_prefill),
                       .lease_ttl = absl::GetFlag(FLAGS_kv_lease_ttl),
-                      .debug_fetch_delay = absl::GetFlag(FLAGS_debug_fetch_delay)});
+                      .debug_fetch_delay = absl::GetFlag(FLAGS_debug_fetch_delay),
+                      .default_kv = default_kv});
   PrefillService service(&core, worker->metrics.get());
   absl::Status s = services::RunGrpcServer({.role = "prefill",
                                             .host = absl::GetFlag(FLAGS_host),
@@ -61,7 +71,8 @@ const cli::CommandRegistrar kServePrefill({
         "and answers with a handle. Prints `kvq prefill listening on HOST:PORT`.",
     .flags = {"model", "tokenizer", "host", "worker_port", "store", "metrics_port",
               "request_timeout", "store_timeout", "shutdown_grace", "kv_lease_ttl",
-              "debug_layer_delay", "debug_fetch_delay", "push_after_prefill"},
+              "debug_layer_delay", "debug_fetch_delay", "push_after_prefill",
+              "default_kv"},
     .run = ServePrefill,
 });
 

@@ -266,19 +266,20 @@ absl::Status Router::Generate(const RouteRequest& request, WorkerCalls& calls,
   }
   Relay relay{request, sink, arrival, {}, true, prompt.back(), std::nullopt, {}};
   relay.head.prompt_tokens = prompt;
+  const std::string& kv = request.kv.empty() ? options_.default_kv : request.kv;
 
   // ---- colocated: the decode worker runs the prompt itself ----
   if (colocated_) {
     if (m) m->prompt_tokens->Increment(prompt.size());
     serving::DecodeRequest decode;
     decode.prompt = prompt;
-    decode.kv = request.kv;
+    decode.kv = kv;
     decode.generation = generation;
     return RelayDecode(relay, std::move(decode), nullptr, calls, cancelled);
   }
 
   // ---- prefill, retried once on another worker ----
-  serving::PrefillRequest prefill_request{prompt, std::nullopt, request.kv, generation};
+  serving::PrefillRequest prefill_request{prompt, std::nullopt, kv, generation};
   int attempts = 0;
   std::string worker;
   absl::StatusOr<serving::PrefillResult> prefilled =

@@ -100,6 +100,9 @@ struct RouterOptions {
   // Called (from the resolving thread) after the endpoints changed, with
   // every endpoint of both pools: e.g. to drop the channels of gone ones.
   std::function<void(const std::vector<std::string>& endpoints)> on_endpoints_changed;
+  // The kv mode of a request that names none, filled in before the prefill
+  // ("" = leave it empty: each worker's own default applies).
+  std::string default_kv;
 };
 
 // Picks the index with the fewest in-flight requests among `load`, skipping

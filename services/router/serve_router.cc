@@ -5,8 +5,10 @@
 #include <vector>
 
 #include "absl/flags/flag.h"
+#include "absl/strings/str_cat.h"
 #include "cli/command.h"
 #include "cli/flags.h"
+#include "model/kv_mode.h"
 #include "services/common/grpc_server.h"
 #include "services/router/router_service.h"
 #include "services/serving/worker_main.h"
@@ -33,6 +35,11 @@ int ServeRouter(const std::vector<std::string>&) {
   options.default_timeout = absl::GetFlag(FLAGS_request_timeout);
   options.metrics = worker->metrics.get();
   options.resolve_interval = absl::GetFlag(FLAGS_resolve_interval);
+  options.default_kv = absl::GetFlag(FLAGS_default_kv);
+  if (absl::Status s = model::ParseKvMode(options.default_kv).status(); !s.ok()) {
+    return serving::FailStartup("router", absl::InvalidArgumentError(absl::StrCat(
+                                              "--default_kv: ", s.message())));
+  }
   if (options.resolve_interval < absl::ZeroDuration()) {
     return serving::FailStartup(
         "router", absl::InvalidArgumentError("--resolve_interval must be >= 0"));
@@ -57,7 +64,8 @@ const cli::CommandRegistrar kServeRouter({
         "dns:///NAME:PORT target is every address NAME resolves to (re-resolved every\n"
         "--resolve_interval). Prints `kvq router listening on HOST:PORT`.",
     .flags = {"model", "tokenizer", "host", "worker_port", "prefill", "decode",
-              "metrics_port", "request_timeout", "shutdown_grace", "resolve_interval"},
+              "metrics_port", "request_timeout", "shutdown_grace", "resolve_interval",
+              "default_kv"},
     .run = ServeRouter,
 });
 

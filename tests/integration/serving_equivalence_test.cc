@@ -161,6 +161,45 @@ TEST_F(ServingEquivalenceTest, ShardedStoreGivesTheSameTokens) {
   EXPECT_GE(blocks, prompt.size() / 8);
 }
 
+// --default_kv (the ConfigMap's KVQ_KV): the router fills it into a request
+// that names no mode, so the prefill and decode workers use it; a worker's
+// own flag applies to requests sent to it directly.
+TEST_F(ServingEquivalenceTest, DefaultKvFlagIsTheModeOfRequestsWithoutOne) {
+  const std::string kv = "kivi:bits=4,residual=0";
+  launcher::ClusterOptions o = TestClusterOptions();
+  o.router_flags.push_back("--default_kv=" + kv);
+  o.prefill_flags.push_back("--default_kv=kivi8");
+  auto c = launcher::Cluster::Start(o);
+  ASSERT_TRUE(c.ok()) << c.status();
+  const std::vector<int> prompt = Encode("Default. " + std::string(kStory));
+  StreamResult r = RouterGenerate((*c)->router_address(), GreedyRequest(prompt, "", 40));
+  ASSERT_TRUE(r.status.ok()) << r.status.error_message();
+  StreamResult colocated =
+      ColocatedGenerate(colocated_->decode(0)->address(), prompt, kv, 40);
+  ASSERT_TRUE(colocated.status.ok()) << colocated.status.error_message();
+  EXPECT_EQ(r.tokens, colocated.tokens);
+  StreamResult two = RouterGenerate((*c)->router_address(),
+                                    GreedyRequest(prompt, "kivi:bits=2,residual=0", 1));
+  ASSERT_TRUE(two.status.ok()) << two.status.error_message();
+  EXPECT_LT(two.last.prefill().stored_bytes(), r.last.prefill().stored_bytes());
+
+  // Straight to the prefill worker: its own --default_kv.
+  v1::PrefillRequest direct;
+  direct.mutable_tokens()->Add(prompt.begin(), prompt.end());
+  direct.mutable_sampling()->set_max_tokens(1);
+  v1::PrefillResponse response;
+  ASSERT_TRUE(Prefill((*c)->prefill_addresses()[0], direct, &response).ok());
+  EXPECT_NE(response.handle().cache().kv().find("bits=8"), std::string::npos)
+      << response.handle().cache().kv();
+
+  // A bad mode stops the process at start.
+  launcher::ClusterOptions bad = TestClusterOptions();
+  bad.with_store = false;
+  bad.prefill_workers = 0;
+  bad.decode_flags.push_back("--default_kv=kivi3");
+  EXPECT_FALSE(launcher::Cluster::Start(bad).ok());
+}
+
 INSTANTIATE_TEST_SUITE_P(Residual, ServingKiviTest,
                          ::testing::Values("kivi:bits=2,residual=0",
                                            "kivi:bits=2,residual=32"));
