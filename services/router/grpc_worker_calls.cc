@@ -18,8 +18,15 @@ WorkerStubs::WorkerStubs(std::shared_ptr<grpc::ChannelCredentials> credentials)
 WorkerStubs::Stubs& WorkerStubs::For(const std::string& endpoint) {
   Stubs& s = stubs_[endpoint];
   if (s.prefill == nullptr) {
-    // One channel per endpoint, shared by both services' stubs.
-    std::shared_ptr<grpc::Channel> channel = grpc::CreateChannel(endpoint, credentials_);
+    // One channel per endpoint, shared by both services' stubs. A worker
+    // that restarts (same address) is reconnected to within a second, not
+    // after gRPC's default backoff, which grows to two minutes.
+    grpc::ChannelArguments args;
+    args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
+    args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
+    args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
+    std::shared_ptr<grpc::Channel> channel =
+        grpc::CreateCustomChannel(endpoint, credentials_, args);
     s.prefill = v1::Prefill::NewStub(channel);
     s.decode = v1::Decode::NewStub(channel);
   }

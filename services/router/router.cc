@@ -210,12 +210,22 @@ std::vector<std::string> Router::decode_endpoints() const {
   return Endpoints(decode_);
 }
 
+void Router::MarkDown(Endpoint& e) {
+  e.down_until = absl::ToUnixNanos(absl::Now() + kDownFor);
+}
+
 std::shared_ptr<Router::Endpoint> Router::Pick(Pool& pool, const Endpoint* exclude) {
+  // An endpoint that just answered UNAVAILABLE fails fast, so it would look
+  // idle and attract every request: it is picked only when all others are
+  // down too (a penalty far above any real load).
+  constexpr int kDownPenalty = 1 << 20;
+  const int64_t now = absl::ToUnixNanos(absl::Now());
   std::lock_guard<std::mutex> lock(mu_);
   std::vector<int> load;
   int excluded = -1;
   for (size_t i = 0; i < pool.endpoints.size(); ++i) {
-    load.push_back(pool.endpoints[i]->in_flight);
+    const Endpoint& e = *pool.endpoints[i];
+    load.push_back(e.in_flight + (now < e.down_until ? kDownPenalty : 0));
     if (pool.endpoints[i].get() == exclude) excluded = static_cast<int>(i);
   }
   if (load.empty()) return nullptr;
@@ -352,7 +362,10 @@ absl::StatusOr<serving::PrefillResult> Router::RunPrefill(
         !IsRetryablePrefillError(result.status().code())) {
       break;
     }
-    if (result.status().code() == absl::StatusCode::kUnavailable) RequestRefresh();
+    if (result.status().code() == absl::StatusCode::kUnavailable) {
+      MarkDown(*w);
+      RequestRefresh();
+    }
     failed = std::move(w);
   }
   if (result.ok() || *attempts == 0) return result;
@@ -366,7 +379,7 @@ absl::Status Router::RelayDecode(Relay& relay, serving::DecodeRequest decode,
                                  WorkerCalls& calls,
                                  const serving::CancelledFn& cancelled) {
   serving::ServingMetrics* m = options_.metrics;
-  const std::shared_ptr<Endpoint> d = Pick(decode_, nullptr);
+  std::shared_ptr<Endpoint> d = Pick(decode_, nullptr);
   if (d == nullptr) {
     RequestRefresh();
     return absl::UnavailableError(absl::StrCat(
@@ -379,10 +392,28 @@ absl::Status Router::RelayDecode(Relay& relay, serving::DecodeRequest decode,
   if (!relay.first_pending) {
     if (!relay.sink(relay.head)) return absl::CancelledError("the client went away");
   }
-  LoadGuard load(&d->in_flight);
   bool streamed = false;  // the decode worker sent something
   relay.head.reprefills = 0;
-  absl::Status decoded = StreamDecode(relay, decode, d->address, calls, &streamed);
+  absl::Status decoded;
+  {
+    LoadGuard load(&d->in_flight);
+    decoded = StreamDecode(relay, decode, d->address, calls, &streamed);
+  }
+  if (decoded.code() == absl::StatusCode::kUnavailable && !streamed &&
+      !(cancelled && cancelled())) {
+    // Unreachable (a dead or restarting pod) before it sent anything: the
+    // request goes to another decode worker, once. (Disaggregated, the head
+    // already named the first one.)
+    MarkDown(*d);
+    RequestRefresh();
+    if (std::shared_ptr<Endpoint> other = Pick(decode_, d.get()); other != nullptr) {
+      d = std::move(other);
+      relay.head.decode_worker = d->address;
+      LoadGuard load(&d->in_flight);
+      decoded = StreamDecode(relay, decode, d->address, calls, &streamed);
+    }
+  }
+  LoadGuard load(&d->in_flight);
   if (decoded.code() == absl::StatusCode::kNotFound && !streamed && prefill != nullptr &&
       !(cancelled && cancelled())) {
     // The handle's blocks were evicted before the decode worker fetched them:
@@ -406,7 +437,10 @@ absl::Status Router::RelayDecode(Relay& relay, serving::DecodeRequest decode,
   }
   if (cancelled && cancelled()) return absl::CancelledError("the client cancelled");
   if (!decoded.ok()) {
-    if (decoded.code() == absl::StatusCode::kUnavailable) RequestRefresh();
+    if (decoded.code() == absl::StatusCode::kUnavailable) {
+      MarkDown(*d);
+      RequestRefresh();
+    }
     return absl::Status(decoded.code(), absl::StrCat("decode worker ", d->address, ": ",
                                                      decoded.message()));
   }

@@ -16,6 +16,10 @@
 // re-resolves the dns targets every `resolve_interval` and soon after a
 // worker answers UNAVAILABLE: new pods join with no load, gone ones leave
 // (calls in flight to them finish), survivors keep their in-flight counts.
+// An endpoint that answered UNAVAILABLE is avoided for a second (a dead
+// worker fails fast, so by load alone it would look idle and draw every
+// request), and a decode that failed UNAVAILABLE before its first token is
+// tried once on another decode worker.
 //
 //   Router router({.prefill = {"dns:///kvq-prefill:50052"}, .decode = {...},
 //                  .tokenizer = &tok});
@@ -144,7 +148,12 @@ class Router {
     explicit Endpoint(std::string a) : address(std::move(a)) {}
     const std::string address;
     std::atomic<int> in_flight{0};
+    // Until when (Unix ns) it counts as down: it answered UNAVAILABLE.
+    std::atomic<int64_t> down_until{0};
   };
+  // How long an endpoint that answered UNAVAILABLE is avoided.
+  static constexpr absl::Duration kDownFor = absl::Seconds(1);
+  static void MarkDown(Endpoint& e);
   struct Pool {
     std::vector<std::string> targets;                          // constant
     std::map<std::string, std::vector<std::string>> resolved;  // per target

@@ -204,6 +204,26 @@ TEST_F(RouterTest, BadRequestsAreInvalidArgument) {
   EXPECT_TRUE(chunks.empty());
 }
 
+TEST_F(RouterTest, AnUnreachableDecodeWorkerIsRetriedOnAnotherAndAvoided) {
+  // "d9" has no worker behind it: it answers UNAVAILABLE at once, as a dead
+  // pod does (and so looks idle by its load).
+  auto router = Router::Create(
+      {.prefill = {"p0"}, .decode = {"d9", "d0"}, .tokenizer = &env_.tokenizer()});
+  ASSERT_TRUE(router.ok()) << router.status();
+  const std::vector<int> expected = Generated(3);
+  for (int i = 0; i < 4; ++i) {  // well within the second d9 counts as down
+    std::vector<RouteChunk> chunks;
+    const absl::Status s = Route(**router, Request(3), &chunks);
+    ASSERT_TRUE(s.ok()) << s;
+    EXPECT_EQ(Tokens(chunks), expected);
+  }
+  // Tried once, then avoided while it counts as down.
+  EXPECT_EQ(std::count(calls_->decode_calls.begin(), calls_->decode_calls.end(), "d9"),
+            1);
+  EXPECT_EQ(std::count(calls_->decode_calls.begin(), calls_->decode_calls.end(), "d0"),
+            4);
+}
+
 // ---- dns targets: every endpoint a name resolves to is a worker ----
 
 TEST_F(RouterTest, ADnsTargetIsEveryEndpointItResolvesTo) {
