@@ -45,9 +45,15 @@ ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(5),
           "On SIGTERM, how long in-flight calls get to finish before cancellation.");
 ABSL_FLAG(std::string, store, "", "HOST:PORT[,HOST:PORT...] of the KV store shards.");
 ABSL_FLAG(std::vector<std::string>, prefill, {},
-          "Comma-separated HOST:PORT of the prefill workers (router).");
+          "Comma-separated HOST:PORT of the prefill workers (router); dns:///NAME:PORT "
+          "stands for every address NAME resolves to.");
 ABSL_FLAG(std::vector<std::string>, decode, {},
-          "Comma-separated HOST:PORT of the decode workers (router).");
+          "Comma-separated HOST:PORT of the decode workers (router); dns:///NAME:PORT "
+          "stands for every address NAME resolves to.");
+ABSL_FLAG(std::string, default_kv, "kivi2",
+          "Prefill/decode worker and router: KV cache mode (--kv syntax) of a request "
+          "that leaves cache.kv empty. The router fills it in before picking workers, so "
+          "prefill and decode agree whatever theirs say.");
 ABSL_FLAG(int64_t, kv_budget_bytes, int64_t{1} << 30,
           "Decode worker: bytes of KV cache its sequences may hold together.");
 ABSL_FLAG(int, max_batch, 256, "Decode worker: most sequences advanced per step.");

@@ -44,6 +44,7 @@ ABSL_DECLARE_FLAG(absl::Duration, shutdown_grace);
 ABSL_DECLARE_FLAG(std::string, store);
 ABSL_DECLARE_FLAG(std::vector<std::string>, prefill);
 ABSL_DECLARE_FLAG(std::vector<std::string>, decode);
+ABSL_DECLARE_FLAG(std::string, default_kv);
 ABSL_DECLARE_FLAG(int64_t, kv_budget_bytes);
 ABSL_DECLARE_FLAG(int, max_batch);
 ABSL_DECLARE_FLAG(absl::Duration, request_timeout);

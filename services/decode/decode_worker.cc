@@ -126,7 +126,7 @@ absl::StatusOr<DecodeWorker::Checked> DecodeWorker::Check(
       serving::CheckPrompt(c.prompt, request.generation.max_tokens, config));
   KVQ_ASSIGN_OR_RETURN(
       c.mode, serving::ResolveKvMode(colocated ? request.kv : request.handle->kv, config,
-                                     /*allow_fp32=*/colocated));
+                                     /*allow_fp32=*/colocated, options_.default_kv));
   if (colocated) return c;
 
   // The handle names exactly the blocks of this prompt.

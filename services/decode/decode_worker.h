@@ -28,6 +28,7 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -40,6 +41,7 @@
 #include "model/transformer.h"
 #include "services/decode/batch_engine.h"
 #include "services/decode/kv_budget.h"
+#include "services/serving/request.h"
 #include "services/serving/serving_metrics.h"
 #include "services/serving/worker_store.h"
 #include "services/serving/worker_types.h"
@@ -53,6 +55,9 @@ struct DecodeOptions {
   int eos_id = 2;
   // Fault injection for tests: sleep after every batch step.
   absl::Duration debug_step_delay = absl::ZeroDuration();
+  // The kv mode of a colocated request that names none (a handle carries
+  // the prefill worker's).
+  std::string default_kv = serving::kDefaultKv;
 };
 
 class DecodeWorker {

@@ -6,12 +6,14 @@
 #include <vector>
 
 #include "absl/flags/flag.h"
+#include "absl/strings/str_cat.h"
 #include "cli/command.h"
 #include "cli/flags.h"
 #include "services/common/grpc_server.h"
 #include "services/common/tls.h"
 #include "services/decode/decode_service.h"
 #include "services/decode/decode_worker.h"
+#include "services/serving/request.h"
 #include "services/serving/worker_main.h"
 #include "services/serving/worker_store.h"
 
@@ -57,6 +59,14 @@ int ServeDecode(const std::vector<std::string>&) {
   options.kv_budget_bytes = static_cast<uint64_t>(absl::GetFlag(FLAGS_kv_budget_bytes));
   options.max_batch = absl::GetFlag(FLAGS_max_batch);
   options.debug_step_delay = absl::GetFlag(FLAGS_debug_step_delay);
+  options.default_kv = absl::GetFlag(FLAGS_default_kv);
+  if (absl::Status s =
+          serving::ResolveKvMode(options.default_kv, worker->model.model->config, true)
+              .status();
+      !s.ok()) {
+    return serving::FailStartup("decode", absl::InvalidArgumentError(absl::StrCat(
+                                              "--default_kv: ", s.message())));
+  }
   if (worker->model.tokenizer) {
     options.bos_id = worker->model.tokenizer->bos_id();
     options.eos_id = worker->model.tokenizer->eos_id();
@@ -84,7 +94,8 @@ const cli::CommandRegistrar kServeDecode({
     .flags = cli::WithTlsFlags({"model", "tokenizer", "weights", "host", "worker_port",
                                 "store", "store_token_file", "kv_budget_bytes",
                                 "max_batch", "metrics_port", "request_timeout",
-                                "store_timeout", "shutdown_grace", "debug_step_delay"}),
+                                "store_timeout", "shutdown_grace", "debug_step_delay",
+                                "default_kv"}),
     .run = ServeDecode,
 });
 

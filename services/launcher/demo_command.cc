@@ -33,6 +33,11 @@ ABSL_FLAG(bool, tls, false,
           "kvq demo: run the cluster locked down: mTLS between every process with "
           "certificates of a temporary CA made with `openssl`, and the store's worker "
           "and operator tokens (docs/security.md).");
+ABSL_FLAG(int, store_shards, 1,
+          "kvq demo: KV store shards to start (the workers spread blocks over all).");
+ABSL_FLAG(int, prefill_workers, 1,
+          "kvq demo: prefill workers to start (the router balances over all).");
+ABSL_FLAG(int, decode_workers, 1, "kvq demo: decode workers to start.");
 
 namespace kvq::launcher {
 namespace {
@@ -88,14 +93,27 @@ int RunDemo(const std::vector<std::string>& args) {
   options.decode_flags.push_back("--weights=" + absl::GetFlag(FLAGS_weights));
   options.echo_output = absl::GetFlag(FLAGS_verbose);
   options.tls = absl::GetFlag(FLAGS_tls);
+  options.store_shards = absl::GetFlag(FLAGS_store_shards);
+  options.prefill_workers = absl::GetFlag(FLAGS_prefill_workers);
+  options.decode_workers = absl::GetFlag(FLAGS_decode_workers);
+  if (options.store_shards < 1 || options.prefill_workers < 1 ||
+      options.decode_workers < 1) {
+    return Fail("--store_shards, --prefill_workers and --decode_workers must be >= 1");
+  }
   const bool colocated = absl::GetFlag(FLAGS_colocated);
   if (colocated) {
     options.with_store = false;
     options.prefill_workers = 0;
   }
   std::fprintf(stderr, "kvq demo: starting %s (model %s)%s\n",
-               colocated ? "a colocated decode worker and the router"
-                         : "store, prefill, decode and router",
+               colocated ? absl::StrFormat("%d colocated decode worker(s) and the router",
+                                           options.decode_workers)
+                               .c_str()
+                         : absl::StrFormat("%d store shard(s), %d prefill and %d decode "
+                                           "worker(s) and the router",
+                                           options.store_shards, options.prefill_workers,
+                                           options.decode_workers)
+                               .c_str(),
                options.model.c_str(),
                options.tls ? " over mTLS, store locked down by tokens" : "");
   absl::StatusOr<std::unique_ptr<Cluster>> cluster = Cluster::Start(options);
@@ -212,10 +230,11 @@ const cli::CommandRegistrar kDemo({
         "from --prompt through the router, prints the text, then time to first token,\n"
         "inter-token latency, KV bytes moved and the compression ratio (on stderr).\n"
         "--colocated runs the same request without a store (the baseline); --tls runs\n"
-        "the cluster over mTLS with token-locked store writes.\n"
+        "the cluster over mTLS with token-locked store writes. --store_shards,\n"
+        "--prefill_workers and --decode_workers size the cluster.\n"
         "Example: kvq demo --prompt \"Once upon a time\" --steps 64 --kv kivi2",
     .flags = {"model", "tokenizer", "weights", "prompt", "steps", "kv", "verbose",
-              "colocated", "tls"},
+              "colocated", "tls", "store_shards", "prefill_workers", "decode_workers"},
     .run = RunDemo,
 });
 

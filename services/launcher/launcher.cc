@@ -5,10 +5,12 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <string>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/time/clock.h"
 #include "services/launcher/health_check.h"
 
 namespace kvq::launcher {
@@ -41,6 +43,13 @@ absl::StatusOr<std::unique_ptr<ChildProcess>> Cluster::StartOne(
                                      "): ", child.status().message()));
   }
   if (group_ == 0) group_ = (*child)->process_group();
+  // The command line that brings it back on the same port (Restart).
+  const std::string port = std::to_string((*child)->port());
+  for (std::string& a : argv) {
+    if (a == "--port=0") a = "--port=" + port;
+    if (a == "--worker_port=0") a = "--worker_port=" + port;
+  }
+  argv_[name] = argv;
   absl::StatusOr<services::ChannelSecurity> security =
       services::ChannelSecurity::Create(client_tls_);
   if (!security.ok()) return security.status();
@@ -96,14 +105,20 @@ absl::StatusOr<std::unique_ptr<Cluster>> Cluster::Start(const ClusterOptions& op
     router_tls = ClusterCredentials::Flags(cc.router);
   }
 
+  if (options.with_store && options.store_shards < 1) {
+    return absl::InvalidArgumentError("need >= 1 store shard");
+  }
   std::string store_flag;
-  if (options.with_store) {
+  for (int i = 0; options.with_store && i < options.store_shards; ++i) {
+    // The first shard is "store" (as with one), the others "store-1", ...
     auto store = c->StartOne(
-        "store",
+        i == 0 ? "store" : absl::StrCat("store-", i),
         with(with({bin, "serve", "store", "--port=0"}, store_tls), options.store_flags));
     if (!store.ok()) return store.status();
-    c->store_ = std::move(*store);
-    store_flag = absl::StrCat("--store=", c->store_->address());
+    c->stores_.push_back(std::move(*store));
+  }
+  if (options.with_store) {
+    store_flag = absl::StrCat("--store=", absl::StrJoin(c->store_addresses(), ","));
   }
   for (int i = 0; options.with_store && i < options.prefill_workers; ++i) {
     auto p = c->StartOne(
@@ -147,7 +162,7 @@ void Cluster::Stop() {
   if (router_) router_->Stop();
   for (auto& d : decode_) d->Stop();
   for (auto& p : prefill_) p->Stop();
-  if (store_) store_->Stop();
+  for (auto& s : stores_) s->Stop();
   if (!credentials_dir_.empty()) {
     std::error_code ec;
     std::filesystem::remove_all(credentials_dir_, ec);
@@ -155,11 +170,54 @@ void Cluster::Stop() {
   }
 }
 
+std::unique_ptr<ChildProcess>* Cluster::Slot(Role role, int i) {
+  auto at = [i](std::vector<std::unique_ptr<ChildProcess>>& v) {
+    return i >= 0 && i < static_cast<int>(v.size()) ? &v[i] : nullptr;
+  };
+  switch (role) {
+    case Role::kStore:
+      return at(stores_);
+    case Role::kPrefill:
+      return at(prefill_);
+    case Role::kDecode:
+      return at(decode_);
+    case Role::kRouter:
+      return i == 0 && router_ ? &router_ : nullptr;
+  }
+  return nullptr;
+}
+
+absl::Status Cluster::Restart(Role role, int i) {
+  std::unique_ptr<ChildProcess>* slot = Slot(role, i);
+  if (slot == nullptr) return absl::InvalidArgumentError("no such service");
+  const std::string name = (*slot)->name();
+  const std::vector<std::string> argv = argv_[name];
+  (*slot)->Kill();
+  slot->reset();
+  // The port was just freed; a new server may take a moment to bind it.
+  absl::Status last;
+  for (int attempt = 0; attempt < 5; ++attempt) {
+    auto child = StartOne(name, argv);
+    if (child.ok()) {
+      *slot = std::move(*child);
+      return absl::OkStatus();
+    }
+    last = child.status();
+    absl::SleepFor(absl::Milliseconds(200));
+  }
+  return absl::UnavailableError(absl::StrCat("restarting ", name, ": ", last.message()));
+}
+
 const std::string& Cluster::router_address() const {
   return router_ ? router_->address() : empty_;
 }
 const std::string& Cluster::store_address() const {
-  return store_ ? store_->address() : empty_;
+  return stores_.empty() ? empty_ : stores_[0]->address();
+}
+std::vector<std::string> Cluster::store_addresses() const {
+  std::vector<std::string> out;
+  for (const auto& s : stores_) out.push_back(s->address());
+  return out;
 }
 std::vector<std::string> Cluster::prefill_addresses() const {
   std::vector<std::string> out;

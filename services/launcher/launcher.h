@@ -1,14 +1,18 @@
 // The local launcher (design section 7): runs a whole disaggregated cluster
-// on loopback as separate processes — one KV store, N prefill workers, M
-// decode workers and the router — each `kvq serve <role>` on a free port
-// (port 0; the child prints "kvq <role> listening on 127.0.0.1:PORT"). Start
+// on loopback as separate processes — S KV store shards, N prefill workers,
+// M decode workers and the router — each `kvq serve <role>` on a free port
+// (port 0; the child prints "kvq <role> listening on 127.0.0.1:PORT"). The
+// workers get every shard (`--store=A,B,...`, the same list in the same
+// order, so they place blocks alike) and the router every worker. Start
 // waits until every service answers the gRPC health check; Stop (and the
 // destructor) stops them all, router first, with SIGTERM then SIGKILL. The
 // children die with the launcher (PR_SET_PDEATHSIG) and share one process
-// group. Used by `kvq demo`, `kvq bench serve` and the integration tests.
+// group. Restart brings a service back on its port (addresses stay valid).
+// Used by `kvq demo`, `kvq bench serve` and the integration tests.
 //
 //   ClusterOptions opts;
 //   opts.model = kvq::DefaultModelDir();
+//   opts.store_shards = 2;
 //   opts.prefill_workers = 2;
 //   KVQ_ASSIGN_OR_RETURN(std::unique_ptr<Cluster> cluster, Cluster::Start(opts));
 //   auto stub = kvq::v1::Router::NewStub(grpc::CreateChannel(
@@ -16,6 +20,7 @@
 #ifndef KVQ_SERVICES_LAUNCHER_LAUNCHER_H_
 #define KVQ_SERVICES_LAUNCHER_LAUNCHER_H_
 
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -33,6 +38,7 @@ struct ClusterOptions {
   std::string kvq_binary;
   // Model directory or checkpoint, passed to every worker and the router.
   std::string model;
+  int store_shards = 1;  // with_store only
   int prefill_workers = 1;
   int decode_workers = 1;
   // Start the store (false: colocated decode workers only, no store).
@@ -54,6 +60,8 @@ struct ClusterOptions {
   bool tls = false;
 };
 
+enum class Role { kStore, kPrefill, kDecode, kRouter };
+
 class Cluster {
  public:
   // Starts the services in dependency order (store, prefill, decode, router)
@@ -66,8 +74,15 @@ class Cluster {
   // Stops every service: router, decode, prefill, store. Idempotent.
   void Stop();
 
+  // Starts service `i` of `role` again with its command line on its port
+  // (stopping it first with SIGKILL if it still runs) and waits until it is
+  // healthy. The old ChildProcess is destroyed: fetch child pointers anew.
+  // UNAVAILABLE when it does not come back (e.g. the port is still taken).
+  absl::Status Restart(Role role, int i);
+
   const std::string& router_address() const;
-  const std::string& store_address() const;
+  const std::string& store_address() const;  // the first shard
+  std::vector<std::string> store_addresses() const;
   std::vector<std::string> prefill_addresses() const;
   std::vector<std::string> decode_addresses() const;
   // With ClusterOptions::tls: what a client of the cluster dials with (the
@@ -78,7 +93,7 @@ class Cluster {
     return options_.tls ? &credentials_ : nullptr;
   }
 
-  ChildProcess* store() { return store_.get(); }
+  ChildProcess* store(int i = 0) { return stores_.empty() ? nullptr : stores_[i].get(); }
   ChildProcess* router() { return router_.get(); }
   ChildProcess* prefill(int i) { return prefill_[i].get(); }
   ChildProcess* decode(int i) { return decode_[i].get(); }
@@ -87,11 +102,15 @@ class Cluster {
   Cluster() = default;
   absl::StatusOr<std::unique_ptr<ChildProcess>> StartOne(const std::string& name,
                                                          std::vector<std::string> argv);
+  std::unique_ptr<ChildProcess>* Slot(Role role, int i);
 
   ClusterOptions options_;
   pid_t group_ = 0;
-  std::unique_ptr<ChildProcess> store_, router_;
+  std::vector<std::unique_ptr<ChildProcess>> stores_;
+  std::unique_ptr<ChildProcess> router_;
   std::vector<std::unique_ptr<ChildProcess>> prefill_, decode_;
+  // Per child (by name): its command line with its port fixed, for Restart.
+  std::map<std::string, std::vector<std::string>> argv_;
   std::string empty_;
   std::string credentials_dir_;  // removed by Stop()
   ClusterCredentials credentials_;

@@ -107,7 +107,8 @@ absl::StatusOr<PrefillWorker::Plan> PrefillWorker::MakePlan(
       serving::CheckPrompt(request.tokens, request.generation.max_tokens, config));
   Plan plan;
   KVQ_ASSIGN_OR_RETURN(plan.mode,
-                       serving::ResolveKvMode(request.kv, config, /*allow_fp32=*/false));
+                       serving::ResolveKvMode(request.kv, config, /*allow_fp32=*/false,
+                                              options_.default_kv));
   plan.tokens = request.tokens;
   plan.encodings = serving::BlockPlan(plan.mode, static_cast<int>(request.tokens.size()));
   plan.keys = serving::PlanKeys(plan.tokens, model_.id, plan.encodings);

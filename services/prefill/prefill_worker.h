@@ -28,6 +28,7 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -39,6 +40,7 @@
 #include "model/kv_mode.h"
 #include "model/model.h"
 #include "model/transformer.h"
+#include "services/serving/request.h"
 #include "services/serving/serving_metrics.h"
 #include "services/serving/worker_store.h"
 #include "services/serving/worker_types.h"
@@ -58,6 +60,8 @@ struct PrefillOptions {
   absl::Duration lease_ttl = absl::Seconds(30);
   // Fault injection for tests: sleep between the Lookup and the fetch.
   absl::Duration debug_fetch_delay = absl::ZeroDuration();
+  // The kv mode of a request that names none.
+  std::string default_kv = serving::kDefaultKv;
 };
 
 class PrefillWorker {

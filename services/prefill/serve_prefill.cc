@@ -5,12 +5,14 @@
 #include <vector>
 
 #include "absl/flags/flag.h"
+#include "absl/strings/str_cat.h"
 #include "cli/command.h"
 #include "cli/flags.h"
 #include "services/common/grpc_server.h"
 #include "services/common/tls.h"
 #include "services/prefill/prefill_service.h"
 #include "services/prefill/prefill_worker.h"
+#include "services/serving/request.h"
 #include "services/serving/worker_main.h"
 #include "services/serving/worker_store.h"
 
@@ -39,6 +41,13 @@ int ServePrefill(const std::vector<std::string>&) {
     return serving::FailStartup(
         "prefill", absl::InvalidArgumentError("--kv_lease_ttl must be >= 0"));
   }
+  const std::string default_kv = absl::GetFlag(FLAGS_default_kv);
+  if (absl::Status s =
+          serving::ResolveKvMode(default_kv, worker->model.model->config, false).status();
+      !s.ok()) {
+    return serving::FailStartup("prefill", absl::InvalidArgumentError(absl::StrCat(
+                                               "--default_kv: ", s.message())));
+  }
   const services::TlsOptions tls = cli::TlsOptionsFromFlags();
   auto server_credentials = services::ServerCredentials(tls);
   if (!server_credentials.ok()) {
@@ -57,7 +66,8 @@ int ServePrefill(const std::vector<std::string>&) {
                      {.debug_layer_delay = absl::GetFlag(FLAGS_debug_layer_delay),
                       .push_after_prefill = absl::GetFlag(FLAGS_push_after_prefill),
                       .lease_ttl = absl::GetFlag(FLAGS_kv_lease_ttl),
-                      .debug_fetch_delay = absl::GetFlag(FLAGS_debug_fetch_delay)});
+                      .debug_fetch_delay = absl::GetFlag(FLAGS_debug_fetch_delay),
+                      .default_kv = default_kv});
   PrefillService service(&core, worker->metrics.get());
   absl::Status s = services::RunGrpcServer({.role = "prefill",
                                             .host = absl::GetFlag(FLAGS_host),
@@ -78,7 +88,7 @@ const cli::CommandRegistrar kServePrefill({
                                 "store", "store_token_file", "metrics_port",
                                 "request_timeout", "store_timeout", "shutdown_grace",
                                 "kv_lease_ttl", "debug_layer_delay", "debug_fetch_delay",
-                                "push_after_prefill"}),
+                                "push_after_prefill", "default_kv"}),
     .run = ServePrefill,
 });
 

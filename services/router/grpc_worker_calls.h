@@ -1,17 +1,20 @@
 // The router's calls to its workers over gRPC (router.h WorkerCalls): one
-// channel per worker address, made once (WorkerStubs), and per request a
+// channel per worker endpoint, made on first use and kept (WorkerStubs; the
+// router drops gone endpoints' channels through Retain), and per request a
 // GrpcWorkerCalls that propagates the client's deadline and cancellation to
 // every downstream call (the earlier of the client's deadline and the
 // router's default timeout applies). Protos are converted here, once
 // (serving/proto_convert.h).
 //
-//   WorkerStubs stubs(options.prefill, options.decode);
+//   WorkerStubs stubs;
 //   GrpcWorkerCalls calls(&stubs, server_context, absl::Minutes(5));
 //   router.Generate(request, calls, sink, cancelled);
 #ifndef KVQ_SERVICES_ROUTER_GRPC_WORKER_CALLS_H_
 #define KVQ_SERVICES_ROUTER_GRPC_WORKER_CALLS_H_
 
+#include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -26,15 +29,24 @@ namespace kvq::router {
 class WorkerStubs {
  public:
   // `security`: plaintext by default; TLS / mTLS (services/common/tls.h).
-  WorkerStubs(const std::vector<std::string>& prefill,
-              const std::vector<std::string>& decode,
-              const services::ChannelSecurity& security = services::ChannelSecurity());
-  v1::Prefill::Stub& prefill(int i) { return *prefill_[i]; }
-  v1::Decode::Stub& decode(int i) { return *decode_[i]; }
+  explicit WorkerStubs(services::ChannelSecurity security = services::ChannelSecurity());
+  // The stubs of the worker at `endpoint` (HOST:PORT), made on first use.
+  std::shared_ptr<v1::Prefill::Stub> prefill(const std::string& endpoint);
+  std::shared_ptr<v1::Decode::Stub> decode(const std::string& endpoint);
+  // Drops the channels of every endpoint not in `endpoints` (calls in flight
+  // keep theirs until they finish).
+  void Retain(const std::vector<std::string>& endpoints);
 
  private:
-  std::vector<std::unique_ptr<v1::Prefill::Stub>> prefill_;
-  std::vector<std::unique_ptr<v1::Decode::Stub>> decode_;
+  struct Stubs {
+    std::shared_ptr<v1::Prefill::Stub> prefill;
+    std::shared_ptr<v1::Decode::Stub> decode;
+  };
+  Stubs& For(const std::string& endpoint);  // under mu_
+
+  const services::ChannelSecurity security_;
+  std::mutex mu_;
+  std::map<std::string, Stubs> stubs_;  // guarded by mu_
 };
 
 class GrpcWorkerCalls final : public WorkerCalls {
@@ -45,8 +57,8 @@ class GrpcWorkerCalls final : public WorkerCalls {
       : stubs_(stubs), context_(context), default_timeout_(default_timeout) {}
 
   absl::StatusOr<serving::PrefillResult> Prefill(
-      int index, const serving::PrefillRequest& request) override;
-  absl::Status Decode(int index, const serving::DecodeRequest& request,
+      const std::string& endpoint, const serving::PrefillRequest& request) override;
+  absl::Status Decode(const std::string& endpoint, const serving::DecodeRequest& request,
                       const serving::DecodeSink& sink) override;
 
  private:

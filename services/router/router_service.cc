@@ -54,15 +54,21 @@ void ToProto(const RouteChunk& c, v1::GenerateResponse* out) {
 
 absl::StatusOr<std::unique_ptr<RouterService>> RouterService::Create(
     RouterOptions options, const services::ChannelSecurity& security) {
+  auto stubs = std::make_shared<WorkerStubs>(security);
+  auto chained = std::move(options.on_endpoints_changed);
+  options.on_endpoints_changed = [stubs, chained](const std::vector<std::string>& all) {
+    stubs->Retain(all);
+    if (chained) chained(all);
+  };
   absl::StatusOr<std::unique_ptr<Router>> router = Router::Create(std::move(options));
   if (!router.ok()) return router.status();
-  return std::unique_ptr<RouterService>(new RouterService(std::move(*router), security));
+  return std::unique_ptr<RouterService>(
+      new RouterService(std::move(stubs), std::move(*router)));
 }
 
-RouterService::RouterService(std::unique_ptr<Router> router,
-                             const services::ChannelSecurity& security)
-    : router_(std::move(router)),
-      stubs_(router_->options().prefill, router_->options().decode, security) {}
+RouterService::RouterService(std::shared_ptr<WorkerStubs> stubs,
+                             std::unique_ptr<Router> router)
+    : stubs_(std::move(stubs)), router_(std::move(router)) {}
 
 grpc::Status RouterService::Generate(grpc::ServerContext* context,
                                      const v1::GenerateRequest* request,
@@ -73,7 +79,7 @@ grpc::Status RouterService::Generate(grpc::ServerContext* context,
   absl::StatusOr<RouteRequest> converted = FromProto(*request);
   absl::Status status = converted.status();
   if (converted.ok()) {
-    GrpcWorkerCalls calls(&stubs_, context, router_->options().default_timeout);
+    GrpcWorkerCalls calls(stubs_.get(), context, router_->options().default_timeout);
     status = router_->Generate(
         *converted, calls,
         [writer](const RouteChunk& chunk) {

@@ -22,7 +22,8 @@ namespace kvq::router {
 
 class RouterService final : public v1::Router::Service {
  public:
-  // INVALID_ARGUMENT without a tokenizer or without decode workers.
+  // INVALID_ARGUMENT without a tokenizer or without decode workers. The
+  // channels of endpoints the router's targets no longer name are dropped.
   static absl::StatusOr<std::unique_ptr<RouterService>> Create(
       RouterOptions options,
       const services::ChannelSecurity& security = services::ChannelSecurity());
@@ -31,11 +32,10 @@ class RouterService final : public v1::Router::Service {
                         grpc::ServerWriter<v1::GenerateResponse>* writer) override;
 
  private:
-  RouterService(std::unique_ptr<Router> router,
-                const services::ChannelSecurity& security);
+  RouterService(std::shared_ptr<WorkerStubs> stubs, std::unique_ptr<Router> router);
 
+  const std::shared_ptr<WorkerStubs> stubs_;  // shared with the router's callback
   std::unique_ptr<Router> router_;
-  WorkerStubs stubs_;
 };
 
 }  // namespace kvq::router

@@ -5,12 +5,18 @@
 #include <vector>
 
 #include "absl/flags/flag.h"
+#include "absl/strings/str_cat.h"
 #include "cli/command.h"
 #include "cli/flags.h"
+#include "model/kv_mode.h"
 #include "services/common/grpc_server.h"
 #include "services/common/tls.h"
 #include "services/router/router_service.h"
 #include "services/serving/worker_main.h"
+
+ABSL_FLAG(absl::Duration, resolve_interval, absl::Seconds(5),
+          "Router: how often dns:///NAME:PORT worker targets are resolved again (also "
+          "a second after a worker answered UNAVAILABLE); 0 = only at start.");
 
 namespace kvq::router {
 namespace {
@@ -40,6 +46,16 @@ int ServeRouter(const std::vector<std::string>&) {
   if (!worker_security.ok()) {
     return serving::FailStartup("router", worker_security.status());
   }
+  options.resolve_interval = absl::GetFlag(FLAGS_resolve_interval);
+  options.default_kv = absl::GetFlag(FLAGS_default_kv);
+  if (absl::Status s = model::ParseKvMode(options.default_kv).status(); !s.ok()) {
+    return serving::FailStartup("router", absl::InvalidArgumentError(absl::StrCat(
+                                              "--default_kv: ", s.message())));
+  }
+  if (options.resolve_interval < absl::ZeroDuration()) {
+    return serving::FailStartup(
+        "router", absl::InvalidArgumentError("--resolve_interval must be >= 0"));
+  }
   auto service = RouterService::Create(options, *worker_security);
   if (!service.ok()) return serving::FailStartup("router", service.status());
   absl::Status s = services::RunGrpcServer({.role = "router",
@@ -57,11 +73,12 @@ const cli::CommandRegistrar kServeRouter({
     .description =
         "Encodes prompts, picks the least-loaded prefill worker (--prefill, retried "
         "once\n"
-        "on another) and a decode worker (--decode), and streams tokens back. Prints\n"
-        "`kvq router listening on HOST:PORT`.",
+        "on another) and a decode worker (--decode), and streams tokens back. A\n"
+        "dns:///NAME:PORT target is every address NAME resolves to (re-resolved every\n"
+        "--resolve_interval). Prints `kvq router listening on HOST:PORT`.",
     .flags = cli::WithTlsFlags({"model", "tokenizer", "host", "worker_port", "prefill",
                                 "decode", "metrics_port", "request_timeout",
-                                "shutdown_grace"}),
+                                "shutdown_grace", "resolve_interval", "default_kv"}),
     .run = ServeRouter,
 });
 

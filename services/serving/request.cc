@@ -7,8 +7,9 @@ namespace kvq::serving {
 
 absl::StatusOr<model::KvMode> ResolveKvMode(const std::string& kv,
                                             const model::ModelConfig& config,
-                                            bool allow_fp32) {
-  const std::string text = kv.empty() ? kDefaultKv : kv;
+                                            bool allow_fp32,
+                                            const std::string& default_kv) {
+  const std::string text = kv.empty() ? default_kv : kv;
   absl::StatusOr<model::KvMode> mode = model::ParseKvMode(text);
   if (!mode.ok()) {
     return absl::InvalidArgumentError(

@@ -17,15 +17,17 @@
 
 namespace kvq::serving {
 
-// The kv mode a worker uses when a request leaves it empty.
+// The kv mode a worker uses when a request leaves it empty, unless its
+// --default_kv says otherwise.
 inline constexpr char kDefaultKv[] = "kivi2";
 
-// Parses `kv` ("" = kDefaultKv) and resolves it against the model.
+// Parses `kv` ("" = `default_kv`) and resolves it against the model.
 // `allow_fp32` is false where the cache must be stored as blocks
 // (disaggregated path).
 absl::StatusOr<model::KvMode> ResolveKvMode(const std::string& kv,
                                             const model::ModelConfig& config,
-                                            bool allow_fp32);
+                                            bool allow_fp32,
+                                            const std::string& default_kv = kDefaultKv);
 
 // The mode's metric label (ServingMetrics::NoteKvMode): "fp32", "fp16" or
 // "kivi<bits>"; B, G and R are not part of it.

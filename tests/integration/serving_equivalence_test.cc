@@ -128,6 +128,79 @@ TEST_P(ServingKiviTest, DisaggregatedMatchesColocatedTokenForToken) {
   EXPECT_EQ(r.last.decode_bytes_fetched(), r.last.prefill().bytes_pushed());
 }
 
+// Several store shards, prefill and decode workers (the launcher's
+// --store_shards etc.): the same tokens, with the prompt's blocks spread over
+// every shard by rendezvous hashing and fetched back from all of them.
+TEST_F(ServingEquivalenceTest, ShardedStoreGivesTheSameTokens) {
+  launcher::ClusterOptions o = TestClusterOptions();
+  o.store_shards = 3;
+  o.prefill_workers = 2;
+  o.decode_workers = 2;
+  auto sharded = launcher::Cluster::Start(o);
+  ASSERT_TRUE(sharded.ok()) << sharded.status();
+  ASSERT_EQ((*sharded)->store_addresses().size(), 3u);
+  const std::string kv = "kivi:bits=2,block=8,residual=0";  // 8-token blocks: many
+  const std::vector<int> prompt = Encode("Sharded. " + std::string(kStory));
+  StreamResult colocated =
+      ColocatedGenerate(colocated_->decode(0)->address(), prompt, kv, 60);
+  ASSERT_TRUE(colocated.status.ok()) << colocated.status.error_message();
+  for (int round = 0; round < 2; ++round) {  // the second reuses every prefix block
+    StreamResult r =
+        RouterGenerate((*sharded)->router_address(), GreedyRequest(prompt, kv, 60));
+    ASSERT_TRUE(r.status.ok()) << r.status.error_message();
+    EXPECT_EQ(r.tokens, colocated.tokens);
+    EXPECT_EQ(r.last.decode_bytes_fetched(),
+              r.last.prefill().bytes_pushed() + r.last.prefill().bytes_fetched());
+    if (round == 1) EXPECT_GT(r.last.prefill().blocks_reused(), 0u);
+  }
+  uint64_t blocks = 0;
+  for (const std::string& shard : (*sharded)->store_addresses()) {
+    const v1::StoreStatsResponse s = StoreStats(shard);
+    EXPECT_GT(s.blocks(), 0u) << shard;
+    blocks += s.blocks();
+  }
+  EXPECT_GE(blocks, prompt.size() / 8);
+}
+
+// --default_kv (the ConfigMap's KVQ_KV): the router fills it into a request
+// that names no mode, so the prefill and decode workers use it; a worker's
+// own flag applies to requests sent to it directly.
+TEST_F(ServingEquivalenceTest, DefaultKvFlagIsTheModeOfRequestsWithoutOne) {
+  const std::string kv = "kivi:bits=4,residual=0";
+  launcher::ClusterOptions o = TestClusterOptions();
+  o.router_flags.push_back("--default_kv=" + kv);
+  o.prefill_flags.push_back("--default_kv=kivi8");
+  auto c = launcher::Cluster::Start(o);
+  ASSERT_TRUE(c.ok()) << c.status();
+  const std::vector<int> prompt = Encode("Default. " + std::string(kStory));
+  StreamResult r = RouterGenerate((*c)->router_address(), GreedyRequest(prompt, "", 40));
+  ASSERT_TRUE(r.status.ok()) << r.status.error_message();
+  StreamResult colocated =
+      ColocatedGenerate(colocated_->decode(0)->address(), prompt, kv, 40);
+  ASSERT_TRUE(colocated.status.ok()) << colocated.status.error_message();
+  EXPECT_EQ(r.tokens, colocated.tokens);
+  StreamResult two = RouterGenerate((*c)->router_address(),
+                                    GreedyRequest(prompt, "kivi:bits=2,residual=0", 1));
+  ASSERT_TRUE(two.status.ok()) << two.status.error_message();
+  EXPECT_LT(two.last.prefill().stored_bytes(), r.last.prefill().stored_bytes());
+
+  // Straight to the prefill worker: its own --default_kv.
+  v1::PrefillRequest direct;
+  direct.mutable_tokens()->Add(prompt.begin(), prompt.end());
+  direct.mutable_sampling()->set_max_tokens(1);
+  v1::PrefillResponse response;
+  ASSERT_TRUE(Prefill((*c)->prefill_addresses()[0], direct, &response).ok());
+  EXPECT_NE(response.handle().cache().kv().find("bits=8"), std::string::npos)
+      << response.handle().cache().kv();
+
+  // A bad mode stops the process at start.
+  launcher::ClusterOptions bad = TestClusterOptions();
+  bad.with_store = false;
+  bad.prefill_workers = 0;
+  bad.decode_flags.push_back("--default_kv=kivi3");
+  EXPECT_FALSE(launcher::Cluster::Start(bad).ok());
+}
+
 INSTANTIATE_TEST_SUITE_P(Residual, ServingKiviTest,
                          ::testing::Values("kivi:bits=2,residual=0",
                                            "kivi:bits=2,residual=32"));

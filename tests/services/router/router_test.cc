@@ -5,6 +5,7 @@
 // evicted handle re-prefilled once, colocated mode, text out.
 #include "services/router/router.h"
 
+#include <algorithm>
 #include <memory>
 #include <string>
 #include <vector>
@@ -14,6 +15,7 @@
 #include "model/generate.h"
 #include "services/router/router_service.h"
 #include "tests/services/router/local_worker_calls.h"
+#include "tests/services/router/static_resolver.h"
 #include "tests/services/serving/worker_test_env.h"
 
 namespace kvq::router {
@@ -142,13 +144,13 @@ TEST_F(RouterTest, DisaggregatedGivesTheTokensOfGenerate) {
 
 TEST_F(RouterTest, ADeadPrefillWorkerIsRetriedOnAnother) {
   auto router = MakeRouter({"p0", "p1"});
-  calls_->down = {0, 1};
+  calls_->down = {"p0", "p1"};
   std::vector<RouteChunk> chunks;
   const absl::Status both_down = Route(*router, Request(4), &chunks);
   EXPECT_EQ(both_down.code(), absl::StatusCode::kUnavailable);
   EXPECT_EQ(calls_->prefill_calls.size(), 2u);  // tried each once
 
-  calls_->down = {0};
+  calls_->down = {"p0"};
   calls_->prefill_calls.clear();
   chunks.clear();
   for (int i = 0; i < 2; ++i) {  // whichever the round robin picks first
@@ -223,6 +225,121 @@ TEST_F(RouterTest, BadRequestsAreInvalidArgument) {
   bad_kv.kv = "kivi3";
   EXPECT_EQ(Route(*router, bad_kv, &chunks).code(), absl::StatusCode::kInvalidArgument);
   EXPECT_TRUE(chunks.empty());
+}
+
+TEST_F(RouterTest, AnUnreachableDecodeWorkerIsRetriedOnAnotherAndAvoided) {
+  // "d9" has no worker behind it: it answers UNAVAILABLE at once, as a dead
+  // pod does (and so looks idle by its load).
+  auto router = Router::Create(
+      {.prefill = {"p0"}, .decode = {"d9", "d0"}, .tokenizer = &env_.tokenizer()});
+  ASSERT_TRUE(router.ok()) << router.status();
+  const std::vector<int> expected = Generated(3);
+  for (int i = 0; i < 4; ++i) {  // well within the second d9 counts as down
+    std::vector<RouteChunk> chunks;
+    const absl::Status s = Route(**router, Request(3), &chunks);
+    ASSERT_TRUE(s.ok()) << s;
+    EXPECT_EQ(Tokens(chunks), expected);
+  }
+  // Tried once, then avoided while it counts as down.
+  EXPECT_EQ(std::count(calls_->decode_calls.begin(), calls_->decode_calls.end(), "d9"),
+            1);
+  EXPECT_EQ(std::count(calls_->decode_calls.begin(), calls_->decode_calls.end(), "d0"),
+            4);
+}
+
+// ---- dns targets: every endpoint a name resolves to is a worker ----
+
+TEST_F(RouterTest, ADnsTargetIsEveryEndpointItResolvesTo) {
+  testing::StaticResolver dns;
+  dns.Set("dns:///prefill:1", {{"p0", "p1"}});
+  dns.Set("dns:///decode:2", {{"d0"}});
+  auto router = Router::Create({.prefill = {"dns:///prefill:1"},
+                                .decode = {"dns:///decode:2"},
+                                .tokenizer = &env_.tokenizer(),
+                                .resolver = &dns,
+                                .resolve_interval = absl::ZeroDuration()});
+  ASSERT_TRUE(router.ok()) << router.status();
+  EXPECT_EQ((*router)->prefill_endpoints(), (std::vector<std::string>{"p0", "p1"}));
+  std::vector<RouteChunk> chunks;
+  for (int i = 0; i < 4; ++i) {
+    ASSERT_TRUE(Route(**router, Request(2), &chunks).ok());
+  }
+  // Idle workers tie: the picks rotate over both endpoints.
+  EXPECT_EQ(std::count(calls_->prefill_calls.begin(), calls_->prefill_calls.end(), "p0"),
+            2);
+  EXPECT_EQ(calls_->decode_calls, std::vector<std::string>(4, "d0"));
+
+  // A dead pod behind the name: the prefill is retried on the other one.
+  calls_->down = {"p1"};
+  for (int i = 0; i < 2; ++i) {
+    chunks.clear();
+    ASSERT_TRUE(Route(**router, Request(2), &chunks).ok());
+    EXPECT_EQ(chunks.front().prefill_worker, "p0");
+  }
+}
+
+TEST_F(RouterTest, RefreshFollowsTheNameAndKeepsEndpointsOnErrors) {
+  testing::StaticResolver dns;
+  // Not resolvable at start (no pod ready yet): not an error, no worker.
+  std::vector<std::vector<std::string>> changes;
+  auto router =
+      Router::Create({.prefill = {"dns:///prefill:1", "p1"},
+                      .decode = {"dns:///decode:2"},
+                      .tokenizer = &env_.tokenizer(),
+                      .resolver = &dns,
+                      .resolve_interval = absl::ZeroDuration(),
+                      .on_endpoints_changed = [&](const std::vector<std::string>& all) {
+                        changes.push_back(all);
+                      }});
+  ASSERT_TRUE(router.ok()) << router.status();
+  EXPECT_EQ((*router)->prefill_endpoints(), std::vector<std::string>{"p1"});
+  EXPECT_TRUE((*router)->decode_endpoints().empty());
+  std::vector<RouteChunk> chunks;
+  const absl::Status none = Route(**router, Request(2), &chunks);
+  EXPECT_EQ(none.code(), absl::StatusCode::kUnavailable) << none;
+
+  dns.Set("dns:///prefill:1", {{"p0", "p1"}});  // p1 also named directly: once
+  dns.Set("dns:///decode:2", {{"d0"}});
+  EXPECT_TRUE((*router)->Refresh());
+  EXPECT_EQ((*router)->prefill_endpoints(), (std::vector<std::string>{"p0", "p1"}));
+  ASSERT_EQ(changes.size(), 1u);
+  EXPECT_EQ(changes.back(), (std::vector<std::string>{"p0", "p1", "d0"}));
+  chunks.clear();
+  ASSERT_TRUE(Route(**router, Request(2), &chunks).ok());
+
+  // A failed resolution keeps what the name had; nothing changes.
+  dns.Set("dns:///prefill:1", absl::UnavailableError("SERVFAIL"));
+  EXPECT_FALSE((*router)->Refresh());
+  EXPECT_EQ((*router)->prefill_endpoints(), (std::vector<std::string>{"p0", "p1"}));
+  // A pod gone from the name leaves the pool.
+  dns.Set("dns:///prefill:1", {std::vector<std::string>{}});
+  EXPECT_TRUE((*router)->Refresh());
+  EXPECT_EQ((*router)->prefill_endpoints(), std::vector<std::string>{"p1"});
+}
+
+TEST_F(RouterTest, DnsTargetsAreResolvedAgainPeriodically) {
+  testing::StaticResolver dns;
+  dns.Set("dns:///prefill:1", {{"p0"}});
+  auto router = Router::Create({.prefill = {"dns:///prefill:1"},
+                                .decode = {"d"},
+                                .tokenizer = &env_.tokenizer(),
+                                .resolver = &dns,
+                                .resolve_interval = absl::Milliseconds(20)});
+  ASSERT_TRUE(router.ok()) << router.status();
+  dns.Set("dns:///prefill:1", {{"p0", "p1"}});
+  const absl::Time until = absl::Now() + absl::Seconds(10);
+  while ((*router)->prefill_endpoints().size() < 2 && absl::Now() < until) {
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  EXPECT_EQ((*router)->prefill_endpoints(), (std::vector<std::string>{"p0", "p1"}));
+  EXPECT_GE(dns.calls(), 2);
+}
+
+TEST_F(RouterTest, AMalformedDnsTargetIsInvalidArgument) {
+  auto router = Router::Create(
+      {.prefill = {"dns:///no-port"}, .decode = {"d"}, .tokenizer = &env_.tokenizer()});
+  EXPECT_EQ(router.status().code(), absl::StatusCode::kInvalidArgument)
+      << router.status();
 }
 
 }  // namespace
