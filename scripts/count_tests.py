@@ -57,7 +57,7 @@ def count(report, name):
     for case in cases:
         if case.find("failure") is not None or case.find("error") is not None:
             bad += 1
-            fail(f"{case.get('classname')}.{case.get('name')} ({name})")
+            fail(f"{'.'.join(filter(None, (case.get('classname'), case.get('name'))))} ({name})")
         elif case.find("skipped") is not None or case.get("result") == "skipped":
             skipped += 1
         else:
