@@ -109,6 +109,12 @@ std::vector<v1::PutBlocksRequest> WholeBlock(const TestBlock& b) {
 }
 
 TEST(StoreIntegrationTest, HealthyAndStopsGracefullyOnSigterm) {
+#if defined(__SANITIZE_THREAD__)
+  // TSan holds a signal until the thread reaches an instrumented call, and the
+  // store's threads wait inside Debian's uninstrumented gRPC: SIGTERM was not
+  // acted on within 10 s (killed). Timing, not a race; ASan runs this case.
+  GTEST_SKIP() << "signal delivery is deferred under ThreadSanitizer";
+#endif
   auto store = StartStore({});
   ASSERT_NE(store, nullptr);
   EXPECT_TRUE(launcher::WaitHealthy(store->address(), absl::Seconds(10)).ok());
