@@ -22,6 +22,16 @@ std::vector<Command>& Registry() {
   return *registry;
 }
 
+std::vector<GlobalFlag>& GlobalFlags() {
+  static auto* flags = new std::vector<GlobalFlag>();
+  return *flags;
+}
+
+bool IsGlobalFlag(const std::string& name) {
+  return std::any_of(GlobalFlags().begin(), GlobalFlags().end(),
+                     [&](const GlobalFlag& f) { return f.name == name; });
+}
+
 std::vector<std::string> Words(const std::string& path) {
   return absl::StrSplit(path, ' ', absl::SkipEmpty());
 }
@@ -55,9 +65,11 @@ void PrintTopHelp() {
 void PrintCommandHelp(const Command& c) {
   std::printf("Usage: kvq %s [flags]\n\n%s\n", c.path.c_str(), c.summary.c_str());
   if (!c.description.empty()) std::printf("\n%s\n", c.description.c_str());
-  if (c.flags.empty()) return;
+  std::vector<std::string> names = c.flags;
+  for (const GlobalFlag& g : GlobalFlags()) names.push_back(g.name);
+  if (names.empty()) return;
   std::printf("\nFlags:\n");
-  for (const std::string& name : c.flags) {
+  for (const std::string& name : names) {
     const absl::CommandLineFlag* flag = absl::FindCommandLineFlag(name);
     if (flag == nullptr) {
       std::printf("  --%s  (unregistered flag: a bug in kvq)\n", name.c_str());
@@ -83,12 +95,21 @@ CommandRegistrar::CommandRegistrar(Command command) {
 
 const std::vector<Command>& RegisteredCommands() { return Registry(); }
 
+GlobalFlagRegistrar::GlobalFlagRegistrar(GlobalFlag flag) {
+  GlobalFlags().push_back(std::move(flag));
+}
+
 int RunMain(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
   // Leading words that are not flags name the command.
   size_t n_words = 0;
   while (n_words < args.size() && !absl::StartsWith(args[n_words], "-")) ++n_words;
 
+  // `kvq --version` is `kvq version`.
+  if (n_words == 0 && !args.empty() && args[0] == "--version") {
+    args[0] = "version";
+    n_words = 1;
+  }
   const Command* best = nullptr;
   size_t best_len = 0;
   for (const Command& c : Registry()) {
@@ -137,7 +158,8 @@ int RunMain(int argc, char** argv) {
     if (!absl::StartsWith(a, "-")) continue;
     std::string name = FlagName(a);
     bool known =
-        std::find(best->flags.begin(), best->flags.end(), name) != best->flags.end();
+        std::find(best->flags.begin(), best->flags.end(), name) != best->flags.end() ||
+        IsGlobalFlag(name);
     if (!known && absl::StartsWith(name, "no")) {
       known = std::find(best->flags.begin(), best->flags.end(), name.substr(2)) !=
               best->flags.end();
@@ -156,6 +178,13 @@ int RunMain(int argc, char** argv) {
   std::vector<char*> rest =
       absl::ParseCommandLine(static_cast<int>(parse_argv.size()), parse_argv.data());
   std::vector<std::string> positional(rest.begin() + 1, rest.end());
+  for (const GlobalFlag& g : GlobalFlags()) {
+    if (std::string error = g.apply(); !error.empty()) {
+      std::fprintf(stderr, "kvq %s: --%s: %s\n", best->path.c_str(), g.name.c_str(),
+                   error.c_str());
+      return 2;
+    }
+  }
   return best->run(positional);
 }
 

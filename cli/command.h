@@ -8,10 +8,10 @@
 //       .flags = {"model", "prompt", "steps", "kv"},
 //       .run = [](const std::vector<std::string>& args) { ... return 0; }});
 //
-// The dispatcher (cli/main.cc) matches the longest registered path ("bench
-// kernels" before "bench"), prints help for `--help`, rejects flags the
-// command does not list, parses the flags with Abseil, and calls `run` with
-// the remaining positional arguments. The library holding a registrar must be
+// `kvq --version` runs the `version` command. The dispatcher (cli/main.cc) matches the
+// longest registered path ("bench kernels" before "bench"), prints help for `--help`,
+// rejects flags the command does not list, parses the flags with Abseil, and calls `run`
+// with the remaining positional arguments. The library holding a registrar must be
 // `alwayslink = 1`.
 #ifndef KVQ_CLI_COMMAND_H_
 #define KVQ_CLI_COMMAND_H_
@@ -40,6 +40,20 @@ class CommandRegistrar {
 };
 
 const std::vector<Command>& RegisteredCommands();
+
+// A flag every command accepts (e.g. --kernel_variant), registered like a
+// command by the library that owns it. After the flags are parsed and before
+// the command runs, `apply` is called; a non-empty result is an error message
+// (the command does not run, exit status 2).
+struct GlobalFlag {
+  std::string name;  // an absl flag, without dashes
+  std::function<std::string()> apply;
+};
+
+class GlobalFlagRegistrar {
+ public:
+  explicit GlobalFlagRegistrar(GlobalFlag flag);
+};
 
 // Entry point used by main(): dispatches argv to a registered command.
 int RunMain(int argc, char** argv);

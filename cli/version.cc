@@ -1,21 +1,35 @@
-// `kvq version`: prints the build's version and the formats it speaks.
-#include <cstdio>
+// `kvq version` (also `kvq --version`): the release, the block format it
+// speaks, the CPU and the KV-cache kernel variant in use.
+#include "common/version.h"
 
+#include <cstdio>
+#include <string>
+
+#include "absl/strings/str_join.h"
 #include "cli/command.h"
+#include "kernels/block_format.h"
+#include "kernels/kernels.h"
 
 namespace kvq::cli {
 namespace {
 
-const CommandRegistrar kVersion({
+int PrintVersion(const std::vector<std::string>&) {
+  std::vector<std::string> available;
+  for (const kernels::KernelSet* k : kernels::Available()) available.push_back(k->name);
+  std::printf("kvq %s\n", kVersion);
+  std::printf("block format: %d\n", kernels::kFormatVersion);
+  std::printf("cpu: %s\n", kernels::CpuModelName().c_str());
+  std::printf("kernel variant: %s\n", kernels::Best().name.c_str());
+  std::printf("variants this cpu runs: %s\n", absl::StrJoin(available, ", ").c_str());
+  return 0;
+}
+
+const CommandRegistrar kVersionCommand({
     .path = "version",
-    .summary = "Print kvq's version.",
-    .description = "",
+    .summary = "Print kvq's version, the CPU and the kernel variant in use.",
+    .description = "Also `kvq --version`. --kernel_variant shows what forcing one picks.",
     .flags = {},
-    .run =
-        [](const std::vector<std::string>&) {
-          std::printf("kvq 0.1.0\n");
-          return 0;
-        },
+    .run = PrintVersion,
 });
 
 }  // namespace

@@ -1,7 +1,6 @@
 // `kvq bench model`: prefill and decode throughput of a synthetic
 // production-shaped model, fp16 vs kivi2 caches in one run.
 #include <cstdio>
-#include <fstream>
 #include <string>
 #include <vector>
 
@@ -11,6 +10,7 @@
 #include "absl/strings/str_split.h"
 #include "cli/command.h"
 #include "cli/flags.h"
+#include "kernels/kernels.h"
 #include "model/model_benchmark.h"
 #include "nlohmann/json.hpp"
 
@@ -22,20 +22,6 @@ ABSL_FLAG(
 
 namespace kvq::model {
 namespace {
-
-// "model name" from /proc/cpuinfo, or "unknown".
-std::string CpuName() {
-  std::ifstream in("/proc/cpuinfo");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("model name", 0) == 0) {
-      const size_t colon = line.find(':');
-      if (colon != std::string::npos && colon + 2 <= line.size())
-        return line.substr(colon + 2);
-    }
-  }
-  return "unknown";
-}
 
 // --weights as a comma-separated list; every mode while the flag holds its
 // default (this Abseil does not say whether a flag was given).
@@ -90,7 +76,8 @@ int RunBenchModel(const std::vector<std::string>& args) {
   }
   opts.weights = *weights;
   const bool json = absl::GetFlag(FLAGS_json);
-  const std::string cpu = CpuName();
+  const std::string cpu = kernels::CpuModelName();
+  const std::string variant = kernels::Best().name;
   const ModelConfig& c = opts.config;
   if (!json) {
     std::printf(
@@ -98,12 +85,12 @@ int RunBenchModel(const std::vector<std::string>& args) {
         "%d, vocab %d; median of %d runs\n",
         c.dim, c.n_layers, c.n_heads, c.n_kv_heads, c.HeadDim(), c.hidden_dim,
         c.vocab_size, opts.runs);
-    std::printf("cpu: %s\n", cpu.c_str());
+    std::printf("cpu: %s; KV-cache kernel variant: %s\n", cpu.c_str(), variant.c_str());
     std::printf("%-8s %-5s %-10s %8s %-40s %5s %7s %12s %9s %9s %14s\n", "workload",
                 "wts", "kernel", "wts MiB", "kv", "batch", "context", "tokens/s",
                 "vs fp16", "vs fp32w", "KV MiB/seq");
   }
-  auto print = [json, &cpu](const BenchResult& r) {
+  auto print = [json, &cpu, &variant](const BenchResult& r) {
     if (json) {
       nlohmann::json j = {{"workload", r.workload},
                           {"weights", r.weights},
@@ -111,6 +98,7 @@ int RunBenchModel(const std::vector<std::string>& args) {
                           {"weight_bytes", r.weight_bytes},
                           {"ratio_vs_fp32_weights", r.ratio_vs_fp32_weights},
                           {"cpu", cpu},
+                          {"kernel_variant", variant},
                           {"kv", r.kv},
                           {"batch", r.batch},
                           {"context", r.context},

@@ -17,7 +17,7 @@ q() {
   bazel query --noshow_progress "$1" 2>/dev/null || echo "(bazel query failed: $1)"
 }
 
-commands='^//(cli:(main|version|flags|command)|clients/cli:client_commands|.*:(serve_[a-z_]+|[a-z_]*_command))$'
+commands='^//(cli:(main|version|flags|command|kernel_variant)|clients/cli:client_commands|.*:(serve_[a-z_]+|[a-z_]*_command))$'
 bad=$(q 'rdeps(//... - //tests/..., //cli:flags + //cli:command, 1)' | grep -Ev "$commands")
 if [[ -n "$bad" ]]; then
   echo "layering: libraries that read the binary's flags or commands:"; echo "$bad"; fail=1

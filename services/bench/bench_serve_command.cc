@@ -14,9 +14,11 @@
 #include "absl/strings/str_split.h"
 #include "cli/command.h"
 #include "cli/flags.h"
+#include "cli/kernel_variant.h"
 #include "nlohmann/json.hpp"
 #include "services/bench/overlap_bench.h"
 #include "services/bench/serve_bench.h"
+#include "services/common/build_info.h"
 
 ABSL_FLAG(bool, throughput, true,
           "kvq bench serve: run the decode-throughput-at-equal-memory workload.");
@@ -55,6 +57,12 @@ constexpr double kOverlapTargetShares = 2.0;
 int Fail(const std::string& what) {
   std::fprintf(stderr, "kvq bench serve: %s\n", what.c_str());
   return 1;
+}
+
+// One JSON line, naming the version, CPU and kernel variant it ran on.
+std::string Line(nlohmann::json j) {
+  for (const auto& [key, value] : services::BuildInfoLabels()) j[key] = value;
+  return j.dump();
 }
 
 nlohmann::json ToJson(const ThroughputRow& r) {
@@ -146,6 +154,7 @@ int RunBenchServe(const std::vector<std::string>& args) {
     return 2;
   }
   model.weights = absl::GetFlag(FLAGS_weights);
+  model.kernel_variant = absl::GetFlag(FLAGS_kernel_variant);
   char tmpl[] = "/tmp/kvq-bench-serve-XXXXXX";
   if (mkdtemp(tmpl) == nullptr) return Fail("cannot create a temporary directory");
   struct RemoveDir {
@@ -194,7 +203,7 @@ int RunBenchServe(const std::vector<std::string>& args) {
           nlohmann::json j = ToJson(*row);
           j["run"] = run;
           j["weights"] = model.weights;
-          std::printf("%s\n", j.dump().c_str());
+          std::printf("%s\n", Line(j).c_str());
         } else {
           Print(*row);
         }
@@ -215,7 +224,7 @@ int RunBenchServe(const std::vector<std::string>& args) {
                                   {"throughput_ratio", ratio},
                                   {"target", kThroughputTarget},
                                   {"target_met", ratio >= kThroughputTarget}};
-        std::printf("%s\n", j.dump().c_str());
+        std::printf("%s\n", Line(j).c_str());
       } else {
         std::printf(
             "throughput_ratio (%s / %s, medians of %d runs): %.2f (target >= %.1f: "
@@ -237,7 +246,7 @@ int RunBenchServe(const std::vector<std::string>& args) {
     absl::StatusOr<OverlapRow> row = TransferOverlap(o);
     if (!row.ok()) return Fail("transfer overlap: " + row.status().ToString());
     if (json) {
-      std::printf("%s\n", ToJson(*row).dump().c_str());
+      std::printf("%s\n", Line(ToJson(*row)).c_str());
     } else {
       Print(*row);
     }

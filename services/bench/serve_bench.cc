@@ -173,6 +173,10 @@ absl::StatusOr<ThroughputRow> DecodeThroughput(const ThroughputOptions& o,
   }
   co.prefill_flags.push_back("--weights=" + o.model.weights);
   co.decode_flags.push_back("--weights=" + o.model.weights);
+  if (!o.model.kernel_variant.empty()) {
+    co.prefill_flags.push_back("--kernel_variant=" + o.model.kernel_variant);
+    co.decode_flags.push_back("--kernel_variant=" + o.model.kernel_variant);
+  }
   co.decode_kv_budget_bytes = static_cast<long long>(row.kv_budget_bytes);
   // Room for every warmed prompt and every request's whole cache, in fp16
   // (far more than needed: the requests share the warmed blocks), so that

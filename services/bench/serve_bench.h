@@ -32,6 +32,7 @@ struct BenchModel {
   std::string model = "synthetic";
   std::string tokenizer;
   std::string weights = "fp32";  // --weights of the prefill and decode workers
+  std::string kernel_variant;    // their --kernel_variant ("" = the CPU's best)
 };
 
 // The model's configuration without loading weights for a synthetic spec

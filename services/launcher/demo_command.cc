@@ -17,6 +17,7 @@
 #include "absl/time/clock.h"
 #include "cli/command.h"
 #include "cli/flags.h"
+#include "cli/kernel_variant.h"
 #include "grpcpp/create_channel.h"
 #include "proto/serving.grpc.pb.h"
 #include "services/common/tls.h"
@@ -91,6 +92,10 @@ int RunDemo(const std::vector<std::string>& args) {
   }
   options.prefill_flags.push_back("--weights=" + absl::GetFlag(FLAGS_weights));
   options.decode_flags.push_back("--weights=" + absl::GetFlag(FLAGS_weights));
+  if (const std::string v = absl::GetFlag(FLAGS_kernel_variant); !v.empty()) {
+    options.prefill_flags.push_back("--kernel_variant=" + v);
+    options.decode_flags.push_back("--kernel_variant=" + v);
+  }
   options.echo_output = absl::GetFlag(FLAGS_verbose);
   options.tls = absl::GetFlag(FLAGS_tls);
   options.store_shards = absl::GetFlag(FLAGS_store_shards);

@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "services/common/authorizer.h"
+#include "services/common/build_info.h"
 
 namespace kvq::serving {
 
@@ -34,6 +35,7 @@ absl::StatusOr<WorkerContext> StartWorker(const WorkerOptions& options) {
       {.role = role, .port = options.metrics_port, .bind_host = options.metrics_host});
   if (!endpoint.ok()) return endpoint.status();
   w.endpoint = std::move(*endpoint);
+  services::ExportBuildInfo(w.endpoint->registry(), role);
   std::string name = std::filesystem::path(w.model.model_path).filename().string();
   if (name.empty())
     name = std::filesystem::path(w.model.model_path).parent_path().filename();

@@ -10,6 +10,7 @@
 #include "cli/command.h"
 #include "cli/flags.h"
 #include "nlohmann/json.hpp"
+#include "services/common/build_info.h"
 #include "services/store/store_bench.h"
 
 ABSL_FLAG(std::string, store_bench_streams, "1,4,16",
@@ -73,25 +74,26 @@ int BenchStore() {
   }
   if (absl::GetFlag(FLAGS_json)) {
     for (const StoreBenchRow& r : *rows) {
-      const nlohmann::json j = {{"op", r.op},
-                                {"streams", r.streams},
-                                {"block_bytes", r.block_bytes},
-                                {"gbps", r.gbps},
-                                {"p50_ms", r.p50_ms},
-                                {"p99_ms", r.p99_ms},
-                                {"tcp_gbps", OrNull(r.tcp_gbps)},
-                                {"redis_gbps", OrNull(r.redis_gbps)},
-                                {"redis_p50_ms", OrNull(r.redis_p50_ms)},
-                                {"redis_p99_ms", OrNull(r.redis_p99_ms)},
-                                {"fraction_of_tcp", OrNull(r.fraction_of_tcp)},
-                                {"fraction_of_redis", OrNull(r.fraction_of_redis)},
-                                {"grpc_floor_gbps", OrNull(r.grpc_floor_gbps)},
-                                {"fraction_of_floor", OrNull(r.fraction_of_floor)},
-                                {"client_cpu_ms", OrNull(r.client_cpu_ms)},
-                                {"server_cpu_ms", OrNull(r.server_cpu_ms)},
-                                {"floor_server_cpu_ms", OrNull(r.floor_server_cpu_ms)},
-                                {"blocks_per_call", r.blocks_per_call},
-                                {"runs", options.runs}};
+      nlohmann::json j = {{"op", r.op},
+                          {"streams", r.streams},
+                          {"block_bytes", r.block_bytes},
+                          {"gbps", r.gbps},
+                          {"p50_ms", r.p50_ms},
+                          {"p99_ms", r.p99_ms},
+                          {"tcp_gbps", OrNull(r.tcp_gbps)},
+                          {"redis_gbps", OrNull(r.redis_gbps)},
+                          {"redis_p50_ms", OrNull(r.redis_p50_ms)},
+                          {"redis_p99_ms", OrNull(r.redis_p99_ms)},
+                          {"fraction_of_tcp", OrNull(r.fraction_of_tcp)},
+                          {"fraction_of_redis", OrNull(r.fraction_of_redis)},
+                          {"grpc_floor_gbps", OrNull(r.grpc_floor_gbps)},
+                          {"fraction_of_floor", OrNull(r.fraction_of_floor)},
+                          {"client_cpu_ms", OrNull(r.client_cpu_ms)},
+                          {"server_cpu_ms", OrNull(r.server_cpu_ms)},
+                          {"floor_server_cpu_ms", OrNull(r.floor_server_cpu_ms)},
+                          {"blocks_per_call", r.blocks_per_call},
+                          {"runs", options.runs}};
+      for (const auto& [key, value] : services::BuildInfoLabels()) j[key] = value;
       std::printf("%s\n", j.dump().c_str());
     }
     return 0;

@@ -18,6 +18,7 @@
 #include "grpcpp/grpcpp.h"
 #include "kvstore/kv_store.h"
 #include "services/common/authorizer.h"
+#include "services/common/build_info.h"
 #include "services/common/grpc_server.h"
 #include "services/common/metrics.h"
 #include "services/common/tls.h"
@@ -185,6 +186,7 @@ int ServeStore() {
     std::fprintf(stderr, "kvq serve store: %s\n", metrics.status().ToString().c_str());
     return 1;
   }
+  services::ExportBuildInfo((*metrics)->registry(), "store");
   services::RpcMetrics rpc_metrics((*metrics)->registry(), "store");
   StoreMetrics store_metrics((*metrics)->registry(), (*metrics)->labels());
   store_metrics.Update((*engine)->Stats());

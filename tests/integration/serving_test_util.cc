@@ -137,7 +137,7 @@ v1::StoreStatsResponse StoreStats(const std::string& address) {
   return out;
 }
 
-absl::StatusOr<double> ScrapeMetric(ChildProcess* child, const std::string& name) {
+absl::StatusOr<std::string> MetricsPage(ChildProcess* child) {
   int port = 0;
   for (absl::string_view line : absl::StrSplit(child->Output(), '\n')) {
     const size_t at = line.find(" metrics on ");
@@ -150,12 +150,18 @@ absl::StatusOr<double> ScrapeMetric(ChildProcess* child, const std::string& name
   }
   if (port <= 0) return absl::NotFoundError("no 'metrics on' line from " + child->name());
   std::string status;
-  const std::string page = testing::LoopbackHttpGet(port, "/metrics", &status);
+  std::string page = testing::LoopbackHttpGet(port, "/metrics", &status);
   if (!absl::StrContains(status, " 200 ")) {
     return absl::UnavailableError(
         absl::StrCat("GET /metrics on port ", port, ": '", status, "'"));
   }
-  for (absl::string_view line : absl::StrSplit(page, '\n')) {
+  return page;
+}
+
+absl::StatusOr<double> ScrapeMetric(ChildProcess* child, const std::string& name) {
+  absl::StatusOr<std::string> page = MetricsPage(child);
+  if (!page.ok()) return page.status();
+  for (absl::string_view line : absl::StrSplit(*page, '\n')) {
     if (!absl::StartsWith(line, name)) continue;
     absl::string_view rest = line.substr(name.size());
     if (!rest.empty() && rest[0] != '{' && rest[0] != ' ') continue;

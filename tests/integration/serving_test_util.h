@@ -74,6 +74,9 @@ v1::WorkerStats PrefillStats(const std::string& address);
 v1::WorkerStats DecodeStats(const std::string& address);
 v1::StoreStatsResponse StoreStats(const std::string& address);
 
+// The child's /metrics page (from its "metrics on HOST:PORT" line).
+absl::StatusOr<std::string> MetricsPage(ChildProcess* child);
+
 // The value of the sample `name{...}` (first match, any labels) on the
 // child's /metrics page (from its "metrics on HOST:PORT" line); NOT_FOUND
 // when absent.
