@@ -86,9 +86,10 @@ absl::StatusOr<std::unique_ptr<BlockKvCache>> BlockKvCache::FromBlocks(
           "holds %d",
           b, blk.n_tokens, B));
     }
-    if (is_quant && quantized != static_cast<int>(b)) {
-      return absl::InvalidArgumentError(
-          absl::StrFormat("block %d: a quantized block after an fp16 block", b));
+    if (is_quant && cache->mode_.sink_blocks() + quantized != static_cast<int>(b)) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "block %d: a quantized block among the %d sink blocks or after an fp16 block",
+          b, cache->mode_.sink_blocks()));
     }
     quantized += is_quant;
     total += blk.n_tokens;
@@ -152,8 +153,10 @@ absl::Status BlockKvCache::Append(int layer, int n, const float* k, const float*
   }
   // The residual rule (design 3.3), once for the tokens just appended.
   if (mode_.kind == KvMode::Kind::kKivi) {
-    while ((layer_quantized_[layer] + 1) * B + mode_.residual <= layer_tokens_[layer]) {
-      KVQ_RETURN_IF_ERROR(QuantizeBlock(layer_quantized_[layer], layer));
+    const int sinks = mode_.sink_blocks();
+    while ((sinks + layer_quantized_[layer] + 1) * B + mode_.residual <=
+           layer_tokens_[layer]) {
+      KVQ_RETURN_IF_ERROR(QuantizeBlock(sinks + layer_quantized_[layer], layer));
       ++layer_quantized_[layer];
     }
   }
@@ -205,6 +208,8 @@ absl::Status BlockKvCache::Read(int layer, float* k, float* v) const {
 
 bool BlockKvCache::KernelView(int layer, kernels::SequenceCache* view,
                               kernels::AttentionParams* params) const {
+  // Sink blocks are fp16 blocks before the quantized ones: they lead the
+  // fp16 list (kernel_set.h: attention does not depend on token order).
   view->quantized.clear();
   view->fp16.clear();
   for (int b = 0; b < LayerBlocks(layer); ++b) {

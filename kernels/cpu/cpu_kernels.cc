@@ -49,7 +49,8 @@ absl::Status QuantizeLayerFp16(const IsaKernels& isa, const BlockEncoding& enc,
                                int n_kv_heads, int head_dim, const uint16_t* k,
                                const uint16_t* v, uint8_t* out) {
   KVQ_RETURN_IF_ERROR(CheckQuantizeArgs(enc, n_kv_heads, head_dim, k, v, out));
-  if (!enc.is_fp16() && !cpu_internal::QuantizeSupported(head_dim, enc.group)) {
+  if (!enc.is_fp16() &&
+      (!enc.is_kivi() || !cpu_internal::QuantizeSupported(head_dim, enc.group))) {
     return reference::QuantizeLayerFp16(enc, n_kv_heads, head_dim, k, v, out);
   }
   const size_t n = LayerValues(enc, n_kv_heads, head_dim);
@@ -63,7 +64,8 @@ absl::Status QuantizeLayer(const IsaKernels& isa, const BlockEncoding& enc,
                            int n_kv_heads, int head_dim, const float* k, const float* v,
                            uint8_t* out) {
   KVQ_RETURN_IF_ERROR(CheckQuantizeArgs(enc, n_kv_heads, head_dim, k, v, out));
-  if (!enc.is_fp16() && !cpu_internal::QuantizeSupported(head_dim, enc.group)) {
+  if (!enc.is_fp16() &&
+      (!enc.is_kivi() || !cpu_internal::QuantizeSupported(head_dim, enc.group))) {
     return reference::QuantizeLayer(enc, n_kv_heads, head_dim, k, v, out);
   }
   const size_t n = LayerValues(enc, n_kv_heads, head_dim);
@@ -178,7 +180,10 @@ absl::Status DecodeAttention(const IsaKernels& isa, const AttentionParams& p,
   KVQ_RETURN_IF_ERROR(CheckAttentionArgs(p, batch));
   // Each sequence goes to the same implementation whatever else is in the
   // batch: these kernels where its blocks' shapes allow, else the reference.
+  // Format 2's outliers, key/value bits apart and u8 scales are the
+  // reference's alone (kernels/cpu/README.md, "Format 2").
   const auto supported = [&p, &isa](const AttentionTask& t) {
+    if (!t.cache->quantized.empty() && !p.quantized_encoding.is_kivi()) return false;
     if (isa.all_shapes) return true;
     const int group = t.cache->quantized.empty() ? 0 : p.quantized_encoding.group;
     return cpu_internal::AttentionSupported(p.head_dim, p.block_tokens, group);
