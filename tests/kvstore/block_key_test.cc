@@ -29,18 +29,30 @@ TEST(BlockKeyTest, GoldenChainQuantized) {
   const std::vector<BlockKey> keys =
       BlockKeyChain(GoldenTokens(), kModel, BlockEncoding::Quantized(2, 32, 32));
   ASSERT_EQ(keys.size(), 3u);
-  EXPECT_EQ(keys[0].ToHex(), "57f8d606e044347853ada9e01336d3bf");
-  EXPECT_EQ(keys[1].ToHex(), "a5ee757ebdbfef5a6295cb518bccc2af");
-  EXPECT_EQ(keys[2].ToHex(), "368a2feae2874a9b82ec83e8fb18b3b3");
+  EXPECT_EQ(keys[0].ToHex(), "dd3c9b51eec358511126f6ea83bf1b85");
+  EXPECT_EQ(keys[1].ToHex(), "426f8a458b74b2d574c6a921d8c3cfd7");
+  EXPECT_EQ(keys[2].ToHex(), "d51b9d9d631d8fe5f23b39ae1c90b4c4");
+}
+
+// Format 2's fields are hashed: 4-bit keys, 2-bit values, 82 key and 20
+// value outliers, u8 scales.
+TEST(BlockKeyTest, GoldenChainFormat2) {
+  const std::vector<BlockKey> keys = BlockKeyChain(
+      GoldenTokens(), kModel,
+      BlockEncoding::Mixed(4, 2, 32, 32, 82, 20, kernels::ScaleFormat::kU8));
+  ASSERT_EQ(keys.size(), 3u);
+  EXPECT_EQ(keys[0].ToHex(), "add2875fbe56c5e4256d9550a635afb5");
+  EXPECT_EQ(keys[1].ToHex(), "4185d89e769ecde316c493229fb6f742");
+  EXPECT_EQ(keys[2].ToHex(), "c8b3bda3771f3eadf8dfea8b9738338a");
 }
 
 TEST(BlockKeyTest, GoldenChainFp16) {
   const std::vector<BlockKey> keys =
       BlockKeyChain(GoldenTokens(), kModel, BlockEncoding::Fp16(32));
   ASSERT_EQ(keys.size(), 3u);
-  EXPECT_EQ(keys[0].ToHex(), "bd5453aeb94548b75ec5ca29ee4f4861");
-  EXPECT_EQ(keys[1].ToHex(), "002d0369ae4166ca79432af928927374");
-  EXPECT_EQ(keys[2].ToHex(), "829c6fadb91ad928d92223526a5da42f");
+  EXPECT_EQ(keys[0].ToHex(), "47e480a8f3cd8e31231a406d7f83e3d6");
+  EXPECT_EQ(keys[1].ToHex(), "4e02041eda17f6b3b04ce309ba4c172b");
+  EXPECT_EQ(keys[2].ToHex(), "96c3e153d85ab1c448a9cdbc56f7dea0");
 }
 
 TEST(BlockKeyTest, SharedPrefixSharesKeys) {

@@ -82,7 +82,7 @@ TEST_F(KvStoreTest, RejectsBadChecksumSizeAndMeta) {
   b.bytes.pop_back();
   EXPECT_EQ(Put(*s, b).status().code(), absl::StatusCode::kInvalidArgument);
   b = MakeTestBlock(1);
-  b.meta.encoding.version = 2;
+  b.meta.encoding.version = kernels::kFormatVersion + 1;
   EXPECT_EQ(Put(*s, b).status().code(), absl::StatusCode::kInvalidArgument);
   b = MakeTestBlock(1);
   b.meta.n_kv_heads = 3;  // size no longer matches
