@@ -134,6 +134,24 @@ TEST_F(KvStoreTest, EvictsLeastRecentlyUsed) {
   EXPECT_LE(st.bytes, st.capacity_bytes);
 }
 
+// Format 2 blocks (K/V bits apart, outliers, u8 scales) are sized by
+// BlockBytes like any other: the store takes them, and a byte short is refused.
+TEST_F(KvStoreTest, HoldsFormat2Blocks) {
+  auto s = Open(4);
+  const kernels::BlockEncoding enc =
+      kernels::BlockEncoding::Mixed(4, 2, 32, 8, 5, 5, kernels::ScaleFormat::kU8);
+  const TestBlock b = MakeTestBlock(3, enc);
+  const auto put = Put(*s, b);
+  ASSERT_TRUE(put.ok()) << put.status();
+  auto got = s->Get({b.key});
+  ASSERT_TRUE(got[0].ok()) << got[0].status();
+  EXPECT_EQ(*got[0]->bytes, b.bytes);
+  EXPECT_EQ(got[0]->meta.encoding, enc);
+  TestBlock short_block = MakeTestBlock(4, enc);
+  short_block.bytes.pop_back();
+  EXPECT_EQ(Put(*s, short_block).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
 TEST_F(KvStoreTest, CapacityAccountsMixedSizes) {
   // One fp16 block is 4x a 2-bit block of this shape plus scales; check that
   // accounting uses real sizes.
