@@ -201,9 +201,13 @@ TEST_F(ServingEquivalenceTest, DefaultKvFlagIsTheModeOfRequestsWithoutOne) {
   EXPECT_FALSE(launcher::Cluster::Start(bad).ok());
 }
 
-INSTANTIATE_TEST_SUITE_P(Residual, ServingKiviTest,
-                         ::testing::Values("kivi:bits=2,residual=0",
-                                           "kivi:bits=2,residual=32"));
+INSTANTIATE_TEST_SUITE_P(
+    Residual, ServingKiviTest,
+    ::testing::Values("kivi:bits=2,residual=0", "kivi:bits=2,residual=32",
+                      // Format 2 (issue 15): K/V bits apart, outliers, u8
+                      // scales, attention sinks.
+                      "kivi:kbits=4,vbits=2,outliers=0.02,scales=u8,residual=0",
+                      "kivi:bits=2,koutliers=0.05,sinks=32,residual=0"));
 
 // With int8 (and bf16) weights in both workers (`--weights`), the
 // disaggregated path is still the colocated one token for token.
