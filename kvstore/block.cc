@@ -61,14 +61,31 @@ absl::Status CheckFiniteValues(const BlockMeta& meta, absl::string_view bytes) {
     if (meta.encoding.is_fp16()) {
       finite = AllFiniteFp16(head, 2 * B * D);
     } else {
+      // fp16 scales and zeros (u8 ones cannot be), then format 2's fp16
+      // scale ranges and outlier values, which follow v_zero.
       const size_t groups = D / meta.encoding.group;
-      finite = AllFiniteFp16(head + l.k_scale, 2 * D) &&
-               AllFiniteFp16(head + l.v_scale, 2 * B * groups);
+      finite = (meta.encoding.u8_scales() ||
+                (AllFiniteFp16(head + l.k_scale, 2 * D) &&
+                 AllFiniteFp16(head + l.v_scale, 2 * B * groups))) &&
+               AllFiniteFp16(head + l.k_range, (l.k_out_at - l.k_range) / 2);
+      // Outlier positions inside the B x head_dim section.
+      for (size_t at = l.k_out_at; finite && at < l.head_bytes; at += l.index_bytes) {
+        uint32_t pos = 0;
+        for (size_t i = 0; i < l.index_bytes; ++i) {
+          pos |= static_cast<uint32_t>(static_cast<uint8_t>(head[at + i])) << (8 * i);
+        }
+        if (pos >= B * D) {
+          return absl::DataLossError(
+              absl::StrCat("block holds an outlier position ", pos, " outside the ",
+                           B * D, " entries of a head section (layer ",
+                           h / meta.n_kv_heads, ", KV head ", h % meta.n_kv_heads, ")"));
+        }
+      }
     }
     if (!finite) {
       return absl::DataLossError(absl::StrCat(
           "block holds a NaN or infinite ",
-          meta.encoding.is_fp16() ? "key or value" : "scale or zero", " (layer ",
+          meta.encoding.is_fp16() ? "key or value" : "scale, zero or outlier", " (layer ",
           h / meta.n_kv_heads, ", KV head ", h % meta.n_kv_heads, ")"));
     }
   }

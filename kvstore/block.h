@@ -58,7 +58,9 @@ absl::Status ValidateMeta(const BlockMeta& meta);
 uint64_t BlockChecksum(absl::string_view bytes);
 
 // DATA_LOSS unless every fp16 number of the block (an fp16 block's keys and
-// values; a quantized block's scales and zeros) is finite: a block that
+// values; a quantized block's fp16 scales and zeros, scale ranges and outlier
+// values) is finite and every outlier position lies inside its head section
+// (block_format.h): a block that
 // passed its checksum can still hold NaN or Inf written by a faulty or
 // hostile writer, and attention over it would fail or poison the output.
 // `bytes` must be meta.block_bytes() long (ValidateMeta succeeded).
