@@ -252,8 +252,13 @@ TEST(Format2Test, DequantizeRejectsOutlierPositionsOutsideTheBlock) {
 
 class Format2VariantsTest : public ::testing::TestWithParam<const KernelSet*> {};
 
+// The first three (outliers only) take the fp32 SIMD variants' own outlier
+// path; the others the reference.
 std::vector<BlockEncoding> Format2Encodings() {
-  return {BlockEncoding::Mixed(4, 2, 32, 8, 5, 5, ScaleFormat::kFp16),
+  return {BlockEncoding::Mixed(2, 2, 32, 32, 82, 82, ScaleFormat::kFp16),
+          BlockEncoding::Mixed(4, 4, 32, 8, 5, 5, ScaleFormat::kFp16),
+          BlockEncoding::Mixed(8, 8, 16, 8, 0, 7, ScaleFormat::kFp16),
+          BlockEncoding::Mixed(4, 2, 32, 8, 5, 5, ScaleFormat::kFp16),
           BlockEncoding::Mixed(2, 2, 16, 8, 3, 0, ScaleFormat::kU8),
           BlockEncoding::Mixed(2, 4, 32, 32, 82, 20, ScaleFormat::kU8),
           BlockEncoding::Mixed(8, 2, 32, 32, 0, 0, ScaleFormat::kFp16)};
