@@ -41,6 +41,24 @@ absl::Status Validate(const BlockEncoding& enc, const CacheShape& shape) {
     return absl::InvalidArgumentError(
         absl::StrCat("head_dim ", shape.head_dim, " is outside [1, ", kMaxHeadDim, "]"));
   }
+  if (enc.edge_layers > kMaxLayers || (enc.edge_layers == 0) != (enc.edge_bits == 0)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("edge_layers ", enc.edge_layers, " and edge_bits ", enc.edge_bits,
+                     ": both 0 or edge_layers in [1, ", kMaxLayers, "]"));
+  }
+  if (enc.edge_layers > 0) {
+    if (enc.is_fp16() ||
+        (enc.edge_bits != 2 && enc.edge_bits != 4 && enc.edge_bits != 8)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "edge_bits ", enc.edge_bits, " (want 2, 4 or 8, and a quantized encoding)"));
+    }
+    if (absl::Status s = Validate(enc.ForLayer(0, 1), shape); !s.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("edge layers' encoding: ", s.message()));
+    }
+    // The middle layers' encoding (layer E of 2E + 1).
+    return Validate(enc.ForLayer(enc.edge_layers, 2 * enc.edge_layers + 1), shape);
+  }
   if (enc.is_fp16()) {
     if (enc.group != 0 || enc.k_outliers != 0 || enc.v_outliers != 0 || enc.scales != 0) {
       return absl::InvalidArgumentError(absl::StrCat(

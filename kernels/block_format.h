@@ -94,6 +94,12 @@ struct BlockEncoding {
   uint16_t k_outliers = 0;     // nk: exact keys per head section of a block
   uint16_t v_outliers = 0;     // nv: exact values per head section of a block
   uint16_t scales = 0;         // ScaleFormat
+  // Per-layer bits: with E = edge_layers > 0, layers l < E and l >= L - E
+  // hold keys and values at edge_bits (the rest of the encoding the same);
+  // ForLayer() gives each layer's own encoding. 0 and 0 for a block whose
+  // layers are all alike.
+  uint16_t edge_layers = 0;
+  uint16_t edge_bits = 0;
 
   static constexpr BlockEncoding Fp16(int block_tokens) {
     return {kFormatVersion, static_cast<uint16_t>(block_tokens), 16, 0, 16, 0, 0, 0};
@@ -126,7 +132,20 @@ struct BlockEncoding {
   // (SIMD, integer, CUDA) implement; others go to the reference.
   KVQ_HOST_DEVICE constexpr bool is_kivi() const {
     return bits != 16 && v_bits == bits && k_outliers == 0 && v_outliers == 0 &&
-           scales == 0;
+           scales == 0 && edge_layers == 0;
+  }
+  // The encoding of layer `layer` of a block of n_layers layers: this one
+  // with edge_layers and edge_bits cleared and, in an edge layer, bits and
+  // v_bits set to edge_bits. Kernels take only such per-layer encodings.
+  KVQ_HOST_DEVICE constexpr BlockEncoding ForLayer(int layer, int n_layers) const {
+    BlockEncoding e = *this;
+    if (edge_layers > 0 && (layer < edge_layers || layer >= n_layers - edge_layers)) {
+      e.bits = edge_bits;
+      e.v_bits = edge_bits;
+    }
+    e.edge_layers = 0;
+    e.edge_bits = 0;
+    return e;
   }
   KVQ_HOST_DEVICE constexpr bool u8_scales() const {
     return scales == static_cast<uint16_t>(ScaleFormat::kU8);
@@ -135,13 +154,14 @@ struct BlockEncoding {
     return a.version == b.version && a.block_tokens == b.block_tokens &&
            a.bits == b.bits && a.group == b.group && a.v_bits == b.v_bits &&
            a.k_outliers == b.k_outliers && a.v_outliers == b.v_outliers &&
-           a.scales == b.scales;
+           a.scales == b.scales && a.edge_layers == b.edge_layers &&
+           a.edge_bits == b.edge_bits;
   }
   friend constexpr bool operator!=(const BlockEncoding& a, const BlockEncoding& b) {
     return !(a == b);
   }
 };
-static_assert(sizeof(BlockEncoding) == 16, "BlockEncoding is part of the wire format");
+static_assert(sizeof(BlockEncoding) == 20, "BlockEncoding is part of the wire format");
 
 // The model-side shape of a cache.
 struct CacheShape {
@@ -197,17 +217,32 @@ KVQ_HOST_DEVICE constexpr HeadLayout GetHeadLayout(const BlockEncoding& enc,
   return l;
 }
 
-// Bytes of one layer's part of a block (all KV heads).
+// Bytes of one layer's part of a block (all KV heads) of a per-layer
+// encoding (edge_layers == 0; else use the overload with a layer).
 KVQ_HOST_DEVICE constexpr size_t LayerBytes(const BlockEncoding& enc, int n_kv_heads,
                                             int head_dim) {
   return GetHeadLayout(enc, head_dim).head_bytes * static_cast<size_t>(n_kv_heads);
 }
 
+// Bytes of layer `layer`'s part of a block in `enc` (edge layers included).
+KVQ_HOST_DEVICE constexpr size_t LayerBytes(const BlockEncoding& enc,
+                                            const CacheShape& shape, int layer) {
+  return LayerBytes(enc.ForLayer(layer, shape.n_layers), shape.n_kv_heads,
+                    shape.head_dim);
+}
+
+// Byte offset of layer `layer`'s part inside a block.
+KVQ_HOST_DEVICE constexpr size_t LayerOffset(const BlockEncoding& enc,
+                                             const CacheShape& shape, int layer) {
+  size_t at = 0;
+  for (int l = 0; l < layer; ++l) at += LayerBytes(enc, shape, l);
+  return at;
+}
+
 // Bytes of a whole block (all layers).
 KVQ_HOST_DEVICE constexpr size_t BlockBytes(const BlockEncoding& enc,
                                             const CacheShape& shape) {
-  return LayerBytes(enc, shape.n_kv_heads, shape.head_dim) *
-         static_cast<size_t>(shape.n_layers);
+  return LayerOffset(enc, shape, shape.n_layers);
 }
 
 // Effective bits per cached element of a full block (design section 3.5),
@@ -234,7 +269,9 @@ inline constexpr int kMaxHeadDim = 2048;
 // whole-block callers that need layers check n_layers > 0 themselves).
 // fp16: group, outliers and scales 0. Quantized: B*bits and head_dim*v_bits
 // multiples of 8 (codes fill whole bytes), 1 <= G dividing head_dim, outliers
-// at most B*head_dim each, scales a ScaleFormat.
+// at most B*head_dim each, scales a ScaleFormat; edge_layers in [0,
+// kMaxLayers], 0 with edge_bits 0 or, quantized only, with edge_bits 2, 4 or
+// 8 (the edge layers' encoding valid too).
 absl::Status Validate(const BlockEncoding& enc, const CacheShape& shape);
 #endif
 

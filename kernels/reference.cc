@@ -442,6 +442,10 @@ absl::Status QuantizeLayer(const BlockEncoding& enc, int n_kv_heads, int head_di
 absl::Status DequantizeLayer(const BlockEncoding& enc, int n_kv_heads, int head_dim,
                              const uint8_t* part, float* k, float* v) {
   KVQ_RETURN_IF_ERROR(Validate(enc, CacheShape{0, n_kv_heads, head_dim}));
+  if (enc.edge_layers != 0) {
+    return absl::InvalidArgumentError(
+        "dequantize_layer: a block encoding with edge layers; pass enc.ForLayer()");
+  }
   if (part == nullptr || k == nullptr || v == nullptr) {
     return absl::InvalidArgumentError("dequantize_layer: null part, k or v");
   }

@@ -99,8 +99,10 @@ class BlockKvCache final : public KvCache {
   // Constant after construction.
   KvMode mode_;
   KvCacheShape shape_;
-  kernels::BlockEncoding fp16_enc_, quant_enc_;
-  size_t fp16_part_bytes_, quant_part_bytes_;
+  kernels::BlockEncoding fp16_enc_, quant_enc_;  // quant_enc_: the block's
+  size_t fp16_part_bytes_;
+  std::vector<kernels::BlockEncoding> layer_enc_;  // [layer] quant_enc_.ForLayer
+  std::vector<size_t> quant_part_bytes_;           // [layer]
 
   std::vector<std::vector<Part>> blocks_;  // [block][layer]
   std::vector<int> layer_tokens_;          // [layer]

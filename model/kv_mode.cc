@@ -18,7 +18,8 @@ namespace {
 constexpr char kForms[] =
     "expected fp32, fp16, kivi2, kivi4, kivi8 or kivi:KEY=VALUE,... with keys "
     "bits, kbits, vbits (2, 4, 8), block, group, residual, outliers, koutliers, "
-    "voutliers (fractions in [0, 0.5]), scales (fp16 or u8), sinks (e.g. "
+    "voutliers (fractions in [0, 0.5]), scales (fp16 or u8), sinks, edge_layers "
+    "with edge_bits (e.g. "
     "kivi:bits=2,block=32,group=8,residual=32 or "
     "kivi:kbits=4,vbits=2,outliers=0.02,sinks=32,scales=u8)";
 
@@ -120,6 +121,10 @@ absl::StatusOr<KvMode> ParseKvMode(absl::string_view text) {
       m.residual = value;
     } else if (key == "sinks") {
       m.sinks = value;
+    } else if (key == "edge_layers") {
+      m.edge_layers = value;
+    } else if (key == "edge_bits") {
+      m.edge_bits = value;
     } else {
       return Bad(text, absl::StrFormat("unknown key \"%s\"", key));
     }
@@ -150,6 +155,15 @@ absl::StatusOr<KvMode> ParseKvMode(absl::string_view text) {
   }
   if (m.sinks < 0)
     return Bad(text, absl::StrFormat("sinks must be >= 0, got %d", m.sinks));
+  if ((m.edge_layers == 0) != (m.edge_bits == 0) || m.edge_layers < 0 ||
+      m.edge_layers > kernels::kMaxLayers) {
+    return Bad(text, absl::StrFormat("edge_layers (%d) and edge_bits (%d) go together, "
+                                     "edge_layers in [1, %d]",
+                                     m.edge_layers, m.edge_bits, kernels::kMaxLayers));
+  }
+  if (m.edge_layers > 0 && !ValidBits(m.edge_bits)) {
+    return Bad(text, absl::StrFormat("edge_bits must be 2, 4 or 8, got %d", m.edge_bits));
+  }
   m.sinks = (m.sinks + m.block - 1) / m.block * m.block;  // whole blocks
   return m;
 }
@@ -199,6 +213,9 @@ std::string KvMode::ToString() const {
   }
   if (scales == kernels::ScaleFormat::kU8) s += ",scales=u8";
   if (sinks != 0) absl::StrAppendFormat(&s, ",sinks=%d", sinks);
+  if (edge_layers != 0) {
+    absl::StrAppendFormat(&s, ",edge_layers=%d,edge_bits=%d", edge_layers, edge_bits);
+  }
   return s;
 }
 
@@ -224,8 +241,10 @@ double EffectiveBits(const KvMode& mode, const kernels::CacheShape& shape, int n
     ++quantized;
   }
   const double per_token = 2.0 * shape.head_dim;  // per KV head and layer
+  // Bits of one quantized head section, averaged over the layers.
+  const kernels::CacheShape one_head{std::max(1, shape.n_layers), 1, shape.head_dim};
   const double head_bits =
-      8.0 * kernels::GetHeadLayout(mode.QuantizedEncoding(), shape.head_dim).head_bytes;
+      8.0 * kernels::BlockBytes(mode.QuantizedEncoding(), one_head) / one_head.n_layers;
   const double fp16_tokens = n_tokens - static_cast<double>(quantized) * B;
   return (quantized * head_bits + 16.0 * per_token * fp16_tokens) /
          (per_token * n_tokens);

@@ -17,6 +17,8 @@
 //     scales=fp16|u8          scale/zero encoding (kernels/block_format.h)
 //     sinks=S                 first S tokens kept fp16 (attention sinks);
 //                             rounded up to whole blocks
+//     edge_layers=E,edge_bits=b  the first and last E layers' keys and
+//                             values at b bits (2, 4, 8); both or neither
 //   e.g. kivi:bits=2,block=32,group=8,residual=32
 //        kivi:kbits=4,vbits=2,outliers=0.02,sinks=32,scales=u8
 //
@@ -47,7 +49,9 @@ struct KvMode {
   double k_outliers = 0;  // fraction of a block's keys kept exact
   double v_outliers = 0;  // fraction of a block's values kept exact
   kernels::ScaleFormat scales = kernels::ScaleFormat::kFp16;
-  int sinks = 0;  // first tokens kept fp16, a multiple of B
+  int sinks = 0;        // first tokens kept fp16, a multiple of B
+  int edge_layers = 0;  // first and last layers at edge_bits (0: none)
+  int edge_bits = 0;    // 2, 4, 8 when edge_layers > 0
 
   // Filled by Resolve from the fractions: outliers per KV head per block,
   // round(fraction * B * head_dim).
@@ -64,14 +68,20 @@ struct KvMode {
   // A KIVI mode (one bit width, no outliers, fp16 scales, no sinks), or not.
   bool IsPureKivi() const {
     return kind == Kind::kKivi && value_bits() == bits && k_outliers == 0 &&
-           v_outliers == 0 && scales == kernels::ScaleFormat::kFp16 && sinks == 0;
+           v_outliers == 0 && scales == kernels::ScaleFormat::kFp16 && sinks == 0 &&
+           edge_layers == 0;
   }
 
   // Encoding of the blocks this mode quantizes (kivi; Resolve()d first for
   // the outlier counts) or stores (fp16).
+  // A block's encoding: with edge layers, each layer's is
+  // QuantizedEncoding().ForLayer(layer, n_layers).
   kernels::BlockEncoding QuantizedEncoding() const {
-    return kernels::BlockEncoding::Mixed(bits, value_bits(), block, group,
-                                         k_outlier_count, v_outlier_count, scales);
+    kernels::BlockEncoding e = kernels::BlockEncoding::Mixed(
+        bits, value_bits(), block, group, k_outlier_count, v_outlier_count, scales);
+    e.edge_layers = static_cast<uint16_t>(edge_layers);
+    e.edge_bits = static_cast<uint16_t>(edge_bits);
+    return e;
   }
   kernels::BlockEncoding Fp16Encoding() const {
     return kernels::BlockEncoding::Fp16(block);
@@ -80,23 +90,24 @@ struct KvMode {
   // The canonical full form ("fp32", "fp16",
   // "kivi:bits=2,block=32,group=8,residual=128"; non-KIVI fields follow in
   // the order kbits/vbits (instead of bits when they differ), outliers (or
-  // koutliers, voutliers), scales, sinks, each only when not the default).
+  // koutliers, voutliers), scales, sinks, edge_layers + edge_bits, each only
+  // when not the default).
   std::string ToString() const;
 };
 
 // INVALID_ARGUMENT with the accepted forms for anything else: unknown names,
 // unknown or repeated keys, non-numeric values, bits not in {2, 4, 8}, block
 // not in [1, 4096], residual negative or not a multiple of block, outlier
-// fractions outside [0, 0.5], scales not fp16 or u8, sinks negative.
+// fractions outside [0, 0.5], scales not fp16 or u8, sinks negative,
+// edge_layers without edge_bits (or the reverse), edge_bits not in {2, 4, 8}.
 absl::StatusOr<KvMode> ParseKvMode(absl::string_view text);
 
 // Effective bits per cached element of one sequence of n_tokens tokens
 // (design 3.5): codes, scales, zeros, scale ranges, outlier values and
 // positions of the quantized blocks, 16 bits for the sink blocks, the fp16
 // residual and the partial last block; 32 for fp32. `mode` must be
-// Resolve()d for shape.head_dim; shape.n_layers and n_kv_heads cancel out
-// (every layer and head is encoded alike) but are part of the signature for
-// per-layer encodings. 0 when n_tokens <= 0. Equals the bits of a
+// Resolve()d for shape.head_dim; shape.n_layers (>= 1) matters with edge
+// layers, n_kv_heads cancels out. 0 when n_tokens <= 0. Equals the bits of a
 // BlockKvCache holding n_tokens tokens (KvCacheStats::BitsPerElement()).
 double EffectiveBits(const KvMode& mode, const kernels::CacheShape& shape, int n_tokens);
 

@@ -20,7 +20,9 @@ absl::StatusOr<kernels::BlockEncoding> EncodingFromProto(const v1::BlockEncoding
                 {"v_bits", proto.v_bits()},
                 {"k_outliers", proto.k_outliers()},
                 {"v_outliers", proto.v_outliers()},
-                {"scales", proto.scales()}};
+                {"scales", proto.scales()},
+                {"edge_layers", proto.edge_layers()},
+                {"edge_bits", proto.edge_bits()}};
   for (const auto& f : fields) {
     if (f.value > kMax) {
       return absl::InvalidArgumentError(
@@ -34,7 +36,9 @@ absl::StatusOr<kernels::BlockEncoding> EncodingFromProto(const v1::BlockEncoding
                                 static_cast<uint16_t>(proto.v_bits()),
                                 static_cast<uint16_t>(proto.k_outliers()),
                                 static_cast<uint16_t>(proto.v_outliers()),
-                                static_cast<uint16_t>(proto.scales())};
+                                static_cast<uint16_t>(proto.scales()),
+                                static_cast<uint16_t>(proto.edge_layers()),
+                                static_cast<uint16_t>(proto.edge_bits())};
 }
 
 void EncodingToProto(const kernels::BlockEncoding& encoding, v1::BlockEncoding* out) {
@@ -46,6 +50,8 @@ void EncodingToProto(const kernels::BlockEncoding& encoding, v1::BlockEncoding* 
   out->set_k_outliers(encoding.k_outliers);
   out->set_v_outliers(encoding.v_outliers);
   out->set_scales(encoding.scales);
+  out->set_edge_layers(encoding.edge_layers);
+  out->set_edge_bits(encoding.edge_bits);
 }
 
 }  // namespace kvq::services

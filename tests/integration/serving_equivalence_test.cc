@@ -216,7 +216,10 @@ INSTANTIATE_TEST_SUITE_P(
                       // Format 2 (issue 15): K/V bits apart, outliers, u8
                       // scales, attention sinks.
                       "kivi:kbits=4,vbits=2,outliers=0.02,scales=u8,residual=0",
-                      "kivi:bits=2,koutliers=0.05,sinks=32,residual=0"));
+                      "kivi:bits=2,koutliers=0.05,sinks=32,residual=0",
+                      // Edge layers: layer parts of different sizes stream
+                      // through the store.
+                      "kivi:bits=2,scales=u8,edge_layers=1,edge_bits=8,residual=0"));
 
 // With int8 (and bf16) weights in both workers (`--weights`), the
 // disaggregated path is still the colocated one token for token.

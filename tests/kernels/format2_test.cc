@@ -250,6 +250,43 @@ TEST(Format2Test, DequantizeRejectsOutlierPositionsOutsideTheBlock) {
       absl::StatusCode::kInvalidArgument);
 }
 
+// Edge layers: the first and last E layers at edge_bits, the others as the
+// encoding says; sizes and offsets per layer, kernels take only ForLayer().
+TEST(Format2Test, EdgeLayersByHand) {
+  BlockEncoding enc = BlockEncoding::Mixed(2, 2, 32, 8, 0, 0, ScaleFormat::kFp16);
+  enc.edge_layers = 1;
+  enc.edge_bits = 4;
+  const CacheShape shape{5, 2, 8};
+  ASSERT_TRUE(Validate(enc, shape).ok());
+  const BlockEncoding edge = enc.ForLayer(0, 5), middle = enc.ForLayer(2, 5);
+  EXPECT_EQ(edge, BlockEncoding::Quantized(4, 32, 8));
+  EXPECT_EQ(middle, BlockEncoding::Quantized(2, 32, 8));
+  EXPECT_EQ(enc.ForLayer(4, 5), edge);
+  EXPECT_EQ(enc.ForLayer(3, 5), middle);
+  // 2-bit head: 64 + 32 + 64 + 128 = 288 bytes; 4-bit: 128 + 32 + 128 + 128 = 416.
+  EXPECT_EQ(LayerBytes(enc, shape, 0), 2u * 416);
+  EXPECT_EQ(LayerBytes(enc, shape, 1), 2u * 288);
+  EXPECT_EQ(LayerOffset(enc, shape, 2), 2u * 416 + 2 * 288);
+  EXPECT_EQ(BlockBytes(enc, shape), 2u * (2 * 416 + 3 * 288));
+  EXPECT_FALSE(enc.is_kivi());
+  // A block encoding with edge layers is not a layer's: kernels refuse it.
+  std::vector<float> k(2 * 32 * 8, 1.0f), v(k.size(), 1.0f);
+  std::vector<uint8_t> part(LayerBytes(enc, shape, 0));
+  EXPECT_EQ(reference::QuantizeLayer(enc, 2, 8, k.data(), v.data(), part.data()).code(),
+            absl::StatusCode::kInvalidArgument);
+  // Validate: edge bits must be 2, 4 or 8, both fields or neither, quantized.
+  BlockEncoding bad = enc;
+  bad.edge_bits = 3;
+  EXPECT_EQ(Validate(bad, shape).code(), absl::StatusCode::kInvalidArgument);
+  bad = enc;
+  bad.edge_bits = 0;
+  EXPECT_EQ(Validate(bad, shape).code(), absl::StatusCode::kInvalidArgument);
+  bad = BlockEncoding::Fp16(32);
+  bad.edge_layers = 1;
+  bad.edge_bits = 4;
+  EXPECT_EQ(Validate(bad, shape).code(), absl::StatusCode::kInvalidArgument);
+}
+
 class Format2VariantsTest : public ::testing::TestWithParam<const KernelSet*> {};
 
 // The first three (outliers only) take the fp32 SIMD variants' own outlier

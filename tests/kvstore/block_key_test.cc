@@ -29,9 +29,9 @@ TEST(BlockKeyTest, GoldenChainQuantized) {
   const std::vector<BlockKey> keys =
       BlockKeyChain(GoldenTokens(), kModel, BlockEncoding::Quantized(2, 32, 32));
   ASSERT_EQ(keys.size(), 3u);
-  EXPECT_EQ(keys[0].ToHex(), "dd3c9b51eec358511126f6ea83bf1b85");
-  EXPECT_EQ(keys[1].ToHex(), "426f8a458b74b2d574c6a921d8c3cfd7");
-  EXPECT_EQ(keys[2].ToHex(), "d51b9d9d631d8fe5f23b39ae1c90b4c4");
+  EXPECT_EQ(keys[0].ToHex(), "681ee85cd85c9ff13a17905cdbecb576");
+  EXPECT_EQ(keys[1].ToHex(), "85dc0500139098886a3b52a953165925");
+  EXPECT_EQ(keys[2].ToHex(), "54a7967582006eded391e317f0343143");
 }
 
 // Format 2's fields are hashed: 4-bit keys, 2-bit values, 82 key and 20
@@ -41,18 +41,28 @@ TEST(BlockKeyTest, GoldenChainFormat2) {
       GoldenTokens(), kModel,
       BlockEncoding::Mixed(4, 2, 32, 32, 82, 20, kernels::ScaleFormat::kU8));
   ASSERT_EQ(keys.size(), 3u);
-  EXPECT_EQ(keys[0].ToHex(), "add2875fbe56c5e4256d9550a635afb5");
-  EXPECT_EQ(keys[1].ToHex(), "4185d89e769ecde316c493229fb6f742");
-  EXPECT_EQ(keys[2].ToHex(), "c8b3bda3771f3eadf8dfea8b9738338a");
+  EXPECT_EQ(keys[0].ToHex(), "556d2021e5a6b34c5b8daff250a2f22f");
+  EXPECT_EQ(keys[1].ToHex(), "e620ea705a963c369b1384bea95f7079");
+  EXPECT_EQ(keys[2].ToHex(), "ad1e594eb36dc2f223b19b7921753733");
+  // Edge layers: 2-bit u8-scale blocks whose first and last layer are 4-bit.
+  BlockEncoding edge =
+      BlockEncoding::Mixed(2, 2, 32, 32, 0, 0, kernels::ScaleFormat::kU8);
+  edge.edge_layers = 1;
+  edge.edge_bits = 4;
+  const std::vector<BlockKey> edge_keys = BlockKeyChain(GoldenTokens(), kModel, edge);
+  ASSERT_EQ(edge_keys.size(), 3u);
+  EXPECT_EQ(edge_keys[0].ToHex(), "26a7ed7e0607bdd076e5f546de77bbae");
+  EXPECT_EQ(edge_keys[1].ToHex(), "30fc0ad832fd3e5b83c127a89a757a5e");
+  EXPECT_EQ(edge_keys[2].ToHex(), "91c3a18e3ee39f738ed016c64cd9e1da");
 }
 
 TEST(BlockKeyTest, GoldenChainFp16) {
   const std::vector<BlockKey> keys =
       BlockKeyChain(GoldenTokens(), kModel, BlockEncoding::Fp16(32));
   ASSERT_EQ(keys.size(), 3u);
-  EXPECT_EQ(keys[0].ToHex(), "47e480a8f3cd8e31231a406d7f83e3d6");
-  EXPECT_EQ(keys[1].ToHex(), "4e02041eda17f6b3b04ce309ba4c172b");
-  EXPECT_EQ(keys[2].ToHex(), "96c3e153d85ab1c448a9cdbc56f7dea0");
+  EXPECT_EQ(keys[0].ToHex(), "27b5715f5cccc7e7d690dccd87da782e");
+  EXPECT_EQ(keys[1].ToHex(), "1e479396bcdbfa205efe056922d64401");
+  EXPECT_EQ(keys[2].ToHex(), "f316f78de018b5d7c48ba0c0a238765f");
 }
 
 TEST(BlockKeyTest, SharedPrefixSharesKeys) {

@@ -83,5 +83,23 @@ TEST(CheckFiniteValuesTest, Format2ChecksRangesOutliersAndPositions) {
   EXPECT_TRUE(CheckFiniteValues(m, bad_position).ok());
 }
 
+// Edge layers: each layer is checked in its own layout, at its own offset.
+TEST(CheckFiniteValuesTest, EdgeLayersUseEachLayersLayout) {
+  kernels::BlockEncoding enc = kernels::BlockEncoding::Quantized(2, 32, 4);
+  enc.edge_layers = 1;
+  enc.edge_bits = 8;
+  const BlockMeta m = Meta(enc);  // 2 layers: both edge layers, 8-bit
+  BlockMeta three = m;
+  three.n_layers = 3;  // layer 1 is 2-bit
+  std::string bytes(three.block_bytes(), '\0');
+  EXPECT_TRUE(CheckFiniteValues(three, bytes).ok());
+  const kernels::HeadLayout mid = kernels::GetHeadLayout(enc.ForLayer(1, 3), 8);
+  std::string bad = bytes;  // layer 1, KV head 1: its key zero
+  PutHalf(&bad, three.layer_offset(1) + mid.head_bytes + mid.k_zero, 0x7c00);
+  const absl::Status s = CheckFiniteValues(three, bad);
+  EXPECT_EQ(s.code(), absl::StatusCode::kDataLoss);
+  EXPECT_NE(s.message().find("layer 1, KV head 1"), std::string::npos) << s.message();
+}
+
 }  // namespace
 }  // namespace kvq::kvstore

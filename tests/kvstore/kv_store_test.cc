@@ -147,6 +147,14 @@ TEST_F(KvStoreTest, HoldsFormat2Blocks) {
   ASSERT_TRUE(got[0].ok()) << got[0].status();
   EXPECT_EQ(*got[0]->bytes, b.bytes);
   EXPECT_EQ(got[0]->meta.encoding, enc);
+  kernels::BlockEncoding edge = enc;
+  edge.edge_layers = 1;
+  edge.edge_bits = 8;
+  const TestBlock e = MakeTestBlock(5, edge);
+  ASSERT_TRUE(Put(*s, e).ok());
+  auto got_e = s->Get({e.key});
+  ASSERT_TRUE(got_e[0].ok()) << got_e[0].status();
+  EXPECT_EQ(*got_e[0]->bytes, e.bytes);
   TestBlock short_block = MakeTestBlock(4, enc);
   short_block.bytes.pop_back();
   EXPECT_EQ(Put(*s, short_block).status().code(), absl::StatusCode::kInvalidArgument);

@@ -175,6 +175,57 @@ TEST(BlockKvCacheTest, StatsCountQuantizedBlocksAndFp16Tail) {
   EXPECT_NEAR(c->Stats().BitsPerElement(), (24 * quantized + 4 * 16.0) / 28, 1e-9);
 }
 
+// Edge layers: layer parts of a quantized block differ in size (3 layers:
+// 0 and 2 at 8 bits, 1 at 2 bits), attention and export/import see each
+// layer's own encoding, and the stored bits are EffectiveBits'.
+TEST(BlockKvCacheTest, EdgeLayersHoldTheirOwnBits) {
+  constexpr KvCacheShape kThree{
+      .n_layers = 3, .n_heads = 4, .n_kv_heads = 2, .head_dim = 8};
+  const char* text = "kivi:bits=2,block=8,group=8,residual=0,edge_layers=1,edge_bits=8";
+  absl::StatusOr<KvMode> mode = ParseKvMode(text);
+  ASSERT_TRUE(mode.ok());
+  absl::StatusOr<std::unique_ptr<BlockKvCache>> made =
+      BlockKvCache::Create(*mode, kThree);
+  ASSERT_TRUE(made.ok()) << made.status();
+  BlockKvCache& c = **made;
+  std::mt19937 rng(8);
+  for (int n = 0; n < 20; ++n) {
+    for (int l = 0; l < kThree.n_layers; ++l) {
+      std::vector<float> k = Random(kThree.kv_dim(), rng),
+                         v = Random(kThree.kv_dim(), rng);
+      ASSERT_TRUE(c.Append(l, 1, k.data(), v.data()).ok());
+    }
+  }
+  ASSERT_EQ(QuantizedBlocks(c), 2);
+  const kernels::CacheShape cs{kThree.n_layers, kThree.n_kv_heads, kThree.head_dim};
+  const size_t b8 = kernels::LayerBytes(kernels::BlockEncoding::Quantized(8, 8, 8), 2, 8);
+  const size_t b2 = kernels::LayerBytes(kernels::BlockEncoding::Quantized(2, 8, 8), 2, 8);
+  EXPECT_EQ(c.LayerPart(0, 0).size(), b8);
+  EXPECT_EQ(c.LayerPart(0, 1).size(), b2);
+  EXPECT_EQ(c.LayerPart(0, 2).size(), b8);
+  EXPECT_EQ(c.ExportBlock(0).size(), 2 * b8 + b2);
+  EXPECT_EQ(c.ExportBlock(0).size(), kernels::BlockBytes(c.block_encoding(0), cs));
+  EXPECT_NEAR(c.Stats().BitsPerElement(), EffectiveBits(*mode->Resolve(8), cs, 20),
+              1e-12);
+  // Export/import: the same attention in every layer.
+  std::vector<std::string> bytes;
+  std::vector<BlockKvCache::ImportedBlock> blocks;
+  for (int b = 0; b < c.n_blocks(); ++b) bytes.push_back(c.ExportBlock(b));
+  for (int b = 0; b < c.n_blocks(); ++b) {
+    blocks.push_back({c.block_encoding(b), c.block_tokens(b), bytes[b]});
+  }
+  absl::StatusOr<std::unique_ptr<BlockKvCache>> back =
+      BlockKvCache::FromBlocks(*mode, kThree, blocks);
+  ASSERT_TRUE(back.ok()) << back.status();
+  const std::vector<float> q = Random(size_t(kThree.n_heads) * kThree.head_dim, rng);
+  for (int layer = 0; layer < kThree.n_layers; ++layer) {
+    std::vector<float> a(q.size()), b(q.size());
+    ASSERT_TRUE(c.Attend(layer, q.data(), a.data()).ok());
+    ASSERT_TRUE((*back)->Attend(layer, q.data(), b.data()).ok());
+    EXPECT_EQ(a, b) << layer;
+  }
+}
+
 // Attention sinks: the first blocks stay fp16 however long the sequence,
 // the blocks after them follow the residual rule, the stored bits are
 // EffectiveBits', and Attend equals fp64 attention over Read's K and V.

@@ -124,7 +124,8 @@ TEST(KvModeTest, CanonicalFormParsesBackToTheSameMode) {
   for (const char* text :
        {"kivi2", "kivi:bits=4,block=16,group=4,residual=32",
         "kivi:kbits=8,vbits=2,outliers=0.01", "kivi:voutliers=0.1,scales=u8",
-        "kivi:koutliers=0.03,voutliers=0.01,sinks=64,residual=64", "fp16", "fp32"}) {
+        "kivi:koutliers=0.03,voutliers=0.01,sinks=64,residual=64",
+        "kivi:bits=2,scales=u8,edge_layers=1,edge_bits=8", "fp16", "fp32"}) {
     absl::StatusOr<KvMode> m = ParseKvMode(text);
     ASSERT_TRUE(m.ok()) << text << ": " << m.status();
     absl::StatusOr<KvMode> r = m->Resolve(8);
@@ -152,6 +153,9 @@ TEST(KvModeTest, RejectsBadFormat2Fields) {
       {"kivi:scales=u4", "scales must be fp16 or u8"},
       {"kivi:sinks=-32", "sinks must be >= 0"},
       {"kivi:sinks=many", "value of sinks is not an integer"},
+      {"kivi:edge_layers=1", "edge_layers (1) and edge_bits (0) go together"},
+      {"kivi:edge_bits=4", "edge_layers (0) and edge_bits (4) go together"},
+      {"kivi:edge_layers=1,edge_bits=3", "edge_bits must be 2, 4 or 8"},
   };
   for (const auto& c : cases) {
     absl::StatusOr<KvMode> m = ParseKvMode(c.text);
@@ -198,6 +202,12 @@ TEST(KvModeTest, EffectiveBitsByHand) {
   // 4-bit keys, 2-bit values: key codes 128 bytes instead of 64.
   EXPECT_DOUBLE_EQ(bits("kivi:kbits=4,vbits=2,block=32,group=8,residual=0", 32),
                    (2304 + 64 * 8) / 512.0);
+  // Edge layers: of 5 layers, the first and last at 4 bits (a 4-bit head
+  // section is 128 + 32 + 128 + 128 = 416 bytes = 3328 bits).
+  EXPECT_DOUBLE_EQ(bits("kivi:bits=2,block=32,group=8,residual=0,edge_layers=1,"
+                        "edge_bits=4",
+                        32),
+                   (3 * 2304 + 2 * 3328) / (5 * 512.0));
   // Several sequences: token-weighted.
   absl::StatusOr<KvMode> m = ParseKvMode(kivi);
   const KvMode r = *m->Resolve(8);
