@@ -13,8 +13,11 @@ ABSL_FLAG(std::string, tokenizer, "",
           "Tokenizer file; empty: the one beside the model (tok<vocab>.bin, "
           "tokenizer.bin, tokenizer.model).");
 ABSL_FLAG(std::string, kv, "fp16",
-          "KV cache mode: fp32, fp16, kivi2, kivi4, kivi8, or "
-          "kivi:bits=2,block=32,group=8,residual=32.");
+          "KV cache mode: fp32, fp16, kivi2, kivi4, kivi8, or kivi:KEY=VALUE,... with "
+          "keys bits, kbits, vbits, block, group, residual, outliers, koutliers, "
+          "voutliers, scales (fp16|u8), sinks, edge_layers with edge_bits; e.g. "
+          "kivi:bits=2,block=32,group=8,residual=32 or "
+          "kivi:kbits=4,vbits=2,outliers=0.02,scales=u8,sinks=32 (model/kv_mode.h).");
 ABSL_FLAG(std::string, weights, "fp32",
           "Weight matrices held as fp32 (4 bytes a weight, the reference), bf16 (2 "
           "bytes; fp32 arithmetic) or int8 (1 byte + a scale per output channel; "

@@ -14,6 +14,11 @@ namespace kvq::kernels {
 absl::Status CheckQuantizeArgs(const BlockEncoding& enc, int n_kv_heads, int head_dim,
                                const void* k, const void* v, const void* out) {
   KVQ_RETURN_IF_ERROR(Validate(enc, CacheShape{0, n_kv_heads, head_dim}));
+  if (enc.edge_layers != 0) {
+    return absl::InvalidArgumentError(
+        "quantize_layer: a block encoding with edge layers; pass enc.ForLayer(layer, "
+        "n_layers)");
+  }
   if (k == nullptr || v == nullptr || out == nullptr) {
     return absl::InvalidArgumentError("quantize_layer: null k, v or out");
   }
@@ -117,6 +122,10 @@ absl::Status CheckAttentionArgs(const AttentionParams& p,
         !s.ok()) {
       return absl::InvalidArgumentError(
           absl::StrCat("decode_attention: quantized_encoding: ", s.message()));
+    }
+    if (enc.edge_layers != 0) {
+      return absl::InvalidArgumentError(
+          "decode_attention: quantized_encoding has edge layers; pass its ForLayer()");
     }
     if (enc.block_tokens != p.block_tokens) {
       return absl::InvalidArgumentError(

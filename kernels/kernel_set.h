@@ -29,7 +29,10 @@ namespace kvq::kernels {
 // One sequence's cache as seen by one layer's attention: `quantized` blocks
 // (oldest first) then `fp16` blocks; all blocks but the last fp16 one hold B
 // tokens, the last holds the rest of `n_tokens`. Each pointer is that block's
-// part for this layer (block_format.h layout).
+// part for this layer (block_format.h layout). Attention does not depend on
+// the tokens' order, so a cache whose first blocks stay fp16 (attention
+// sinks, model/kv_mode.h) lists them first among `fp16`: every kernel
+// handles sinks with no code of its own.
 struct SequenceCache {
   std::vector<const uint8_t*> quantized;  // kivi blocks' layer parts
   std::vector<const uint8_t*> fp16;       // fp16 blocks' layer parts

@@ -25,47 +25,220 @@ uint16_t LoadHalf(const uint8_t* p) {
   return static_cast<uint16_t>(p[0] | (static_cast<uint16_t>(p[1]) << 8));
 }
 
-// Code j of a byte sits at bits [b*j, b*j + b).
-int CodeAt(const uint8_t* bytes, int i, int bits) {
-  const int per_byte = 8 / bits;
-  return (bytes[i / per_byte] >> (bits * (i % per_byte))) & ((1 << bits) - 1);
+float QuantizeFloat(float x, float scale, float zero, int bits) {
+  if (scale == 0.0f) return 0;
+  const float q = RoundHalfEven((x - zero) / scale);
+  const float max_code = static_cast<float>((1 << bits) - 1);
+  return std::min(std::max(q, 0.0f), max_code);
+}
+
+void StoreIndex(uint8_t* p, size_t bytes, uint32_t v) {
+  for (size_t i = 0; i < bytes; ++i) p[i] = static_cast<uint8_t>(v >> (8 * i));
+}
+
+uint32_t LoadIndex(const uint8_t* p, size_t bytes) {
+  uint32_t v = 0;
+  for (size_t i = 0; i < bytes; ++i) v |= static_cast<uint32_t>(p[i]) << (8 * i);
+  return v;
+}
+
+// The keys (per channel) or values (per token, groups of G) of one head
+// section, as the format's groups: group g's member i sits at position
+// Pos(g, i) = t*D + c of the [B][D] section, and its code at Code(pos).
+struct Tensor {
+  bool keys;
+  int B, D, bits, G, n_groups, group_size, n_out;
+  size_t codes, scale, zero, range, out, out_at;
+
+  Tensor(const BlockEncoding& enc, const HeadLayout& l, int head_dim, bool is_keys)
+      : keys(is_keys), B(enc.block_tokens), D(head_dim) {
+    bits = keys ? enc.bits : enc.v_bits;
+    G = keys ? 0 : enc.group;
+    n_groups = keys ? D : B * (D / G);
+    group_size = keys ? B : G;
+    n_out = keys ? enc.k_outliers : enc.v_outliers;
+    codes = keys ? l.k_codes : l.v_codes;
+    scale = keys ? l.k_scale : l.v_scale;
+    zero = keys ? l.k_zero : l.v_zero;
+    range = keys ? l.k_range : l.v_range;
+    out = keys ? l.k_out : l.v_out;
+    out_at = keys ? l.k_out_at : l.v_out_at;
+  }
+  int Pos(int g, int i) const {
+    if (keys) return i * D + g;
+    const int per_token = D / G;
+    return (g / per_token) * D + (g % per_token) * G + i;
+  }
+  int GroupOf(int pos) const {
+    return keys ? pos % D : (pos / D) * (D / G) + (pos % D) / G;
+  }
+  // Linear code index: keys are stored channel-major, values token-major.
+  size_t Code(int pos) const {
+    return keys ? static_cast<size_t>(pos % D) * B + pos / D : static_cast<size_t>(pos);
+  }
+};
+
+// Positions of the n entries of x farthest from their group's mean (fp32
+// mean, summed in group order), ties to the lower position; ascending.
+std::vector<int> PickOutliers(const Tensor& t, const uint16_t* x) {
+  std::vector<int> picked;
+  if (t.n_out == 0) return picked;
+  std::vector<float> dist(static_cast<size_t>(t.B) * t.D);
+  for (int g = 0; g < t.n_groups; ++g) {
+    float sum = 0.0f;
+    for (int i = 0; i < t.group_size; ++i) sum += HalfToFloat(x[t.Pos(g, i)]);
+    const float mean = sum / static_cast<float>(t.group_size);
+    for (int i = 0; i < t.group_size; ++i) {
+      const int p = t.Pos(g, i);
+      dist[p] = std::fabs(HalfToFloat(x[p]) - mean);
+    }
+  }
+  std::vector<int> order(dist.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = static_cast<int>(i);
+  std::partial_sort(
+      order.begin(), order.begin() + t.n_out, order.end(),
+      [&dist](int a, int b) { return dist[a] != dist[b] ? dist[a] > dist[b] : a < b; });
+  picked.assign(order.begin(), order.begin() + t.n_out);
+  std::sort(picked.begin(), picked.end());
+  return picked;
+}
+
+// The fp32 scale and zero of every group of a written head section.
+void LoadParams(const Tensor& t, const uint8_t* head, bool u8, std::vector<float>* scale,
+                std::vector<float>* zero) {
+  scale->resize(t.n_groups);
+  zero->resize(t.n_groups);
+  if (!u8) {
+    for (int g = 0; g < t.n_groups; ++g) {
+      (*scale)[g] = HalfToFloat(LoadHalf(head + t.scale + 2 * static_cast<size_t>(g)));
+      (*zero)[g] = HalfToFloat(LoadHalf(head + t.zero + 2 * static_cast<size_t>(g)));
+    }
+    return;
+  }
+  const float base = HalfToFloat(LoadHalf(head + t.range));
+  const float zs = HalfToFloat(LoadHalf(head + t.range + 2));
+  const float ss = HalfToFloat(LoadHalf(head + t.range + 4));
+  for (int g = 0; g < t.n_groups; ++g) {
+    (*zero)[g] = static_cast<float>(head[t.zero + g]) * zs + base;
+    (*scale)[g] = static_cast<float>(head[t.scale + g]) * ss;
+  }
+}
+
+// Quantizes the keys or the values x [B][D] (fp16) of one head section.
+void QuantizeTensor(const BlockEncoding& enc, const Tensor& t, const uint16_t* x,
+                    uint8_t* head) {
+  const HeadLayout l = GetHeadLayout(enc, t.D);
+  const std::vector<int> outliers = PickOutliers(t, x);
+  std::vector<char> is_out(static_cast<size_t>(t.B) * t.D, 0);
+  for (int p : outliers) is_out[p] = 1;
+  // Min and max of each group and of the section, outliers left out.
+  std::vector<float> mn(t.n_groups, 0.0f), mx(t.n_groups, 0.0f);
+  std::vector<char> has(t.n_groups, 0);
+  bool any_section = false;
+  float lo = 0.0f, hi = 0.0f;
+  for (int g = 0; g < t.n_groups; ++g) {
+    bool any = false;
+    for (int i = 0; i < t.group_size; ++i) {
+      const int p = t.Pos(g, i);
+      if (is_out[p]) continue;
+      const float xi = HalfToFloat(x[p]);
+      mn[g] = any ? std::min(mn[g], xi) : xi;
+      mx[g] = any ? std::max(mx[g], xi) : xi;
+      any = true;
+    }
+    // -0 -> +0, so that neither the order of the reductions nor the sign of
+    // a zero input changes the bytes.
+    mn[g] += 0.0f;
+    mx[g] += 0.0f;
+    has[g] = any;
+    if (any) {
+      lo = any_section ? std::min(lo, mn[g]) : mn[g];
+      hi = any_section ? std::max(hi, mx[g]) : mx[g];
+      any_section = true;
+    }
+  }
+  const float levels = static_cast<float>((1 << t.bits) - 1);
+  std::vector<float> scale(t.n_groups), zero(t.n_groups);
+  if (!enc.u8_scales()) {
+    for (int g = 0; g < t.n_groups; ++g) {
+      const uint16_t sh = FloatToHalf((mx[g] - mn[g]) / levels), zh = FloatToHalf(mn[g]);
+      StoreHalf(head + t.scale + 2 * static_cast<size_t>(g), sh);
+      StoreHalf(head + t.zero + 2 * static_cast<size_t>(g), zh);
+      scale[g] = HalfToFloat(sh);
+      zero[g] = HalfToFloat(zh);
+    }
+  } else {
+    const uint16_t base_h = FloatToHalf(lo);
+    const uint16_t zs_h = FloatToHalf((hi - lo) / 255.0f);
+    const uint16_t ss_h = FloatToHalf((hi - lo) / (levels * 255.0f));
+    StoreHalf(head + t.range, base_h);
+    StoreHalf(head + t.range + 2, zs_h);
+    StoreHalf(head + t.range + 4, ss_h);
+    const float base = HalfToFloat(base_h), zs = HalfToFloat(zs_h),
+                ss = HalfToFloat(ss_h);
+    for (int g = 0; g < t.n_groups; ++g) {
+      float zc = 0.0f, sc = 0.0f;
+      const bool empty = !has[g];
+      if (!empty && zs != 0.0f) {
+        zc = std::min(255.0f, std::max(0.0f, std::floor((mn[g] - base) / zs)));
+      }
+      zero[g] = zc * zs + base;
+      if (!empty && ss != 0.0f) {
+        sc = std::min(255.0f, std::max(0.0f, std::ceil((mx[g] - zero[g]) / levels / ss)));
+      }
+      scale[g] = sc * ss;
+      head[t.zero + g] = static_cast<uint8_t>(zc);
+      head[t.scale + g] = static_cast<uint8_t>(sc);
+    }
+  }
+  // Codes (outliers get the clamped code of their group), then outliers.
+  const int per_byte = 8 / t.bits;
+  const size_t code_bytes = static_cast<size_t>(t.B) * t.D / per_byte;
+  std::fill(head + t.codes, head + t.codes + code_bytes, 0);
+  for (int g = 0; g < t.n_groups; ++g) {
+    for (int i = 0; i < t.group_size; ++i) {
+      const int p = t.Pos(g, i);
+      const int q =
+          static_cast<int>(QuantizeFloat(HalfToFloat(x[p]), scale[g], zero[g], t.bits));
+      const size_t ci = t.Code(p);
+      head[t.codes + ci / per_byte] |= q << (t.bits * (ci % per_byte));
+    }
+  }
+  for (size_t j = 0; j < outliers.size(); ++j) {
+    StoreHalf(head + t.out + 2 * j, x[outliers[j]]);
+    StoreIndex(head + t.out_at + l.index_bytes * j, l.index_bytes,
+               static_cast<uint32_t>(outliers[j]));
+  }
+}
+
+// Dequantizes the first n_rows tokens of keys or values: y [n_rows][D].
+// Outlier positions outside the section (a corrupt part) are ignored.
+void DequantizeTensor(const BlockEncoding& enc, const Tensor& t, const uint8_t* head,
+                      int n_rows, float* y) {
+  const HeadLayout l = GetHeadLayout(enc, t.D);
+  std::vector<float> scale, zero;
+  LoadParams(t, head, enc.u8_scales(), &scale, &zero);
+  const int per_byte = 8 / t.bits, mask = (1 << t.bits) - 1;
+  for (int p = 0; p < n_rows * t.D; ++p) {
+    const size_t ci = t.Code(p);
+    const int code = (head[t.codes + ci / per_byte] >> (t.bits * (ci % per_byte))) & mask;
+    const int g = t.GroupOf(p);
+    y[p] = static_cast<float>(code) * scale[g] + zero[g];
+  }
+  for (int j = 0; j < t.n_out; ++j) {
+    const uint32_t p = LoadIndex(head + t.out_at + l.index_bytes * j, l.index_bytes);
+    if (p < static_cast<uint32_t>(n_rows) * t.D) {
+      y[p] = HalfToFloat(LoadHalf(head + t.out + 2 * static_cast<size_t>(j)));
+    }
+  }
 }
 
 // One KV head of a quantized part. k, v: [B][head_dim] fp16.
 void QuantizeHead(const BlockEncoding& enc, int head_dim, const uint16_t* k,
                   const uint16_t* v, uint8_t* head) {
   const HeadLayout l = GetHeadLayout(enc, head_dim);
-  const int B = enc.block_tokens, D = head_dim, b = enc.bits, G = enc.group;
-  const int per_byte = 8 / b;
-  // Keys per channel: channel c's group is the B tokens' values in channel c.
-  const int k_row = B / per_byte;  // bytes of codes per channel
-  for (int c = 0; c < D; ++c) {
-    const GroupParams gp = ComputeGroupParams(k + c, B, D, b);
-    StoreHalf(head + l.k_scale + 2 * c, gp.scale);
-    StoreHalf(head + l.k_zero + 2 * c, gp.zero);
-    uint8_t* codes = head + l.k_codes + static_cast<size_t>(c) * k_row;
-    std::fill(codes, codes + k_row, 0);
-    for (int t = 0; t < B; ++t) {
-      codes[t / per_byte] |= QuantizeValue(k[t * D + c], gp, b) << (b * (t % per_byte));
-    }
-  }
-  // Values per token, in groups of G consecutive channels.
-  const int v_row = D / per_byte;  // bytes of codes per token
-  const int groups = D / G;
-  for (int t = 0; t < B; ++t) {
-    uint8_t* codes = head + l.v_codes + static_cast<size_t>(t) * v_row;
-    std::fill(codes, codes + v_row, 0);
-    for (int g = 0; g < groups; ++g) {
-      const uint16_t* x = v + t * D + g * G;
-      const GroupParams gp = ComputeGroupParams(x, G, 1, b);
-      StoreHalf(head + l.v_scale + 2 * (static_cast<size_t>(t) * groups + g), gp.scale);
-      StoreHalf(head + l.v_zero + 2 * (static_cast<size_t>(t) * groups + g), gp.zero);
-      for (int i = 0; i < G; ++i) {
-        const int c = g * G + i;
-        codes[c / per_byte] |= QuantizeValue(x[i], gp, b) << (b * (c % per_byte));
-      }
-    }
-  }
+  QuantizeTensor(enc, Tensor(enc, l, head_dim, true), k, head);
+  QuantizeTensor(enc, Tensor(enc, l, head_dim, false), v, head);
 }
 
 // One KV head of an fp16 part: the values, row by row.
@@ -106,7 +279,7 @@ std::vector<uint16_t> ToHalves(const float* x, size_t n) {
 void DequantizeHead(const BlockEncoding& enc, int head_dim, const uint8_t* head,
                     int n_rows, float* k, float* v) {
   const HeadLayout l = GetHeadLayout(enc, head_dim);
-  const int B = enc.block_tokens, D = head_dim, b = enc.bits;
+  const int D = head_dim;
   if (enc.is_fp16()) {
     for (size_t i = 0; i < static_cast<size_t>(n_rows) * D; ++i) {
       k[i] = HalfToFloat(LoadHalf(head + l.k + 2 * i));
@@ -114,24 +287,8 @@ void DequantizeHead(const BlockEncoding& enc, int head_dim, const uint8_t* head,
     }
     return;
   }
-  const int per_byte = 8 / b;
-  const int k_row = B / per_byte, v_row = D / per_byte, groups = D / enc.group;
-  for (int c = 0; c < D; ++c) {
-    const GroupParams gp{LoadHalf(head + l.k_scale + 2 * c),
-                         LoadHalf(head + l.k_zero + 2 * c)};
-    const uint8_t* codes = head + l.k_codes + static_cast<size_t>(c) * k_row;
-    for (int t = 0; t < n_rows; ++t)
-      k[t * D + c] = DequantizeValue(CodeAt(codes, t, b), gp);
-  }
-  for (int t = 0; t < n_rows; ++t) {
-    const uint8_t* codes = head + l.v_codes + static_cast<size_t>(t) * v_row;
-    for (int c = 0; c < D; ++c) {
-      const size_t gi = static_cast<size_t>(t) * groups + c / enc.group;
-      const GroupParams gp{LoadHalf(head + l.v_scale + 2 * gi),
-                           LoadHalf(head + l.v_zero + 2 * gi)};
-      v[t * D + c] = DequantizeValue(CodeAt(codes, c, b), gp);
-    }
-  }
+  DequantizeTensor(enc, Tensor(enc, l, D, true), head, n_rows, k);
+  DequantizeTensor(enc, Tensor(enc, l, D, false), head, n_rows, v);
 }
 
 // INVALID_ARGUMENT unless the fp16 numbers of bytes [begin, end) are finite.
@@ -154,8 +311,20 @@ absl::Status CheckPartFinite(const BlockEncoding& enc, int n_kv_heads, int head_
     if (enc.is_fp16()) {
       KVQ_RETURN_IF_ERROR(CheckHalfRange(head, 0, l.head_bytes, h));
     } else {
-      KVQ_RETURN_IF_ERROR(CheckHalfRange(head, l.k_scale, l.v_codes, h));
-      KVQ_RETURN_IF_ERROR(CheckHalfRange(head, l.v_scale, l.head_bytes, h));
+      if (!enc.u8_scales()) {
+        KVQ_RETURN_IF_ERROR(CheckHalfRange(head, l.k_scale, l.v_codes, h));
+        KVQ_RETURN_IF_ERROR(CheckHalfRange(head, l.v_scale, l.k_range, h));
+      }
+      // Ranges and outlier values; outlier positions inside the section.
+      KVQ_RETURN_IF_ERROR(CheckHalfRange(head, l.k_range, l.k_out_at, h));
+      const uint32_t section = static_cast<uint32_t>(enc.block_tokens) * head_dim;
+      for (size_t at = l.k_out_at; at < l.head_bytes; at += l.index_bytes) {
+        if (LoadIndex(head + at, l.index_bytes) >= section) {
+          return absl::InvalidArgumentError(
+              absl::StrCat("dequantize_layer: KV head ", h, " byte ", at,
+                           " holds an outlier position outside the block"));
+        }
+      }
     }
   }
   return absl::OkStatus();
@@ -273,6 +442,10 @@ absl::Status QuantizeLayer(const BlockEncoding& enc, int n_kv_heads, int head_di
 absl::Status DequantizeLayer(const BlockEncoding& enc, int n_kv_heads, int head_dim,
                              const uint8_t* part, float* k, float* v) {
   KVQ_RETURN_IF_ERROR(Validate(enc, CacheShape{0, n_kv_heads, head_dim}));
+  if (enc.edge_layers != 0) {
+    return absl::InvalidArgumentError(
+        "dequantize_layer: a block encoding with edge layers; pass enc.ForLayer()");
+  }
   if (part == nullptr || k == nullptr || v == nullptr) {
     return absl::InvalidArgumentError("dequantize_layer: null part, k or v");
   }

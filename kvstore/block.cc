@@ -51,24 +51,47 @@ bool AllFiniteFp16(const char* p, size_t count) {
 }  // namespace
 
 absl::Status CheckFiniteValues(const BlockMeta& meta, absl::string_view bytes) {
-  const kernels::HeadLayout l = kernels::GetHeadLayout(meta.encoding, meta.head_dim);
   const size_t B = meta.encoding.block_tokens;
   const size_t D = meta.head_dim;
   const size_t heads = static_cast<size_t>(meta.n_layers) * meta.n_kv_heads;
+  size_t layer_at = 0;  // where layer h / n_kv_heads starts
   for (size_t h = 0; h < heads; ++h) {
-    const char* head = bytes.data() + h * l.head_bytes;
+    if (h > 0 && h % meta.n_kv_heads == 0) {
+      layer_at += meta.layer_bytes(static_cast<int>(h / meta.n_kv_heads) - 1);
+    }
+    // Each layer's own encoding (edge layers may have other bits).
+    const int layer = static_cast<int>(h / meta.n_kv_heads);
+    const kernels::BlockEncoding enc = meta.encoding.ForLayer(layer, meta.n_layers);
+    const kernels::HeadLayout l = kernels::GetHeadLayout(enc, meta.head_dim);
+    const char* head = bytes.data() + layer_at + (h % meta.n_kv_heads) * l.head_bytes;
     bool finite;
-    if (meta.encoding.is_fp16()) {
+    if (enc.is_fp16()) {
       finite = AllFiniteFp16(head, 2 * B * D);
     } else {
-      const size_t groups = D / meta.encoding.group;
-      finite = AllFiniteFp16(head + l.k_scale, 2 * D) &&
-               AllFiniteFp16(head + l.v_scale, 2 * B * groups);
+      // fp16 scales and zeros (u8 ones cannot be), then format 2's fp16
+      // scale ranges and outlier values, which follow v_zero.
+      const size_t groups = D / enc.group;
+      finite = (enc.u8_scales() || (AllFiniteFp16(head + l.k_scale, 2 * D) &&
+                                    AllFiniteFp16(head + l.v_scale, 2 * B * groups))) &&
+               AllFiniteFp16(head + l.k_range, (l.k_out_at - l.k_range) / 2);
+      // Outlier positions inside the B x head_dim section.
+      for (size_t at = l.k_out_at; finite && at < l.head_bytes; at += l.index_bytes) {
+        uint32_t pos = 0;
+        for (size_t i = 0; i < l.index_bytes; ++i) {
+          pos |= static_cast<uint32_t>(static_cast<uint8_t>(head[at + i])) << (8 * i);
+        }
+        if (pos >= B * D) {
+          return absl::DataLossError(
+              absl::StrCat("block holds an outlier position ", pos, " outside the ",
+                           B * D, " entries of a head section (layer ",
+                           h / meta.n_kv_heads, ", KV head ", h % meta.n_kv_heads, ")"));
+        }
+      }
     }
     if (!finite) {
       return absl::DataLossError(absl::StrCat(
           "block holds a NaN or infinite ",
-          meta.encoding.is_fp16() ? "key or value" : "scale or zero", " (layer ",
+          enc.is_fp16() ? "key or value" : "scale, zero or outlier", " (layer ",
           h / meta.n_kv_heads, ", KV head ", h % meta.n_kv_heads, ")"));
     }
   }

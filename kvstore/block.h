@@ -32,10 +32,14 @@ struct BlockMeta {
   uint64_t checksum = 0;    // XXH3-64 (seed 0) of the block's bytes
 
   kernels::CacheShape shape() const { return {n_layers, n_kv_heads, head_dim}; }
-  // Bytes of one layer's part and of the whole block, per kernels/block_format.h.
-  // Meaningful only after ValidateMeta succeeded.
-  size_t layer_bytes() const {
-    return kernels::LayerBytes(encoding, n_kv_heads, head_dim);
+  // Bytes of layer `layer`'s part, where it starts in the block, and the
+  // whole block's bytes, per kernels/block_format.h (layers differ only with
+  // edge layers). Meaningful only after ValidateMeta succeeded.
+  size_t layer_bytes(int layer) const {
+    return kernels::LayerBytes(encoding, shape(), layer);
+  }
+  size_t layer_offset(int layer) const {
+    return kernels::LayerOffset(encoding, shape(), layer);
   }
   size_t block_bytes() const { return kernels::BlockBytes(encoding, shape()); }
 };
@@ -58,7 +62,9 @@ absl::Status ValidateMeta(const BlockMeta& meta);
 uint64_t BlockChecksum(absl::string_view bytes);
 
 // DATA_LOSS unless every fp16 number of the block (an fp16 block's keys and
-// values; a quantized block's scales and zeros) is finite: a block that
+// values; a quantized block's fp16 scales and zeros, scale ranges and outlier
+// values) is finite and every outlier position lies inside its head section
+// (block_format.h): a block that
 // passed its checksum can still hold NaN or Inf written by a faulty or
 // hostile writer, and attention over it would fail or poison the output.
 // `bytes` must be meta.block_bytes() long (ValidateMeta succeeded).

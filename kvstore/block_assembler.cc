@@ -10,7 +10,12 @@
 namespace kvq::kvstore {
 
 BlockAssembler::BlockAssembler(const BlockMeta& meta)
-    : meta_(meta), layer_bytes_(meta.layer_bytes()), received_(meta.n_layers, 0) {}
+    : meta_(meta), received_(meta.n_layers, 0) {
+  layer_offsets_.push_back(0);
+  for (int l = 0; l < meta.n_layers; ++l) {
+    layer_offsets_.push_back(layer_offsets_.back() + meta.layer_bytes(l));
+  }
+}
 
 void BlockAssembler::Allocate() {
   // Not zero-filled: every byte is written by the chunks before the block
@@ -41,18 +46,19 @@ absl::Status BlockAssembler::AddChunk(int64_t layer, uint64_t offset, uint64_t s
         "chunk for layer ", layer, " of a block with ", meta_.n_layers, " layers"));
   }
   uint64_t& received = received_[layer];
+  const uint64_t layer_bytes = layer_offsets_[layer + 1] - layer_offsets_[layer];
   if (offset != received) {
     return absl::InvalidArgumentError(absl::StrCat(
         "chunk of layer ", layer, " at offset ", offset, ", expected ", received));
   }
-  if (size > layer_bytes_ - received) {
+  if (size > layer_bytes - received) {
     return absl::InvalidArgumentError(absl::StrCat("chunk of layer ", layer, " ends at ",
                                                    offset + size, " past the layer's ",
-                                                   layer_bytes_, " bytes"));
+                                                   layer_bytes, " bytes"));
   }
   if (size == 0) return absl::OkStatus();
   if (!hash_) Allocate();
-  const size_t pos = layer * layer_bytes_ + offset;
+  const size_t pos = layer_offsets_[layer] + offset;
   // A chunk that continues the hashed prefix (layers in order) is hashed from
   // the receive buffers as it is copied; the copy's streaming stores leave the
   // block's bytes out of the cache. If the chunk falls short, the hash goes
@@ -78,16 +84,19 @@ absl::Status BlockAssembler::AddChunk(int64_t layer, uint64_t offset, uint64_t s
   if (hash_inline) hashed_ += size;
   received += size;
   received_total_ += size;
-  if (received == layer_bytes_) ++layers_done_;
+  if (received == layer_bytes) ++layers_done_;
   HashPrefix();
   return absl::OkStatus();
 }
 
 void BlockAssembler::HashPrefix() {
   size_t end = hashed_;
-  for (size_t layer = hashed_ / layer_bytes_; layer < received_.size(); ++layer) {
-    end = layer * layer_bytes_ + received_[layer];
-    if (received_[layer] < layer_bytes_) break;
+  // The layer holding byte hashed_ (n_layers when all are hashed).
+  size_t layer = std::upper_bound(layer_offsets_.begin(), layer_offsets_.end(), hashed_) -
+                 layer_offsets_.begin() - 1;
+  for (; layer < received_.size(); ++layer) {
+    end = layer_offsets_[layer] + received_[layer];
+    if (received_[layer] < layer_offsets_[layer + 1] - layer_offsets_[layer]) break;
   }
   if (end <= hashed_) return;
   XXH3_64bits_update(hash_.get(), bytes_.data() + hashed_, end - hashed_);

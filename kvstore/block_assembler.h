@@ -75,7 +75,7 @@ class BlockAssembler {
   void HashPrefix();
 
   BlockMeta meta_;
-  size_t layer_bytes_ = 0;
+  std::vector<size_t> layer_offsets_;  // [n_layers + 1] where each layer starts
   std::string bytes_;
   std::vector<uint64_t> received_;  // per layer
   int32_t layers_done_ = 0;

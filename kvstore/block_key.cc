@@ -82,7 +82,7 @@ BlockKey NextBlockKey(const BlockKey& prev, absl::Span<const int32_t> tokens,
                       uint64_t model_id, const kernels::BlockEncoding& encoding) {
   // The byte encoding of kvstore/README.md ("Block keys"), all little-endian.
   std::string bytes;
-  bytes.reserve(16 + 8 + 8 + 4 + 4 * tokens.size());
+  bytes.reserve(16 + 8 + 20 + 4 + 4 * tokens.size());
   AppendLe(bytes, prev.hi, 8);
   AppendLe(bytes, prev.lo, 8);
   AppendLe(bytes, model_id, 8);
@@ -90,6 +90,12 @@ BlockKey NextBlockKey(const BlockKey& prev, absl::Span<const int32_t> tokens,
   AppendLe(bytes, encoding.block_tokens, 2);
   AppendLe(bytes, encoding.bits, 2);
   AppendLe(bytes, encoding.is_fp16() ? 0 : encoding.group, 2);
+  AppendLe(bytes, encoding.v_bits, 2);
+  AppendLe(bytes, encoding.k_outliers, 2);
+  AppendLe(bytes, encoding.v_outliers, 2);
+  AppendLe(bytes, encoding.scales, 2);
+  AppendLe(bytes, encoding.edge_layers, 2);
+  AppendLe(bytes, encoding.edge_bits, 2);
   AppendLe(bytes, static_cast<uint32_t>(tokens.size()), 4);
   for (int32_t t : tokens) AppendLe(bytes, static_cast<uint32_t>(t), 4);
   const XXH128_hash_t h = XXH3_128bits(bytes.data(), bytes.size());

@@ -36,10 +36,14 @@ BlockKvCache::BlockKvCache(const KvMode& mode, const KvCacheShape& shape)
       quant_enc_(mode.kind == KvMode::Kind::kKivi ? mode.QuantizedEncoding()
                                                   : mode.Fp16Encoding()),
       fp16_part_bytes_(kernels::LayerBytes(fp16_enc_, shape.n_kv_heads, shape.head_dim)),
-      quant_part_bytes_(
-          kernels::LayerBytes(quant_enc_, shape.n_kv_heads, shape.head_dim)),
       layer_tokens_(shape.n_layers, 0),
-      layer_quantized_(shape.n_layers, 0) {}
+      layer_quantized_(shape.n_layers, 0) {
+  for (int l = 0; l < shape.n_layers; ++l) {
+    layer_enc_.push_back(quant_enc_.ForLayer(l, shape.n_layers));
+    quant_part_bytes_.push_back(
+        kernels::LayerBytes(layer_enc_.back(), shape.n_kv_heads, shape.head_dim));
+  }
+}
 
 absl::StatusOr<std::unique_ptr<BlockKvCache>> BlockKvCache::Create(
     const KvMode& mode, const KvCacheShape& shape) {
@@ -86,17 +90,18 @@ absl::StatusOr<std::unique_ptr<BlockKvCache>> BlockKvCache::FromBlocks(
           "holds %d",
           b, blk.n_tokens, B));
     }
-    if (is_quant && quantized != static_cast<int>(b)) {
-      return absl::InvalidArgumentError(
-          absl::StrFormat("block %d: a quantized block after an fp16 block", b));
+    if (is_quant && cache->mode_.sink_blocks() + quantized != static_cast<int>(b)) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "block %d: a quantized block among the %d sink blocks or after an fp16 block",
+          b, cache->mode_.sink_blocks()));
     }
     quantized += is_quant;
     total += blk.n_tokens;
-    const size_t part =
-        kernels::LayerBytes(blk.encoding, shape.n_kv_heads, shape.head_dim);
     std::vector<Part> parts(shape.n_layers);
     for (int l = 0; l < shape.n_layers; ++l) {
-      const auto* p = reinterpret_cast<const uint8_t*>(blk.bytes.data()) + l * part;
+      const size_t part = kernels::LayerBytes(blk.encoding, cs, l);
+      const auto* p = reinterpret_cast<const uint8_t*>(blk.bytes.data()) +
+                      kernels::LayerOffset(blk.encoding, cs, l);
       parts[l].bytes.assign(p, p + part);
       parts[l].quantized = is_quant;
     }
@@ -152,8 +157,10 @@ absl::Status BlockKvCache::Append(int layer, int n, const float* k, const float*
   }
   // The residual rule (design 3.3), once for the tokens just appended.
   if (mode_.kind == KvMode::Kind::kKivi) {
-    while ((layer_quantized_[layer] + 1) * B + mode_.residual <= layer_tokens_[layer]) {
-      KVQ_RETURN_IF_ERROR(QuantizeBlock(layer_quantized_[layer], layer));
+    const int sinks = mode_.sink_blocks();
+    while ((sinks + layer_quantized_[layer] + 1) * B + mode_.residual <=
+           layer_tokens_[layer]) {
+      KVQ_RETURN_IF_ERROR(QuantizeBlock(sinks + layer_quantized_[layer], layer));
       ++layer_quantized_[layer];
     }
   }
@@ -171,9 +178,9 @@ absl::Status BlockKvCache::QuantizeBlock(int b, int layer) {
     std::memcpy(&v[size_t(h) * B * D], part.bytes.data() + h * hl.head_bytes + hl.v,
                 size_t(B) * D * 2);
   }
-  std::vector<uint8_t> out(quant_part_bytes_);
-  KVQ_RETURN_IF_ERROR(kernels::Best().quantize_layer_fp16(quant_enc_, H, D, k.data(),
-                                                          v.data(), out.data()));
+  std::vector<uint8_t> out(quant_part_bytes_[layer]);
+  KVQ_RETURN_IF_ERROR(kernels::Best().quantize_layer_fp16(
+      layer_enc_[layer], H, D, k.data(), v.data(), out.data()));
   part.bytes = std::move(out);
   part.quantized = true;
   return absl::OkStatus();
@@ -187,9 +194,9 @@ absl::Status BlockKvCache::Read(int layer, float* k, float* v) const {
   std::vector<float> kb(size_t(H) * B * D), vb(kb.size());
   for (int b = 0; b < LayerBlocks(layer); ++b) {
     const Part& part = blocks_[b][layer];
-    KVQ_RETURN_IF_ERROR(
-        kernels::reference::DequantizeLayer(part.quantized ? quant_enc_ : fp16_enc_, H, D,
-                                            part.bytes.data(), kb.data(), vb.data()));
+    KVQ_RETURN_IF_ERROR(kernels::reference::DequantizeLayer(
+        part.quantized ? layer_enc_[layer] : fp16_enc_, H, D, part.bytes.data(),
+        kb.data(), vb.data()));
     const int n = std::min(B, layer_tokens_[layer] - b * B);
     for (int t = 0; t < n; ++t) {
       for (int h = 0; h < H; ++h) {
@@ -205,6 +212,8 @@ absl::Status BlockKvCache::Read(int layer, float* k, float* v) const {
 
 bool BlockKvCache::KernelView(int layer, kernels::SequenceCache* view,
                               kernels::AttentionParams* params) const {
+  // Sink blocks are fp16 blocks before the quantized ones: they lead the
+  // fp16 list (kernel_set.h: attention does not depend on token order).
   view->quantized.clear();
   view->fp16.clear();
   for (int b = 0; b < LayerBlocks(layer); ++b) {
@@ -212,7 +221,7 @@ bool BlockKvCache::KernelView(int layer, kernels::SequenceCache* view,
     (part.quantized ? view->quantized : view->fp16).push_back(part.bytes.data());
   }
   view->n_tokens = layer_tokens_[layer];
-  params->quantized_encoding = quant_enc_;
+  params->quantized_encoding = layer_enc_[layer];
   params->block_tokens = mode_.block;
   params->n_heads = shape_.n_heads;
   params->n_kv_heads = shape_.n_kv_heads;
@@ -241,8 +250,9 @@ KvCacheStats BlockKvCache::Stats() const {
   for (int b = 0; b < n_blocks(); ++b) {
     const double tokens = block_tokens(b);
     s.elements += per_token * tokens;
-    s.stored_bits += blocks_[b][0].quantized ? 8.0 * quant_part_bytes_ * shape_.n_layers
-                                             : 16.0 * per_token * tokens;
+    double quantized_bits = 0;
+    for (size_t part : quant_part_bytes_) quantized_bits += 8.0 * part;
+    s.stored_bits += blocks_[b][0].quantized ? quantized_bits : 16.0 * per_token * tokens;
   }
   return s;
 }

@@ -4,9 +4,10 @@
 //
 // Tokens enter as fp16 (design 3.1). In a kivi mode, when a token's K/V is
 // appended to a layer, every block b with layer_tokens >= (b+1)*B + R is
-// quantized before that token's attention (design 3.3); quantized blocks
-// always precede fp16 blocks. Between forward passes every block holds the
-// same encoding in all layers, so the serving layer can export it:
+// quantized before that token's attention (design 3.3); the first
+// mode.sink_blocks() blocks (attention sinks) are never quantized, and
+// quantized blocks precede the other fp16 blocks. Between forward passes every block
+// holds the same encoding in all layers, so the serving layer can export it:
 //
 //   for (int b = 0; b < cache.n_blocks(); ++b)
 //     Push(cache.block_encoding(b), cache.block_tokens(b), cache.LayerPart(b, l));
@@ -49,8 +50,8 @@ class BlockKvCache final : public KvCache {
   };
   // Rebuilds a cache from ordered blocks. INVALID_ARGUMENT unless each
   // encoding is the mode's fp16 or quantized encoding, each size matches,
-  // quantized blocks come first and are full, and every block but the last
-  // is full. The residual rule resumes with the next Append.
+  // quantized blocks come right after the sink blocks and are full, and
+  // every block but the last is full. The residual rule resumes with the next Append.
   static absl::StatusOr<std::unique_ptr<BlockKvCache>> FromBlocks(
       const KvMode& mode, const KvCacheShape& shape,
       absl::Span<const ImportedBlock> blocks);
@@ -98,12 +99,14 @@ class BlockKvCache final : public KvCache {
   // Constant after construction.
   KvMode mode_;
   KvCacheShape shape_;
-  kernels::BlockEncoding fp16_enc_, quant_enc_;
-  size_t fp16_part_bytes_, quant_part_bytes_;
+  kernels::BlockEncoding fp16_enc_, quant_enc_;  // quant_enc_: the block's
+  size_t fp16_part_bytes_;
+  std::vector<kernels::BlockEncoding> layer_enc_;  // [layer] quant_enc_.ForLayer
+  std::vector<size_t> quant_part_bytes_;           // [layer]
 
   std::vector<std::vector<Part>> blocks_;  // [block][layer]
   std::vector<int> layer_tokens_;          // [layer]
-  std::vector<int> layer_quantized_;       // [layer] leading quantized blocks
+  std::vector<int> layer_quantized_;       // [layer] quantized blocks (after sinks)
 };
 
 }  // namespace kvq::model

@@ -77,12 +77,13 @@ int RunEvalPpl(const std::vector<std::string>& args) {
                         {"weights_kernel", transformer.weights_kernel()},
                         {"model_id", absl::StrFormat("%016x", loaded->model->id)},
                         {"bits_per_element", bits},
+                        {"effective_bits", bits},
                         {"compression_vs_fp16", 16.0 / bits}};
     std::printf("%s\n", j.dump().c_str());
   } else {
     std::printf(
         "ppl %.4f  mean_nll %.6f  tokens %ld  sequences %d\n"
-        "kv %s: %.3f bits per element, %.2fx vs fp16; weights %s (%s)\n",
+        "kv %s: %.3f effective bits per element, %.2fx vs fp16; weights %s (%s)\n",
         r->ppl, r->mean_nll, r->tokens, r->sequences, mode->ToString().c_str(), bits,
         16.0 / bits, WeightsModeName(*weights), transformer.weights_kernel());
   }
@@ -95,7 +96,9 @@ const cli::CommandRegistrar kEvalPpl({
     .description =
         "Each non-empty line is a sequence fed one token at a time through the cache "
         "(decode mode). --json prints one object: ppl, mean_nll, tokens, kv, weights, "
-        "weights_kernel, bits_per_element, compression_vs_fp16.",
+        "weights_kernel, bits_per_element (= effective_bits: codes, scales, zeros, "
+        "outliers, sinks and the fp16 residual and tail, model::EffectiveBits), "
+        "compression_vs_fp16.",
     .flags = {"model", "tokenizer", "weights", "text", "kv", "json"},
     .run = RunEvalPpl,
 });

@@ -82,6 +82,9 @@ void PrintJson(const KernelsBenchResult& r) {
                         {"bw_fraction", a.bw_fraction},
                         {"sequences", a.sequences}};
     if (a.kv != "fp16") j["speedup_vs_fp16"] = a.speedup_vs_fp16;
+    if (a.slowdown_vs_no_outliers > 0) {
+      j["slowdown_vs_no_outliers"] = a.slowdown_vs_no_outliers;
+    }
     std::printf("%s\n", j.dump().c_str());
   }
   for (const QuantizeRow& q : r.quantize) {
@@ -115,15 +118,18 @@ void PrintTable(const KernelsBenchResult& r) {
         "at that rate allow at most %.1f GB/s of fp16 cache, %.1f GB/s of %d-bit cache\n",
         c.threads, c.fma_per_s / 1e9, c.fp16_ceiling_gbps, c.quant_ceiling_gbps, o.bits);
   }
-  std::printf("\n%7s %7s %6s %12s %12s %7s %8s %11s %15s\n", "ctx", "threads", "kv",
+  std::printf("\n%7s %7s %19s %12s %12s %7s %8s %11s %15s %13s\n", "ctx", "threads", "kv",
               "us_per_call", "bytes_read", "GB/s", "bw_GB/s", "bw_fraction",
-              "speedup_vs_fp16");
+              "speedup_vs_fp16", "vs_no_outlier");
   for (const AttentionRow& a : r.attention) {
     const std::string speedup =
         a.kv == "fp16" ? "" : absl::StrFormat("%.2f", a.speedup_vs_fp16);
-    std::printf("%7d %7d %6s %12.1f %12zu %7.2f %8.1f %11.3f %15s\n", a.ctx, a.threads,
-                a.kv.c_str(), a.us_per_call, a.bytes_read, a.gbps, a.bw_gbps,
-                a.bw_fraction, speedup.c_str());
+    const std::string slowdown = a.slowdown_vs_no_outliers > 0
+                                     ? absl::StrFormat("%.2fx", a.slowdown_vs_no_outliers)
+                                     : "";
+    std::printf("%7d %7d %19s %12.1f %12zu %7.2f %8.1f %11.3f %15s %13s\n", a.ctx,
+                a.threads, a.kv.c_str(), a.us_per_call, a.bytes_read, a.gbps, a.bw_gbps,
+                a.bw_fraction, speedup.c_str(), slowdown.c_str());
   }
   for (const QuantizeRow& q : r.quantize) {
     std::printf(

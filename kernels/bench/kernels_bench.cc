@@ -138,10 +138,23 @@ struct Workload {
   std::vector<float> q, out;  // [sequences][n_heads][head_dim]
 };
 
+// The 2%-outlier variant of the benchmarked KIVI encoding (format 2): the
+// same codes and fp16 scales plus round(0.02 * B * head_dim) exact keys and
+// values per head section.
+BlockEncoding OutlierEncoding(const KernelsBenchOptions& o) {
+  const int n = static_cast<int>(std::lround(0.02 * o.block_tokens * o.head_dim));
+  return BlockEncoding::Mixed(o.bits, o.bits, o.block_tokens, o.group, n, n,
+                              ScaleFormat::kFp16);
+}
+
+// `qenc`: the quantized blocks' encoding; nullptr: fp16 blocks only.
 absl::StatusOr<Workload> BuildWorkload(const KernelsBenchOptions& o, const KernelSet& ks,
-                                       int ctx, bool quantized, std::mt19937& rng) {
+                                       int ctx, const BlockEncoding* quantized_enc,
+                                       std::mt19937& rng) {
   const int B = o.block_tokens;
-  const BlockEncoding qenc = BlockEncoding::Quantized(o.bits, B, o.group);
+  const bool quantized = quantized_enc != nullptr;
+  const BlockEncoding qenc =
+      quantized ? *quantized_enc : BlockEncoding::Quantized(o.bits, B, o.group);
   const BlockEncoding fenc = BlockEncoding::Fp16(B);
   // Design 3.3: block b is quantized once the cache holds (b+1)*B + R tokens.
   const int nq = quantized ? std::max(0, (ctx - o.residual) / B) : 0;
@@ -198,9 +211,10 @@ absl::StatusOr<Workload> BuildWorkload(const KernelsBenchOptions& o, const Kerne
 // Seconds per call of decode attention over one pass: one sequence per
 // call, the sequences visited in turn.
 absl::StatusOr<double> AttentionPass(const KernelsBenchOptions& o, const KernelSet& ks,
-                                     Workload& w, int threads) {
+                                     const BlockEncoding& qenc, Workload& w,
+                                     int threads) {
   AttentionParams p;
-  p.quantized_encoding = BlockEncoding::Quantized(o.bits, o.block_tokens, o.group);
+  p.quantized_encoding = qenc;
   p.block_tokens = o.block_tokens;
   p.n_heads = o.n_heads;
   p.n_kv_heads = o.n_kv_heads;
@@ -382,27 +396,34 @@ absl::StatusOr<KernelsBenchResult> RunKernelsBench(
   KVQ_ASSIGN_OR_RETURN(ReadLoop loop, ReadLoop::Make(o.working_set_bytes));
   std::vector<std::vector<double>> all_bw(o.threads.size());
   const std::string qname = absl::StrCat("kivi", o.bits);
+  const std::string oname = qname + "+outliers0.02";
+  const BlockEncoding qenc = BlockEncoding::Quantized(o.bits, o.block_tokens, o.group);
+  const BlockEncoding oenc = OutlierEncoding(o);
   for (int ctx : o.contexts) {
-    KVQ_ASSIGN_OR_RETURN(Workload fp16, BuildWorkload(o, ks, ctx, false, rng));
-    KVQ_ASSIGN_OR_RETURN(Workload quant, BuildWorkload(o, ks, ctx, true, rng));
+    KVQ_ASSIGN_OR_RETURN(Workload fp16, BuildWorkload(o, ks, ctx, nullptr, rng));
+    KVQ_ASSIGN_OR_RETURN(Workload quant, BuildWorkload(o, ks, ctx, &qenc, rng));
+    KVQ_ASSIGN_OR_RETURN(Workload outl, BuildWorkload(o, ks, ctx, &oenc, rng));
     for (size_t ti = 0; ti < o.threads.size(); ++ti) {
       const int t = o.threads[ti];
-      std::vector<double> bw, f_secs, q_secs;
+      std::vector<double> bw, f_secs, q_secs, o_secs;
       for (int rep = -1; rep < o.reps; ++rep) {  // round -1 warms up
         KVQ_ASSIGN_OR_RETURN(const double g, loop.Pass(t));
-        KVQ_ASSIGN_OR_RETURN(const double f, AttentionPass(o, ks, fp16, t));
-        KVQ_ASSIGN_OR_RETURN(const double q, AttentionPass(o, ks, quant, t));
+        KVQ_ASSIGN_OR_RETURN(const double f, AttentionPass(o, ks, qenc, fp16, t));
+        KVQ_ASSIGN_OR_RETURN(const double q, AttentionPass(o, ks, qenc, quant, t));
+        KVQ_ASSIGN_OR_RETURN(const double x, AttentionPass(o, ks, oenc, outl, t));
         if (rep < 0) continue;
         bw.push_back(g);
         f_secs.push_back(f);
         q_secs.push_back(q);
+        o_secs.push_back(x);
       }
       const double bw_gbps = Median(bw);
       all_bw[ti].insert(all_bw[ti].end(), bw.begin(), bw.end());
-      AttentionRow f_row, q_row;
+      AttentionRow f_row, q_row, o_row;
       for (auto [row, w, secs, kv] :
            {std::tuple{&f_row, &fp16, Median(f_secs), std::string("fp16")},
-            std::tuple{&q_row, &quant, Median(q_secs), qname}}) {
+            std::tuple{&q_row, &quant, Median(q_secs), qname},
+            std::tuple{&o_row, &outl, Median(o_secs), oname}}) {
         row->ctx = ctx;
         row->threads = t;
         row->kv = kv;
@@ -414,11 +435,16 @@ absl::StatusOr<KernelsBenchResult> RunKernelsBench(
         row->sequences = static_cast<int>(w->caches.size());
       }
       q_row.speedup_vs_fp16 = f_row.us_per_call / q_row.us_per_call;
+      o_row.speedup_vs_fp16 = f_row.us_per_call / o_row.us_per_call;
+      o_row.slowdown_vs_no_outliers = o_row.us_per_call / q_row.us_per_call;
       r.attention.push_back(f_row);
       r.attention.push_back(q_row);
+      r.attention.push_back(o_row);
       say(absl::StrFormat(
-          "ctx %d, %d thread(s): fp16 %.1f us, %s %.1f us per call (%.1f GB/s read)", ctx,
-          t, f_row.us_per_call, qname, q_row.us_per_call, bw_gbps));
+          "ctx %d, %d thread(s): fp16 %.1f us, %s %.1f us, %s %.1f us (%.2fx) per call "
+          "(%.1f GB/s read)",
+          ctx, t, f_row.us_per_call, qname, q_row.us_per_call, oname, o_row.us_per_call,
+          o_row.slowdown_vs_no_outliers, bw_gbps));
     }
   }
   for (size_t ti = 0; ti < o.threads.size(); ++ti) {

@@ -52,7 +52,7 @@ struct BandwidthRow {
 struct AttentionRow {
   int ctx = 0;
   int threads = 0;
-  std::string kv;              // "fp16" or "kivi<bits>"
+  std::string kv;              // "fp16", "kivi<bits>" or "kivi<bits>+outliers0.02"
   double us_per_call = 0.0;    // one sequence, all heads, one layer; median
   size_t bytes_read = 0;       // cache bytes one call reads
   double gbps = 0.0;           // bytes_read / us_per_call
@@ -60,6 +60,9 @@ struct AttentionRow {
   double bw_fraction = 0.0;    // gbps / bw_gbps
   double speedup_vs_fp16 = 0;  // fp16 us_per_call / this one (quantized rows)
   int sequences = 0;           // distinct caches visited per pass
+  // Outlier rows (format 2, 2% of keys and values exact): us_per_call over
+  // the same mode's without outliers, measured in the same rounds.
+  double slowdown_vs_no_outliers = 0;
 };
 
 struct QuantizeRow {

@@ -49,7 +49,8 @@ absl::Status QuantizeLayerFp16(const IsaKernels& isa, const BlockEncoding& enc,
                                int n_kv_heads, int head_dim, const uint16_t* k,
                                const uint16_t* v, uint8_t* out) {
   KVQ_RETURN_IF_ERROR(CheckQuantizeArgs(enc, n_kv_heads, head_dim, k, v, out));
-  if (!enc.is_fp16() && !cpu_internal::QuantizeSupported(head_dim, enc.group)) {
+  if (!enc.is_fp16() &&
+      (!enc.is_kivi() || !cpu_internal::QuantizeSupported(head_dim, enc.group))) {
     return reference::QuantizeLayerFp16(enc, n_kv_heads, head_dim, k, v, out);
   }
   const size_t n = LayerValues(enc, n_kv_heads, head_dim);
@@ -63,7 +64,8 @@ absl::Status QuantizeLayer(const IsaKernels& isa, const BlockEncoding& enc,
                            int n_kv_heads, int head_dim, const float* k, const float* v,
                            uint8_t* out) {
   KVQ_RETURN_IF_ERROR(CheckQuantizeArgs(enc, n_kv_heads, head_dim, k, v, out));
-  if (!enc.is_fp16() && !cpu_internal::QuantizeSupported(head_dim, enc.group)) {
+  if (!enc.is_fp16() &&
+      (!enc.is_kivi() || !cpu_internal::QuantizeSupported(head_dim, enc.group))) {
     return reference::QuantizeLayer(enc, n_kv_heads, head_dim, k, v, out);
   }
   const size_t n = LayerValues(enc, n_kv_heads, head_dim);
@@ -130,6 +132,17 @@ void RunItem(const IsaKernels& isa, const AttentionParams& p, const AttentionTas
   a.block_tokens = B;
   a.bits = p.quantized_encoding.bits;
   a.group = p.quantized_encoding.group;
+  if (nq > 0) {
+    const HeadLayout ql = GetHeadLayout(p.quantized_encoding, D);
+    a.quantized_head_bytes = ql.head_bytes;
+    a.k_outliers = p.quantized_encoding.k_outliers;
+    a.v_outliers = p.quantized_encoding.v_outliers;
+    a.index_bytes = ql.index_bytes;
+    a.k_out = ql.k_out;
+    a.v_out = ql.v_out;
+    a.k_out_at = ql.k_out_at;
+    a.v_out_at = ql.v_out_at;
+  }
   a.n_rep = R;
   a.n_kv = item.head_end - item.head_begin;
   a.score_scale = 1.0f / std::sqrt(static_cast<float>(D));
@@ -178,7 +191,15 @@ absl::Status DecodeAttention(const IsaKernels& isa, const AttentionParams& p,
   KVQ_RETURN_IF_ERROR(CheckAttentionArgs(p, batch));
   // Each sequence goes to the same implementation whatever else is in the
   // batch: these kernels where its blocks' shapes allow, else the reference.
+  // Format 2's outliers are the fp32 SIMD variants' too (isa.outliers);
+  // key/value bits apart and u8 scales the reference's alone
+  // (kernels/cpu/README.md, "Format 2").
   const auto supported = [&p, &isa](const AttentionTask& t) {
+    const BlockEncoding& e = p.quantized_encoding;
+    const bool kivi_layout = e.bits == e.v_bits && e.scales == 0;
+    if (!t.cache->quantized.empty() && !(e.is_kivi() || (isa.outliers && kivi_layout))) {
+      return false;
+    }
     if (isa.all_shapes) return true;
     const int group = t.cache->quantized.empty() ? 0 : p.quantized_encoding.group;
     return cpu_internal::AttentionSupported(p.head_dim, p.block_tokens, group);
@@ -260,6 +281,11 @@ struct IntEntry {
   static absl::Status Attention(const AttentionParams& params,
                                 absl::Span<const AttentionTask> batch) {
     KVQ_RETURN_IF_ERROR(CheckAttentionArgs(params, batch));
+    // Format 2 encodings (outliers, K/V bits apart, u8 scales) go to the fp32
+    // variant, which adds outliers exactly or falls back to the reference.
+    if (!params.quantized_encoding.is_fp16() && !params.quantized_encoding.is_kivi()) {
+      return kFp().decode_attention(params, batch);
+    }
     std::vector<AttentionTask> quantized, fp16;
     for (const AttentionTask& t : batch) {
       (t.cache->quantized.empty() ? fp16 : quantized).push_back(t);

@@ -127,6 +127,11 @@ absl::Status CudaSupports(const BlockEncoding& enc, int head_dim) {
     return cuda_internal::DispatchAttentionShape(16, head_dim, enc.block_tokens,
                                                  compiled);
   }
+  if (!enc.is_kivi()) {
+    return absl::InvalidArgumentError(
+        "cuda kernels: only KIVI encodings (one bit width, no outliers, fp16 scales); "
+        "format 2's other encodings run on the CPU kernels");
+  }
   KVQ_RETURN_IF_ERROR(cuda_internal::DispatchQuantizeShape(enc.bits, head_dim,
                                                            enc.block_tokens, compiled));
   return cuda_internal::DispatchAttentionShape(enc.bits, head_dim, enc.block_tokens,

@@ -105,6 +105,11 @@ absl::Status CudaDecodeAttention(const AttentionParams& params,
     n_pointers += s.quantized.size() + s.fp16.size();
   }
   KVQ_RETURN_IF_ERROR(CheckParams(params, any_quantized));
+  if (any_quantized && !params.quantized_encoding.is_kivi()) {
+    return absl::InvalidArgumentError(
+        "cuda decode_attention: only KIVI encodings (one bit width, no outliers, fp16 "
+        "scales); format 2's other encodings run on the CPU kernels");
+  }
   for (size_t i = 0; i < batch.size(); ++i) {
     KVQ_RETURN_IF_ERROR(CheckSequence(params, i, batch[i]));
   }

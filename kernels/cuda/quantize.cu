@@ -45,6 +45,11 @@ absl::Status QuantizeLayers(const BlockEncoding& enc, int n_kv_heads, int head_d
   // The one dispatch: runtime shape -> compiled-in kernel.
   using Kernel = void (*)(QuantizeParams);
   Kernel kernel = nullptr;
+  if (!enc.is_fp16() && !enc.is_kivi()) {
+    return absl::InvalidArgumentError(
+        "cuda quantize_layer: only KIVI encodings (one bit width, no outliers, fp16 "
+        "scales); format 2's other encodings run on the CPU kernels");
+  }
   if (!enc.is_fp16()) {
     const absl::Status dispatched = cuda_internal::DispatchQuantizeShape(
         enc.bits, head_dim, enc.block_tokens, [&](auto b, auto d, auto t) {

@@ -214,8 +214,8 @@ absl::StatusOr<PrefillWorker::Computed> PrefillWorker::ComputeAndPush(
   prefill_options.on_layer = [&](int layer) -> absl::Status {
     for (int b = reuse; b < n_blocks; ++b) {
       absl::Span<const uint8_t> part = cache.LayerPart(b, layer);
-      const size_t want =
-          kernels::LayerBytes(plan.encodings[b], shape.n_kv_heads, shape.head_dim);
+      const size_t want = kernels::LayerBytes(
+          plan.encodings[b], {shape.n_layers, shape.n_kv_heads, shape.head_dim}, layer);
       if (part.size() != want) {
         return absl::InternalError(absl::StrCat(
             "block ", b, " layer ", layer, " holds ", part.size(), " bytes; its planned ",

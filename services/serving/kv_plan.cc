@@ -9,6 +9,7 @@ std::vector<kernels::BlockEncoding> BlockPlan(const model::KvMode& mode, int n_t
   std::vector<kernels::BlockEncoding> plan;
   for (int b = 0; b * B < n_tokens; ++b) {
     const bool quantized = mode.kind == model::KvMode::Kind::kKivi &&
+                           b >= mode.sink_blocks() &&
                            n_tokens >= (b + 1) * B + mode.residual;
     plan.push_back(quantized ? mode.QuantizedEncoding() : mode.Fp16Encoding());
   }

@@ -75,7 +75,7 @@ class BlockWriter {
                                                const kvstore::BlockMeta& meta) = 0;
   // Sends the XXH3-64 checksum of the whole block `id` (announced unsealed).
   virtual absl::Status Seal(int id, uint64_t checksum) = 0;
-  // Sends one layer's whole part of block `id` (meta.layer_bytes() bytes), in
+  // Sends one layer's whole part of block `id` (meta.layer_bytes(layer) bytes), in
   // chunks. An error means the stream to that shard broke (its status).
   virtual absl::Status WriteLayer(int id, int layer, absl::string_view part) = 0;
   // Half-closes every stream and returns one outcome per announced block, in

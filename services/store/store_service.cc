@@ -263,12 +263,13 @@ class GetReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
     first_bytes_ = 0;
     while (budget > 0 && block_ < blocks_.size()) {
       const auto& [id, block] = blocks_[block_];
-      const size_t layer_bytes = block.meta.layer_bytes();
+      const size_t layer_bytes = block.meta.layer_bytes(layer_);
       const size_t n = std::min(budget, layer_bytes - offset_);
       AppendChunk(
           kGetChunkField,
           {.block_id = id, .layer = static_cast<uint32_t>(layer_), .offset = offset_},
-          absl::string_view(block.bytes->data() + layer_ * layer_bytes + offset_, n),
+          absl::string_view(
+              block.bytes->data() + block.meta.layer_offset(layer_) + offset_, n),
           block.bytes, &slices_);
       budget -= n;
       offset_ += n;

@@ -61,7 +61,7 @@ std::string SeedStream(int n, kvq::kernels::BlockEncoding enc, int chunk) {
     bytes.push_back(std::move(b));
   }
   AppendRecord(out, headers);
-  const size_t lb = meta.layer_bytes();
+  const size_t lb = meta.layer_bytes(0);
   for (int layer = 0; layer < meta.n_layers; ++layer) {
     for (int i = 0; i < n; ++i) {
       for (size_t off = 0; off < lb; off += chunk) {
@@ -127,7 +127,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
           // A valid meta must describe a consistent, bounded block.
           if (meta->block_bytes() == 0 ||
               meta->block_bytes() > kvq::kvstore::kMaxBlockBytes ||
-              meta->layer_bytes() * meta->n_layers != meta->block_bytes()) {
+              meta->layer_offset(meta->n_layers) != meta->block_bytes()) {
             std::abort();
           }
         }

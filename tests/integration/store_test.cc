@@ -76,7 +76,7 @@ v1::BlockHeader Header(uint32_t id, const TestBlock& b) {
 }
 
 v1::PutBlocksRequest Layer(uint32_t id, const TestBlock& b, int layer) {
-  const size_t lb = b.meta.layer_bytes();
+  const size_t lb = b.meta.layer_bytes(0);
   v1::PutBlocksRequest r;
   v1::BlockChunk* c = r.add_chunks();
   c->set_block_id(id);
@@ -126,7 +126,7 @@ TEST(StoreIntegrationTest, HealthyAndStopsGracefullyOnSigterm) {
   ASSERT_TRUE(writer.ok());
   auto id = (*writer)->Announce(b.key, b.meta);
   ASSERT_TRUE(id.ok());
-  const size_t lb = b.meta.layer_bytes();
+  const size_t lb = b.meta.layer_bytes(0);
   ASSERT_TRUE(
       (*writer)->WriteLayer(*id, 0, absl::string_view(b.bytes).substr(0, lb)).ok());
   absl::SleepFor(absl::Milliseconds(100));

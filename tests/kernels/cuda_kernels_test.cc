@@ -79,6 +79,15 @@ TEST(CudaSupportsTest, CompiledShapesOnly) {
             absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(CudaSupports(BlockEncoding::Quantized(3, 32, 32), 64).code(),
             absl::StatusCode::kInvalidArgument);
+  // Format 2's non-KIVI encodings are the CPU kernels' alone.
+  for (const BlockEncoding& enc :
+       {BlockEncoding::Mixed(4, 2, 32, 32, 0, 0, ScaleFormat::kFp16),
+        BlockEncoding::Mixed(2, 2, 32, 32, 82, 82, ScaleFormat::kFp16),
+        BlockEncoding::Mixed(2, 2, 32, 32, 0, 0, ScaleFormat::kU8)}) {
+    const absl::Status s = CudaSupports(enc, 64);
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_THAT(std::string(s.message()), HasSubstr("only KIVI encodings"));
+  }
 }
 
 // Device-API argument errors are reported before any device memory is

@@ -14,7 +14,9 @@
 namespace kvq::kernels {
 namespace {
 
-static_assert(kFormatVersion == 1, "the golden bytes below are for format version 1");
+static_assert(kFormatVersion == 2,
+              "the golden bytes below are for format version 2 (KIVI encodings: "
+              "the layout of version 1)");
 
 std::vector<uint8_t> Quantize(const BlockEncoding& enc, int n_kv_heads, int head_dim,
                               const std::vector<float>& k, const std::vector<float>& v) {

@@ -17,7 +17,7 @@ TEST(BlockAssemblerTest, LayersInAnyOrderChunksInOrder) {
   const TestBlock b = MakeTestBlock(1);
   auto a = BlockAssembler::Create(b.meta);
   ASSERT_TRUE(a.ok()) << a.status();
-  const size_t lb = b.meta.layer_bytes();
+  const size_t lb = b.meta.layer_bytes(0);
   for (int layer : {3, 0, 4, 2, 1}) {
     EXPECT_FALSE(a->complete());
     const std::string part = b.bytes.substr(layer * lb, lb);
@@ -29,11 +29,38 @@ TEST(BlockAssemblerTest, LayersInAnyOrderChunksInOrder) {
   EXPECT_EQ(std::move(*a).TakeBytes(), b.bytes);
 }
 
+// Edge layers (format 2): layer parts differ in size; chunks land at each
+// layer's own offset and the checksum still matches, whatever the order.
+TEST(BlockAssemblerTest, LayersOfDifferentSizes) {
+  kernels::BlockEncoding enc =
+      kernels::BlockEncoding::Mixed(2, 2, 32, 8, 5, 5, kernels::ScaleFormat::kU8);
+  enc.edge_layers = 1;
+  enc.edge_bits = 8;
+  const TestBlock b = MakeTestBlock(5, enc);
+  ASSERT_NE(b.meta.layer_bytes(0), b.meta.layer_bytes(1));
+  for (const std::vector<int>& order :
+       std::vector<std::vector<int>>{{0, 1, 2, 3, 4}, {4, 2, 0, 3, 1}}) {
+    auto a = BlockAssembler::Create(b.meta);
+    ASSERT_TRUE(a.ok()) << a.status();
+    for (int layer : order) {
+      const std::string part =
+          b.bytes.substr(b.meta.layer_offset(layer), b.meta.layer_bytes(layer));
+      ASSERT_TRUE(a->AddChunk(layer, 0, part.substr(0, 50)).ok());
+      ASSERT_TRUE(a->AddChunk(layer, 50, part.substr(50)).ok());
+      // One byte more than the layer holds is refused.
+      EXPECT_FALSE(a->AddChunk(layer, part.size(), "x").ok());
+    }
+    ASSERT_TRUE(a->complete());
+    EXPECT_EQ(a->Checksum(), b.meta.checksum);
+    EXPECT_EQ(std::move(*a).TakeBytes(), b.bytes);
+  }
+}
+
 // The checksum hashed while chunks arrive equals BlockChecksum of the bytes,
 // whatever the order (in order, layers out of order, a short chunk).
 TEST(BlockAssemblerTest, ChecksumMatchesWhateverTheArrivalOrder) {
   const TestBlock b = MakeTestBlock(4);
-  const size_t lb = b.meta.layer_bytes();
+  const size_t lb = b.meta.layer_bytes(0);
   for (const std::vector<int>& order : std::vector<std::vector<int>>{
            {0, 1, 2, 3, 4}, {3, 0, 4, 2, 1}, {4, 3, 2, 1, 0}, {1, 0, 2, 4, 3}}) {
     auto a = BlockAssembler::Create(b.meta);
@@ -55,7 +82,7 @@ TEST(BlockAssemblerTest, ChecksumMatchesWhateverTheArrivalOrder) {
 // fall short counts for nothing and the same chunk can come again.
 TEST(BlockAssemblerTest, ChunksInPiecesAppendOrFillInPlace) {
   const TestBlock b = MakeTestBlock(5);
-  const size_t lb = b.meta.layer_bytes();
+  const size_t lb = b.meta.layer_bytes(0);
   auto in_pieces = [](absl::string_view data, size_t piece, size_t deliver) {
     return [=](BlockAssembler::PieceFn fn) {
       for (size_t off = 0; off < deliver; off += piece) {
@@ -93,7 +120,7 @@ TEST(BlockAssemblerTest, ChunksInPiecesAppendOrFillInPlace) {
 // and the checksum hashed so far is unchanged.
 TEST(BlockAssemblerTest, OverlongReadWritesNothingPastItsChunk) {
   const TestBlock b = MakeTestBlock(6);
-  const size_t lb = b.meta.layer_bytes();
+  const size_t lb = b.meta.layer_bytes(0);
   auto a = BlockAssembler::Create(b.meta);
   ASSERT_TRUE(a.ok());
   const absl::string_view bytes = b.bytes;
@@ -127,7 +154,7 @@ TEST(BlockAssemblerTest, RejectsBadChunks) {
   const TestBlock b = MakeTestBlock(2);
   auto a = BlockAssembler::Create(b.meta);
   ASSERT_TRUE(a.ok());
-  const size_t lb = b.meta.layer_bytes();
+  const size_t lb = b.meta.layer_bytes(0);
   EXPECT_EQ(a->AddChunk(5, 0, "x").code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(a->AddChunk(-1, 0, "x").code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(a->AddChunk(0, 1, "x").code(), absl::StatusCode::kInvalidArgument);  // gap

@@ -29,18 +29,40 @@ TEST(BlockKeyTest, GoldenChainQuantized) {
   const std::vector<BlockKey> keys =
       BlockKeyChain(GoldenTokens(), kModel, BlockEncoding::Quantized(2, 32, 32));
   ASSERT_EQ(keys.size(), 3u);
-  EXPECT_EQ(keys[0].ToHex(), "57f8d606e044347853ada9e01336d3bf");
-  EXPECT_EQ(keys[1].ToHex(), "a5ee757ebdbfef5a6295cb518bccc2af");
-  EXPECT_EQ(keys[2].ToHex(), "368a2feae2874a9b82ec83e8fb18b3b3");
+  EXPECT_EQ(keys[0].ToHex(), "681ee85cd85c9ff13a17905cdbecb576");
+  EXPECT_EQ(keys[1].ToHex(), "85dc0500139098886a3b52a953165925");
+  EXPECT_EQ(keys[2].ToHex(), "54a7967582006eded391e317f0343143");
+}
+
+// Format 2's fields are hashed: 4-bit keys, 2-bit values, 82 key and 20
+// value outliers, u8 scales.
+TEST(BlockKeyTest, GoldenChainFormat2) {
+  const std::vector<BlockKey> keys = BlockKeyChain(
+      GoldenTokens(), kModel,
+      BlockEncoding::Mixed(4, 2, 32, 32, 82, 20, kernels::ScaleFormat::kU8));
+  ASSERT_EQ(keys.size(), 3u);
+  EXPECT_EQ(keys[0].ToHex(), "556d2021e5a6b34c5b8daff250a2f22f");
+  EXPECT_EQ(keys[1].ToHex(), "e620ea705a963c369b1384bea95f7079");
+  EXPECT_EQ(keys[2].ToHex(), "ad1e594eb36dc2f223b19b7921753733");
+  // Edge layers: 2-bit u8-scale blocks whose first and last layer are 4-bit.
+  BlockEncoding edge =
+      BlockEncoding::Mixed(2, 2, 32, 32, 0, 0, kernels::ScaleFormat::kU8);
+  edge.edge_layers = 1;
+  edge.edge_bits = 4;
+  const std::vector<BlockKey> edge_keys = BlockKeyChain(GoldenTokens(), kModel, edge);
+  ASSERT_EQ(edge_keys.size(), 3u);
+  EXPECT_EQ(edge_keys[0].ToHex(), "26a7ed7e0607bdd076e5f546de77bbae");
+  EXPECT_EQ(edge_keys[1].ToHex(), "30fc0ad832fd3e5b83c127a89a757a5e");
+  EXPECT_EQ(edge_keys[2].ToHex(), "91c3a18e3ee39f738ed016c64cd9e1da");
 }
 
 TEST(BlockKeyTest, GoldenChainFp16) {
   const std::vector<BlockKey> keys =
       BlockKeyChain(GoldenTokens(), kModel, BlockEncoding::Fp16(32));
   ASSERT_EQ(keys.size(), 3u);
-  EXPECT_EQ(keys[0].ToHex(), "bd5453aeb94548b75ec5ca29ee4f4861");
-  EXPECT_EQ(keys[1].ToHex(), "002d0369ae4166ca79432af928927374");
-  EXPECT_EQ(keys[2].ToHex(), "829c6fadb91ad928d92223526a5da42f");
+  EXPECT_EQ(keys[0].ToHex(), "27b5715f5cccc7e7d690dccd87da782e");
+  EXPECT_EQ(keys[1].ToHex(), "1e479396bcdbfa205efe056922d64401");
+  EXPECT_EQ(keys[2].ToHex(), "f316f78de018b5d7c48ba0c0a238765f");
 }
 
 TEST(BlockKeyTest, SharedPrefixSharesKeys) {

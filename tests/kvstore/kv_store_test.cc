@@ -82,7 +82,7 @@ TEST_F(KvStoreTest, RejectsBadChecksumSizeAndMeta) {
   b.bytes.pop_back();
   EXPECT_EQ(Put(*s, b).status().code(), absl::StatusCode::kInvalidArgument);
   b = MakeTestBlock(1);
-  b.meta.encoding.version = 2;
+  b.meta.encoding.version = kernels::kFormatVersion + 1;
   EXPECT_EQ(Put(*s, b).status().code(), absl::StatusCode::kInvalidArgument);
   b = MakeTestBlock(1);
   b.meta.n_kv_heads = 3;  // size no longer matches
@@ -132,6 +132,32 @@ TEST_F(KvStoreTest, EvictsLeastRecentlyUsed) {
   EXPECT_EQ(st.blocks, 3u);
   EXPECT_EQ(st.bytes, 3 * kBlockBytes);
   EXPECT_LE(st.bytes, st.capacity_bytes);
+}
+
+// Format 2 blocks (K/V bits apart, outliers, u8 scales) are sized by
+// BlockBytes like any other: the store takes them, and a byte short is refused.
+TEST_F(KvStoreTest, HoldsFormat2Blocks) {
+  auto s = Open(4);
+  const kernels::BlockEncoding enc =
+      kernels::BlockEncoding::Mixed(4, 2, 32, 8, 5, 5, kernels::ScaleFormat::kU8);
+  const TestBlock b = MakeTestBlock(3, enc);
+  const auto put = Put(*s, b);
+  ASSERT_TRUE(put.ok()) << put.status();
+  auto got = s->Get({b.key});
+  ASSERT_TRUE(got[0].ok()) << got[0].status();
+  EXPECT_EQ(*got[0]->bytes, b.bytes);
+  EXPECT_EQ(got[0]->meta.encoding, enc);
+  kernels::BlockEncoding edge = enc;
+  edge.edge_layers = 1;
+  edge.edge_bits = 8;
+  const TestBlock e = MakeTestBlock(5, edge);
+  ASSERT_TRUE(Put(*s, e).ok());
+  auto got_e = s->Get({e.key});
+  ASSERT_TRUE(got_e[0].ok()) << got_e[0].status();
+  EXPECT_EQ(*got_e[0]->bytes, e.bytes);
+  TestBlock short_block = MakeTestBlock(4, enc);
+  short_block.bytes.pop_back();
+  EXPECT_EQ(Put(*s, short_block).status().code(), absl::StatusCode::kInvalidArgument);
 }
 
 TEST_F(KvStoreTest, CapacityAccountsMixedSizes) {

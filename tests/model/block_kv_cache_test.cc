@@ -175,5 +175,125 @@ TEST(BlockKvCacheTest, StatsCountQuantizedBlocksAndFp16Tail) {
   EXPECT_NEAR(c->Stats().BitsPerElement(), (24 * quantized + 4 * 16.0) / 28, 1e-9);
 }
 
+// Edge layers: layer parts of a quantized block differ in size (3 layers:
+// 0 and 2 at 8 bits, 1 at 2 bits), attention and export/import see each
+// layer's own encoding, and the stored bits are EffectiveBits'.
+TEST(BlockKvCacheTest, EdgeLayersHoldTheirOwnBits) {
+  constexpr KvCacheShape kThree{
+      .n_layers = 3, .n_heads = 4, .n_kv_heads = 2, .head_dim = 8};
+  const char* text = "kivi:bits=2,block=8,group=8,residual=0,edge_layers=1,edge_bits=8";
+  absl::StatusOr<KvMode> mode = ParseKvMode(text);
+  ASSERT_TRUE(mode.ok());
+  absl::StatusOr<std::unique_ptr<BlockKvCache>> made =
+      BlockKvCache::Create(*mode, kThree);
+  ASSERT_TRUE(made.ok()) << made.status();
+  BlockKvCache& c = **made;
+  std::mt19937 rng(8);
+  for (int n = 0; n < 20; ++n) {
+    for (int l = 0; l < kThree.n_layers; ++l) {
+      std::vector<float> k = Random(kThree.kv_dim(), rng),
+                         v = Random(kThree.kv_dim(), rng);
+      ASSERT_TRUE(c.Append(l, 1, k.data(), v.data()).ok());
+    }
+  }
+  ASSERT_EQ(QuantizedBlocks(c), 2);
+  const kernels::CacheShape cs{kThree.n_layers, kThree.n_kv_heads, kThree.head_dim};
+  const size_t b8 = kernels::LayerBytes(kernels::BlockEncoding::Quantized(8, 8, 8), 2, 8);
+  const size_t b2 = kernels::LayerBytes(kernels::BlockEncoding::Quantized(2, 8, 8), 2, 8);
+  EXPECT_EQ(c.LayerPart(0, 0).size(), b8);
+  EXPECT_EQ(c.LayerPart(0, 1).size(), b2);
+  EXPECT_EQ(c.LayerPart(0, 2).size(), b8);
+  EXPECT_EQ(c.ExportBlock(0).size(), 2 * b8 + b2);
+  EXPECT_EQ(c.ExportBlock(0).size(), kernels::BlockBytes(c.block_encoding(0), cs));
+  EXPECT_NEAR(c.Stats().BitsPerElement(), EffectiveBits(*mode->Resolve(8), cs, 20),
+              1e-12);
+  // Export/import: the same attention in every layer.
+  std::vector<std::string> bytes;
+  std::vector<BlockKvCache::ImportedBlock> blocks;
+  for (int b = 0; b < c.n_blocks(); ++b) bytes.push_back(c.ExportBlock(b));
+  for (int b = 0; b < c.n_blocks(); ++b) {
+    blocks.push_back({c.block_encoding(b), c.block_tokens(b), bytes[b]});
+  }
+  absl::StatusOr<std::unique_ptr<BlockKvCache>> back =
+      BlockKvCache::FromBlocks(*mode, kThree, blocks);
+  ASSERT_TRUE(back.ok()) << back.status();
+  const std::vector<float> q = Random(size_t(kThree.n_heads) * kThree.head_dim, rng);
+  for (int layer = 0; layer < kThree.n_layers; ++layer) {
+    std::vector<float> a(q.size()), b(q.size());
+    ASSERT_TRUE(c.Attend(layer, q.data(), a.data()).ok());
+    ASSERT_TRUE((*back)->Attend(layer, q.data(), b.data()).ok());
+    EXPECT_EQ(a, b) << layer;
+  }
+}
+
+// Attention sinks: the first blocks stay fp16 however long the sequence,
+// the blocks after them follow the residual rule, the stored bits are
+// EffectiveBits', and Attend equals fp64 attention over Read's K and V.
+TEST(BlockKvCacheTest, SinkBlocksStayFp16) {
+  const char* text =
+      "kivi:kbits=4,vbits=2,block=8,group=8,residual=8,outliers=0.05,scales=u8,sinks=12";
+  auto c = Make(text);  // sinks round up to 16 tokens: blocks 0 and 1
+  std::mt19937 rng(7);
+  for (int n = 0; n < 43; ++n) AppendToken(*c, rng);
+  // 43 tokens: blocks 0-1 sinks, 2-3 quantized ((b + 1) * 8 + 8 <= 43), 4 and
+  // the partial 5 fp16.
+  ASSERT_EQ(c->n_blocks(), 6);
+  const std::vector<bool> want = {false, false, true, true, false, false};
+  for (int b = 0; b < 6; ++b) {
+    EXPECT_EQ(!c->block_encoding(b).is_fp16(), want[b]) << b;
+  }
+  absl::StatusOr<KvMode> mode = ParseKvMode(text);
+  ASSERT_TRUE(mode.ok());
+  const KvMode resolved = *mode->Resolve(kShape.head_dim);
+  EXPECT_EQ(c->block_encoding(2), resolved.QuantizedEncoding());
+  const kernels::CacheShape cs{kShape.n_layers, kShape.n_kv_heads, kShape.head_dim};
+  EXPECT_NEAR(c->Stats().BitsPerElement(), EffectiveBits(resolved, cs, 43), 1e-12);
+
+  // Attention over sinks, outlier blocks and the tail vs fp64 over Read().
+  const int n = c->n_tokens(), D = kShape.head_dim, H = kShape.n_kv_heads;
+  std::vector<float> k(size_t(n) * H * D), v(k.size());
+  ASSERT_TRUE(c->Read(1, k.data(), v.data()).ok());
+  const std::vector<float> q = Random(size_t(kShape.n_heads) * D, rng);
+  std::vector<float> out(q.size());
+  ASSERT_TRUE(c->Attend(1, q.data(), out.data()).ok());
+  const int per_kv = kShape.n_heads / H;
+  for (int h = 0; h < kShape.n_heads; ++h) {
+    const int kvh = h / per_kv;
+    std::vector<double> s(n);
+    double mx = -1e300, sum = 0;
+    for (int t = 0; t < n; ++t) {
+      double dot = 0;
+      for (int d = 0; d < D; ++d)
+        dot += double(q[h * D + d]) * k[(size_t(t) * H + kvh) * D + d];
+      s[t] = dot / std::sqrt(double(D));
+      mx = std::max(mx, s[t]);
+    }
+    for (double& x : s) sum += (x = std::exp(x - mx));
+    for (int d = 0; d < D; ++d) {
+      double o = 0;
+      for (int t = 0; t < n; ++t) o += s[t] * v[(size_t(t) * H + kvh) * D + d];
+      EXPECT_NEAR(out[h * D + d], o / sum, 1e-4) << h << " " << d;
+    }
+  }
+
+  // Export and import keep the layout; a quantized block among the sinks is
+  // refused.
+  std::vector<std::string> bytes;
+  std::vector<BlockKvCache::ImportedBlock> blocks;
+  for (int b = 0; b < c->n_blocks(); ++b) bytes.push_back(c->ExportBlock(b));
+  for (int b = 0; b < c->n_blocks(); ++b) {
+    blocks.push_back({c->block_encoding(b), c->block_tokens(b), bytes[b]});
+  }
+  absl::StatusOr<std::unique_ptr<BlockKvCache>> back =
+      BlockKvCache::FromBlocks(*mode, kShape, blocks);
+  ASSERT_TRUE(back.ok()) << back.status();
+  std::vector<float> out2(q.size());
+  ASSERT_TRUE((*back)->Attend(1, q.data(), out2.data()).ok());
+  EXPECT_EQ(out2, out);
+  std::vector<BlockKvCache::ImportedBlock> wrong(blocks.begin() + 1, blocks.end());
+  EXPECT_EQ(BlockKvCache::FromBlocks(*mode, kShape, wrong).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
 }  // namespace
 }  // namespace kvq::model

@@ -69,6 +69,7 @@ TEST(CliTest, EvalPplJson) {
   EXPECT_NEAR(j["mean_nll"].get<double>(), std::log(j["ppl"].get<double>()), 1e-9);
   EXPECT_EQ(j["kv"], "fp32");
   EXPECT_EQ(j["bits_per_element"], 32.0);
+  EXPECT_EQ(j["effective_bits"], 32.0);
   EXPECT_EQ(j["compression_vs_fp16"], 0.5);
 }
 

@@ -38,6 +38,11 @@ struct RangeArgs {
   const uint8_t* const* fp16 = nullptr;
   int n_fp16 = 0;
   int last_rows = 0;  // tokens in the last fp16 block (1..B); B if none
+  // The quantized blocks' head section size and format 2 outliers
+  // (block_format.h GetHeadLayout): counts, position width, byte offsets.
+  size_t quantized_head_bytes = 0;
+  int k_outliers = 0, v_outliers = 0;
+  size_t index_bytes = 1, k_out = 0, v_out = 0, k_out_at = 0, v_out_at = 0;
 };
 
 // Partial softmax state of one query head, as written by attend_range:
@@ -84,6 +89,9 @@ struct IsaKernels {
   // Whether attend_range takes every shape the block format allows (the
   // integer variants); else only AttentionSupported() shapes.
   bool all_shapes = false;
+  // Whether attend_range adds format 2 outliers' exact contributions (the
+  // fp32 SIMD variants); else only KIVI encodings.
+  bool outliers = false;
 };
 
 // Shapes the SIMD loops handle; others go to the reference.

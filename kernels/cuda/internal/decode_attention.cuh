@@ -354,8 +354,15 @@ __global__ void __launch_bounds__(kAttentionWarps * 32)
   }
   float* p_s = p_all + warp * kMaxHeadsPerCta * kB;
   uint8_t* stage = stage_all + warp * p.smem_per_warp;
-  const BlockEncoding enc{kFormatVersion, kB, static_cast<uint16_t>(kBits),
-                          static_cast<uint16_t>(kBits == 16 ? 0 : p.group)};
+  // A KIVI encoding (the host refuses the others): value bits = key bits.
+  const BlockEncoding enc{kFormatVersion,
+                          kB,
+                          static_cast<uint16_t>(kBits),
+                          static_cast<uint16_t>(kBits == 16 ? 0 : p.group),
+                          static_cast<uint16_t>(kBits),
+                          0,
+                          0,
+                          0};
   const HeadLayout l = GetHeadLayout(enc, kHeadDim);
 
   const int n_blocks = seq.n_quantized + seq.n_fp16;

@@ -96,7 +96,9 @@ __global__ void __launch_bounds__(kQuantizeThreads)
   const In* k = static_cast<const In*>(p.k) + slot * kB * kHeadDim;  // [B][D]
   const In* v = static_cast<const In*>(p.v) + slot * kB * kHeadDim;  // [B][D]
   uint8_t* out = p.out + slot * p.head_bytes;
-  const BlockEncoding enc{kFormatVersion, kB, kBits, static_cast<uint16_t>(p.group)};
+  // A KIVI encoding (the host refuses the others): value bits = key bits.
+  const BlockEncoding enc{kFormatVersion, kB, kBits, static_cast<uint16_t>(p.group),
+                          kBits,          0,  0,     0};
   const HeadLayout l = GetHeadLayout(enc, kHeadDim);
 
   // Keys, per channel: the channel's B values in registers.

@@ -264,15 +264,15 @@ absl::StatusOr<std::vector<kvstore::PutOutcome>> GrpcStoreClient::PutShard(
       for (size_t i = 0; i < blocks.size(); ++i) {
         const kvstore::Block& b = *blocks[i];
         if (layer >= b.meta.n_layers) continue;
-        const size_t lb = b.meta.layer_bytes();
+        const size_t lb = b.meta.layer_bytes(layer);
+        const size_t at = b.meta.layer_offset(layer);
         for (size_t off = 0; off < lb;) {
           const size_t n = std::min<size_t>(lb - off, options_.chunk_bytes - pending);
           AppendChunk(kPutChunkField,
                       {.block_id = static_cast<uint32_t>(i),
                        .layer = static_cast<uint32_t>(layer),
                        .offset = off},
-                      absl::string_view(b.bytes->data() + layer * lb + off, n), b.bytes,
-                      &slices);
+                      absl::string_view(b.bytes->data() + at + off, n), b.bytes, &slices);
           off += n;
           pending += n;
           if (pending >= options_.chunk_bytes) {
@@ -575,10 +575,12 @@ class BlockWriterImpl final : public BlockWriter {
       return absl::InvalidArgumentError(absl::StrCat("no announced block ", id));
     }
     const BlockInfo& b = blocks_[id];
-    if (layer < 0 || layer >= b.meta.n_layers || part.size() != b.meta.layer_bytes()) {
-      return absl::InvalidArgumentError(absl::StrCat("layer ", layer, " of block ", id,
-                                                     ": expected ", b.meta.layer_bytes(),
-                                                     " bytes, got ", part.size()));
+    if (layer < 0 || layer >= b.meta.n_layers ||
+        part.size() != b.meta.layer_bytes(layer)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "layer ", layer, " of block ", id, ": expected ",
+          layer >= 0 && layer < b.meta.n_layers ? b.meta.layer_bytes(layer) : 0,
+          " bytes, got ", part.size()));
     }
     Stream& s = streams_[b.shard];
     for (size_t off = 0; off < part.size() || off == 0;) {

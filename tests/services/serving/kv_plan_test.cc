@@ -38,6 +38,18 @@ TEST(KvPlanTest, ResidualRuleOverTheWholePrompt) {
             (std::vector<int>{16, 16, 16, 16}));
   EXPECT_EQ(Bits(BlockPlan(Mode("fp16"), 33)), (std::vector<int>{16, 16}));
   EXPECT_TRUE(BlockPlan(Mode("fp16"), 0).empty());
+  // Sinks: the first blocks stay fp16; the rule applies to the others.
+  EXPECT_EQ(Bits(BlockPlan(Mode("kivi:bits=2,residual=0,sinks=32"), 100)),
+            (std::vector<int>{16, 2, 2, 16}));
+  EXPECT_EQ(Bits(BlockPlan(Mode("kivi:bits=2,residual=32,sinks=40"), 160)),
+            (std::vector<int>{16, 16, 2, 2, 16}));
+  // The plan's quantized encoding is the mode's whole format 2 encoding.
+  const std::vector<kernels::BlockEncoding> plan =
+      BlockPlan(Mode("kivi:kbits=4,vbits=2,outliers=0.02,scales=u8,residual=0"), 64);
+  ASSERT_EQ(plan.size(), 2u);
+  EXPECT_EQ(plan[0].v_bits, 2);
+  EXPECT_GT(plan[0].k_outliers, 0);
+  EXPECT_EQ(plan[0].scales, 1);
 }
 
 TEST(KvPlanTest, KeysChainWithEachBlocksEncoding) {

@@ -144,7 +144,7 @@ TEST(StoreClientTest, WriterStreamsLayersAndCommitsAtomically) {
   auto ia = (*w)->Announce(a.key, a.meta);
   auto ib = (*w)->Announce(b.key, b.meta);
   ASSERT_TRUE(ia.ok() && ib.ok());
-  const size_t lb = a.meta.layer_bytes();
+  const size_t lb = a.meta.layer_bytes(0);
   for (int layer = 0; layer < 5; ++layer) {
     ASSERT_TRUE(
         (*w)->WriteLayer(*ia, layer, absl::string_view(a.bytes).substr(layer * lb, lb))
@@ -175,7 +175,7 @@ TEST(StoreClientTest, WriterSealsBlocksAfterTheirLastLayer) {
   unsealed.checksum = 0;
   auto id = (*w)->AnnounceUnsealed(a.key, unsealed);
   ASSERT_TRUE(id.ok());
-  const size_t lb = a.meta.layer_bytes();
+  const size_t lb = a.meta.layer_bytes(0);
   for (int layer = 0; layer < 5; ++layer) {
     ASSERT_TRUE(
         (*w)->WriteLayer(*id, layer, absl::string_view(a.bytes).substr(layer * lb, lb))

@@ -30,7 +30,7 @@ class PutSessionTest : public ::testing::Test {
   }
   static void AddLayer(v1::PutBlocksRequest& r, uint32_t id, const TestBlock& b,
                        int layer) {
-    const size_t lb = b.meta.layer_bytes();
+    const size_t lb = b.meta.layer_bytes(0);
     v1::BlockChunk* c = r.add_chunks();
     c->set_block_id(id);
     c->set_layer(layer);
@@ -251,7 +251,7 @@ TEST_F(PutSessionTest, PendingBytesAreBounded) {
 absl::Status SendLayers(PutSession& session, uint32_t id, const TestBlock& b) {
   for (int layer = 0; layer < b.meta.n_layers; ++layer) {
     v1::PutBlocksRequest r;
-    const size_t lb = b.meta.layer_bytes();
+    const size_t lb = b.meta.layer_bytes(0);
     v1::BlockChunk* c = r.add_chunks();
     c->set_block_id(id);
     c->set_layer(layer);

@@ -1,0 +1,350 @@
+// Format 2 of kernels/block_format.h: key and value bits apart, outliers and
+// u8 scales. Sizes and offsets by hand, Validate's new rules, the reference
+// quantizer (outliers exact, the rest finer for leaving them out), and
+// attention over such blocks against fp64 attention over the dequantized
+// cache, for every available kernel variant.
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <random>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "gtest/gtest.h"
+#include "kernels/block_format.h"
+#include "kernels/fp16.h"
+#include "kernels/kernel_set.h"
+#include "kernels/kernels.h"
+#include "kernels/reference.h"
+#include "tests/kernels/test_util.h"
+
+namespace kvq::kernels {
+namespace {
+
+TEST(Format2Test, VersionIsTwo) { EXPECT_EQ(kFormatVersion, 2); }
+
+TEST(Format2Test, KiviLayoutIsFormatOnes) {
+  const HeadLayout l = GetHeadLayout(BlockEncoding::Quantized(2, 32, 32), 128);
+  EXPECT_EQ(l.head_bytes, 1024u + 512 + 1024 + 512);
+  EXPECT_EQ(l.k_range, l.head_bytes);
+  EXPECT_EQ(l.k_out_at, l.head_bytes);
+}
+
+TEST(Format2Test, MixedSizesAndOffsetsByHand) {
+  // B = 32, head_dim 8, keys 4-bit, values 2-bit, G = 8, 5 key and 3 value
+  // outliers, u8 scales. Section = 256 entries: u8 positions.
+  const BlockEncoding enc = BlockEncoding::Mixed(4, 2, 32, 8, 5, 3, ScaleFormat::kU8);
+  const HeadLayout l = GetHeadLayout(enc, 8);
+  EXPECT_EQ(l.scale_bytes, 1u);
+  EXPECT_EQ(l.index_bytes, 1u);
+  EXPECT_EQ(l.k_codes, 0u);
+  EXPECT_EQ(l.k_scale, 8u * 16);        // 8 channels * 32 tokens * 4 bits / 8
+  EXPECT_EQ(l.k_zero, 128u + 8);        // u8 per channel
+  EXPECT_EQ(l.v_codes, 136u + 8);       // 144
+  EXPECT_EQ(l.v_scale, 144u + 32 * 2);  // 32 tokens * 8 channels * 2 bits / 8
+  EXPECT_EQ(l.v_zero, 208u + 32);       // one group per token
+  EXPECT_EQ(l.k_range, 240u + 32);      // 272
+  EXPECT_EQ(l.v_range, 272u + 6);
+  EXPECT_EQ(l.k_out, 278u + 6);   // 284
+  EXPECT_EQ(l.v_out, 284u + 10);  // 294
+  EXPECT_EQ(l.k_out_at, 294u + 6);
+  EXPECT_EQ(l.v_out_at, 300u + 5);
+  EXPECT_EQ(l.head_bytes, 305u + 3);
+  // 308 bytes for 512 elements.
+  EXPECT_DOUBLE_EQ(BitsPerElement(enc, 8), 8.0 * 308 / 512);
+  // fp16 scales and a section of 32 * 128 entries: u16 positions.
+  const HeadLayout w =
+      GetHeadLayout(BlockEncoding::Mixed(2, 2, 32, 32, 1, 1, ScaleFormat::kFp16), 128);
+  EXPECT_EQ(w.index_bytes, 2u);
+  EXPECT_EQ(w.k_range, w.v_range);
+  EXPECT_EQ(w.head_bytes, 3072u + 2 + 2 + 2 + 2);
+  EXPECT_EQ(OutlierIndexBytes(65536), 2u);
+  EXPECT_EQ(OutlierIndexBytes(65537), 4u);
+}
+
+TEST(Format2Test, ValidateRejectsBadFormat2Fields) {
+  const CacheShape shape{1, 2, 8};
+  auto bad = [&shape](BlockEncoding e) {
+    return Validate(e, shape).code() == absl::StatusCode::kInvalidArgument;
+  };
+  EXPECT_FALSE(bad(BlockEncoding::Mixed(8, 2, 32, 8, 256, 256, ScaleFormat::kU8)));
+  EXPECT_TRUE(bad(BlockEncoding::Mixed(2, 3, 32, 8, 0, 0, ScaleFormat::kFp16)));
+  EXPECT_TRUE(bad(BlockEncoding::Mixed(2, 16, 32, 8, 0, 0, ScaleFormat::kFp16)));
+  EXPECT_TRUE(bad(BlockEncoding::Mixed(16, 2, 32, 8, 0, 0, ScaleFormat::kFp16)));
+  EXPECT_TRUE(bad(BlockEncoding::Mixed(2, 2, 32, 8, 257, 0, ScaleFormat::kFp16)));
+  EXPECT_TRUE(bad(BlockEncoding::Mixed(2, 2, 32, 8, 0, 257, ScaleFormat::kFp16)));
+  BlockEncoding scales = BlockEncoding::Quantized(2, 32, 8);
+  scales.scales = 2;
+  EXPECT_TRUE(bad(scales));
+  BlockEncoding fp16 = BlockEncoding::Fp16(32);
+  fp16.k_outliers = 1;
+  EXPECT_TRUE(bad(fp16));
+  fp16 = BlockEncoding::Fp16(32);
+  fp16.scales = 1;
+  EXPECT_TRUE(bad(fp16));
+  // Value codes fill whole bytes on their own bit width: 2-bit values of
+  // head_dim 6 do not (6 * 2 bits), 8-bit ones do.
+  EXPECT_TRUE(Validate(BlockEncoding::Mixed(2, 2, 32, 6, 0, 0, ScaleFormat::kFp16),
+                       CacheShape{1, 1, 6})
+                  .code() == absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(Validate(BlockEncoding::Mixed(2, 8, 32, 6, 0, 0, ScaleFormat::kFp16),
+                       CacheShape{1, 1, 6})
+                  .ok());
+}
+
+// K, V [heads][B][D] ~ N(0, 1) with `planted` entries per head of each set
+// to +-40 (far from every group's mean); returns their positions per head.
+struct Planted {
+  std::vector<float> k, v;
+  std::vector<std::vector<int>> k_at, v_at;  // [head] ascending t*D + c
+};
+
+Planted PlantOutliers(std::mt19937& rng, int heads, int B, int D, int planted) {
+  Planted p;
+  std::normal_distribution<float> n01(0.0f, 1.0f);
+  p.k.resize(static_cast<size_t>(heads) * B * D);
+  p.v.resize(p.k.size());
+  for (float& x : p.k) x = n01(rng);
+  for (float& x : p.v) x = n01(rng);
+  std::uniform_int_distribution<int> pos(0, B * D - 1);
+  for (int h = 0; h < heads; ++h) {
+    for (int set = 0; set < 2; ++set) {
+      std::vector<int> at;
+      while (static_cast<int>(at.size()) < planted) {
+        const int x = pos(rng);
+        if (std::find(at.begin(), at.end(), x) == at.end()) at.push_back(x);
+      }
+      std::sort(at.begin(), at.end());
+      std::vector<float>& data = set == 0 ? p.k : p.v;
+      for (size_t i = 0; i < at.size(); ++i) {
+        data[static_cast<size_t>(h) * B * D + at[i]] = (i % 2) ? -40.0f : 40.0f;
+      }
+      (set == 0 ? p.k_at : p.v_at).push_back(at);
+    }
+  }
+  return p;
+}
+
+TEST(Format2Test, OutliersRoundTripExactlyAndTheRestQuantizesFiner) {
+  std::mt19937 rng(21);
+  const int H = 2, B = 32, D = 8, planted = 5;
+  const Planted p = PlantOutliers(rng, H, B, D, planted);
+  for (ScaleFormat sf : {ScaleFormat::kFp16, ScaleFormat::kU8}) {
+    for (int bits : {2, 4, 8}) {
+      SCOPED_TRACE(::testing::Message()
+                   << "bits " << bits << " scales " << static_cast<int>(sf));
+      const BlockEncoding with =
+          BlockEncoding::Mixed(bits, bits, B, D, planted, planted, sf);
+      const BlockEncoding without = BlockEncoding::Mixed(bits, bits, B, D, 0, 0, sf);
+      std::vector<float> k1(p.k.size()), v1(k1.size()), k0(k1.size()), v0(k1.size());
+      for (const auto& [enc, k, v] :
+           {std::tuple{with, &k1, &v1}, std::tuple{without, &k0, &v0}}) {
+        std::vector<uint8_t> part(LayerBytes(enc, H, D));
+        ASSERT_TRUE(
+            reference::QuantizeLayer(enc, H, D, p.k.data(), p.v.data(), part.data())
+                .ok());
+        ASSERT_TRUE(
+            reference::DequantizeLayer(enc, H, D, part.data(), k->data(), v->data())
+                .ok());
+      }
+      double err1 = 0, err0 = 0;
+      for (int h = 0; h < H; ++h) {
+        const size_t base = static_cast<size_t>(h) * B * D;
+        for (int at : p.k_at[h]) EXPECT_EQ(k1[base + at], p.k[base + at]) << at;
+        for (int at : p.v_at[h]) EXPECT_EQ(v1[base + at], p.v[base + at]) << at;
+        for (int i = 0; i < B * D; ++i) {
+          const bool kout = std::binary_search(p.k_at[h].begin(), p.k_at[h].end(), i);
+          const bool vout = std::binary_search(p.v_at[h].begin(), p.v_at[h].end(), i);
+          const float kx = HalfToFloat(FloatToHalf(p.k[base + i]));
+          const float vx = HalfToFloat(FloatToHalf(p.v[base + i]));
+          if (!kout) err1 = std::max<double>(err1, std::fabs(k1[base + i] - kx));
+          if (!vout) err1 = std::max<double>(err1, std::fabs(v1[base + i] - vx));
+          if (!kout) err0 = std::max<double>(err0, std::fabs(k0[base + i] - kx));
+          if (!vout) err0 = std::max<double>(err0, std::fabs(v0[base + i] - vx));
+        }
+      }
+      // N(0, 1) data spans about 6 without the planted +-40 (80 with):
+      // leaving them out of min/max divides the step by several times.
+      EXPECT_LT(err1, err0 / 3) << err1 << " vs " << err0;
+      const double levels = (1 << bits) - 1;
+      EXPECT_LT(err1, 9.0 / levels);  // a step of range <= ~8 (+ u8 rounding)
+    }
+  }
+}
+
+TEST(Format2Test, OutliersAreTheFarthestFromTheirGroupsMean) {
+  // One head, B = 4, D = 4 (4-bit keys and values): keys' channel 2 is
+  // 0, 0, 0, 3 (mean .75, distance 2.25 at t = 3); everything else is 1 (or
+  // 0 in the constant channels): exactly one entry is far from its mean.
+  const int B = 4, D = 4;
+  std::vector<float> k(B * D, 1.0f), v(B * D, 0.5f);
+  for (int t = 0; t < B; ++t) k[t * D + 2] = t == 3 ? 3.0f : 0.0f;
+  v[1 * D + 3] = -7.0f;  // token 1's group mean is -1.375, distance 5.625
+  const BlockEncoding enc = BlockEncoding::Mixed(4, 4, B, D, 1, 1, ScaleFormat::kFp16);
+  const HeadLayout l = GetHeadLayout(enc, D);
+  std::vector<uint8_t> part(l.head_bytes);
+  ASSERT_TRUE(reference::QuantizeLayer(enc, 1, D, k.data(), v.data(), part.data()).ok());
+  EXPECT_EQ(part[l.k_out_at], 3 * D + 2);
+  EXPECT_EQ(part[l.k_out] | part[l.k_out + 1] << 8, FloatToHalf(3.0f));
+  EXPECT_EQ(part[l.v_out_at], 1 * D + 3);
+  EXPECT_EQ(part[l.v_out] | part[l.v_out + 1] << 8, FloatToHalf(-7.0f));
+  // Channel 2 without its outlier is constant 0: scale 0, zero 0.
+  EXPECT_EQ(part[l.k_scale + 4] | part[l.k_scale + 5] << 8, 0);
+  // Token 1's values without the outlier are constant .5: scale 0.
+  EXPECT_EQ(part[l.v_scale + 2] | part[l.v_scale + 3] << 8, 0);
+  std::vector<float> k2(B * D), v2(B * D);
+  ASSERT_TRUE(
+      reference::DequantizeLayer(enc, 1, D, part.data(), k2.data(), v2.data()).ok());
+  EXPECT_EQ(k2, k);  // every key is now exact
+  EXPECT_EQ(v2, v);
+}
+
+TEST(Format2Test, U8ScalesByHand) {
+  // One head, B = 4, D = 4, 2-bit, G = 4, no outliers. Keys: channel c holds
+  // c, c, c, c + 3 (range of the section [0, 6]): base 0, zero step
+  // fp16(6/255), scale step fp16(6/765). Channel 0: zc 0, sc =
+  // ceil(3 / 3 / ss) = ceil(1 / fp16(6/765)).
+  const int B = 4, D = 4;
+  std::vector<float> k(B * D), v(B * D, 0.0f);
+  for (int t = 0; t < B; ++t) {
+    for (int c = 0; c < D; ++c) k[t * D + c] = c + (t == 3 ? 3.0f : 0.0f);
+  }
+  const BlockEncoding enc = BlockEncoding::Mixed(2, 2, B, D, 0, 0, ScaleFormat::kU8);
+  const HeadLayout l = GetHeadLayout(enc, D);
+  std::vector<uint8_t> part(l.head_bytes);
+  ASSERT_TRUE(reference::QuantizeLayer(enc, 1, D, k.data(), v.data(), part.data()).ok());
+  const uint16_t zs = FloatToHalf(6.0f / 255.0f), ss = FloatToHalf(6.0f / 765.0f);
+  EXPECT_EQ(part[l.k_range] | part[l.k_range + 1] << 8, 0);  // base 0
+  EXPECT_EQ(part[l.k_range + 2] | part[l.k_range + 3] << 8, zs);
+  EXPECT_EQ(part[l.k_range + 4] | part[l.k_range + 5] << 8, ss);
+  for (int c = 0; c < D; ++c) {
+    const float zc = std::floor(static_cast<float>(c) / HalfToFloat(zs));
+    EXPECT_EQ(part[l.k_zero + c], static_cast<int>(std::min(255.0f, zc))) << c;
+    const float zero = std::min(255.0f, zc) * HalfToFloat(zs);
+    const float sc = std::ceil((c + 3.0f - zero) / 3.0f / HalfToFloat(ss));
+    EXPECT_EQ(part[l.k_scale + c], static_cast<int>(std::min(255.0f, sc))) << c;
+  }
+  // Values all 0: the range is empty, every step 0, every code 0.
+  EXPECT_EQ(part[l.v_range + 2] | part[l.v_range + 3] << 8, 0);
+  for (size_t i = l.v_codes; i < l.v_scale; ++i) EXPECT_EQ(part[i], 0) << i;
+  // Keys round trip within a step: codes 0 and 3 land on zero and
+  // zero + 3 * scale, which bracket [c, c + 3].
+  std::vector<float> k2(B * D), v2(B * D);
+  ASSERT_TRUE(
+      reference::DequantizeLayer(enc, 1, D, part.data(), k2.data(), v2.data()).ok());
+  for (int i = 0; i < B * D; ++i) EXPECT_NEAR(k2[i], k[i], 0.05) << i;
+  EXPECT_EQ(v2, v);
+}
+
+TEST(Format2Test, DequantizeRejectsOutlierPositionsOutsideTheBlock) {
+  const int B = 4, D = 4;
+  std::vector<float> k(B * D, 1.0f), v(B * D, 2.0f);
+  const BlockEncoding enc = BlockEncoding::Mixed(2, 2, B, D, 1, 1, ScaleFormat::kU8);
+  const HeadLayout l = GetHeadLayout(enc, D);
+  std::vector<uint8_t> part(l.head_bytes);
+  ASSERT_TRUE(reference::QuantizeLayer(enc, 1, D, k.data(), v.data(), part.data()).ok());
+  part[l.v_out_at] = B * D;  // one past the section
+  std::vector<float> k2(B * D), v2(B * D);
+  EXPECT_EQ(
+      reference::DequantizeLayer(enc, 1, D, part.data(), k2.data(), v2.data()).code(),
+      absl::StatusCode::kInvalidArgument);
+}
+
+// Edge layers: the first and last E layers at edge_bits, the others as the
+// encoding says; sizes and offsets per layer, kernels take only ForLayer().
+TEST(Format2Test, EdgeLayersByHand) {
+  BlockEncoding enc = BlockEncoding::Mixed(2, 2, 32, 8, 0, 0, ScaleFormat::kFp16);
+  enc.edge_layers = 1;
+  enc.edge_bits = 4;
+  const CacheShape shape{5, 2, 8};
+  ASSERT_TRUE(Validate(enc, shape).ok());
+  const BlockEncoding edge = enc.ForLayer(0, 5), middle = enc.ForLayer(2, 5);
+  EXPECT_EQ(edge, BlockEncoding::Quantized(4, 32, 8));
+  EXPECT_EQ(middle, BlockEncoding::Quantized(2, 32, 8));
+  EXPECT_EQ(enc.ForLayer(4, 5), edge);
+  EXPECT_EQ(enc.ForLayer(3, 5), middle);
+  // 2-bit head: 64 + 32 + 64 + 128 = 288 bytes; 4-bit: 128 + 32 + 128 + 128 = 416.
+  EXPECT_EQ(LayerBytes(enc, shape, 0), 2u * 416);
+  EXPECT_EQ(LayerBytes(enc, shape, 1), 2u * 288);
+  EXPECT_EQ(LayerOffset(enc, shape, 2), 2u * 416 + 2 * 288);
+  EXPECT_EQ(BlockBytes(enc, shape), 2u * (2 * 416 + 3 * 288));
+  EXPECT_FALSE(enc.is_kivi());
+  // A block encoding with edge layers is not a layer's: kernels refuse it.
+  std::vector<float> k(2 * 32 * 8, 1.0f), v(k.size(), 1.0f);
+  std::vector<uint8_t> part(LayerBytes(enc, shape, 0));
+  EXPECT_EQ(reference::QuantizeLayer(enc, 2, 8, k.data(), v.data(), part.data()).code(),
+            absl::StatusCode::kInvalidArgument);
+  // Validate: edge bits must be 2, 4 or 8, both fields or neither, quantized.
+  BlockEncoding bad = enc;
+  bad.edge_bits = 3;
+  EXPECT_EQ(Validate(bad, shape).code(), absl::StatusCode::kInvalidArgument);
+  bad = enc;
+  bad.edge_bits = 0;
+  EXPECT_EQ(Validate(bad, shape).code(), absl::StatusCode::kInvalidArgument);
+  bad = BlockEncoding::Fp16(32);
+  bad.edge_layers = 1;
+  bad.edge_bits = 4;
+  EXPECT_EQ(Validate(bad, shape).code(), absl::StatusCode::kInvalidArgument);
+}
+
+class Format2VariantsTest : public ::testing::TestWithParam<const KernelSet*> {};
+
+// The first three (outliers only) take the fp32 SIMD variants' own outlier
+// path; the others the reference.
+std::vector<BlockEncoding> Format2Encodings() {
+  return {BlockEncoding::Mixed(2, 2, 32, 32, 82, 82, ScaleFormat::kFp16),
+          BlockEncoding::Mixed(4, 4, 32, 8, 5, 5, ScaleFormat::kFp16),
+          BlockEncoding::Mixed(8, 8, 16, 8, 0, 7, ScaleFormat::kFp16),
+          BlockEncoding::Mixed(4, 2, 32, 8, 5, 5, ScaleFormat::kFp16),
+          BlockEncoding::Mixed(2, 2, 16, 8, 3, 0, ScaleFormat::kU8),
+          BlockEncoding::Mixed(2, 4, 32, 32, 82, 20, ScaleFormat::kU8),
+          BlockEncoding::Mixed(8, 2, 32, 32, 0, 0, ScaleFormat::kFp16)};
+}
+
+TEST_P(Format2VariantsTest, QuantizeIsBitIdenticalToTheReference) {
+  std::mt19937 rng(22);
+  for (const BlockEncoding& enc : Format2Encodings()) {
+    const int D = enc.group == 8 ? 8 : 128, H = 2, B = enc.block_tokens;
+    const Planted p = PlantOutliers(rng, H, B, D, 4);
+    std::vector<uint8_t> want(LayerBytes(enc, H, D)), got(want.size(), 0xcd);
+    ASSERT_TRUE(
+        reference::QuantizeLayer(enc, H, D, p.k.data(), p.v.data(), want.data()).ok());
+    ASSERT_TRUE(
+        GetParam()->quantize_layer(enc, H, D, p.k.data(), p.v.data(), got.data()).ok());
+    EXPECT_EQ(got, want) << GetParam()->name;
+  }
+}
+
+// Attention over blocks with outliers (and u8 scales, K/V bits apart) against
+// fp64 attention over the dequantized cache (outliers exact there).
+TEST_P(Format2VariantsTest, AttentionMatchesDequantizedFp64) {
+  std::mt19937 rng(23);
+  for (const BlockEncoding& enc : Format2Encodings()) {
+    const int D = enc.group == 8 ? 8 : 128, n_kv = 2, n_heads = 4;
+    for (const auto& [n, nq] : std::vector<std::pair<int, int>>{{70, 2}, {64, 2}}) {
+      const int B = enc.block_tokens;
+      if (nq * B > n) continue;
+      testing::TestCache c = testing::BuildCache(rng, enc, n_kv, D, n, nq);
+      const std::vector<float> q = testing::RandomKv(rng, n_heads, D, false);
+      std::vector<float> out(static_cast<size_t>(n_heads) * D, NAN);
+      const AttentionTask task{q.data(), &c.cache, out.data()};
+      ASSERT_TRUE(
+          GetParam()
+              ->decode_attention(testing::Params(enc, n_heads, n_kv, D), {&task, 1})
+              .ok());
+      const std::vector<double> want = testing::NaiveAttention(c, n_heads, n_kv, D, q);
+      for (size_t i = 0; i < out.size(); ++i) {
+        ASSERT_NEAR(out[i], want[i], 3e-3 * (1 + std::fabs(want[i])))
+            << GetParam()->name << " B " << B << " i " << i;
+      }
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Available, Format2VariantsTest, ::testing::ValuesIn(Available()),
+                         [](const ::testing::TestParamInfo<const KernelSet*>& info) {
+                           return info.param->name;
+                         });
+
+}  // namespace
+}  // namespace kvq::kernels
