@@ -17,6 +17,24 @@ constexpr char kForms[] =
     "kivi:bits=B,block=N,group=G,residual=R (e.g. kivi:bits=2,block=32,group=8,"
     "residual=32)";
 
+// Total bits of one sequence's cache holding n tokens (EffectiveBits).
+double CacheBits(const KvMode& mode, const kernels::CacheShape& shape, long n) {
+  const double per_token = 2.0 * shape.n_layers * shape.n_kv_heads * shape.head_dim;
+  if (n <= 0) return 0;
+  switch (mode.kind) {
+    case KvMode::Kind::kFp32:
+      return 32 * per_token * n;
+    case KvMode::Kind::kFp16:
+      return 16 * per_token * n;
+    case KvMode::Kind::kKivi:
+      break;
+  }
+  const long quantized = n >= mode.residual ? (n - mode.residual) / mode.block : 0;
+  const long fp16_tokens = n - quantized * mode.block;
+  return 8.0 * kernels::BlockBytes(mode.QuantizedEncoding(), shape) * quantized +
+         16 * per_token * fp16_tokens;
+}
+
 absl::Status Bad(absl::string_view text, absl::string_view why) {
   return absl::InvalidArgumentError(
       absl::StrFormat("bad --kv mode \"%s\": %s; %s", text, why, kForms));
@@ -117,6 +135,22 @@ std::string KvMode::ToString() const {
   }
   return absl::StrFormat("kivi:bits=%d,block=%d,group=%d,residual=%d", bits, block, group,
                          residual);
+}
+
+double EffectiveBits(const KvMode& mode, const kernels::CacheShape& shape,
+                     long n_tokens) {
+  return EffectiveBits(mode, shape, absl::Span<const long>(&n_tokens, 1));
+}
+
+double EffectiveBits(const KvMode& mode, const kernels::CacheShape& shape,
+                     absl::Span<const long> sequence_tokens) {
+  double bits = 0, elements = 0;
+  for (long n : sequence_tokens) {
+    if (n <= 0) continue;
+    bits += CacheBits(mode, shape, n);
+    elements += 2.0 * n * shape.n_layers * shape.n_kv_heads * shape.head_dim;
+  }
+  return elements > 0 ? bits / elements : 0;
 }
 
 }  // namespace kvq::model
