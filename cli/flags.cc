@@ -26,6 +26,16 @@ ABSL_FLAG(std::string, weights, "fp32",
 ABSL_FLAG(bool, json, false, "Print one JSON object instead of text.");
 ABSL_FLAG(bool, verbose, false,
           "kvq demo, kvq bench serve: echo the services' output to stderr.");
+ABSL_FLAG(std::string, text, "",
+          "Text file: one sequence per line (empty lines are skipped). Empty: "
+          "../shared/data/stories_dev.txt.");
+ABSL_FLAG(bool, quick, false,
+          "A smoke run. kvq bench kernels: contexts 1k and 4k, a 64 MiB working set, 2 "
+          "reps (figures of cache, not memory). kvq eval pareto: fp16 and KIVI 2/4/8 "
+          "bits at B=32, R 0 and 32 (and kvq's modes) instead of the full grid.");
+ABSL_FLAG(std::string, threads, "",
+          "kvq bench kernels: comma-separated thread counts (e.g. 1); empty: 1,2. "
+          "kvq eval pareto: modes evaluated at once, one thread each; empty: 1.");
 
 ABSL_FLAG(std::string, prompt, "", "Prompt text (may be empty).");
 ABSL_FLAG(int, steps, 256, "Number of new tokens to generate at most.");

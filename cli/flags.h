@@ -27,6 +27,9 @@ ABSL_DECLARE_FLAG(std::string, kv);         // --kv MODE (model/kv_mode.h)
 ABSL_DECLARE_FLAG(std::string, weights);    // --weights MODE (model/weights_mode.h)
 ABSL_DECLARE_FLAG(bool, json);              // machine-readable output
 ABSL_DECLARE_FLAG(bool, verbose);           // echo child processes' output
+ABSL_DECLARE_FLAG(std::string, text);       // eval ppl, eval pareto: the text file
+ABSL_DECLARE_FLAG(bool, quick);             // bench kernels, eval pareto: a smoke run
+ABSL_DECLARE_FLAG(std::string, threads);    // bench kernels, eval pareto
 
 // A request (kvq generate, kvq client generate, kvq demo).
 ABSL_DECLARE_FLAG(std::string, prompt);

@@ -16,10 +16,6 @@
 #include "model/perplexity.h"
 #include "nlohmann/json.hpp"
 
-ABSL_FLAG(std::string, text, "",
-          "Text file: one sequence per line (empty lines are skipped). Empty: "
-          "../shared/data/stories_dev.txt.");
-
 namespace kvq::model {
 namespace {
 

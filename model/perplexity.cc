@@ -42,6 +42,7 @@ absl::StatusOr<PerplexityResult> EvaluatePerplexity(const Transformer& transform
       ++r.tokens;
     }
     r.cache += cache->Stats();
+    r.cached_tokens.push_back(cache->n_tokens());
     r.sequences++;
     r.mean_nll = r.tokens > 0 ? nll / r.tokens : 0;
     r.ppl = std::exp(r.mean_nll);

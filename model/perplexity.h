@@ -10,6 +10,7 @@
 #define KVQ_MODEL_PERPLEXITY_H_
 
 #include <functional>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -26,6 +27,9 @@ struct PerplexityResult {
   long tokens = 0;      // predicted tokens
   int sequences = 0;    // non-empty lines
   KvCacheStats cache;   // storage of every line's final cache, summed
+  // Tokens each line's final cache held (its length - 1: the last token is
+  // only predicted), in line order; for EffectiveBits (kv_mode.h).
+  std::vector<int> cached_tokens;
 };
 
 // Called after each sequence: sequences done, sequences in all, running result.

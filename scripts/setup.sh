@@ -22,6 +22,8 @@ PACKAGES=(
   prometheus yamllint python3-yaml python3-grpcio python3-grpc-tools
   # Store benchmark baselines; network namespaces for `kvq bench serve`
   iperf3 redis-server redis-tools iproute2
+  # The quality-versus-bits plot (scripts/plot_pareto.sh -> docs/pareto.png)
+  gnuplot-nox
 )
 
 missing=()

@@ -20,9 +20,6 @@
 #include "kernels/kernels.h"
 #include "nlohmann/json.hpp"
 
-ABSL_FLAG(bool, quick, false,
-          "kvq bench kernels: contexts 1k and 4k, a 64 MiB working set, 2 reps (a smoke "
-          "run whose figures are cache, not memory, figures).");
 ABSL_FLAG(std::string, variant, "",
           "kvq bench kernels: comma-separated kernel variants to measure, one set of "
           "rows each (reference, int_portable, int_avx2, int_avxvnni, int_avx512vnni, "
@@ -31,8 +28,6 @@ ABSL_FLAG(std::string, variant, "",
 ABSL_FLAG(std::string, contexts, "",
           "kvq bench kernels: comma-separated context lengths in tokens (e.g. 16384); "
           "empty: 1024,4096,16384,65536 (1024,4096 with --quick).");
-ABSL_FLAG(std::string, threads, "",
-          "kvq bench kernels: comma-separated thread counts (e.g. 1); empty: 1,2.");
 
 namespace kvq::kernels::bench {
 namespace {

@@ -295,5 +295,23 @@ TEST(BlockKvCacheTest, SinkBlocksStayFp16) {
             absl::StatusCode::kInvalidArgument);
 }
 
+// kv_mode.h's EffectiveBits is what a real cache holds, token after token.
+TEST(BlockKvCacheTest, StatsMatchEffectiveBits) {
+  const kernels::CacheShape shape{
+      .n_layers = kShape.n_layers, .n_kv_heads = kShape.n_kv_heads, .head_dim = 8};
+  for (const char* text : {"fp16", "kivi:bits=2,block=8,group=4,residual=0",
+                           "kivi:bits=4,block=8,group=8,residual=16",
+                           "kivi:bits=8,block=16,group=2,residual=32"}) {
+    auto c = Make(text);
+    const KvMode mode = *ParseKvMode(text)->Resolve(8);
+    std::mt19937 rng(2);
+    for (int n = 1; n <= 70; ++n) {
+      AppendToken(*c, rng);
+      ASSERT_DOUBLE_EQ(c->Stats().BitsPerElement(), EffectiveBits(mode, shape, n))
+          << text << " n=" << n;
+    }
+  }
+}
+
 }  // namespace
 }  // namespace kvq::model

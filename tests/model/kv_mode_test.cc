@@ -215,5 +215,45 @@ TEST(KvModeTest, EffectiveBitsByHand) {
   EXPECT_DOUBLE_EQ(EffectiveBits(r, shape, lengths), (64 * 4.5 + 31 * 16.0) / 95);
 }
 
+// EffectiveBits by hand, head_dim 8 (a kivi2 B32 G8 head section is 288
+// bytes: key codes 64, key scales and zeros 16 + 16, value codes 64, value
+// scales and zeros 64 + 64; i.e. 2304 bits for 32 tokens x 16 elements).
+TEST(KvModeTest, EffectiveBitsByHandOverShapes) {
+  auto mode = [](const char* text) { return *ParseKvMode(text)->Resolve(8); };
+  const kernels::CacheShape one{.n_layers = 1, .n_kv_heads = 1, .head_dim = 8};
+  const kernels::CacheShape many{.n_layers = 5, .n_kv_heads = 4, .head_dim = 8};
+  const KvMode r0 = mode("kivi:bits=2,block=32,group=8,residual=0");
+  const KvMode r32 = mode("kivi:bits=2,block=32,group=8,residual=32");
+  for (const kernels::CacheShape& shape : {one, many}) {
+    EXPECT_DOUBLE_EQ(EffectiveBits(r0, shape, 32), 4.5);  // 3 for keys, 6 for values
+    // One block + 16 fp16 tokens: (2304 + 16 * 16 * 16) / (48 * 16).
+    EXPECT_DOUBLE_EQ(EffectiveBits(r0, shape, 48), 6400.0 / 768);
+    EXPECT_DOUBLE_EQ(EffectiveBits(r32, shape, 48), 16.0);  // nothing quantized yet
+    // (64 - 32) / 32 = 1 block quantized + 32 fp16 tokens.
+    EXPECT_DOUBLE_EQ(EffectiveBits(r32, shape, 64), (2304.0 + 32 * 16 * 16) / 1024);
+    EXPECT_DOUBLE_EQ(
+        EffectiveBits(mode("kivi:bits=4,block=32,group=8,residual=0"), shape, 320),
+        6.5);  // 4 + 32/32 keys, 4 + 32/8 values
+    EXPECT_DOUBLE_EQ(EffectiveBits(mode("fp16"), shape, 7), 16.0);
+    EXPECT_DOUBLE_EQ(EffectiveBits(mode("fp32"), shape, 7), 32.0);
+    EXPECT_EQ(EffectiveBits(r0, shape, 0), 0.0);
+    // Two sequences: total bits over total elements, not the mean of the two.
+    const int both[] = {32, 48};
+    EXPECT_DOUBLE_EQ(EffectiveBits(r0, shape, both), (2304.0 + 6400) / (512 + 768));
+  }
+  // Equal to kernels::BitsPerElement once the quantized blocks dominate.
+  EXPECT_DOUBLE_EQ(EffectiveBits(r32, many, 32 * 1000 + 32),
+                   (1000 * 2304.0 + 32 * 16 * 16) / (1001 * 512));
+  EXPECT_NEAR(EffectiveBits(r32, many, 32 * 100000 + 32),
+              kernels::BitsPerElement(r32.QuantizedEncoding(), 8), 1e-3);
+}
+
+TEST(KvModeTest, PureKivi) {
+  EXPECT_TRUE(ParseKvMode("kivi2")->IsPureKivi());
+  EXPECT_TRUE(ParseKvMode("kivi:bits=8,block=16")->IsPureKivi());
+  EXPECT_FALSE(ParseKvMode("fp16")->IsPureKivi());
+  EXPECT_FALSE(ParseKvMode("fp32")->IsPureKivi());
+}
+
 }  // namespace
 }  // namespace kvq::model
