@@ -13,9 +13,8 @@
 #include "absl/strings/str_split.h"
 #include "cli/command.h"
 #include "cli/flags.h"
-#include "common/paths.h"
 #include "kernels/kernels.h"
-#include "model/internal/read_file.h"
+#include "model/command_inputs.h"
 #include "model/model_loader.h"
 #include "model/pareto.h"
 #include "nlohmann/json.hpp"
@@ -65,9 +64,10 @@ void PrintKiviComparison(absl::Span<const ParetoRow> rows, const KiviComparison&
   };
   int covered = 0;
   for (const KiviComparison::Cover& cover : c.kivi_front) covered += cover.kvq >= 0;
-  std::printf("\nKIVI's own front (%zu modes): %d beaten by a kvq mode with the same or "
-              "fewer bits and a lower ppl%s\n",
-              c.kivi_front.size(), covered, c.Dominates() ? " (dominated)" : "");
+  std::printf(
+      "\nKIVI's own front (%zu modes): %d beaten by a kvq mode with the same or "
+      "fewer bits and a lower ppl%s\n",
+      c.kivi_front.size(), covered, c.Dominates() ? " (dominated)" : "");
   for (const KiviComparison::Cover& cover : c.kivi_front) {
     std::printf("  %s\n    %s\n", row(cover.kivi).c_str(),
                 cover.kvq >= 0 ? ("beaten by " + row(cover.kvq)).c_str() : "not beaten");
@@ -88,19 +88,12 @@ int RunEvalPareto(const std::vector<std::string>& args) {
   }
   absl::StatusOr<int> threads = ThreadsFromFlag();
   if (!threads.ok()) return Fail(threads.status());
-  std::string text_path = ResolveUserPath(absl::GetFlag(FLAGS_text));
-  if (text_path.empty() && !SharedDir().empty()) {
-    text_path = SharedDir() + "/data/stories_dev.txt";
-  }
-  if (text_path.empty()) return Fail(absl::InvalidArgumentError("--text is required"));
-  absl::StatusOr<std::string> text = model_internal::ReadFile(text_path);
+  absl::StatusOr<TextInput> text = ReadTextFromFlags();
   if (!text.ok()) return Fail(text.status());
-  absl::StatusOr<WeightsMode> weights = cli::WeightsModeFromFlags();
-  if (!weights.ok()) return Fail(weights.status());
-  absl::StatusOr<LoadedModel> loaded = LoadModelWithTokenizer(
-      cli::ModelPathFromFlags(),
-      {.tokenizer_path = cli::TokenizerPathFromFlags(), .weights = *weights});
+  const std::string& text_path = text->path;
+  absl::StatusOr<LoadedModel> loaded = LoadModelFromFlags();
   if (!loaded.ok()) return Fail(loaded.status());
+  const WeightsMode weights = loaded->model->weights_mode;
   const int head_dim = loaded->model->config.HeadDim();
   std::vector<std::string> grid;
   if (!modes_flag.empty()) {
@@ -118,7 +111,7 @@ int RunEvalPareto(const std::vector<std::string>& args) {
     };
   }
   absl::StatusOr<std::vector<ParetoRow>> rows =
-      SweepPareto(transformer, *loaded->tokenizer, *text, grid, options);
+      SweepPareto(transformer, *loaded->tokenizer, text->text, grid, options);
   if (!rows.ok()) {
     return Fail(absl::Status(rows.status().code(),
                              text_path + ": " + std::string(rows.status().message())));
@@ -142,7 +135,7 @@ int RunEvalPareto(const std::vector<std::string>& args) {
                           {"mean_nll", r.result.mean_nll},
                           {"tokens", r.result.tokens},
                           {"sequences", r.result.sequences},
-                          {"weights", WeightsModeName(*weights)},
+                          {"weights", WeightsModeName(weights)},
                           {"kernels", kernels},
                           {"kivi_front", beaten_by[i] != -2}};
       if (beaten_by[i] >= 0) j["beaten_by"] = (*rows)[beaten_by[i]].mode.ToString();
@@ -155,7 +148,7 @@ int RunEvalPareto(const std::vector<std::string>& args) {
       "kvq eval pareto: %s, %ld predicted tokens in %d sequences; %zu modes; weights %s "
       "(%s), kernels %s\n",
       text_path.c_str(), first.tokens, first.sequences, rows->size(),
-      WeightsModeName(*weights), transformer.weights_kernel(), kernels.c_str());
+      WeightsModeName(weights), transformer.weights_kernel(), kernels.c_str());
   std::printf("%9s  %8s  %5s  %-4s  %s\n", "eff.bits", "ppl", "front", "kind", "kv");
   for (const ParetoRow& r : *rows) {
     std::printf("%9.3f  %8.4f  %5s  %-4s  %s\n", r.effective_bits, r.result.ppl,

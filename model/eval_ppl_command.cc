@@ -10,8 +10,7 @@
 #include "absl/strings/str_format.h"
 #include "cli/command.h"
 #include "cli/flags.h"
-#include "common/paths.h"
-#include "model/internal/read_file.h"
+#include "model/command_inputs.h"
 #include "model/model_loader.h"
 #include "model/perplexity.h"
 #include "nlohmann/json.hpp"
@@ -31,19 +30,12 @@ int RunEvalPpl(const std::vector<std::string>& args) {
   }
   absl::StatusOr<KvMode> parsed = ParseKvMode(absl::GetFlag(FLAGS_kv));
   if (!parsed.ok()) return Fail(parsed.status());
-  std::string text_path = ResolveUserPath(absl::GetFlag(FLAGS_text));
-  if (text_path.empty() && !SharedDir().empty()) {
-    text_path = SharedDir() + "/data/stories_dev.txt";
-  }
-  if (text_path.empty()) return Fail(absl::InvalidArgumentError("--text is required"));
-  absl::StatusOr<std::string> text = model_internal::ReadFile(text_path);
+  absl::StatusOr<TextInput> text = ReadTextFromFlags();
   if (!text.ok()) return Fail(text.status());
-  absl::StatusOr<WeightsMode> weights = cli::WeightsModeFromFlags();
-  if (!weights.ok()) return Fail(weights.status());
-  absl::StatusOr<LoadedModel> loaded = LoadModelWithTokenizer(
-      cli::ModelPathFromFlags(),
-      {.tokenizer_path = cli::TokenizerPathFromFlags(), .weights = *weights});
+  const std::string& text_path = text->path;
+  absl::StatusOr<LoadedModel> loaded = LoadModelFromFlags();
   if (!loaded.ok()) return Fail(loaded.status());
+  const WeightsMode weights = loaded->model->weights_mode;
   absl::StatusOr<KvMode> mode = parsed->Resolve(loaded->model->config.HeadDim());
   if (!mode.ok()) return Fail(mode.status());
   Transformer transformer(*loaded->model, RawWeights::kRelease);
@@ -58,7 +50,7 @@ int RunEvalPpl(const std::vector<std::string>& args) {
     };
   }
   absl::StatusOr<PerplexityResult> r =
-      EvaluatePerplexity(transformer, *loaded->tokenizer, *text, *mode, progress);
+      EvaluatePerplexity(transformer, *loaded->tokenizer, text->text, *mode, progress);
   if (!r.ok())
     return Fail(absl::Status(r.status().code(),
                              text_path + ": " + std::string(r.status().message())));
@@ -69,7 +61,7 @@ int RunEvalPpl(const std::vector<std::string>& args) {
                         {"tokens", r->tokens},
                         {"sequences", r->sequences},
                         {"kv", mode->ToString()},
-                        {"weights", WeightsModeName(*weights)},
+                        {"weights", WeightsModeName(weights)},
                         {"weights_kernel", transformer.weights_kernel()},
                         {"model_id", absl::StrFormat("%016x", loaded->model->id)},
                         {"bits_per_element", bits},
@@ -81,7 +73,7 @@ int RunEvalPpl(const std::vector<std::string>& args) {
         "ppl %.4f  mean_nll %.6f  tokens %ld  sequences %d\n"
         "kv %s: %.3f effective bits per element, %.2fx vs fp16; weights %s (%s)\n",
         r->ppl, r->mean_nll, r->tokens, r->sequences, mode->ToString().c_str(), bits,
-        16.0 / bits, WeightsModeName(*weights), transformer.weights_kernel());
+        16.0 / bits, WeightsModeName(weights), transformer.weights_kernel());
   }
   return 0;
 }

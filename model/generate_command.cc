@@ -7,6 +7,7 @@
 #include "absl/flags/flag.h"
 #include "cli/command.h"
 #include "cli/flags.h"
+#include "model/command_inputs.h"
 #include "model/generate.h"
 #include "model/model_loader.h"
 
@@ -25,11 +26,7 @@ int RunGenerate(const std::vector<std::string>& args) {
   }
   absl::StatusOr<KvMode> mode = ParseKvMode(absl::GetFlag(FLAGS_kv));
   if (!mode.ok()) return Fail(mode.status());
-  absl::StatusOr<WeightsMode> weights = cli::WeightsModeFromFlags();
-  if (!weights.ok()) return Fail(weights.status());
-  absl::StatusOr<LoadedModel> loaded = LoadModelWithTokenizer(
-      cli::ModelPathFromFlags(),
-      {.tokenizer_path = cli::TokenizerPathFromFlags(), .weights = *weights});
+  absl::StatusOr<LoadedModel> loaded = LoadModelFromFlags();
   if (!loaded.ok()) return Fail(loaded.status());
   const Tokenizer& tok = *loaded->tokenizer;
   Transformer transformer(*loaded->model, RawWeights::kRelease);

@@ -23,8 +23,9 @@ std::string Canonical(const std::string& text) {
 }
 
 std::string KvqMode(int kbits, int vbits, int block, int group, absl::string_view extra) {
-  return Canonical(absl::StrFormat("kivi:kbits=%d,vbits=%d,block=%d,group=%d,residual=0%s",
-                                   kbits, vbits, block, group, extra));
+  return Canonical(
+      absl::StrFormat("kivi:kbits=%d,vbits=%d,block=%d,group=%d,residual=0%s", kbits,
+                      vbits, block, group, extra));
 }
 
 std::vector<std::string> KvqModes(absl::Span<const int> groups) {
@@ -33,23 +34,27 @@ std::vector<std::string> KvqModes(absl::Span<const int> groups) {
   for (int kbits : {2, 4, 8}) {
     for (int vbits : {2, 4, 8}) {
       for (int block : {16, 32, 64}) {
-        for (int group : groups) modes.push_back(KvqMode(kbits, vbits, block, group, ",scales=u8"));
+        for (int group : groups)
+          modes.push_back(KvqMode(kbits, vbits, block, group, ",scales=u8"));
         if (kbits != vbits) modes.push_back(KvqMode(kbits, vbits, block, widest, ""));
       }
     }
   }
   for (auto [kbits, vbits] : {std::pair{2, 2}, std::pair{4, 2}, std::pair{4, 4}}) {
-    for (const char* outliers : {",koutliers=0.02", ",koutliers=0.05", ",outliers=0.02"}) {
+    for (const char* outliers :
+         {",koutliers=0.02", ",koutliers=0.05", ",outliers=0.02"}) {
       for (int block : {16, 32}) {
         modes.push_back(KvqMode(kbits, vbits, block, widest, outliers));
-        modes.push_back(KvqMode(kbits, vbits, block, widest, std::string(outliers) + ",scales=u8"));
+        modes.push_back(
+            KvqMode(kbits, vbits, block, widest, std::string(outliers) + ",scales=u8"));
       }
     }
     modes.push_back(KvqMode(kbits, vbits, 16, widest, ",scales=u8,sinks=16"));
     modes.push_back(KvqMode(kbits, vbits, 16, widest, ",scales=u8,sinks=32"));
     for (int edge_bits : {4, 8}) {
-      modes.push_back(KvqMode(kbits, vbits, 16, widest,
-                              absl::StrFormat(",scales=u8,edge_layers=1,edge_bits=%d", edge_bits)));
+      modes.push_back(
+          KvqMode(kbits, vbits, 16, widest,
+                  absl::StrFormat(",scales=u8,edge_layers=1,edge_bits=%d", edge_bits)));
     }
   }
   modes.push_back(KvqMode(2, 2, 32, widest, ",sinks=32"));
@@ -60,7 +65,8 @@ std::vector<std::string> KvqModes(absl::Span<const int> groups) {
 // A few of them, for --quick.
 std::vector<std::string> QuickKvqModes(int group) {
   return {KvqMode(2, 2, 16, group, ",scales=u8"), KvqMode(4, 2, 16, group, ",scales=u8"),
-          KvqMode(2, 2, 32, group, ",outliers=0.02"), KvqMode(2, 2, 32, group, ",sinks=32")};
+          KvqMode(2, 2, 32, group, ",outliers=0.02"),
+          KvqMode(2, 2, 32, group, ",sinks=32")};
 }
 
 std::vector<int> Groups(int head_dim) {
@@ -119,7 +125,8 @@ std::vector<std::string> QuickParetoGrid(int head_dim) {
       grid.push_back(KiviMode(bits, 32, std::min(32, head_dim), residual));
     }
   }
-  for (std::string& m : QuickKvqModes(Groups(head_dim).front())) grid.push_back(std::move(m));
+  for (std::string& m : QuickKvqModes(Groups(head_dim).front()))
+    grid.push_back(std::move(m));
   return grid;
 }
 
@@ -198,7 +205,9 @@ KiviComparison CompareWithKivi(absl::Span<const ParetoRow> rows) {
   auto is_kvq = [&](size_t i) {
     return rows[i].mode.kind == KvMode::Kind::kKivi && !rows[i].mode.IsPureKivi();
   };
-  auto point = [&](size_t i) { return ParetoPoint{rows[i].effective_bits, rows[i].result.ppl}; };
+  auto point = [&](size_t i) {
+    return ParetoPoint{rows[i].effective_bits, rows[i].result.ppl};
+  };
   std::vector<size_t> kivi;
   std::vector<ParetoPoint> kivi_points;
   for (size_t i = 0; i < rows.size(); ++i) {
@@ -220,7 +229,8 @@ KiviComparison CompareWithKivi(absl::Span<const ParetoRow> rows) {
     for (size_t i = 0; i < rows.size(); ++i) {
       const ParetoPoint q = point(i);
       if (!is_kvq(i) || !(q.bits <= p.bits && q.ppl < p.ppl)) continue;
-      if (cover.kvq < 0 || q.bits < rows[cover.kvq].effective_bits) cover.kvq = static_cast<int>(i);
+      if (cover.kvq < 0 || q.bits < rows[cover.kvq].effective_bits)
+        cover.kvq = static_cast<int>(i);
     }
     c.kivi_front.push_back(cover);
   }
@@ -233,7 +243,8 @@ KiviComparison CompareWithKivi(absl::Span<const ParetoRow> rows) {
     for (size_t i = 0; i < rows.size(); ++i) {
       const ParetoPoint q = point(i);
       if (!is_kvq(i) || !(q.bits <= cheapest.bits - 1 && q.ppl <= cheapest.ppl)) continue;
-      if (c.further < 0 || q.ppl < rows[c.further].result.ppl) c.further = static_cast<int>(i);
+      if (c.further < 0 || q.ppl < rows[c.further].result.ppl)
+        c.further = static_cast<int>(i);
     }
   }
   return c;

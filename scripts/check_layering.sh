@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Checks the layering of docs/architecture.md with `bazel query`:
 #  1. only command targets (the binary layer) depend on //cli:flags or
-#     //cli:command;
+#     //cli:command (and the model commands' shared flag inputs,
+#     //model:command_inputs);
 #  2. the serving cores depend on neither gRPC nor the protos, but through
 #     the store client's factory (//services/store:client: an interface with
 #     domain types whose implementation is gRPC);
@@ -17,7 +18,7 @@ q() {
   bazel query --noshow_progress "$1" 2>/dev/null || echo "(bazel query failed: $1)"
 }
 
-commands='^//(cli:(main|version|flags|command|kernel_variant)|clients/cli:client_commands|.*:(serve_[a-z_]+|[a-z_]*_command))$'
+commands='^//(cli:(main|version|flags|command|kernel_variant)|clients/cli:client_commands|model:command_inputs|.*:(serve_[a-z_]+|[a-z_]*_command))$'
 bad=$(q 'rdeps(//... - //tests/..., //cli:flags + //cli:command, 1)' | grep -Ev "$commands")
 if [[ -n "$bad" ]]; then
   echo "layering: libraries that read the binary's flags or commands:"; echo "$bad"; fail=1

@@ -78,13 +78,14 @@ TEST(ParetoGridTest, DefaultGridParsesAndCoversKivi) {
   EXPECT_EQ(groups, (std::set<int>{2, 4, 8, 16, 32}));
   // kvq's modes: K and V bits apart, u8 scales, outliers, sinks, edge layers.
   int kvq = 0;
-  for (const char* want : {"kivi:kbits=4,vbits=2,block=16,group=8,residual=0,scales=u8",
-                           "kivi:bits=2,block=16,group=4,residual=0,scales=u8",
-                           "kivi:bits=2,block=32,group=8,residual=0,outliers=0.02",
-                           "kivi:bits=2,block=16,group=8,residual=0,koutliers=0.05,scales=u8",
-                           "kivi:bits=2,block=16,group=8,residual=0,scales=u8,sinks=32",
-                           "kivi:bits=2,block=16,group=8,residual=0,scales=u8,edge_layers=1,"
-                           "edge_bits=8"}) {
+  for (const char* want :
+       {"kivi:kbits=4,vbits=2,block=16,group=8,residual=0,scales=u8",
+        "kivi:bits=2,block=16,group=4,residual=0,scales=u8",
+        "kivi:bits=2,block=32,group=8,residual=0,outliers=0.02",
+        "kivi:bits=2,block=16,group=8,residual=0,koutliers=0.05,scales=u8",
+        "kivi:bits=2,block=16,group=8,residual=0,scales=u8,sinks=32",
+        "kivi:bits=2,block=16,group=8,residual=0,scales=u8,edge_layers=1,"
+        "edge_bits=8"}) {
     EXPECT_EQ(canonical.count(want), 1u) << want;
   }
   for (const std::string& text : canonical) kvq += !ParseKvMode(text)->IsPureKivi();
@@ -104,9 +105,13 @@ TEST(KiviComparisonTest, JudgesDominanceAndReach) {
   const char* u8 = "kivi:bits=2,block=16,group=8,residual=0,scales=u8";
   const char* k4v2 = "kivi:kbits=4,vbits=2,block=16,group=8,residual=0,scales=u8";
   std::vector<ParetoRow> rows = {
-      Row("fp16", 16, 3.50),  Row(k2, 5.35, 4.21), Row(k2b16, 5.40, 3.96),
-      Row(k4, 7.33, 3.5048),  Row("kivi:bits=2,block=32,group=8,residual=0", 5.57, 4.15),
-      Row(u8, 4.32, 3.98),    Row(k4v2, 5.28, 3.51)};
+      Row("fp16", 16, 3.50),
+      Row(k2, 5.35, 4.21),
+      Row(k2b16, 5.40, 3.96),
+      Row(k4, 7.33, 3.5048),
+      Row("kivi:bits=2,block=32,group=8,residual=0", 5.57, 4.15),
+      Row(u8, 4.32, 3.98),
+      Row(k4v2, 5.28, 3.51)};
   KiviComparison c = CompareWithKivi(rows);
   // KIVI's own front: k2, k2b16, k4 (the B32 row is dominated by k2b16; fp16
   // is not KIVI).
@@ -121,7 +126,8 @@ TEST(KiviComparisonTest, JudgesDominanceAndReach) {
   EXPECT_EQ(c.cheapest_kivi, 1);
   EXPECT_EQ(c.further, 5);  // 4.32 <= 5.35 - 1 and 3.98 <= 4.21
   EXPECT_TRUE(c.ReachesFurther());
-  rows.push_back(Row("kivi:kbits=4,vbits=4,block=16,group=8,residual=0,scales=u8", 7.33, 3.50));
+  rows.push_back(
+      Row("kivi:kbits=4,vbits=4,block=16,group=8,residual=0,scales=u8", 7.33, 3.50));
   c = CompareWithKivi(rows);
   EXPECT_EQ(c.kivi_front[2].kvq, 7);  // equal bits, lower ppl: beaten
   EXPECT_TRUE(c.Dominates());
