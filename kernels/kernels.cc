@@ -72,20 +72,22 @@ std::vector<std::string> Missing(absl::string_view needs) {
   return missing;
 }
 
-// Slowest first; Best() takes the last supported one. The integer variants
-// (issue 16) come before the fp32 ones: measured on a Zen 5 they are still
-// slower than avx512/avx2 on kivi2 (docs/performance.md, "Integer decode
-// attention"), so Best() keeps the fp32 variants until they are not; force
-// one with KVQ_KERNELS or ForceKernels().
+// Slowest first; Best() takes the last supported one. int_avx2 and
+// int_avxvnni are slower than the fp32 avx2 kernels on kivi2, so they come
+// before them; int_avx512vnni is faster than avx512 on the Zen 5 measured
+// (docs/performance.md, "Integer decode attention") and comes last, so CPUs
+// with AVX-512 VNNI attend over quantized blocks with integer dot products
+// (fp16-only caches and quantization still go to avx512, its companion).
+// Force another one with KVQ_KERNELS or ForceKernels().
 constexpr Variant kVariants[] = {
     {&reference::Kernels, &Always, ""},
     {&cpu::IntPortableKernels, &Always, ""},
     {&cpu::IntAvx2Kernels, &cpu::Avx2Supported, "avx2,fma,f16c"},
     {&cpu::IntAvxVnniKernels, &cpu::AvxVnniSupported, "avx2,fma,f16c,avxvnni"},
-    {&cpu::IntAvx512VnniKernels, &cpu::Avx512Supported,
-     "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512dq,avx512vnni"},
     {&cpu::Avx2Kernels, &cpu::Avx2Supported, "avx2,fma,f16c"},
     {&cpu::Avx512Kernels, &cpu::Avx512Supported,
+     "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512dq,avx512vnni"},
+    {&cpu::IntAvx512VnniKernels, &cpu::Avx512Supported,
      "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512dq,avx512vnni"},
 };
 

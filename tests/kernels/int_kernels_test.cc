@@ -63,6 +63,10 @@ std::vector<Shape> Shapes() {
     }
     s.push_back({bits, 32, 8, 8, 4});  // the test model: head_dim 8
     s.push_back({bits, 16, 16, 64, 2});
+    // 4 groups (int_avx512vnni's fp32 fast path: compile-time D 64, and
+    // run-time shapes with 64 tokens and 16-channel groups).
+    s.push_back({bits, 32, 16, 64, 4});
+    s.push_back({bits, 64, 16, 64, 1});
     s.push_back({bits, 64, 64, 128, 2});
     s.push_back({bits, 32, 16, 128, 4});  // 8 groups
     s.push_back({bits, 32, 2, 16, 3});    // groups of 2 channels
