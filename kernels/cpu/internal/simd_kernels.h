@@ -59,7 +59,7 @@ inline size_t StateFloats(int head_dim) { return kStateHeader + head_dim; }
 
 // Where attend_range keeps its per-call temporaries inside `scratch` (float
 // offsets, each 64-byte aligned). Defined once, in ISA-neutral code.
-inline constexpr int kOutlierTermArrays = 4;
+inline constexpr int kOutlierTermArrays = 2;
 struct ScratchLayout {
   size_t keys;    // [B][D] fp16 keys of one block, widened
   size_t q_t;     // [n_kv][D][n_rep] query / sqrt(D), channel-major
@@ -69,8 +69,9 @@ struct ScratchLayout {
   size_t p;       // [n_rep][B][groups] probabilities times value scales
   size_t acc_q;   // [n_kv][n_rep][D] value sums of quantized blocks (code units)
   size_t z_sum;   // [n_kv][n_rep][groups] probabilities times value zeros
-  size_t out_t;   // [kOutlierTermArrays][B][n_rep] one block's key outlier
-                  // score terms, then its probabilities, token-major (format 2)
+  size_t out_t;   // [kOutlierTermArrays][B][n_rep] key outliers' score terms,
+                  // token-major (format 2; zero between blocks)
+  size_t p_t;     // [B][n_rep] one block's probabilities, token-major
   size_t acc_o;   // [n_kv][D][n_rep] value outliers' sums, channel-major
   size_t total;
 };
