@@ -411,13 +411,14 @@ std::string Describe(const BlockEncoding& e, int D, int R) {
 
 // Every combination of key bits, value bits, scale format and outliers (none,
 // keys and values with partial chunks of 8, keys only) on shapes with
-// head_dim 8 (u8 positions), powers of two and not (24, 40: G not a power
-// of two either), GQA 1 to 8, against the reference.
+// head_dim 8 (u8 positions; GQA 2 as stories260K), powers of two and not
+// (24, 40: G not a power of two either), GQA 1 to 8, 1-3 quantized blocks
+// with or without an fp16 tail, against the reference.
 TEST_P(Format2VariantsTest, AttentionMatchesTheReferenceOnEveryEncoding) {
   struct Shape {
     int D, B, G, R;
   };
-  const std::vector<Shape> shapes = {{8, 32, 8, 4},   {8, 8, 8, 1},    {64, 16, 16, 3},
+  const std::vector<Shape> shapes = {{8, 32, 8, 4},   {8, 8, 8, 1},    {8, 32, 8, 2}, {64, 16, 16, 3},
                                      {128, 32, 32, 8}, {24, 8, 8, 4}, {40, 16, 40, 2}};
   std::mt19937 rng(24);
   int run = 0;
@@ -427,9 +428,10 @@ TEST_P(Format2VariantsTest, AttentionMatchesTheReferenceOnEveryEncoding) {
         for (ScaleFormat sf : {ScaleFormat::kFp16, ScaleFormat::kU8}) {
           for (const auto& [nk, nv] : std::vector<std::pair<int, int>>{{0, 0}, {11, 19}, {3, 0}}) {
             const BlockEncoding enc = BlockEncoding::Mixed(kb, vb, s.B, s.G, nk, nv, sf);
-            const int n_kv = 2, n_heads = n_kv * s.R, nq = 3;
+            const int n_kv = 2, n_heads = n_kv * s.R, nq = 1 + run % 3;
+            const int tail = (run / 3) % 2 == 0 ? 5 : 0;  // no fp16 block every other time
             const Format2Cache c =
-                BuildFormat2Cache(rng, enc, n_kv, s.D, nq * s.B + 5, nq, nk > 0 ? 9 : 0);
+                BuildFormat2Cache(rng, enc, n_kv, s.D, nq * s.B + tail, nq, nk > 0 ? 9 : 0);
             const std::vector<float> q = testing::RandomKv(rng, n_heads, s.D, false);
             std::vector<float> want(static_cast<size_t>(n_heads) * s.D, NAN),
                 got(want.size(), NAN);
