@@ -364,7 +364,8 @@ Format2Cache BuildFormat2Cache(std::mt19937& rng, const BlockEncoding& enc, int 
     const bool quantized = b < n_quantized;
     const BlockEncoding e = quantized ? enc : BlockEncoding::Fp16(B);
     std::vector<float> k = testing::RandomKv(rng, static_cast<size_t>(n_kv) * B, D, true);
-    std::vector<float> v = testing::RandomKv(rng, static_cast<size_t>(n_kv) * B, D, false);
+    std::vector<float> v =
+        testing::RandomKv(rng, static_cast<size_t>(n_kv) * B, D, false);
     for (int h = 0; h < n_kv && quantized; ++h) {
       for (int i = 0; i < planted; ++i) {
         k[static_cast<size_t>(h) * B * D + pos(rng)] = (i % 2) ? -40.0f : 40.0f;
@@ -374,8 +375,10 @@ Format2Cache BuildFormat2Cache(std::mt19937& rng, const BlockEncoding& enc, int 
     const int rows = std::min(B, n_tokens - b * B);
     for (int h = 0; h < n_kv; ++h) {  // rows past the token count are zero
       const size_t end = static_cast<size_t>(h + 1) * B * D;
-      std::fill(k.begin() + end - static_cast<size_t>(B - rows) * D, k.begin() + end, 0.0f);
-      std::fill(v.begin() + end - static_cast<size_t>(B - rows) * D, v.begin() + end, 0.0f);
+      std::fill(k.begin() + end - static_cast<size_t>(B - rows) * D, k.begin() + end,
+                0.0f);
+      std::fill(v.begin() + end - static_cast<size_t>(B - rows) * D, v.begin() + end,
+                0.0f);
     }
     c.parts.emplace_back(LayerBytes(e, n_kv, D));
     EXPECT_TRUE(
@@ -394,7 +397,8 @@ void ExpectWithinTolerance(const std::vector<float>& got, const std::vector<floa
   for (int h = 0; h < n_heads; ++h) {
     double max_abs = 0;
     for (int d = 0; d < D; ++d) {
-      max_abs = std::max<double>(max_abs, std::fabs(want[static_cast<size_t>(h) * D + d]));
+      max_abs =
+          std::max<double>(max_abs, std::fabs(want[static_cast<size_t>(h) * D + d]));
     }
     for (int d = 0; d < D; ++d) {
       const size_t i = static_cast<size_t>(h) * D + d;
@@ -418,20 +422,23 @@ TEST_P(Format2VariantsTest, AttentionMatchesTheReferenceOnEveryEncoding) {
   struct Shape {
     int D, B, G, R;
   };
-  const std::vector<Shape> shapes = {{8, 32, 8, 4},   {8, 8, 8, 1},    {8, 32, 8, 2}, {64, 16, 16, 3},
-                                     {128, 32, 32, 8}, {24, 8, 8, 4}, {40, 16, 40, 2}};
+  const std::vector<Shape> shapes = {{8, 32, 8, 4},   {8, 8, 8, 1},     {8, 32, 8, 2},
+                                     {64, 16, 16, 3}, {128, 32, 32, 8}, {24, 8, 8, 4},
+                                     {40, 16, 40, 2}};
   std::mt19937 rng(24);
   int run = 0;
   for (const Shape& s : shapes) {
     for (int kb : {2, 4, 8}) {
       for (int vb : {2, 4, 8}) {
         for (ScaleFormat sf : {ScaleFormat::kFp16, ScaleFormat::kU8}) {
-          for (const auto& [nk, nv] : std::vector<std::pair<int, int>>{{0, 0}, {11, 19}, {3, 0}}) {
+          for (const auto& [nk, nv] :
+               std::vector<std::pair<int, int>>{{0, 0}, {11, 19}, {3, 0}}) {
             const BlockEncoding enc = BlockEncoding::Mixed(kb, vb, s.B, s.G, nk, nv, sf);
             const int n_kv = 2, n_heads = n_kv * s.R, nq = 1 + run % 3;
-            const int tail = (run / 3) % 2 == 0 ? 5 : 0;  // no fp16 block every other time
-            const Format2Cache c =
-                BuildFormat2Cache(rng, enc, n_kv, s.D, nq * s.B + tail, nq, nk > 0 ? 9 : 0);
+            const int tail =
+                (run / 3) % 2 == 0 ? 5 : 0;  // no fp16 block every other time
+            const Format2Cache c = BuildFormat2Cache(rng, enc, n_kv, s.D, nq * s.B + tail,
+                                                     nq, nk > 0 ? 9 : 0);
             const std::vector<float> q = testing::RandomKv(rng, n_heads, s.D, false);
             std::vector<float> want(static_cast<size_t>(n_heads) * s.D, NAN),
                 got(want.size(), NAN);
@@ -454,7 +461,8 @@ TEST_P(Format2VariantsTest, AttentionMatchesTheReferenceOnEveryEncoding) {
 // many chunks, over a context long enough for two chunks of blocks.
 TEST_P(Format2VariantsTest, AttentionMatchesTheReferenceWithU32Positions) {
   std::mt19937 rng(25);
-  const BlockEncoding enc = BlockEncoding::Mixed(2, 4, 520, 32, 700, 650, ScaleFormat::kU8);
+  const BlockEncoding enc =
+      BlockEncoding::Mixed(2, 4, 520, 32, 700, 650, ScaleFormat::kU8);
   const int D = 128, n_kv = 2, n_heads = 4;
   ASSERT_EQ(GetHeadLayout(enc, D).index_bytes, 4u);
   const Format2Cache c = BuildFormat2Cache(rng, enc, n_kv, D, 2 * 520 + 3, 2, 400);
@@ -472,7 +480,8 @@ TEST_P(Format2VariantsTest, AttentionMatchesTheReferenceWithU32Positions) {
 // reference's dequantization ignores them.
 TEST_P(Format2VariantsTest, CorruptOutlierPositionsAreIgnoredLikeTheReference) {
   std::mt19937 rng(26);
-  const BlockEncoding enc = BlockEncoding::Mixed(4, 2, 32, 32, 13, 13, ScaleFormat::kFp16);
+  const BlockEncoding enc =
+      BlockEncoding::Mixed(4, 2, 32, 32, 13, 13, ScaleFormat::kFp16);
   const int D = 64, n_kv = 1, n_heads = 4;
   Format2Cache c = BuildFormat2Cache(rng, enc, n_kv, D, 3 * 32, 2, 9);
   const HeadLayout l = GetHeadLayout(enc, D);

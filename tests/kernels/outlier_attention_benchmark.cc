@@ -39,8 +39,7 @@ void BM_Attention(benchmark::State& state, const KernelSet* k, int outliers) {
 int Register() {
   for (const KernelSet* k : Available()) {
     if (k->name != "avx2" && k->name != "avx512") continue;
-    for (const auto& [name, outliers] :
-         std::vector<std::pair<std::string, int>>{
+    for (const auto& [name, outliers] : std::vector<std::pair<std::string, int>>{
              {"kivi2", 0}, {"outliers1", 1}, {"outliers", 82}}) {
       benchmark::RegisterBenchmark(("BM_Attention/" + k->name + "/" + name).c_str(),
                                    &BM_Attention, k, outliers);
