@@ -131,10 +131,19 @@ void RunItem(const IsaKernels& isa, const AttentionParams& p, const AttentionTas
   a.head_dim = D;
   a.block_tokens = B;
   a.bits = p.quantized_encoding.bits;
+  a.v_bits = p.quantized_encoding.v_bits;
   a.group = p.quantized_encoding.group;
   if (nq > 0) {
     const HeadLayout ql = GetHeadLayout(p.quantized_encoding, D);
     a.quantized_head_bytes = ql.head_bytes;
+    a.k_scale = ql.k_scale;
+    a.k_zero = ql.k_zero;
+    a.v_codes = ql.v_codes;
+    a.v_scale = ql.v_scale;
+    a.v_zero = ql.v_zero;
+    a.u8_scales = p.quantized_encoding.u8_scales();
+    a.k_range = ql.k_range;
+    a.v_range = ql.v_range;
     a.k_outliers = p.quantized_encoding.k_outliers;
     a.v_outliers = p.quantized_encoding.v_outliers;
     a.index_bytes = ql.index_bytes;
@@ -191,13 +200,11 @@ absl::Status DecodeAttention(const IsaKernels& isa, const AttentionParams& p,
   KVQ_RETURN_IF_ERROR(CheckAttentionArgs(p, batch));
   // Each sequence goes to the same implementation whatever else is in the
   // batch: these kernels where its blocks' shapes allow, else the reference.
-  // Format 2's outliers are the fp32 SIMD variants' too (isa.outliers);
-  // key/value bits apart and u8 scales the reference's alone
-  // (kernels/cpu/README.md, "Format 2").
+  // Every format 2 encoding (outliers, key/value bits apart, u8 scales) is
+  // the fp32 SIMD variants' too (isa.format2; kernels/cpu/README.md,
+  // "Format 2").
   const auto supported = [&p, &isa](const AttentionTask& t) {
-    const BlockEncoding& e = p.quantized_encoding;
-    const bool kivi_layout = e.bits == e.v_bits && e.scales == 0;
-    if (!t.cache->quantized.empty() && !(e.is_kivi() || (isa.outliers && kivi_layout))) {
+    if (!t.cache->quantized.empty() && !p.quantized_encoding.is_kivi() && !isa.format2) {
       return false;
     }
     if (isa.all_shapes) return true;
@@ -282,7 +289,8 @@ struct IntEntry {
                                 absl::Span<const AttentionTask> batch) {
     KVQ_RETURN_IF_ERROR(CheckAttentionArgs(params, batch));
     // Format 2 encodings (outliers, K/V bits apart, u8 scales) go to the fp32
-    // variant, which adds outliers exactly or falls back to the reference.
+    // variant, which attends over them itself (or the reference, for
+    // int_portable).
     if (!params.quantized_encoding.is_fp16() && !params.quantized_encoding.is_kivi()) {
       return kFp().decode_attention(params, batch);
     }

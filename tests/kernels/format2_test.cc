@@ -7,9 +7,12 @@
 #include <cmath>
 #include <cstdint>
 #include <random>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "kernels/block_format.h"
 #include "kernels/fp16.h"
@@ -289,8 +292,8 @@ TEST(Format2Test, EdgeLayersByHand) {
 
 class Format2VariantsTest : public ::testing::TestWithParam<const KernelSet*> {};
 
-// The first three (outliers only) take the fp32 SIMD variants' own outlier
-// path; the others the reference.
+// The fp32 SIMD variants (and the integer ones, through them) attend over
+// every one of these themselves; int_portable through the reference.
 std::vector<BlockEncoding> Format2Encodings() {
   return {BlockEncoding::Mixed(2, 2, 32, 32, 82, 82, ScaleFormat::kFp16),
           BlockEncoding::Mixed(4, 4, 32, 8, 5, 5, ScaleFormat::kFp16),
@@ -339,6 +342,164 @@ TEST_P(Format2VariantsTest, AttentionMatchesDequantizedFp64) {
       }
     }
   }
+}
+
+// One sequence's cache for one layer: `n_quantized` blocks in `enc` (keys
+// and values of test_util's RandomKv with `planted` entries per head section
+// and tensor set to +-40, so the outliers matter) then fp16 blocks with the
+// rest of n_tokens (the last one partial).
+struct Format2Cache {
+  std::vector<std::vector<uint8_t>> parts;
+  SequenceCache cache;
+};
+
+Format2Cache BuildFormat2Cache(std::mt19937& rng, const BlockEncoding& enc, int n_kv,
+                               int D, int n_tokens, int n_quantized, int planted) {
+  const int B = enc.block_tokens;
+  Format2Cache c;
+  c.cache.n_tokens = n_tokens;
+  const int n_blocks = (n_tokens + B - 1) / B;
+  std::uniform_int_distribution<int> pos(0, B * D - 1);
+  for (int b = 0; b < n_blocks; ++b) {
+    const bool quantized = b < n_quantized;
+    const BlockEncoding e = quantized ? enc : BlockEncoding::Fp16(B);
+    std::vector<float> k = testing::RandomKv(rng, static_cast<size_t>(n_kv) * B, D, true);
+    std::vector<float> v =
+        testing::RandomKv(rng, static_cast<size_t>(n_kv) * B, D, false);
+    for (int h = 0; h < n_kv && quantized; ++h) {
+      for (int i = 0; i < planted; ++i) {
+        k[static_cast<size_t>(h) * B * D + pos(rng)] = (i % 2) ? -40.0f : 40.0f;
+        v[static_cast<size_t>(h) * B * D + pos(rng)] = (i % 2) ? 40.0f : -40.0f;
+      }
+    }
+    const int rows = std::min(B, n_tokens - b * B);
+    for (int h = 0; h < n_kv; ++h) {  // rows past the token count are zero
+      const size_t end = static_cast<size_t>(h + 1) * B * D;
+      std::fill(k.begin() + end - static_cast<size_t>(B - rows) * D, k.begin() + end,
+                0.0f);
+      std::fill(v.begin() + end - static_cast<size_t>(B - rows) * D, v.begin() + end,
+                0.0f);
+    }
+    c.parts.emplace_back(LayerBytes(e, n_kv, D));
+    EXPECT_TRUE(
+        reference::QuantizeLayer(e, n_kv, D, k.data(), v.data(), c.parts.back().data())
+            .ok());
+  }
+  for (int b = 0; b < n_blocks; ++b) {
+    (b < n_quantized ? c.cache.quantized : c.cache.fp16).push_back(c.parts[b].data());
+  }
+  return c;
+}
+
+// `got` within 2e-3 of max |want| per head (kernels/README.md, "Tolerance").
+void ExpectWithinTolerance(const std::vector<float>& got, const std::vector<float>& want,
+                           int n_heads, int D, const std::string& what) {
+  for (int h = 0; h < n_heads; ++h) {
+    double max_abs = 0;
+    for (int d = 0; d < D; ++d) {
+      max_abs =
+          std::max<double>(max_abs, std::fabs(want[static_cast<size_t>(h) * D + d]));
+    }
+    for (int d = 0; d < D; ++d) {
+      const size_t i = static_cast<size_t>(h) * D + d;
+      ASSERT_NEAR(got[i], want[i], 2e-3 * max_abs) << what << " head " << h << " d " << d;
+    }
+  }
+}
+
+std::string Describe(const BlockEncoding& e, int D, int R) {
+  return absl::StrCat("kbits ", e.bits, " vbits ", e.v_bits, " B ", e.block_tokens, " G ",
+                      e.group, " D ", D, " R ", R, " outliers ", e.k_outliers, "/",
+                      e.v_outliers, " scales ", e.scales);
+}
+
+// Every combination of key bits, value bits, scale format and outliers (none,
+// keys and values with partial chunks of 8, keys only) on shapes with
+// head_dim 8 (u8 positions; GQA 2 as stories260K), powers of two and not
+// (24, 40: G not a power of two either), GQA 1 to 8, 1-3 quantized blocks
+// with or without an fp16 tail, against the reference.
+TEST_P(Format2VariantsTest, AttentionMatchesTheReferenceOnEveryEncoding) {
+  struct Shape {
+    int D, B, G, R;
+  };
+  const std::vector<Shape> shapes = {{8, 32, 8, 4},   {8, 8, 8, 1},     {8, 32, 8, 2},
+                                     {64, 16, 16, 3}, {128, 32, 32, 8}, {24, 8, 8, 4},
+                                     {40, 16, 40, 2}};
+  std::mt19937 rng(24);
+  int run = 0;
+  for (const Shape& s : shapes) {
+    for (int kb : {2, 4, 8}) {
+      for (int vb : {2, 4, 8}) {
+        for (ScaleFormat sf : {ScaleFormat::kFp16, ScaleFormat::kU8}) {
+          for (const auto& [nk, nv] :
+               std::vector<std::pair<int, int>>{{0, 0}, {11, 19}, {3, 0}}) {
+            const BlockEncoding enc = BlockEncoding::Mixed(kb, vb, s.B, s.G, nk, nv, sf);
+            const int n_kv = 2, n_heads = n_kv * s.R, nq = 1 + run % 3;
+            const int tail =
+                (run / 3) % 2 == 0 ? 5 : 0;  // no fp16 block every other time
+            const Format2Cache c = BuildFormat2Cache(rng, enc, n_kv, s.D, nq * s.B + tail,
+                                                     nq, nk > 0 ? 9 : 0);
+            const std::vector<float> q = testing::RandomKv(rng, n_heads, s.D, false);
+            std::vector<float> want(static_cast<size_t>(n_heads) * s.D, NAN),
+                got(want.size(), NAN);
+            AttentionParams p = testing::Params(enc, n_heads, n_kv, s.D);
+            const AttentionTask ref_task{q.data(), &c.cache, want.data()};
+            ASSERT_TRUE(reference::DecodeAttention(p, {&ref_task, 1}).ok());
+            p.n_threads = 1 + run++ % 2;
+            const AttentionTask task{q.data(), &c.cache, got.data()};
+            ASSERT_TRUE(GetParam()->decode_attention(p, {&task, 1}).ok());
+            ExpectWithinTolerance(got, want, n_heads, s.D,
+                                  GetParam()->name + " " + Describe(enc, s.D, s.R));
+          }
+        }
+      }
+    }
+  }
+}
+
+// Positions wider than u16 (B * head_dim > 65536) and enough outliers for
+// many chunks, over a context long enough for two chunks of blocks.
+TEST_P(Format2VariantsTest, AttentionMatchesTheReferenceWithU32Positions) {
+  std::mt19937 rng(25);
+  const BlockEncoding enc =
+      BlockEncoding::Mixed(2, 4, 520, 32, 700, 650, ScaleFormat::kU8);
+  const int D = 128, n_kv = 2, n_heads = 4;
+  ASSERT_EQ(GetHeadLayout(enc, D).index_bytes, 4u);
+  const Format2Cache c = BuildFormat2Cache(rng, enc, n_kv, D, 2 * 520 + 3, 2, 400);
+  const std::vector<float> q = testing::RandomKv(rng, n_heads, D, false);
+  std::vector<float> want(static_cast<size_t>(n_heads) * D, NAN), got(want.size(), NAN);
+  const AttentionParams p = testing::Params(enc, n_heads, n_kv, D);
+  const AttentionTask ref_task{q.data(), &c.cache, want.data()};
+  ASSERT_TRUE(reference::DecodeAttention(p, {&ref_task, 1}).ok());
+  const AttentionTask task{q.data(), &c.cache, got.data()};
+  ASSERT_TRUE(GetParam()->decode_attention(p, {&task, 1}).ok());
+  ExpectWithinTolerance(got, want, n_heads, D, GetParam()->name);
+}
+
+// Outlier positions outside the section (a corrupt part) are ignored, as the
+// reference's dequantization ignores them.
+TEST_P(Format2VariantsTest, CorruptOutlierPositionsAreIgnoredLikeTheReference) {
+  std::mt19937 rng(26);
+  const BlockEncoding enc =
+      BlockEncoding::Mixed(4, 2, 32, 32, 13, 13, ScaleFormat::kFp16);
+  const int D = 64, n_kv = 1, n_heads = 4;
+  Format2Cache c = BuildFormat2Cache(rng, enc, n_kv, D, 3 * 32, 2, 9);
+  const HeadLayout l = GetHeadLayout(enc, D);
+  ASSERT_EQ(l.index_bytes, 2u);
+  for (uint8_t* part : {c.parts[0].data(), c.parts[1].data()}) {
+    for (size_t at : {l.k_out_at + 2 * 12, l.v_out_at + 2 * 3, l.v_out_at + 2 * 12}) {
+      part[at] = 0xff;
+      part[at + 1] = 0xff;
+    }
+  }
+  const std::vector<float> q = testing::RandomKv(rng, n_heads, D, false);
+  std::vector<float> want(static_cast<size_t>(n_heads) * D, NAN), got(want.size(), NAN);
+  const AttentionParams p = testing::Params(enc, n_heads, n_kv, D);
+  const AttentionTask ref_task{q.data(), &c.cache, want.data()};
+  ASSERT_TRUE(reference::DecodeAttention(p, {&ref_task, 1}).ok());
+  const AttentionTask task{q.data(), &c.cache, got.data()};
+  ASSERT_TRUE(GetParam()->decode_attention(p, {&task, 1}).ok());
+  ExpectWithinTolerance(got, want, n_heads, D, GetParam()->name);
 }
 
 INSTANTIATE_TEST_SUITE_P(Available, Format2VariantsTest, ::testing::ValuesIn(Available()),

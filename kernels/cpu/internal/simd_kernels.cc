@@ -19,6 +19,9 @@ ScratchLayout GetScratchLayout(int head_dim, int block_tokens, int n_rep, int n_
   l.p = at, at += Round16(R * B * G);
   l.acc_q = at, at += Round16(K * R * D);
   l.z_sum = at, at += Round16(K * R * G);
+  l.out_t = at, at += Round16(kOutlierTermArrays * B * R);
+  l.p_t = at, at += Round16(B * R);
+  l.acc_o = at, at += Round16(K * D * R);
   l.total = at;
   return l;
 }

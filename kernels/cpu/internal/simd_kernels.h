@@ -27,7 +27,8 @@ namespace kvq::kernels::cpu_internal {
 struct RangeArgs {
   int head_dim = 0;          // D, a multiple of 8
   int block_tokens = 0;      // B, a multiple of 8
-  int bits = 2;              // of the quantized blocks: 2, 4 or 8
+  int bits = 2;              // key bits of the quantized blocks: 2, 4 or 8
+  int v_bits = 2;            // their value bits: 2, 4 or 8
   int group = 0;             // G of the quantized blocks, a multiple of 8
   int n_rep = 0;             // query heads per KV head
   int n_kv = 0;              // KV heads in the range
@@ -38,9 +39,14 @@ struct RangeArgs {
   const uint8_t* const* fp16 = nullptr;
   int n_fp16 = 0;
   int last_rows = 0;  // tokens in the last fp16 block (1..B); B if none
-  // The quantized blocks' head section size and format 2 outliers
-  // (block_format.h GetHeadLayout): counts, position width, byte offsets.
+  // The quantized blocks' head section (block_format.h GetHeadLayout): its
+  // size, the byte offsets of its sections, the scale format (u8_scales:
+  // scales and zeros are u8 codes against k_range / v_range) and format 2
+  // outliers (counts, position width).
   size_t quantized_head_bytes = 0;
+  size_t k_scale = 0, k_zero = 0, v_codes = 0, v_scale = 0, v_zero = 0;
+  bool u8_scales = false;
+  size_t k_range = 0, v_range = 0;
   int k_outliers = 0, v_outliers = 0;
   size_t index_bytes = 1, k_out = 0, v_out = 0, k_out_at = 0, v_out_at = 0;
 };
@@ -53,6 +59,7 @@ inline size_t StateFloats(int head_dim) { return kStateHeader + head_dim; }
 
 // Where attend_range keeps its per-call temporaries inside `scratch` (float
 // offsets, each 64-byte aligned). Defined once, in ISA-neutral code.
+inline constexpr int kOutlierTermArrays = 2;
 struct ScratchLayout {
   size_t keys;    // [B][D] fp16 keys of one block, widened
   size_t q_t;     // [n_kv][D][n_rep] query / sqrt(D), channel-major
@@ -62,6 +69,10 @@ struct ScratchLayout {
   size_t p;       // [n_rep][B][groups] probabilities times value scales
   size_t acc_q;   // [n_kv][n_rep][D] value sums of quantized blocks (code units)
   size_t z_sum;   // [n_kv][n_rep][groups] probabilities times value zeros
+  size_t out_t;   // [kOutlierTermArrays][B][n_rep] key outliers' score terms,
+                  // token-major (format 2; zero between blocks)
+  size_t p_t;     // [B][n_rep] one block's probabilities, token-major
+  size_t acc_o;   // [n_kv][D][n_rep] value outliers' sums, channel-major
   size_t total;
 };
 ScratchLayout GetScratchLayout(int head_dim, int block_tokens, int n_rep, int n_kv,
@@ -89,9 +100,10 @@ struct IsaKernels {
   // Whether attend_range takes every shape the block format allows (the
   // integer variants); else only AttentionSupported() shapes.
   bool all_shapes = false;
-  // Whether attend_range adds format 2 outliers' exact contributions (the
-  // fp32 SIMD variants); else only KIVI encodings.
-  bool outliers = false;
+  // Whether attend_range takes every per-layer quantized encoding of format
+  // 2 (outliers, key and value bits apart, u8 scales: the fp32 SIMD
+  // variants); else only KIVI encodings.
+  bool format2 = false;
 };
 
 // Shapes the SIMD loops handle; others go to the reference.
