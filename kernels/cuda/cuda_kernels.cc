@@ -122,20 +122,21 @@ absl::Status QuantizeHost(const BlockEncoding& enc, int n_kv_heads, int head_dim
 }  // namespace
 
 absl::Status CudaSupports(const BlockEncoding& enc, int head_dim) {
-  auto compiled = [](auto, auto, auto) { return absl::OkStatus(); };
+  auto compiled = [](auto, auto, auto, auto) { return absl::OkStatus(); };
   if (enc.is_fp16()) {
-    return cuda_internal::DispatchAttentionShape(16, head_dim, enc.block_tokens,
+    return cuda_internal::DispatchAttentionShape(16, 16, head_dim, enc.block_tokens,
                                                  compiled);
   }
-  if (!enc.is_kivi()) {
+  if (enc.edge_layers != 0) {
     return absl::InvalidArgumentError(
-        "cuda kernels: only KIVI encodings (one bit width, no outliers, fp16 scales); "
-        "format 2's other encodings run on the CPU kernels");
+        "cuda kernels: a block encoding with edge layers; pass each layer's "
+        "enc.ForLayer(layer, n_layers)");
   }
-  KVQ_RETURN_IF_ERROR(cuda_internal::DispatchQuantizeShape(enc.bits, head_dim,
-                                                           enc.block_tokens, compiled));
-  return cuda_internal::DispatchAttentionShape(enc.bits, head_dim, enc.block_tokens,
-                                               compiled);
+  KVQ_RETURN_IF_ERROR(cuda_internal::DispatchQuantizeShape(
+      enc.bits, enc.v_bits, head_dim, enc.block_tokens, compiled));
+  KVQ_RETURN_IF_ERROR(cuda_internal::DispatchAttentionShape(
+      enc.bits, enc.v_bits, head_dim, enc.block_tokens, compiled));
+  return cuda_internal::CheckAttentionSmem(enc, head_dim);
 }
 
 absl::Status CudaAvailable() {
