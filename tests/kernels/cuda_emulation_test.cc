@@ -109,33 +109,19 @@ TEST(CudaEmulationTest, QuantizeBitIdenticalToReference) {
   }
 }
 
-// Format 2 quantization, byte for byte: keys and values at different bit
-// widths, outliers (picked by distance from the group mean, left out of the
-// min/max, stored in position order), u8 scales, together; several KV heads
-// whose sections are not word-aligned (odd outlier counts), on model-like,
-// adversarial (ties, constant groups, signed zeros, extremes) and wide-range
-// data, from float and fp16 input.
+// Format 2 quantization, byte for byte (Format2QuantizeEncodings): keys and
+// values at different bit widths, outliers (picked by distance from the
+// group mean, left out of the min/max, stored in position order), u8 scales,
+// together; several KV heads whose sections are not word-aligned (odd
+// outlier counts), on model-like, adversarial (ties, constant groups, signed
+// zeros, extremes) and wide-range data, from float and fp16 input.
 TEST(CudaEmulationTest, QuantizeFormat2BitIdenticalToReference) {
   std::mt19937 rng(17);
   const int n_kv_heads = 3;
-  const ScaleFormat kFp16 = ScaleFormat::kFp16, kU8 = ScaleFormat::kU8;
   for (int d : {8, 64, 128}) {
     for (int b : {16, 32}) {
-      const int g = std::min(32, d), n = b * d;
-      const int few = std::max(1, n / 50) | 1;  // about 2%, odd
       int i = 0;
-      for (const BlockEncoding& enc : {
-               BlockEncoding::Mixed(4, 2, b, g, 0, 0, kFp16),
-               BlockEncoding::Mixed(2, 8, b, 2, 0, 0, kFp16),
-               BlockEncoding::Mixed(2, 2, b, g, few, few, kFp16),
-               BlockEncoding::Mixed(8, 4, b, d, few + 2, 1, kFp16),
-               BlockEncoding::Mixed(2, 2, b, g, 0, 0, kU8),
-               BlockEncoding::Mixed(4, 8, b, 1, 0, 0, kU8),
-               BlockEncoding::Mixed(4, 2, b, g, few, few, kU8),
-               BlockEncoding::Mixed(2, 4, b, 2, 3 * few, n / 4, kU8),
-               BlockEncoding::Mixed(2, 2, b, g, n, n - 1, kU8),  // all / all but one
-               BlockEncoding::Mixed(8, 8, b, g, n - 1, n, kFp16),
-           }) {
+      for (const BlockEncoding& enc : testing::Format2QuantizeEncodings(b, d)) {
         const int kind = i++ % 3;
         const std::vector<float> k = MakeData(rng, kind, n_kv_heads, b, d, true);
         const std::vector<float> v = MakeData(rng, kind, n_kv_heads, b, d, false);
@@ -315,33 +301,18 @@ TEST(CudaEmulationTest, AttentionGqaChunksAndValueGroups) {
                                  {4}, 4);
 }
 
-// Format 2 (kernels/README.md): keys and values at different bit widths, fp16
-// outliers (the kernel adds their exact contribution and removes their
-// codes'), u8 scales, and all of them together, over every compiled-in
-// head_dim and B. Outlier counts are odd, so most sections are not a
-// multiple of 16 bytes (the narrow-copy path) and positions are u8 (head_dim
-// 8) or u16.
+// Format 2 (kernels/README.md, Format2AttentionEncodings): keys and values
+// at different bit widths, fp16 outliers (the kernel adds their exact
+// contribution and removes their codes'), u8 scales, and all of them
+// together, over every compiled-in head_dim and B. Outlier counts are odd,
+// so most sections are not a multiple of 16 bytes (the narrow-copy path) and
+// positions are u8 (head_dim 8) or u16.
 TEST(CudaEmulationTest, AttentionFormat2MatchesReference) {
   std::mt19937 rng(15);
-  const ScaleFormat kFp16 = ScaleFormat::kFp16, kU8 = ScaleFormat::kU8;
   for (int d : {8, 64, 128}) {
     for (int b : {16, 32}) {
-      const int g = std::min(32, d);
-      const int n = b * d;  // entries of a head section
-      const int few = std::max(1, n / 50) | 1;  // about 2%, odd
       int i = 0;
-      for (const BlockEncoding& enc : {
-               BlockEncoding::Mixed(4, 2, b, g, 0, 0, kFp16),
-               BlockEncoding::Mixed(2, 8, b, g, 0, 0, kFp16),
-               BlockEncoding::Mixed(8, 4, b, g, 0, 0, kFp16),
-               BlockEncoding::Mixed(2, 2, b, g, few, few, kFp16),
-               BlockEncoding::Mixed(4, 4, b, g, few, 0, kFp16),
-               BlockEncoding::Mixed(2, 2, b, g, 0, few + 2, kFp16),
-               BlockEncoding::Mixed(2, 2, b, g, 0, 0, kU8),
-               BlockEncoding::Mixed(8, 8, b, g, 0, 0, kU8),
-               BlockEncoding::Mixed(4, 2, b, g, few, few, kU8),
-               BlockEncoding::Mixed(2, 4, b, 2, 3 * few, 1, kU8),
-           }) {
+      for (const BlockEncoding& enc : testing::Format2AttentionEncodings(b, d)) {
         // Splits of 4 blocks (5 + 1 blocks: two splits) or one split, in turn.
         ExpectEmulatedAttentionMatches(rng, enc, 4, 2, d, {1, 5 * b + 7, 4 * b},
                                        {0, 5, 4}, i++ % 2 == 0 ? 4 : 64);
