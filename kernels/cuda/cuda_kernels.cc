@@ -84,6 +84,20 @@ CudaWorkspace& HostWorkspace() {
   return *ws;
 }
 
+// OK when quantization into `enc` (valid) is compiled in: a per-layer
+// encoding of compiled-in bits, v_bits, head_dim and B (any outlier count,
+// either scale format).
+absl::Status QuantizeSupported(const BlockEncoding& enc, int head_dim) {
+  if (enc.edge_layers != 0) {
+    return absl::InvalidArgumentError(
+        "cuda kernels: a block encoding with edge layers; pass each layer's "
+        "enc.ForLayer(layer, n_layers)");
+  }
+  return cuda_internal::DispatchQuantizeShape(
+      enc.bits, enc.v_bits, head_dim, enc.block_tokens,
+      [](auto, auto, auto, auto) { return absl::OkStatus(); });
+}
+
 template <typename In>
 absl::Status QuantizeHost(const BlockEncoding& enc, int n_kv_heads, int head_dim,
                           const In* k, const In* v, uint8_t* out) {
@@ -96,7 +110,7 @@ absl::Status QuantizeHost(const BlockEncoding& enc, int n_kv_heads, int head_dim
     KVQ_RETURN_IF_ERROR(CheckHalvesFinite(k, n, "quantize_layer: k"));
     KVQ_RETURN_IF_ERROR(CheckHalvesFinite(v, n, "quantize_layer: v"));
   }
-  if (!enc.is_fp16()) KVQ_RETURN_IF_ERROR(CudaSupports(enc, head_dim));
+  if (!enc.is_fp16()) KVQ_RETURN_IF_ERROR(QuantizeSupported(enc, head_dim));
   KVQ_RETURN_IF_ERROR(CudaAvailable());
   const size_t bytes = LayerBytes(enc, n_kv_heads, head_dim);
   DeviceBuffer dk, dv, dout;
@@ -122,20 +136,16 @@ absl::Status QuantizeHost(const BlockEncoding& enc, int n_kv_heads, int head_dim
 }  // namespace
 
 absl::Status CudaSupports(const BlockEncoding& enc, int head_dim) {
-  auto compiled = [](auto, auto, auto) { return absl::OkStatus(); };
+  KVQ_RETURN_IF_ERROR(Validate(enc, CacheShape{0, 1, head_dim}));
+  auto compiled = [](auto, auto, auto, auto) { return absl::OkStatus(); };
   if (enc.is_fp16()) {
-    return cuda_internal::DispatchAttentionShape(16, head_dim, enc.block_tokens,
+    return cuda_internal::DispatchAttentionShape(16, 16, head_dim, enc.block_tokens,
                                                  compiled);
   }
-  if (!enc.is_kivi()) {
-    return absl::InvalidArgumentError(
-        "cuda kernels: only KIVI encodings (one bit width, no outliers, fp16 scales); "
-        "format 2's other encodings run on the CPU kernels");
-  }
-  KVQ_RETURN_IF_ERROR(cuda_internal::DispatchQuantizeShape(enc.bits, head_dim,
-                                                           enc.block_tokens, compiled));
-  return cuda_internal::DispatchAttentionShape(enc.bits, head_dim, enc.block_tokens,
-                                               compiled);
+  KVQ_RETURN_IF_ERROR(QuantizeSupported(enc, head_dim));
+  KVQ_RETURN_IF_ERROR(cuda_internal::DispatchAttentionShape(
+      enc.bits, enc.v_bits, head_dim, enc.block_tokens, compiled));
+  return cuda_internal::CheckAttentionSmem(enc, head_dim);
 }
 
 absl::Status CudaAvailable() {

@@ -12,9 +12,12 @@
 //    buffers, copying to and from the device on every call. For tests, for
 //    `kvq eval` comparisons, and for checking a GPU against the reference.
 //
-// Compiled-in shapes (anything else is INVALID_ARGUMENT): bits {2, 4, 8} and
-// fp16, head_dim {8, 64, 128}, B {16, 32}, any G dividing head_dim, any GQA
-// ratio. Without a usable GPU every call that would touch one returns
+// Compiled-in shapes (anything else is INVALID_ARGUMENT): key bits and value
+// bits each {2, 4, 8} (format 2: apart), and fp16, head_dim {8, 64, 128},
+// B {16, 32}, any G dividing head_dim, any GQA ratio; fp16 or u8 scales and
+// fp16 outliers (format 2) as long as a head section fits the attention
+// kernel's shared memory. Encodings are per layer: a block encoding with
+// edge layers is INVALID_ARGUMENT (pass enc.ForLayer(layer, n_layers)). Without a usable GPU every call that would touch one returns
 // FAILED_PRECONDITION explaining why (CudaAvailable()); argument errors are
 // reported first, so they are testable without a GPU.
 //
@@ -47,9 +50,12 @@ using CudaStream = CUstream_st*;
 // FAILED_PRECONDITION saying why not otherwise ("no CUDA device: ...").
 absl::Status CudaAvailable();
 
-// OK when quantization into `enc` and attention over its blocks are
-// compiled in for head_dim (an fp16 encoding: attention over fp16 blocks);
-// INVALID_ARGUMENT naming the unsupported value otherwise. Needs no GPU.
+// OK when quantization into `enc` (a per-layer encoding) and attention over
+// its blocks are compiled in for head_dim (an fp16 encoding: attention over
+// fp16 blocks); INVALID_ARGUMENT naming the unsupported value otherwise
+// (an invalid encoding, edge layers, a shape not compiled in, a section too
+// large for attention's shared memory; quantization alone takes any outlier
+// count). Needs no GPU.
 absl::Status CudaSupports(const BlockEncoding& enc, int head_dim);
 
 // Device memory reused across calls (descriptors, split partials, status

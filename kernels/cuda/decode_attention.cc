@@ -1,5 +1,5 @@
 // CudaDecodeAttention (cuda_kernels.h): argument checks, the split plan,
-// descriptor upload, and the one dispatch from (bits, head_dim, B) to a
+// descriptor upload, and the one dispatch from (bits, v_bits, head_dim, B) to a
 // compiled-in LaunchDecodeAttention instantiation (decode_attention_*bit.cu).
 // Host code only, compiled by the C++ toolchain.
 #include <cuda_runtime_api.h>
@@ -74,6 +74,11 @@ absl::Status CheckParams(const AttentionParams& p, bool any_quantized) {
           "cuda decode_attention: quantized blocks need a quantized encoding with B = ",
           p.block_tokens));
     }
+    if (enc.edge_layers != 0) {
+      return absl::InvalidArgumentError(
+          "cuda decode_attention: quantized_encoding has edge layers; pass its "
+          "ForLayer()");
+    }
   }
   return absl::OkStatus();
 }
@@ -105,11 +110,6 @@ absl::Status CudaDecodeAttention(const AttentionParams& params,
     n_pointers += s.quantized.size() + s.fp16.size();
   }
   KVQ_RETURN_IF_ERROR(CheckParams(params, any_quantized));
-  if (any_quantized && !params.quantized_encoding.is_kivi()) {
-    return absl::InvalidArgumentError(
-        "cuda decode_attention: only KIVI encodings (one bit width, no outliers, fp16 "
-        "scales); format 2's other encodings run on the CPU kernels");
-  }
   for (size_t i = 0; i < batch.size(); ++i) {
     KVQ_RETURN_IF_ERROR(CheckSequence(params, i, batch[i]));
   }
@@ -120,15 +120,19 @@ absl::Status CudaDecodeAttention(const AttentionParams& params,
   // The one dispatch: runtime shape -> compiled-in launcher.
   using Launcher = absl::Status (*)(DecodeParams, cudaStream_t);
   Launcher launch = nullptr;
-  const int bits = any_quantized ? params.quantized_encoding.bits : 16;
+  const BlockEncoding& enc = params.quantized_encoding;
   const absl::Status dispatched = cuda_internal::DispatchAttentionShape(
-      bits, params.head_dim, params.block_tokens, [&](auto b, auto d, auto t) {
-        launch =
-            &cuda_internal::LaunchDecodeAttention<decltype(b)::value, decltype(d)::value,
-                                                  decltype(t)::value>;
+      any_quantized ? enc.bits : 16, any_quantized ? enc.v_bits : 16, params.head_dim,
+      params.block_tokens, [&](auto b, auto vb, auto d, auto t) {
+        launch = &cuda_internal::LaunchDecodeAttention<
+            decltype(b)::value, decltype(vb)::value, decltype(d)::value,
+            decltype(t)::value>;
         return absl::OkStatus();
       });
   if (!dispatched.ok()) return dispatched;
+  if (any_quantized) {
+    KVQ_RETURN_IF_ERROR(cuda_internal::CheckAttentionSmem(enc, params.head_dim));
+  }
   if (batch.empty()) return absl::OkStatus();
   KVQ_RETURN_IF_ERROR(CudaAvailable());
 
@@ -136,7 +140,10 @@ absl::Status CudaDecodeAttention(const AttentionParams& params,
   p.batch = static_cast<int>(batch.size());
   p.n_heads = params.n_heads;
   p.n_kv_heads = params.n_kv_heads;
-  p.group = any_quantized ? params.quantized_encoding.group : 0;
+  p.group = any_quantized ? enc.group : 0;
+  p.k_outliers = any_quantized ? enc.k_outliers : 0;
+  p.v_outliers = any_quantized ? enc.v_outliers : 0;
+  p.u8_scales = any_quantized && enc.u8_scales();
   const int group_size = params.n_heads / params.n_kv_heads;
   p.head_chunks =
       (group_size + cuda_internal::kMaxHeadsPerCta - 1) / cuda_internal::kMaxHeadsPerCta;

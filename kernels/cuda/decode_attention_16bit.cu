@@ -2,4 +2,4 @@
 // bit width keeps rebuilds and compile memory small).
 #include "kernels/cuda/internal/decode_attention_launch.cuh"
 
-KVQ_INSTANTIATE_DECODE_ATTENTION(16)
+KVQ_INSTANTIATE_DECODE_ATTENTION(16, 16)

@@ -1,5 +1,8 @@
-// Decode-attention instantiations for 2-bit caches (one nvcc job per
-// bit width keeps rebuilds and compile memory small).
+// Decode-attention instantiations for caches with 2-bit keys (values at 2,
+// 4 or 8 bits; one nvcc job per key bit width keeps rebuilds and compile
+// memory small).
 #include "kernels/cuda/internal/decode_attention_launch.cuh"
 
-KVQ_INSTANTIATE_DECODE_ATTENTION(2)
+KVQ_INSTANTIATE_DECODE_ATTENTION(2, 2)
+KVQ_INSTANTIATE_DECODE_ATTENTION(2, 4)
+KVQ_INSTANTIATE_DECODE_ATTENTION(2, 8)

@@ -1,5 +1,5 @@
 // CudaQuantizeLayers (cuda_kernels.h): argument checks, the one dispatch from
-// (bits, head_dim, B) to a QuantizeKernel instantiation, and the launch
+// (bits, v_bits, head_dim, B) to a QuantizeKernel instantiation, and the launch
 // sequence: reset the error flag, check the inputs, quantize (a no-op when
 // the check failed), read the flag back.
 #include <cuda_runtime_api.h>
@@ -45,16 +45,13 @@ absl::Status QuantizeLayers(const BlockEncoding& enc, int n_kv_heads, int head_d
   // The one dispatch: runtime shape -> compiled-in kernel.
   using Kernel = void (*)(QuantizeParams);
   Kernel kernel = nullptr;
-  if (!enc.is_fp16() && !enc.is_kivi()) {
-    return absl::InvalidArgumentError(
-        "cuda quantize_layer: only KIVI encodings (one bit width, no outliers, fp16 "
-        "scales); format 2's other encodings run on the CPU kernels");
-  }
   if (!enc.is_fp16()) {
     const absl::Status dispatched = cuda_internal::DispatchQuantizeShape(
-        enc.bits, head_dim, enc.block_tokens, [&](auto b, auto d, auto t) {
+        enc.bits, enc.v_bits, head_dim, enc.block_tokens,
+        [&](auto b, auto vb, auto d, auto t) {
           kernel = &cuda_internal::QuantizeKernel<In, decltype(b)::value,
-                                                  decltype(d)::value, decltype(t)::value>;
+                                                  decltype(vb)::value, decltype(d)::value,
+                                                  decltype(t)::value>;
           return absl::OkStatus();
         });
     if (!dispatched.ok()) return dispatched;
@@ -71,6 +68,9 @@ absl::Status QuantizeLayers(const BlockEncoding& enc, int n_kv_heads, int head_d
   p.n_blocks = n_blocks;
   p.n_kv_heads = n_kv_heads;
   p.group = enc.group;
+  p.k_outliers = enc.k_outliers;
+  p.v_outliers = enc.v_outliers;
+  p.u8_scales = enc.u8_scales();
   p.head_bytes = GetHeadLayout(enc, head_dim).head_bytes;
   const size_t head_values = static_cast<size_t>(enc.block_tokens) * head_dim;
   const size_t n = head_values * n_kv_heads * n_blocks;

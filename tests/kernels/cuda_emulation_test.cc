@@ -19,6 +19,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
 #include "gtest/gtest.h"
 #include "kernels/block_format.h"
 #include "kernels/cuda/internal/decode_attention.cuh"
@@ -47,8 +48,9 @@ absl::Status EmulateQuantize(const BlockEncoding& enc, int n_kv_heads, int head_
                              std::vector<uint8_t>* out) {
   void (*kernel)(QuantizeParams) = nullptr;
   const absl::Status dispatched = cuda_internal::DispatchQuantizeShape(
-      enc.bits, head_dim, enc.block_tokens, [&](auto b, auto d, auto t) {
-        kernel = &cuda_internal::QuantizeKernel<In, decltype(b)::value,
+      enc.bits, enc.v_bits, head_dim, enc.block_tokens,
+      [&](auto b, auto vb, auto d, auto t) {
+        kernel = &cuda_internal::QuantizeKernel<In, decltype(b)::value, decltype(vb)::value,
                                                 decltype(d)::value, decltype(t)::value>;
         return absl::OkStatus();
       });
@@ -62,6 +64,9 @@ absl::Status EmulateQuantize(const BlockEncoding& enc, int n_kv_heads, int head_
   p.n_blocks = 1;
   p.n_kv_heads = n_kv_heads;
   p.group = enc.group;
+  p.k_outliers = enc.k_outliers;
+  p.v_outliers = enc.v_outliers;
+  p.u8_scales = enc.u8_scales();
   p.head_bytes = GetHeadLayout(enc, head_dim).head_bytes;
   cuda_emu::Launch({2}, {64}, 0, [&] {
     cuda_internal::CheckFiniteKernel<In>(k.data(), k.size(), &error);
@@ -104,6 +109,59 @@ TEST(CudaEmulationTest, QuantizeBitIdenticalToReference) {
   }
 }
 
+// Format 2 quantization, byte for byte (Format2QuantizeEncodings): keys and
+// values at different bit widths, outliers (picked by distance from the
+// group mean, left out of the min/max, stored in position order), u8 scales,
+// together; several KV heads whose sections are not word-aligned (odd
+// outlier counts), on model-like, adversarial (ties, constant groups, signed
+// zeros, extremes) and wide-range data, from float and fp16 input.
+TEST(CudaEmulationTest, QuantizeFormat2BitIdenticalToReference) {
+  std::mt19937 rng(17);
+  const int n_kv_heads = 3;
+  for (int d : {8, 64, 128}) {
+    for (int b : {16, 32}) {
+      int i = 0;
+      for (const BlockEncoding& enc : testing::Format2QuantizeEncodings(b, d)) {
+        const int kind = i++ % 3;
+        const std::vector<float> k = MakeData(rng, kind, n_kv_heads, b, d, true);
+        const std::vector<float> v = MakeData(rng, kind, n_kv_heads, b, d, false);
+        std::vector<uint8_t> want(LayerBytes(enc, n_kv_heads, d)), got(want.size(), 0xee);
+        ASSERT_TRUE(
+            reference::QuantizeLayer(enc, n_kv_heads, d, k.data(), v.data(), want.data())
+                .ok());
+        ASSERT_TRUE(EmulateQuantize<float>(enc, n_kv_heads, d, k, v, &got).ok());
+        const std::string what =
+            absl::StrCat("bits ", enc.bits, "/", enc.v_bits, " G ", enc.group,
+                         " outliers ", enc.k_outliers, "/", enc.v_outliers, " scales ",
+                         enc.scales, " head_dim ", d, " B ", b, " kind ", kind);
+        EXPECT_EQ(want, got) << what << ": " << FirstDifference(want, got);
+        const std::vector<uint16_t> kh = testing::ToHalf(k), vh = testing::ToHalf(v);
+        std::vector<uint8_t> got16(want.size(), 0xee);
+        ASSERT_TRUE(EmulateQuantize<uint16_t>(enc, n_kv_heads, d, kh, vh, &got16).ok());
+        EXPECT_EQ(want, got16) << what << " fp16 input: " << FirstDifference(want, got16);
+      }
+    }
+  }
+}
+
+// Ties in the distance from the mean go to the lower position, as in the
+// reference: constant groups but one entry, and whole sections of one value.
+TEST(CudaEmulationTest, QuantizeOutlierTiesByPosition) {
+  const int d = 64, b = 32, n_kv_heads = 2;
+  const size_t n = size_t{n_kv_heads} * b * d;
+  std::vector<float> k(n, 0.25f), v(n, -1.0f);
+  for (size_t i = 0; i < n; i += 37) k[i] = (i % 2) ? 3.0f : -3.0f;
+  for (const BlockEncoding& enc :
+       {BlockEncoding::Mixed(2, 2, b, 8, 40, 40, ScaleFormat::kFp16),
+        BlockEncoding::Mixed(4, 2, b, 8, 100, 7, ScaleFormat::kU8)}) {
+    std::vector<uint8_t> want(LayerBytes(enc, n_kv_heads, d)), got(want.size(), 0xee);
+    ASSERT_TRUE(
+        reference::QuantizeLayer(enc, n_kv_heads, d, k.data(), v.data(), want.data()).ok());
+    ASSERT_TRUE(EmulateQuantize<float>(enc, n_kv_heads, d, k, v, &got).ok());
+    EXPECT_EQ(want, got) << FirstDifference(want, got);
+  }
+}
+
 TEST(CudaEmulationTest, QuantizeWritesNothingOnNonFinite) {
   std::mt19937 rng(12);
   const BlockEncoding enc = BlockEncoding::Quantized(2, 32, 32);
@@ -120,10 +178,11 @@ TEST(CudaEmulationTest, QuantizeWritesNothingOnNonFinite) {
 
 // The attention launch of decode_attention.cc / decode_attention_launch.cuh,
 // emulated with a given split size (blocks per split).
-template <int kBits, int kHeadDim, int kB>
+template <int kKBits, int kVBits, int kHeadDim, int kB>
 void EmulateAttention(const AttentionParams& ap, const std::vector<AttentionTask>& batch,
                       int blocks_per_split) {
-  using T = cuda_internal::AttentionTraits<kBits, kHeadDim, kB>;
+  constexpr bool kFp16 = kKBits == 16;
+  const BlockEncoding& enc = ap.quantized_encoding;
   std::vector<SequenceDesc> descs(batch.size());
   std::vector<std::vector<const uint8_t*>> blocks(batch.size());
   int max_blocks = 0;
@@ -146,29 +205,33 @@ void EmulateAttention(const AttentionParams& ap, const std::vector<AttentionTask
   p.batch = static_cast<int>(batch.size());
   p.n_heads = ap.n_heads;
   p.n_kv_heads = ap.n_kv_heads;
-  p.group = kBits == 16 ? 0 : ap.quantized_encoding.group;
+  p.group = kFp16 ? 0 : enc.group;
+  p.k_outliers = kFp16 ? 0 : enc.k_outliers;
+  p.v_outliers = kFp16 ? 0 : enc.v_outliers;
+  p.u8_scales = !kFp16 && enc.u8_scales();
   const int group_size = ap.n_heads / ap.n_kv_heads;
   p.head_chunks =
       (group_size + cuda_internal::kMaxHeadsPerCta - 1) / cuda_internal::kMaxHeadsPerCta;
   p.blocks_per_split = blocks_per_split;
   p.n_splits = (max_blocks + blocks_per_split - 1) / blocks_per_split;
   p.scale_log2 = static_cast<float>(1.4426950408889634 / std::sqrt(double{kHeadDim}));
-  p.quantized_head_bytes =
-      kBits == 16 ? 0 : GetHeadLayout(ap.quantized_encoding, kHeadDim).head_bytes;
+  p.quantized_head_bytes = kFp16 ? 0 : GetHeadLayout(enc, kHeadDim).head_bytes;
   p.fp16_head_bytes = GetHeadLayout(BlockEncoding::Fp16(kB), kHeadDim).head_bytes;
   const size_t slots = batch.size() * ap.n_heads * p.n_splits;
   std::vector<float> partial_o(slots * kHeadDim), partial_ml(slots * 2);
   p.partial_o = partial_o.data();
   p.partial_ml = partial_ml.data();
-  p.smem_per_warp = std::max<size_t>(p.quantized_head_bytes, T::kFp16Staged);
-  const size_t smem = cuda_internal::AttentionSmemHeader<kHeadDim, kB>() +
-                      std::max(cuda_internal::kAttentionWarps * p.smem_per_warp,
-                               cuda_internal::AttentionSmemMerge<kHeadDim>());
+  p.smem_per_warp = cuda_internal::AttentionStageBytes(kHeadDim, kB,
+                                                       p.quantized_head_bytes,
+                                                       p.v_outliers);
+  const size_t smem = cuda_internal::AttentionSmemBytes(kHeadDim, kB, p.smem_per_warp);
   const cuda_emu::Dim3 grid{static_cast<unsigned>(p.n_splits),
                             static_cast<unsigned>(p.n_kv_heads * p.head_chunks),
                             static_cast<unsigned>(p.batch)};
   cuda_emu::Launch(grid, {cuda_internal::kAttentionWarps * 32}, smem,
-                   [&] { cuda_internal::DecodeAttentionKernel<kBits, kHeadDim, kB>(p); });
+                   [&] {
+                     cuda_internal::DecodeAttentionKernel<kKBits, kVBits, kHeadDim, kB>(p);
+                   });
   if (p.n_splits > 1) {
     cuda_emu::Launch({static_cast<unsigned>(p.n_heads), static_cast<unsigned>(p.batch)},
                      {kHeadDim}, 0,
@@ -183,16 +246,21 @@ void ExpectEmulatedAttentionMatches(std::mt19937& rng, const BlockEncoding& enc,
                                     const std::vector<int>& n_quantized,
                                     int blocks_per_split) {
   const std::string what = absl::StrCat(
-      "bits ", enc.bits, " G ", enc.group, " B ", enc.block_tokens, " head_dim ", d,
-      " heads ", n_heads, "/", n_kv_heads, " split ", blocks_per_split);
-  const int bits = enc.is_fp16() ? 16 : enc.bits;
+      "bits ", enc.bits, "/", enc.v_bits, " G ", enc.group, " outliers ", enc.k_outliers,
+      "/", enc.v_outliers, " scales ", enc.scales, " B ", enc.block_tokens, " head_dim ",
+      d, " heads ", n_heads, "/", n_kv_heads, " split ", blocks_per_split);
   testing::ExpectAttentionMatchesReference(
       rng, enc, n_heads, n_kv_heads, d, n_tokens, n_quantized, what,
       [&](const AttentionParams& p, const std::vector<AttentionTask>& tasks) {
+        if (!enc.is_fp16()) {
+          KVQ_RETURN_IF_ERROR(cuda_internal::CheckAttentionSmem(enc, d));
+        }
         return cuda_internal::DispatchAttentionShape(
-            bits, d, enc.block_tokens, [&](auto b, auto dd, auto t) {
-              EmulateAttention<decltype(b)::value, decltype(dd)::value,
-                               decltype(t)::value>(p, tasks, blocks_per_split);
+            enc.bits, enc.v_bits, d, enc.block_tokens,
+            [&](auto b, auto vb, auto dd, auto t) {
+              EmulateAttention<decltype(b)::value, decltype(vb)::value,
+                               decltype(dd)::value, decltype(t)::value>(p, tasks,
+                                                                        blocks_per_split);
               return absl::OkStatus();
             });
       });
@@ -231,6 +299,56 @@ TEST(CudaEmulationTest, AttentionGqaChunksAndValueGroups) {
                                  {150}, {3}, 4);
   ExpectEmulatedAttentionMatches(rng, BlockEncoding::Quantized(8, 16, 1), 4, 2, 64, {100},
                                  {4}, 4);
+}
+
+// Format 2 (kernels/README.md, Format2AttentionEncodings): keys and values
+// at different bit widths, fp16 outliers (the kernel adds their exact
+// contribution and removes their codes'), u8 scales, and all of them
+// together, over every compiled-in head_dim and B. Outlier counts are odd,
+// so most sections are not a multiple of 16 bytes (the narrow-copy path) and
+// positions are u8 (head_dim 8) or u16.
+TEST(CudaEmulationTest, AttentionFormat2MatchesReference) {
+  std::mt19937 rng(15);
+  for (int d : {8, 64, 128}) {
+    for (int b : {16, 32}) {
+      int i = 0;
+      for (const BlockEncoding& enc : testing::Format2AttentionEncodings(b, d)) {
+        // Splits of 4 blocks (5 + 1 blocks: two splits) or one split, in turn.
+        ExpectEmulatedAttentionMatches(rng, enc, 4, 2, d, {1, 5 * b + 7, 4 * b},
+                                       {0, 5, 4}, i++ % 2 == 0 ? 4 : 64);
+      }
+    }
+  }
+}
+
+TEST(CudaEmulationTest, AttentionFormat2GqaAndManyOutliers) {
+  std::mt19937 rng(16);
+  const ScaleFormat kFp16 = ScaleFormat::kFp16, kU8 = ScaleFormat::kU8;
+  // GQA 8 and 12 (two chunks of query heads): every query head gets the
+  // outliers' fixes.
+  ExpectEmulatedAttentionMatches(rng, BlockEncoding::Mixed(2, 4, 32, 32, 82, 81, kU8), 16,
+                                 2, 128, {300}, {6}, 4);
+  ExpectEmulatedAttentionMatches(rng, BlockEncoding::Mixed(4, 2, 16, 64, 21, 20, kFp16),
+                                 24, 2, 64, {150}, {7}, 4);
+  // Many outliers (more than a warp's lanes, several on one token and
+  // channel's neighbours), value groups G = 1.
+  ExpectEmulatedAttentionMatches(rng, BlockEncoding::Mixed(2, 2, 32, 1, 300, 300, kFp16),
+                                 4, 2, 64, {200}, {5}, 4);
+  // The test model's shape: head_dim 8, 8 heads over 4 KV heads, u8 scales.
+  ExpectEmulatedAttentionMatches(rng, BlockEncoding::Mixed(4, 2, 32, 8, 5, 5, kU8), 8, 4,
+                                 8, {512, 200}, {12, 2}, 4);
+}
+
+// An encoding whose staged section does not fit the attention kernel's
+// shared memory is INVALID_ARGUMENT (the launchers check before launching).
+TEST(CudaEmulationTest, AttentionFormat2SharedMemoryLimit) {
+  // Every entry an outlier: a section far larger than an fp16 one.
+  const BlockEncoding huge = BlockEncoding::Mixed(8, 8, 32, 32, 4096, 4096, ScaleFormat::kFp16);
+  const absl::Status s = cuda_internal::CheckAttentionSmem(huge, 128);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(cuda_internal::CheckAttentionSmem(
+                  BlockEncoding::Mixed(8, 8, 32, 32, 400, 400, ScaleFormat::kU8), 128)
+                  .ok());
 }
 
 }  // namespace

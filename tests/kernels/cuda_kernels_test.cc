@@ -1,8 +1,9 @@
 // The CUDA kernels against the scalar reference: quantization bit-identical
 // (codes, scales, zeros) on random and adversarial data, attention within
 // 2e-3 of max|reference| per head, at bits 2/4/8 (and fp16 caches), head_dim
-// 8/64/128, B 16/32, GQA 1/2/4/8/16. Argument checks run everywhere; tests
-// that need a GPU skip with the reason when there is none.
+// 8/64/128, B 16/32, GQA 1/2/4/8/16, and format 2's encodings (K/V bits
+// apart, outliers, u8 scales). Argument checks run everywhere; tests that
+// need a GPU skip with the reason when there is none.
 #include "kernels/cuda/cuda_kernels.h"
 
 #include <cuda_runtime_api.h>
@@ -79,15 +80,42 @@ TEST(CudaSupportsTest, CompiledShapesOnly) {
             absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(CudaSupports(BlockEncoding::Quantized(3, 32, 32), 64).code(),
             absl::StatusCode::kInvalidArgument);
-  // Format 2's non-KIVI encodings are the CPU kernels' alone.
-  for (const BlockEncoding& enc :
-       {BlockEncoding::Mixed(4, 2, 32, 32, 0, 0, ScaleFormat::kFp16),
-        BlockEncoding::Mixed(2, 2, 32, 32, 82, 82, ScaleFormat::kFp16),
-        BlockEncoding::Mixed(2, 2, 32, 32, 0, 0, ScaleFormat::kU8)}) {
-    const absl::Status s = CudaSupports(enc, 64);
-    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
-    EXPECT_THAT(std::string(s.message()), HasSubstr("only KIVI encodings"));
+  // Format 2: K/V bits apart, outliers, u8 scales (per-layer encodings).
+  for (int d : kHeadDims) {
+    for (int b : kBlockTokens) {
+      for (const BlockEncoding& enc : testing::Format2AttentionEncodings(b, d)) {
+        EXPECT_TRUE(CudaSupports(enc, d).ok()) << enc.bits << "/" << enc.v_bits;
+      }
+      // Quantization takes any outlier count (attention may refuse huge
+      // ones, below): without a GPU the host API gets past its checks.
+      for (const BlockEncoding& enc : testing::Format2QuantizeEncodings(b, d)) {
+        const std::vector<float> k(size_t{2} * b * d, 1.0f);
+        std::vector<uint8_t> out(LayerBytes(enc, 2, d));
+        const absl::Status s =
+            CudaQuantizeLayerHost(enc, 2, d, k.data(), k.data(), out.data());
+        EXPECT_NE(s.code(), absl::StatusCode::kInvalidArgument)
+            << enc.k_outliers << "/" << enc.v_outliers << ": " << s;
+      }
+    }
   }
+  // An fp16 key width with quantized values is no encoding at all.
+  EXPECT_EQ(CudaSupports(BlockEncoding::Mixed(16, 2, 32, 32, 0, 0, ScaleFormat::kFp16), 64)
+                .code(),
+            absl::StatusCode::kInvalidArgument);
+  // A block encoding with edge layers: each layer's ForLayer() is supported.
+  BlockEncoding edges = BlockEncoding::Mixed(2, 2, 32, 32, 0, 0, ScaleFormat::kU8);
+  edges.edge_layers = 1;
+  edges.edge_bits = 8;
+  const absl::Status e = CudaSupports(edges, 64);
+  EXPECT_EQ(e.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(e.message()), HasSubstr("ForLayer"));
+  EXPECT_TRUE(CudaSupports(edges.ForLayer(0, 4), 64).ok());
+  EXPECT_TRUE(CudaSupports(edges.ForLayer(1, 4), 64).ok());
+  // A section too large for the attention kernel's shared memory.
+  const absl::Status big = CudaSupports(
+      BlockEncoding::Mixed(8, 8, 32, 32, 4096, 4096, ScaleFormat::kFp16), 128);
+  EXPECT_EQ(big.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(big.message()), HasSubstr("shared memory"));
 }
 
 // Device-API argument errors are reported before any device memory is
@@ -165,6 +193,10 @@ TEST(CudaAttentionArgsTest, RejectedBeforeTheDevice) {
   other_b.block_tokens = 16;
   EXPECT_EQ(run(other_b, s), kInvalid);
   EXPECT_EQ(CudaDecodeAttention(p, {s}, nullptr).code(), kInvalid);
+  AttentionParams edges = p;
+  edges.quantized_encoding.edge_layers = 1;
+  edges.quantized_encoding.edge_bits = 8;
+  EXPECT_EQ(run(edges, s), kInvalid);
 }
 
 TEST(CudaAttentionArgsTest, HostApiRejectsLikeTheReference) {
@@ -219,6 +251,41 @@ TEST(CudaQuantizeTest, BitIdenticalToReference) {
   }
 }
 
+// Format 2 (cuda_emulation_test runs the same cases on the CPU emulator).
+TEST(CudaQuantizeTest, Format2BitIdenticalToReference) {
+  SKIP_WITHOUT_GPU();
+  std::mt19937 rng(8);
+  const int n_kv_heads = 3;
+  for (int d : kHeadDims) {
+    for (int b : kBlockTokens) {
+      for (const BlockEncoding& enc : testing::Format2QuantizeEncodings(b, d)) {
+        for (int kind = 0; kind < 3; ++kind) {
+          const std::vector<float> k = MakeData(rng, kind, n_kv_heads, b, d, true);
+          const std::vector<float> v = MakeData(rng, kind, n_kv_heads, b, d, false);
+          std::vector<uint8_t> want(LayerBytes(enc, n_kv_heads, d)), got(want.size());
+          ASSERT_TRUE(reference::QuantizeLayer(enc, n_kv_heads, d, k.data(), v.data(),
+                                               want.data())
+                          .ok());
+          ASSERT_TRUE(
+              CudaQuantizeLayerHost(enc, n_kv_heads, d, k.data(), v.data(), got.data())
+                  .ok());
+          const std::string what = absl::StrCat(
+              "bits ", enc.bits, "/", enc.v_bits, " G ", enc.group, " outliers ",
+              enc.k_outliers, "/", enc.v_outliers, " scales ", enc.scales, " head_dim ",
+              d, " B ", b, " kind ", kind);
+          EXPECT_EQ(want, got) << what << ": " << FirstDifference(want, got);
+          const std::vector<uint16_t> kh = testing::ToHalf(k), vh = testing::ToHalf(v);
+          std::vector<uint8_t> got16(want.size());
+          ASSERT_TRUE(CudaQuantizeLayerFp16Host(enc, n_kv_heads, d, kh.data(), vh.data(),
+                                                got16.data())
+                          .ok());
+          EXPECT_EQ(want, got16) << what << " fp16 input: " << FirstDifference(want, got16);
+        }
+      }
+    }
+  }
+}
+
 TEST(CudaQuantizeTest, Fp16EncodingIdenticalToReference) {
   SKIP_WITHOUT_GPU();
   std::mt19937 rng(2);
@@ -254,10 +321,9 @@ struct DeviceBytes {
   size_t size;
 };
 
-TEST(CudaQuantizeTest, DeviceApiManyBlocksAndNothingWrittenOnError) {
-  SKIP_WITHOUT_GPU();
-  std::mt19937 rng(3);
-  const BlockEncoding enc = BlockEncoding::Quantized(2, 32, 32);
+// n_blocks layer parts at once through the device API, then an Inf in the
+// last block: INVALID_ARGUMENT and not one byte written.
+void DeviceApiManyBlocks(std::mt19937& rng, const BlockEncoding& enc) {
   const int n_kv_heads = 4, d = 128, n_blocks = 5;
   const size_t per_block = static_cast<size_t>(n_kv_heads) * 32 * d;
   const size_t part = LayerBytes(enc, n_kv_heads, d);
@@ -287,7 +353,6 @@ TEST(CudaQuantizeTest, DeviceApiManyBlocksAndNothingWrittenOnError) {
     EXPECT_EQ(want, block) << "block " << i << ": " << FirstDifference(want, block);
   }
 
-  // An Inf in the last block: INVALID_ARGUMENT and not one byte written.
   k[k.size() - 3] = -INFINITY;
   dk.Put(k.data());
   ASSERT_EQ(cudaMemset(dout.ptr, 0xab, dout.size), cudaSuccess);
@@ -298,13 +363,27 @@ TEST(CudaQuantizeTest, DeviceApiManyBlocksAndNothingWrittenOnError) {
   EXPECT_EQ(dout.Get(), std::vector<uint8_t>(dout.size, 0xab));
 }
 
+TEST(CudaQuantizeTest, DeviceApiManyBlocksAndNothingWrittenOnError) {
+  SKIP_WITHOUT_GPU();
+  std::mt19937 rng(3);
+  for (const BlockEncoding& enc :
+       {BlockEncoding::Quantized(2, 32, 32),
+        // Format 2: 4244-byte head sections, so heads start 4- but not
+        // 16-byte aligned.
+        BlockEncoding::Mixed(4, 2, 32, 32, 81, 81, ScaleFormat::kU8)}) {
+    SCOPED_TRACE(absl::StrCat("outliers ", enc.k_outliers));
+    DeviceApiManyBlocks(rng, enc);
+  }
+}
+
 // ExpectAttentionMatchesReference with the CUDA host API.
 void ExpectAttentionMatches(std::mt19937& rng, const BlockEncoding& enc, int n_heads,
                             int n_kv_heads, int d, const std::vector<int>& n_tokens,
                             const std::vector<int>& n_quantized) {
-  const std::string what =
-      absl::StrCat("bits ", enc.bits, " G ", enc.group, " B ", enc.block_tokens,
-                   " head_dim ", d, " heads ", n_heads, "/", n_kv_heads);
+  const std::string what = absl::StrCat(
+      "bits ", enc.bits, "/", enc.v_bits, " G ", enc.group, " outliers ", enc.k_outliers,
+      "/", enc.v_outliers, " scales ", enc.scales, " B ", enc.block_tokens, " head_dim ",
+      d, " heads ", n_heads, "/", n_kv_heads);
   testing::ExpectAttentionMatchesReference(rng, enc, n_heads, n_kv_heads, d, n_tokens,
                                            n_quantized, what, CudaDecodeAttentionHost);
 }
@@ -355,6 +434,26 @@ TEST(CudaAttentionTest, LargeGqaGroupsAndValueGroups) {
   // The test model's shape: head_dim 8, 8 heads over 4 KV heads.
   ExpectAttentionMatches(rng, BlockEncoding::Quantized(2, 32, 8), 8, 4, 8, {512, 200},
                          {12, 2});
+}
+
+// Format 2 (cuda_emulation_test runs the same cases on the CPU emulator):
+// every Format2AttentionEncodings entry at every compiled-in shape, GQA 1,
+// 4 and 12, and a long context that takes the split-and-merge path.
+TEST(CudaAttentionTest, Format2MatchesReference) {
+  SKIP_WITHOUT_GPU();
+  std::mt19937 rng(9);
+  for (int d : kHeadDims) {
+    for (int b : kBlockTokens) {
+      for (const BlockEncoding& enc : testing::Format2AttentionEncodings(b, d)) {
+        for (int gqa : {1, 4, 12}) {
+          ExpectAttentionMatches(rng, enc, 2 * gqa, 2, d, {1, 5 * b + 7, 6 * b, 9 * b},
+                                 {0, 5, 6, 5});
+        }
+      }
+    }
+  }
+  ExpectAttentionMatches(rng, BlockEncoding::Mixed(4, 2, 32, 32, 81, 81, ScaleFormat::kU8),
+                         32, 8, 128, {4096 + 100, 40}, {(4096 + 100 - 128) / 32, 1});
 }
 
 TEST(CudaKernelsTest, IsAKernelSet) {

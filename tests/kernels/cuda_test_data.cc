@@ -54,6 +54,42 @@ std::vector<float> MakeData(std::mt19937& rng, int kind, int n_kv_heads, int B,
   return x;
 }
 
+std::vector<BlockEncoding> Format2QuantizeEncodings(int B, int head_dim) {
+  const ScaleFormat kFp16 = ScaleFormat::kFp16, kU8 = ScaleFormat::kU8;
+  const int g = std::min(32, head_dim), n = B * head_dim;
+  const int few = std::max(1, n / 50) | 1;  // about 2%, odd
+  return {
+      BlockEncoding::Mixed(4, 2, B, g, 0, 0, kFp16),
+      BlockEncoding::Mixed(2, 8, B, 2, 0, 0, kFp16),
+      BlockEncoding::Mixed(2, 2, B, g, few, few, kFp16),
+      BlockEncoding::Mixed(8, 4, B, head_dim, few + 2, 1, kFp16),
+      BlockEncoding::Mixed(2, 2, B, g, 0, 0, kU8),
+      BlockEncoding::Mixed(4, 8, B, 1, 0, 0, kU8),
+      BlockEncoding::Mixed(4, 2, B, g, few, few, kU8),
+      BlockEncoding::Mixed(2, 4, B, 2, 3 * few, n / 4, kU8),
+      BlockEncoding::Mixed(2, 2, B, g, n, n - 1, kU8),  // all / all but one
+      BlockEncoding::Mixed(8, 8, B, g, n - 1, n, kFp16),
+  };
+}
+
+std::vector<BlockEncoding> Format2AttentionEncodings(int B, int head_dim) {
+  const ScaleFormat kFp16 = ScaleFormat::kFp16, kU8 = ScaleFormat::kU8;
+  const int g = std::min(32, head_dim), n = B * head_dim;
+  const int few = std::max(1, n / 50) | 1;  // about 2%, odd
+  return {
+      BlockEncoding::Mixed(4, 2, B, g, 0, 0, kFp16),
+      BlockEncoding::Mixed(2, 8, B, g, 0, 0, kFp16),
+      BlockEncoding::Mixed(8, 4, B, g, 0, 0, kFp16),
+      BlockEncoding::Mixed(2, 2, B, g, few, few, kFp16),
+      BlockEncoding::Mixed(4, 4, B, g, few, 0, kFp16),
+      BlockEncoding::Mixed(2, 2, B, g, 0, few + 2, kFp16),
+      BlockEncoding::Mixed(2, 2, B, g, 0, 0, kU8),
+      BlockEncoding::Mixed(8, 8, B, g, 0, 0, kU8),
+      BlockEncoding::Mixed(4, 2, B, g, few, few, kU8),
+      BlockEncoding::Mixed(2, 4, B, 2, 3 * few, 1, kU8),
+  };
+}
+
 std::string FirstDifference(const std::vector<uint8_t>& want,
                             const std::vector<uint8_t>& got) {
   for (size_t i = 0; i < want.size(); ++i) {

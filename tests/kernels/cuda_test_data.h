@@ -24,6 +24,14 @@ namespace kvq::kernels::testing {
 std::vector<float> MakeData(std::mt19937& rng, int kind, int n_kv_heads, int B,
                             int head_dim, bool keys);
 
+// Format 2 encodings (kernels/README.md) the CUDA tests cover at B and
+// head_dim: keys and values at different bit widths, outliers (about 2%,
+// odd counts, so most head sections are not word-aligned; also many, all
+// and all but one for quantization), u8 scales, and combinations, with
+// value groups min(32, head_dim), 2, 1 and head_dim.
+std::vector<BlockEncoding> Format2QuantizeEncodings(int B, int head_dim);
+std::vector<BlockEncoding> Format2AttentionEncodings(int B, int head_dim);
+
 // "identical", or the first differing byte of two equally long buffers.
 std::string FirstDifference(const std::vector<uint8_t>& want,
                             const std::vector<uint8_t>& got);

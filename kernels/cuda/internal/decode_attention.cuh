@@ -12,11 +12,16 @@
 //      kKeyRowPad bytes so lanes reading different rows use different banks);
 //   2. computes scores with one lane per token (B = 16: two lanes per token,
 //      each over half of the channels, combined with a shuffle), keys
-//      dequantized as code * scale + zero;
+//      dequantized as code * scale + zero (fp16 scales and zeros, or u8 ones
+//      against the section's range); key outliers (format 2) add
+//      q_c * (x - code * scale - zero) to their token's score, one outlier
+//      per lane at a time, through shared-memory atomics;
 //   3. updates a running (max, sum, output) per query head: online softmax
 //      in the log2 domain;
 //   4. accumulates p_t * v_t with each lane owning head_dim/32 consecutive
-//      channels (head_dim 8: lanes 0-7, one channel each).
+//      channels (head_dim 8: lanes 0-7, one channel each); value outliers
+//      add p_t * (x - code * scale - zero) to their channel, likewise.
+// Keys and values have their own bit widths (kKBits, kVBits).
 // The warps' partial states are merged in shared memory; with one split the
 // CTA writes the normalised output, otherwise (max, sum, output) go to the
 // partial buffers and MergeSplitsKernel combines them.
@@ -41,8 +46,8 @@ inline constexpr unsigned kFullMask = 0xffffffffu;
 #define KVQ_CUDA_DYNAMIC_SMEM(name) extern __shared__ __align__(16) uint8_t name[]
 #endif
 
-// Compile-time shape of one instantiation. kBits == 16: fp16 blocks only.
-template <int kBits, int kHeadDim, int kB>
+// Compile-time shape of one instantiation.
+template <int kHeadDim, int kB>
 struct AttentionTraits {
   static_assert(kB == 16 || kB == 32, "one or two lanes per token");
   static_assert(kHeadDim % 8 == 0 && (kHeadDim <= 32 || kHeadDim % 32 == 0), "");
@@ -53,7 +58,6 @@ struct AttentionTraits {
   static constexpr int kValueChannels = kHeadDim >= 32 ? kHeadDim / 32 : 1;
   static constexpr int kValueLanes = kHeadDim / kValueChannels;
   static constexpr int kFp16KeyRow = kHeadDim * 2 + kKeyRowPad;  // staged row bytes
-  static constexpr int kFp16Staged = kB * kFp16KeyRow + kB * kHeadDim * 2;
 };
 
 __device__ __forceinline__ float WarpMax(float x) {
@@ -72,31 +76,53 @@ __device__ __forceinline__ float Exp2Diff(float a, float b) {
   return a == -INFINITY ? 0.0f : exp2f(a - b);
 }
 
-// Copies n16 16-byte chunks from global to shared memory, one warp, eight
-// loads in flight per lane.
-__device__ __forceinline__ void WarpCopy16(uint8_t* dst, const uint8_t* src, int n16,
-                                           int lane) {
-  const uint4* s = reinterpret_cast<const uint4*>(src);
-  uint4* d = reinterpret_cast<uint4*>(dst);
-  for (int base = 0; base < n16; base += 8 * 32) {
-    uint4 r[8];
+// Copies n units of type U (uint4: 16 bytes, ... uint8_t) from global to
+// shared memory, one warp, eight loads in flight per lane.
+template <typename U>
+__device__ __forceinline__ void WarpCopyUnits(uint8_t* dst, const uint8_t* src, int n,
+                                              int lane) {
+  const U* s = reinterpret_cast<const U*>(src);
+  U* d = reinterpret_cast<U*>(dst);
+  for (int base = 0; base < n; base += 8 * 32) {
+    U r[8];
 #pragma unroll
     for (int i = 0; i < 8; ++i) {
       const int idx = base + i * 32 + lane;
-      if (idx < n16) r[i] = __ldg(s + idx);
+      if (idx < n) r[i] = __ldg(s + idx);
     }
 #pragma unroll
     for (int i = 0; i < 8; ++i) {
       const int idx = base + i * 32 + lane;
-      if (idx < n16) d[idx] = r[i];
+      if (idx < n) d[idx] = r[i];
     }
+  }
+}
+
+// Copies a quantized head section of `bytes` bytes to 16-byte aligned shared
+// memory in the widest units that src and bytes allow: 16 bytes for KIVI
+// sections (multiples of 16), narrower for format 2 sections whose outliers
+// or u8 scales make their size (and so the next KV head's offset) odd.
+__device__ __forceinline__ void WarpCopySection(uint8_t* dst, const uint8_t* src,
+                                                size_t bytes, int lane) {
+  const size_t a = static_cast<size_t>(reinterpret_cast<uintptr_t>(src)) | bytes;
+  const int n = static_cast<int>(bytes);
+  if (a % 16 == 0) {
+    WarpCopyUnits<uint4>(dst, src, n / 16, lane);
+  } else if (a % 8 == 0) {
+    WarpCopyUnits<uint2>(dst, src, n / 8, lane);
+  } else if (a % 4 == 0) {
+    WarpCopyUnits<unsigned int>(dst, src, n / 4, lane);
+  } else if (a % 2 == 0) {
+    WarpCopyUnits<unsigned short>(dst, src, n / 2, lane);
+  } else {
+    WarpCopyUnits<unsigned char>(dst, src, n, lane);
   }
 }
 
 // Copies an fp16 head section: K rows into padded rows, then V unpadded.
 template <int kHeadDim, int kB>
 __device__ __forceinline__ void WarpCopyFp16(uint8_t* dst, const uint8_t* src, int lane) {
-  using T = AttentionTraits<16, kHeadDim, kB>;
+  using T = AttentionTraits<kHeadDim, kB>;
   constexpr int kRow16 = kHeadDim * 2 / 16;  // 16-byte chunks per row
   constexpr int kRows16 = kB * kRow16;       // chunks of K (and of V)
   const uint4* s = reinterpret_cast<const uint4*>(src);
@@ -128,6 +154,46 @@ __device__ __forceinline__ void HalvesOf(uint32_t w, float* out) {
   out[0] = __half2float(__ushort_as_half(static_cast<unsigned short>(w & 0xffffu)));
   out[1] = __half2float(__ushort_as_half(static_cast<unsigned short>(w >> 16)));
 }
+
+// The fp16 value at p (2-byte aligned) as a float.
+__device__ __forceinline__ float HalfAt(const uint8_t* p) {
+  return __half2float(__ushort_as_half(*reinterpret_cast<const unsigned short*>(p)));
+}
+
+// The little-endian outlier position of `bytes` (1, 2 or 4) bytes at p (any
+// alignment).
+__device__ __forceinline__ uint32_t OutlierPosition(const uint8_t* p, int bytes) {
+  uint32_t v = p[0];
+  if (bytes > 1) v |= static_cast<uint32_t>(p[1]) << 8;
+  if (bytes > 2) v |= static_cast<uint32_t>(p[2]) << 16 | static_cast<uint32_t>(p[3]) << 24;
+  return v;
+}
+
+// The scales and zeros of the keys or the values of a staged quantized head
+// section: fp16 per group, or (u8 scales) u8 codes against the section's
+// range (base, zero step, scale step), widened as the reference does
+// (zero = zc * zs + base, scale = sc * ss, no fused multiply-add).
+struct StagedScales {
+  const uint8_t* scale;
+  const uint8_t* zero;
+  bool u8;
+  float base, zs, ss;
+
+  __device__ __forceinline__ StagedScales(const uint8_t* stage, size_t scale_at,
+                                          size_t zero_at, size_t range_at, bool is_u8)
+      : scale(stage + scale_at), zero(stage + zero_at), u8(is_u8) {
+    base = is_u8 ? HalfAt(stage + range_at) : 0.0f;
+    zs = is_u8 ? HalfAt(stage + range_at + 2) : 0.0f;
+    ss = is_u8 ? HalfAt(stage + range_at + 4) : 0.0f;
+  }
+  __device__ __forceinline__ float Scale(int g) const {
+    return u8 ? __fmul_rn(static_cast<float>(scale[g]), ss) : HalfAt(scale + 2 * g);
+  }
+  __device__ __forceinline__ float Zero(int g) const {
+    return u8 ? __fadd_rn(__fmul_rn(static_cast<float>(zero[g]), zs), base)
+              : HalfAt(zero + 2 * g);
+  }
+};
 
 // Loads n fp16 values (n in {1, 2, 4, 8}, p aligned to 2n bytes) as floats
 // with one load of 2n bytes.
@@ -203,28 +269,104 @@ __device__ __forceinline__ void AccumulateValues(const float* p_s, int n_local,
   }
 }
 
-// One quantized block (staged in `stage`): scores, softmax update, values.
-template <int kBits, int kHeadDim, int kB>
+// Score corrections of a block's key outliers: for each outlier (token t,
+// channel c, exact value x, dequantized code d) and query head h,
+// fix[h][t] += q[h][c] * (x - d). fix: the warp's [kMaxHeadsPerCta][kB]
+// floats, zeroed here. Positions outside the section (a corrupt part) are
+// ignored.
+template <int kKBits, int kHeadDim, int kB>
+__device__ __forceinline__ void KeyOutlierFixes(const uint8_t* stage, const HeadLayout& l,
+                                                const StagedScales& ks, int n_out,
+                                                const float* q_s, int n_local, int lane,
+                                                float* fix) {
+  constexpr int kCodesPerWord = 32 / kKBits;
+  constexpr int kKeyRowWords = kB * kKBits / 32;
+  constexpr uint32_t kMask = (1u << kKBits) - 1;
+  const uint32_t* k_codes = reinterpret_cast<const uint32_t*>(stage + l.k_codes);
+  for (int i = lane; i < kMaxHeadsPerCta * kB; i += 32) fix[i] = 0.0f;
+  __syncwarp();
+  for (int j = lane; j < n_out; j += 32) {
+    const uint32_t pos = OutlierPosition(stage + l.k_out_at + l.index_bytes * j,
+                                         static_cast<int>(l.index_bytes));
+    if (pos >= static_cast<uint32_t>(kB * kHeadDim)) continue;
+    const int t = static_cast<int>(pos / kHeadDim), c = static_cast<int>(pos % kHeadDim);
+    const uint32_t code =
+        (k_codes[c * kKeyRowWords + t / kCodesPerWord] >> ((t % kCodesPerWord) * kKBits)) &
+        kMask;
+    const float delta = HalfAt(stage + l.k_out + 2 * j) -
+                        fmaf(static_cast<float>(code), ks.Scale(c), ks.Zero(c));
+    for (int h = 0; h < n_local; ++h) {
+      atomicAdd(&fix[h * kB + t], q_s[h * kHeadDim + c] * delta);
+    }
+  }
+  __syncwarp();
+}
+
+// Value corrections of a block's value outliers, added to the lanes'
+// accumulators: acc[h][c] += p_t * (x - d) for each outlier (token t,
+// channel c). fix: the warp's [kMaxHeadsPerCta][kHeadDim] floats.
+template <int kVBits, int kHeadDim, int kB>
+__device__ __forceinline__ void ValueOutlierFixes(const uint8_t* stage,
+                                                  const HeadLayout& l,
+                                                  const StagedScales& vs, int group,
+                                                  int n_out, const float* p_s,
+                                                  int n_local, int lane,
+                                                  WarpState<kHeadDim>& st, float* fix) {
+  constexpr uint32_t kMask = (1u << kVBits) - 1;
+  constexpr int kC = WarpState<kHeadDim>::kC;
+  const uint32_t* v_codes = reinterpret_cast<const uint32_t*>(stage + l.v_codes);
+  const int groups = kHeadDim / group;
+  for (int i = lane; i < kMaxHeadsPerCta * kHeadDim; i += 32) fix[i] = 0.0f;
+  __syncwarp();
+  for (int j = lane; j < n_out; j += 32) {
+    const uint32_t pos = OutlierPosition(stage + l.v_out_at + l.index_bytes * j,
+                                         static_cast<int>(l.index_bytes));
+    if (pos >= static_cast<uint32_t>(kB * kHeadDim)) continue;
+    const int t = static_cast<int>(pos / kHeadDim), c = static_cast<int>(pos % kHeadDim);
+    const uint32_t bit = pos * kVBits;  // never straddles a word
+    const uint32_t code = (v_codes[bit / 32] >> (bit % 32)) & kMask;
+    const int gi = t * groups + c / group;
+    const float delta = HalfAt(stage + l.v_out + 2 * j) -
+                        fmaf(static_cast<float>(code), vs.Scale(gi), vs.Zero(gi));
+    for (int h = 0; h < n_local; ++h) {
+      atomicAdd(&fix[h * kHeadDim + c], p_s[h * kB + t] * delta);
+    }
+  }
+  __syncwarp();
+  if (lane * kC >= kHeadDim) return;
+#pragma unroll
+  for (int h = 0; h < kMaxHeadsPerCta; ++h) {
+    if (h >= n_local) break;
+#pragma unroll
+    for (int j = 0; j < kC; ++j) st.acc[h][j] += fix[h * kHeadDim + lane * kC + j];
+  }
+}
+
+// One quantized block (staged in `stage`, format 2 encoding `enc` with kKBits
+// keys and kVBits values): scores, softmax update, values. value_fix: the
+// warp's value-outlier buffer (used when enc has value outliers).
+template <int kKBits, int kVBits, int kHeadDim, int kB>
 __device__ __forceinline__ void AttendQuantizedBlock(
-    const uint8_t* stage, const HeadLayout& l, int group, const float* q_s, int n_local,
-    float scale_log2, int lane, WarpState<kHeadDim>& st, float* p_s) {
-  using T = AttentionTraits<kBits, kHeadDim, kB>;
-  constexpr int kCodesPerWord = 32 / kBits;
-  constexpr int kKeyRowWords = kB * kBits / 32;
-  constexpr uint32_t kMask = (1u << kBits) - 1;
+    const uint8_t* stage, const BlockEncoding& enc, const HeadLayout& l, const float* q_s,
+    int n_local, float scale_log2, int lane, WarpState<kHeadDim>& st, float* p_s,
+    float* value_fix) {
+  using T = AttentionTraits<kHeadDim, kB>;
+  constexpr int kCodesPerWord = 32 / kKBits;
+  constexpr int kKeyRowWords = kB * kKBits / 32;
+  constexpr uint32_t kKMask = (1u << kKBits) - 1;
+  constexpr uint32_t kVMask = (1u << kVBits) - 1;
+  const bool u8 = enc.u8_scales();
   const int t = lane % kB;
   const int c_begin = (lane / kB) * T::kKeyChannels;
   const uint32_t* k_codes = reinterpret_cast<const uint32_t*>(stage + l.k_codes);
-  const __half* k_scale = reinterpret_cast<const __half*>(stage + l.k_scale);
-  const __half* k_zero = reinterpret_cast<const __half*>(stage + l.k_zero);
-  const int word = t / kCodesPerWord, shift = (t % kCodesPerWord) * kBits;
+  const StagedScales ks(stage, l.k_scale, l.k_zero, l.k_range, u8);
+  const int word = t / kCodesPerWord, shift = (t % kCodesPerWord) * kKBits;
 
   float dot[kMaxHeadsPerCta] = {};
 #pragma unroll 4
   for (int c = c_begin; c < c_begin + T::kKeyChannels; ++c) {
-    const uint32_t code = (k_codes[c * kKeyRowWords + word] >> shift) & kMask;
-    const float k =
-        fmaf(static_cast<float>(code), __half2float(k_scale[c]), __half2float(k_zero[c]));
+    const uint32_t code = (k_codes[c * kKeyRowWords + word] >> shift) & kKMask;
+    const float k = fmaf(static_cast<float>(code), ks.Scale(c), ks.Zero(c));
 #pragma unroll
     for (int h = 0; h < kMaxHeadsPerCta; ++h) {
       if (h < n_local) dot[h] = fmaf(q_s[h * kHeadDim + c], k, dot[h]);
@@ -236,36 +378,50 @@ __device__ __forceinline__ void AttendQuantizedBlock(
     if (T::kLanesPerToken == 2) dot[h] += __shfl_xor_sync(kFullMask, dot[h], 16);
     s[h] = dot[h] * scale_log2;
   }
+  if (enc.k_outliers > 0) {  // p_s holds the score fixes until SoftmaxUpdate
+    KeyOutlierFixes<kKBits, kHeadDim, kB>(stage, l, ks, enc.k_outliers, q_s, n_local,
+                                          lane, p_s);
+#pragma unroll
+    for (int h = 0; h < kMaxHeadsPerCta; ++h) {
+      if (h < n_local) s[h] = fmaf(p_s[h * kB + t], scale_log2, s[h]);
+    }
+    __syncwarp();
+  }
   SoftmaxUpdate<kB, kHeadDim>(s, n_local, lane, st, p_s);
   __syncwarp();
 
   constexpr int kC = WarpState<kHeadDim>::kC;
+  const int group = enc.group;
   const int c0 = lane * kC;
   const int groups = kHeadDim / group;
   const int g0 = c0 / group;
   const bool one_group = (c0 + kC - 1) / group == g0;
   const uint32_t* v_codes = reinterpret_cast<const uint32_t*>(stage + l.v_codes);
-  const __half* v_scale = reinterpret_cast<const __half*>(stage + l.v_scale);
-  const __half* v_zero = reinterpret_cast<const __half*>(stage + l.v_zero);
+  const StagedScales vs(stage, l.v_scale, l.v_zero, l.v_range, u8);
   AccumulateValues<kB, kHeadDim>(p_s, n_local, kB, lane, st, [&](int t, float* v) {
-    const int bit = (t * kHeadDim + c0) * kBits;  // never straddles a word
+    const int bit = (t * kHeadDim + c0) * kVBits;  // never straddles a word
     const uint32_t codes = v_codes[bit / 32] >> (bit % 32);
     if (one_group) {
-      const float sc = __half2float(v_scale[t * groups + g0]);
-      const float z = __half2float(v_zero[t * groups + g0]);
+      const float sc = vs.Scale(t * groups + g0);
+      const float z = vs.Zero(t * groups + g0);
 #pragma unroll
       for (int j = 0; j < kC; ++j) {
-        v[j] = fmaf(static_cast<float>((codes >> (j * kBits)) & kMask), sc, z);
+        v[j] = fmaf(static_cast<float>((codes >> (j * kVBits)) & kVMask), sc, z);
       }
     } else {
 #pragma unroll
       for (int j = 0; j < kC; ++j) {
         const int gi = t * groups + (c0 + j) / group;
-        v[j] = fmaf(static_cast<float>((codes >> (j * kBits)) & kMask),
-                    __half2float(v_scale[gi]), __half2float(v_zero[gi]));
+        v[j] = fmaf(static_cast<float>((codes >> (j * kVBits)) & kVMask), vs.Scale(gi),
+                    vs.Zero(gi));
       }
     }
   });
+  if (enc.v_outliers > 0) {
+    __syncwarp();
+    ValueOutlierFixes<kVBits, kHeadDim, kB>(stage, l, vs, group, enc.v_outliers, p_s,
+                                            n_local, lane, st, value_fix);
+  }
 }
 
 // One fp16 block (staged by WarpCopyFp16) holding n_valid tokens.
@@ -274,7 +430,7 @@ __device__ __forceinline__ void AttendFp16Block(const uint8_t* stage, int n_vali
                                                 const float* q_s, int n_local,
                                                 float scale_log2, int lane,
                                                 WarpState<kHeadDim>& st, float* p_s) {
-  using T = AttentionTraits<16, kHeadDim, kB>;
+  using T = AttentionTraits<kHeadDim, kB>;
   constexpr int kChunk = T::kKeyChannels >= 8 ? 8 : T::kKeyChannels;
   const int t = lane % kB;
   const int c_begin = (lane / kB) * T::kKeyChannels;
@@ -308,25 +464,16 @@ __device__ __forceinline__ void AttendFp16Block(const uint8_t* stage, int n_vali
   });
 }
 
-// Bytes of dynamic shared memory before the staging buffers.
-template <int kHeadDim, int kB>
-__host__ __device__ constexpr size_t AttentionSmemHeader() {
-  return sizeof(float) *
-         (kMaxHeadsPerCta * kHeadDim + kAttentionWarps * kMaxHeadsPerCta * kB);
-}
-// Bytes of the merge area that reuses the staging buffers.
-template <int kHeadDim>
-__host__ __device__ constexpr size_t AttentionSmemMerge() {
-  return sizeof(float) * kAttentionWarps * kMaxHeadsPerCta * (kHeadDim + 2);
-}
-
-template <int kBits, int kHeadDim, int kB>
+// kKBits == kVBits == 16: caches of fp16 blocks only. Shared memory:
+// AttentionSmemBytes (params.h) with p.smem_per_warp staging bytes per warp.
+template <int kKBits, int kVBits, int kHeadDim, int kB>
 __global__ void __launch_bounds__(kAttentionWarps * 32)
     DecodeAttentionKernel(const DecodeParams p) {
+  static_assert((kKBits == 16) == (kVBits == 16), "fp16 is both or neither");
   KVQ_CUDA_DYNAMIC_SMEM(smem);
   float* q_s = reinterpret_cast<float*>(smem);      // [kMaxHeadsPerCta][D]
   float* p_all = q_s + kMaxHeadsPerCta * kHeadDim;  // [warps][kMaxHeadsPerCta][B]
-  uint8_t* stage_all = smem + AttentionSmemHeader<kHeadDim, kB>();
+  uint8_t* stage_all = smem + AttentionSmemHeader(kHeadDim, kB);
 
   const int split = blockIdx.x;
   const int kv_head = blockIdx.y / p.head_chunks;
@@ -354,29 +501,31 @@ __global__ void __launch_bounds__(kAttentionWarps * 32)
   }
   float* p_s = p_all + warp * kMaxHeadsPerCta * kB;
   uint8_t* stage = stage_all + warp * p.smem_per_warp;
-  // A KIVI encoding (the host refuses the others): value bits = key bits.
+  // The quantized blocks' (per-layer) encoding.
   const BlockEncoding enc{kFormatVersion,
                           kB,
-                          static_cast<uint16_t>(kBits),
-                          static_cast<uint16_t>(kBits == 16 ? 0 : p.group),
-                          static_cast<uint16_t>(kBits),
-                          0,
-                          0,
-                          0};
+                          static_cast<uint16_t>(kKBits),
+                          static_cast<uint16_t>(kKBits == 16 ? 0 : p.group),
+                          static_cast<uint16_t>(kVBits),
+                          static_cast<uint16_t>(p.k_outliers),
+                          static_cast<uint16_t>(p.v_outliers),
+                          static_cast<uint16_t>(p.u8_scales ? ScaleFormat::kU8
+                                                            : ScaleFormat::kFp16)};
   const HeadLayout l = GetHeadLayout(enc, kHeadDim);
+  float* value_fix = reinterpret_cast<float*>(stage + AlignUp16(p.quantized_head_bytes));
 
   const int n_blocks = seq.n_quantized + seq.n_fp16;
   const int begin = split * p.blocks_per_split;
   const int end = min(n_blocks, begin + p.blocks_per_split);
   for (int blk = begin + warp; blk < end; blk += kAttentionWarps) {
     const uint8_t* part = seq.blocks[blk];
-    if constexpr (kBits != 16) {
+    if constexpr (kKBits != 16) {
       if (blk < seq.n_quantized) {
-        WarpCopy16(stage, part + kv_head * p.quantized_head_bytes,
-                   static_cast<int>(p.quantized_head_bytes / 16), lane);
+        WarpCopySection(stage, part + kv_head * p.quantized_head_bytes,
+                        p.quantized_head_bytes, lane);
         __syncwarp();
-        AttendQuantizedBlock<kBits, kHeadDim, kB>(stage, l, p.group, q_s, n_local,
-                                                  p.scale_log2, lane, st, p_s);
+        AttendQuantizedBlock<kKBits, kVBits, kHeadDim, kB>(
+            stage, enc, l, q_s, n_local, p.scale_log2, lane, st, p_s, value_fix);
         __syncwarp();
         continue;
       }

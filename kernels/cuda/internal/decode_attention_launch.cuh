@@ -15,15 +15,12 @@
 
 namespace kvq::kernels::cuda_internal {
 
-template <int kBits, int kHeadDim, int kB>
+template <int kKBits, int kVBits, int kHeadDim, int kB>
 absl::Status LaunchDecodeAttention(DecodeParams p, cudaStream_t stream) {
-  using T = AttentionTraits<kBits, kHeadDim, kB>;
-  p.smem_per_warp =
-      std::max<size_t>(kBits == 16 ? 0 : p.quantized_head_bytes, T::kFp16Staged);
-  const size_t smem =
-      AttentionSmemHeader<kHeadDim, kB>() +
-      std::max(kAttentionWarps * p.smem_per_warp, AttentionSmemMerge<kHeadDim>());
-  auto* kernel = &DecodeAttentionKernel<kBits, kHeadDim, kB>;
+  p.smem_per_warp = AttentionStageBytes(kHeadDim, kB, kKBits == 16 ? 0 : p.quantized_head_bytes,
+                                        kKBits == 16 ? 0 : p.v_outliers);
+  const size_t smem = AttentionSmemBytes(kHeadDim, kB, p.smem_per_warp);
+  auto* kernel = &DecodeAttentionKernel<kKBits, kVBits, kHeadDim, kB>;
   if (smem > 48 * 1024) {
     KVQ_CUDA_RETURN_IF_ERROR(
         cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
@@ -42,17 +39,22 @@ absl::Status LaunchDecodeAttention(DecodeParams p, cudaStream_t stream) {
 
 }  // namespace kvq::kernels::cuda_internal
 
-// Explicit instantiations of every compiled-in (head_dim, B) at one bit width.
-#define KVQ_INSTANTIATE_DECODE_ATTENTION(BITS)                                           \
-  namespace kvq::kernels::cuda_internal {                                                \
-  template absl::Status LaunchDecodeAttention<BITS, 8, 16>(DecodeParams, cudaStream_t);  \
-  template absl::Status LaunchDecodeAttention<BITS, 8, 32>(DecodeParams, cudaStream_t);  \
-  template absl::Status LaunchDecodeAttention<BITS, 64, 16>(DecodeParams, cudaStream_t); \
-  template absl::Status LaunchDecodeAttention<BITS, 64, 32>(DecodeParams, cudaStream_t); \
-  template absl::Status LaunchDecodeAttention<BITS, 128, 16>(DecodeParams,               \
-                                                             cudaStream_t);              \
-  template absl::Status LaunchDecodeAttention<BITS, 128, 32>(DecodeParams,               \
-                                                             cudaStream_t);              \
+// Explicit instantiations of every compiled-in (head_dim, B) at one pair of
+// key and value bit widths.
+#define KVQ_INSTANTIATE_DECODE_ATTENTION(KBITS, VBITS)                          \
+  namespace kvq::kernels::cuda_internal {                                       \
+  template absl::Status LaunchDecodeAttention<KBITS, VBITS, 8, 16>(DecodeParams, \
+                                                                   cudaStream_t); \
+  template absl::Status LaunchDecodeAttention<KBITS, VBITS, 8, 32>(DecodeParams, \
+                                                                   cudaStream_t); \
+  template absl::Status LaunchDecodeAttention<KBITS, VBITS, 64, 16>(             \
+      DecodeParams, cudaStream_t);                                              \
+  template absl::Status LaunchDecodeAttention<KBITS, VBITS, 64, 32>(             \
+      DecodeParams, cudaStream_t);                                              \
+  template absl::Status LaunchDecodeAttention<KBITS, VBITS, 128, 16>(            \
+      DecodeParams, cudaStream_t);                                              \
+  template absl::Status LaunchDecodeAttention<KBITS, VBITS, 128, 32>(            \
+      DecodeParams, cudaStream_t);                                              \
   }
 
 #endif  // KVQ_KERNELS_CUDA_INTERNAL_DECODE_ATTENTION_LAUNCH_CUH_

@@ -14,6 +14,8 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "kernels/block_format.h"
+#include "kernels/cuda/internal/params.h"
 
 namespace kvq::kernels::cuda_internal {
 
@@ -33,26 +35,57 @@ absl::Status DispatchInt(int value, const char* what, F&& f) {
       " is not compiled in (supported: ", absl::StrJoin({kValues...}, ", "), ")"));
 }
 
-// The compiled-in shapes, listed once. f(bits, head_dim, B) receives
-// std::integral_constant arguments; bits 16 (attention only) means a cache
-// of fp16 blocks. Extending a list means adding instantiations to
+// The compiled-in shapes, listed once. Quantize: f(bits, v_bits, head_dim,
+// B); attention: f(bits, v_bits, head_dim, B), where bits == v_bits == 16
+// means a cache of fp16 blocks; all std::integral_constant arguments.
+// Extending a list means adding instantiations to
 // decode_attention_launch.cuh (KVQ_INSTANTIATE_DECODE_ATTENTION) too.
 template <typename F>
-absl::Status DispatchQuantizeShape(int bits, int head_dim, int block_tokens, F&& f) {
+absl::Status DispatchQuantizeShape(int bits, int v_bits, int head_dim, int block_tokens,
+                                   F&& f) {
   return DispatchInt<2, 4, 8>(bits, "bits", [&](auto b) {
-    return DispatchInt<8, 64, 128>(head_dim, "head_dim", [&](auto d) {
-      return DispatchInt<16, 32>(block_tokens, "B", [&](auto t) { return f(b, d, t); });
+    return DispatchInt<2, 4, 8>(v_bits, "v_bits", [&](auto vb) {
+      return DispatchInt<8, 64, 128>(head_dim, "head_dim", [&](auto d) {
+        return DispatchInt<16, 32>(block_tokens, "B",
+                                   [&](auto t) { return f(b, vb, d, t); });
+      });
     });
   });
 }
 
 template <typename F>
-absl::Status DispatchAttentionShape(int bits, int head_dim, int block_tokens, F&& f) {
-  return DispatchInt<2, 4, 8, 16>(bits, "bits", [&](auto b) {
+absl::Status DispatchAttentionShape(int bits, int v_bits, int head_dim, int block_tokens,
+                                    F&& f) {
+  auto shape = [&](auto b, auto vb) {
     return DispatchInt<8, 64, 128>(head_dim, "head_dim", [&](auto d) {
-      return DispatchInt<16, 32>(block_tokens, "B", [&](auto t) { return f(b, d, t); });
+      return DispatchInt<16, 32>(block_tokens, "B",
+                                 [&](auto t) { return f(b, vb, d, t); });
     });
+  };
+  return DispatchInt<2, 4, 8, 16>(bits, "bits", [&](auto b) {
+    if constexpr (decltype(b)::value == 16) {
+      return DispatchInt<16>(v_bits, "v_bits of an fp16 cache",
+                             [&](auto vb) { return shape(b, vb); });
+    } else {
+      return DispatchInt<2, 4, 8>(v_bits, "v_bits", [&](auto vb) { return shape(b, vb); });
+    }
   });
+}
+
+// OK when attention over quantized blocks of `enc` (a per-layer encoding)
+// fits the attention kernel's shared memory (kMaxAttentionSmem): a format 2
+// encoding with very many outliers may not. INVALID_ARGUMENT otherwise.
+inline absl::Status CheckAttentionSmem(const BlockEncoding& enc, int head_dim) {
+  const size_t head_bytes = GetHeadLayout(enc, head_dim).head_bytes;
+  const size_t smem = AttentionSmemBytes(
+      head_dim, enc.block_tokens,
+      AttentionStageBytes(head_dim, enc.block_tokens, head_bytes, enc.v_outliers));
+  if (smem <= kMaxAttentionSmem) return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrCat(
+      "cuda kernels: a quantized head section of ", head_bytes, " bytes (", enc.k_outliers,
+      "/", enc.v_outliers, " outliers) needs ", smem,
+      " bytes of shared memory per attention CTA, more than the ", kMaxAttentionSmem,
+      " supported"));
 }
 
 }  // namespace kvq::kernels::cuda_internal

@@ -14,8 +14,9 @@ namespace kvq::kernels::cuda_internal {
 
 // Launches DecodeAttentionKernel (and MergeSplitsKernel when p.n_splits > 1)
 // on `stream`. p is complete except smem_per_warp, which the launcher sets.
-// kBits == 16: caches of fp16 blocks only.
-template <int kBits, int kHeadDim, int kB>
+// kKBits, kVBits: key and value bits of the quantized blocks; 16 and 16:
+// caches of fp16 blocks only.
+template <int kKBits, int kVBits, int kHeadDim, int kB>
 absl::Status LaunchDecodeAttention(DecodeParams p, cudaStream_t stream);
 
 }  // namespace kvq::kernels::cuda_internal

@@ -7,6 +7,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "kernels/block_format.h"
+
 namespace kvq::kernels::cuda_internal {
 
 // Quantization of `n_blocks` blocks' layer parts at once (design 3.2).
@@ -18,6 +20,9 @@ struct QuantizeParams {
   int n_blocks = 0;
   int n_kv_heads = 0;
   int group = 0;  // G: value channels per scale/zero
+  int k_outliers = 0;      // nk, nv of the encoding (format 2)
+  int v_outliers = 0;
+  bool u8_scales = false;  // ScaleFormat::kU8
   size_t head_bytes = 0;
 };
 
@@ -44,6 +49,9 @@ struct DecodeParams {
   int n_heads = 0;
   int n_kv_heads = 0;
   int group = 0;        // G of the quantized blocks' values
+  int k_outliers = 0;   // nk, nv of the quantized encoding (format 2)
+  int v_outliers = 0;
+  bool u8_scales = false;  // ScaleFormat::kU8
   int head_chunks = 0;  // ceil((n_heads / n_kv_heads) / kMaxHeadsPerCta)
   int n_splits = 1;
   int blocks_per_split = 0;
@@ -61,6 +69,55 @@ inline constexpr int kAttentionWarps = 4;
 // Padding (bytes) after each fp16 key row staged in shared memory, so that
 // lanes reading different rows hit different banks.
 inline constexpr int kKeyRowPad = 16;
+// Most dynamic shared memory an attention CTA may use (fits sm_80 to sm_90
+// with the opt-in; an encoding that needs more is INVALID_ARGUMENT).
+inline constexpr size_t kMaxAttentionSmem = 96 * 1024;
+
+KVQ_HOST_DEVICE constexpr size_t AlignUp16(size_t n) { return (n + 15) / 16 * 16; }
+
+// Bytes of an fp16 head section staged with padded key rows.
+KVQ_HOST_DEVICE constexpr size_t Fp16StagedBytes(int head_dim, int block_tokens) {
+  return static_cast<size_t>(block_tokens) * (2 * head_dim + kKeyRowPad) +
+         static_cast<size_t>(block_tokens) * head_dim * 2;
+}
+
+// Bytes of one warp's staging buffer: an fp16 section, or a quantized one
+// (quantized_head_bytes, 0 for fp16-only caches) followed, when the blocks
+// have value outliers, by a [kMaxHeadsPerCta][head_dim] float buffer for
+// their corrections. A multiple of 16.
+KVQ_HOST_DEVICE constexpr size_t AttentionStageBytes(int head_dim, int block_tokens,
+                                                     size_t quantized_head_bytes,
+                                                     int v_outliers) {
+  const size_t q = quantized_head_bytes == 0
+                       ? 0
+                       : AlignUp16(quantized_head_bytes) +
+                             (v_outliers > 0 ? sizeof(float) * kMaxHeadsPerCta *
+                                                   static_cast<size_t>(head_dim)
+                                             : 0);
+  const size_t f = Fp16StagedBytes(head_dim, block_tokens);
+  return q > f ? q : f;
+}
+
+// Bytes of dynamic shared memory before the staging buffers: the query heads
+// and each warp's probabilities.
+KVQ_HOST_DEVICE constexpr size_t AttentionSmemHeader(int head_dim, int block_tokens) {
+  return sizeof(float) * (kMaxHeadsPerCta * static_cast<size_t>(head_dim) +
+                          kAttentionWarps * kMaxHeadsPerCta *
+                              static_cast<size_t>(block_tokens));
+}
+// Bytes of the merge area that reuses the staging buffers.
+KVQ_HOST_DEVICE constexpr size_t AttentionSmemMerge(int head_dim) {
+  return sizeof(float) * kAttentionWarps * kMaxHeadsPerCta *
+         (static_cast<size_t>(head_dim) + 2);
+}
+// Dynamic shared memory of an attention CTA with staging buffers of
+// stage_bytes (AttentionStageBytes).
+KVQ_HOST_DEVICE constexpr size_t AttentionSmemBytes(int head_dim, int block_tokens,
+                                                    size_t stage_bytes) {
+  const size_t stages = kAttentionWarps * stage_bytes;
+  const size_t merge = AttentionSmemMerge(head_dim);
+  return AttentionSmemHeader(head_dim, block_tokens) + (stages > merge ? stages : merge);
+}
 
 }  // namespace kvq::kernels::cuda_internal
 
