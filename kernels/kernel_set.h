@@ -79,6 +79,10 @@ struct KernelSet {
   // probabilities; kernels/cpu/README.md): its tolerance against the
   // reference is the integer path's, not the fp32 variants'.
   bool integer_attention = false;
+  // For an integer variant, the fp32 variant it hands everything else to
+  // (quantization, fp16-only sequences, non-KIVI encodings): "avx512" for
+  // "int_avx512vnni". nullptr for the fp32 variants themselves.
+  const KernelSet* fp32 = nullptr;
 };
 
 }  // namespace kvq::kernels

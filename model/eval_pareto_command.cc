@@ -13,6 +13,7 @@
 #include "absl/strings/str_split.h"
 #include "cli/command.h"
 #include "cli/flags.h"
+#include "cli/kernel_variant.h"
 #include "kernels/kernels.h"
 #include "model/command_inputs.h"
 #include "model/model_loader.h"
@@ -103,6 +104,16 @@ int RunEvalPareto(const std::vector<std::string>& args) {
   }
   Transformer transformer(*loaded->model, RawWeights::kRelease);
 
+  // One arithmetic for every mode: an integer variant attends over KIVI
+  // encodings with int8 queries and probabilities but hands every other
+  // encoding to its fp32 variant, so a sweep on it would compare KIVI's modes
+  // and kvq's on different arithmetic (ppl differs in the 4th digit, enough
+  // to flip noise-level verdicts). Unless --kernel_variant names one, the
+  // sweep runs on the fp32 variant.
+  const kernels::KernelSet& best = kernels::Best();
+  const bool fp32_sibling = absl::GetFlag(FLAGS_kernel_variant).empty() && best.fp32 != nullptr;
+  kernels::ScopedKernelsOverride one_arithmetic(fp32_sibling ? *best.fp32 : best);
+
   ParetoOptions options{.threads = *threads};
   if (isatty(STDERR_FILENO)) {
     options.progress = [](int done, int total) {
@@ -117,6 +128,11 @@ int RunEvalPareto(const std::vector<std::string>& args) {
                              text_path + ": " + std::string(rows.status().message())));
   }
   const std::string kernels = kernels::Best().name;
+  if (fp32_sibling && !absl::GetFlag(FLAGS_json)) {
+    std::printf("(kernels %s, not %s: one arithmetic for every mode; --kernel_variant=%s "
+                "sweeps on the integer path, which takes only pure KIVI modes)\n",
+                kernels.c_str(), best.name.c_str(), best.name.c_str());
+  }
   const KiviComparison vs_kivi = CompareWithKivi(*rows);
   // beaten_by[i]: for a row on KIVI's own front, the kvq row that beats it.
   std::vector<int> beaten_by(rows->size(), -2);

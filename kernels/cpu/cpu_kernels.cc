@@ -305,6 +305,7 @@ struct IntEntry {
   static const KernelSet* Make(const char* name) {
     KernelSet* set = new KernelSet{name, &Quantize, &QuantizeFp16, &Attention};
     set->integer_attention = true;
+    set->fp32 = &kFp();
     return set;
   }
 };

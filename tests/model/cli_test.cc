@@ -160,6 +160,16 @@ TEST(CliTest, EvalParetoJsonLines) {
   // Same bits and same ppl (nothing quantized): neither dominates the other.
   EXPECT_EQ(rows[1]["ppl"], rows[2]["ppl"]);
   EXPECT_EQ(rows[1]["pareto"], rows[2]["pareto"]);
+  // One arithmetic for every mode: never an integer variant (which would hand
+  // non-KIVI modes to its fp32 variant) unless --kernel_variant names one.
+  for (const nlohmann::json& j : rows) {
+    EXPECT_EQ(j["kernels"].get<std::string>().rfind("int_", 0), std::string::npos)
+        << j.dump();
+  }
+  const Output forced = RunKvq("eval pareto --json --kernel_variant int_portable --text " +
+                               dir + "/short.txt --modes kivi2");
+  ASSERT_EQ(forced.exit_code, 0) << forced.out;
+  EXPECT_EQ(nlohmann::json::parse(forced.out)["kernels"], "int_portable") << forced.out;
 
   // The table: a header, a column line and one line a mode, the front starred.
   const Output table =
