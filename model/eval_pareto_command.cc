@@ -111,7 +111,8 @@ int RunEvalPareto(const std::vector<std::string>& args) {
   // to flip noise-level verdicts). Unless --kernel_variant names one, the
   // sweep runs on the fp32 variant.
   const kernels::KernelSet& best = kernels::Best();
-  const bool fp32_sibling = absl::GetFlag(FLAGS_kernel_variant).empty() && best.fp32 != nullptr;
+  const bool fp32_sibling =
+      absl::GetFlag(FLAGS_kernel_variant).empty() && best.fp32 != nullptr;
   kernels::ScopedKernelsOverride one_arithmetic(fp32_sibling ? *best.fp32 : best);
 
   ParetoOptions options{.threads = *threads};
@@ -129,9 +130,10 @@ int RunEvalPareto(const std::vector<std::string>& args) {
   }
   const std::string kernels = kernels::Best().name;
   if (fp32_sibling && !absl::GetFlag(FLAGS_json)) {
-    std::printf("(kernels %s, not %s: one arithmetic for every mode; --kernel_variant=%s "
-                "sweeps on the integer path, which takes only pure KIVI modes)\n",
-                kernels.c_str(), best.name.c_str(), best.name.c_str());
+    std::printf(
+        "(kernels %s, not %s: one arithmetic for every mode; --kernel_variant=%s "
+        "sweeps on the integer path, which takes only pure KIVI modes)\n",
+        kernels.c_str(), best.name.c_str(), best.name.c_str());
   }
   const KiviComparison vs_kivi = CompareWithKivi(*rows);
   // beaten_by[i]: for a row on KIVI's own front, the kvq row that beats it.

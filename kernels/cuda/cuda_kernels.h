@@ -17,9 +17,10 @@
 // B {16, 32}, any G dividing head_dim, any GQA ratio; fp16 or u8 scales and
 // fp16 outliers (format 2) as long as a head section fits the attention
 // kernel's shared memory. Encodings are per layer: a block encoding with
-// edge layers is INVALID_ARGUMENT (pass enc.ForLayer(layer, n_layers)). Without a usable GPU every call that would touch one returns
-// FAILED_PRECONDITION explaining why (CudaAvailable()); argument errors are
-// reported first, so they are testable without a GPU.
+// edge layers is INVALID_ARGUMENT (pass enc.ForLayer(layer, n_layers)). Without a usable
+// GPU every call that would touch one returns FAILED_PRECONDITION explaining why
+// (CudaAvailable()); argument errors are reported first, so they are testable without a
+// GPU.
 //
 //   KVQ_RETURN_IF_ERROR(kvq::kernels::CudaAvailable());
 //   kvq::kernels::CudaWorkspace ws;

@@ -124,9 +124,9 @@ absl::Status CudaDecodeAttention(const AttentionParams& params,
   const absl::Status dispatched = cuda_internal::DispatchAttentionShape(
       any_quantized ? enc.bits : 16, any_quantized ? enc.v_bits : 16, params.head_dim,
       params.block_tokens, [&](auto b, auto vb, auto d, auto t) {
-        launch = &cuda_internal::LaunchDecodeAttention<
-            decltype(b)::value, decltype(vb)::value, decltype(d)::value,
-            decltype(t)::value>;
+        launch =
+            &cuda_internal::LaunchDecodeAttention<decltype(b)::value, decltype(vb)::value,
+                                                  decltype(d)::value, decltype(t)::value>;
         return absl::OkStatus();
       });
   if (!dispatched.ok()) return dispatched;

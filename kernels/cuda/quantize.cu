@@ -49,9 +49,9 @@ absl::Status QuantizeLayers(const BlockEncoding& enc, int n_kv_heads, int head_d
     const absl::Status dispatched = cuda_internal::DispatchQuantizeShape(
         enc.bits, enc.v_bits, head_dim, enc.block_tokens,
         [&](auto b, auto vb, auto d, auto t) {
-          kernel = &cuda_internal::QuantizeKernel<In, decltype(b)::value,
-                                                  decltype(vb)::value, decltype(d)::value,
-                                                  decltype(t)::value>;
+          kernel =
+              &cuda_internal::QuantizeKernel<In, decltype(b)::value, decltype(vb)::value,
+                                             decltype(d)::value, decltype(t)::value>;
           return absl::OkStatus();
         });
     if (!dispatched.ok()) return dispatched;

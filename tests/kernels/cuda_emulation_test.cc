@@ -50,8 +50,9 @@ absl::Status EmulateQuantize(const BlockEncoding& enc, int n_kv_heads, int head_
   const absl::Status dispatched = cuda_internal::DispatchQuantizeShape(
       enc.bits, enc.v_bits, head_dim, enc.block_tokens,
       [&](auto b, auto vb, auto d, auto t) {
-        kernel = &cuda_internal::QuantizeKernel<In, decltype(b)::value, decltype(vb)::value,
-                                                decltype(d)::value, decltype(t)::value>;
+        kernel =
+            &cuda_internal::QuantizeKernel<In, decltype(b)::value, decltype(vb)::value,
+                                           decltype(d)::value, decltype(t)::value>;
         return absl::OkStatus();
       });
   if (!dispatched.ok()) return dispatched;
@@ -156,7 +157,8 @@ TEST(CudaEmulationTest, QuantizeOutlierTiesByPosition) {
         BlockEncoding::Mixed(4, 2, b, 8, 100, 7, ScaleFormat::kU8)}) {
     std::vector<uint8_t> want(LayerBytes(enc, n_kv_heads, d)), got(want.size(), 0xee);
     ASSERT_TRUE(
-        reference::QuantizeLayer(enc, n_kv_heads, d, k.data(), v.data(), want.data()).ok());
+        reference::QuantizeLayer(enc, n_kv_heads, d, k.data(), v.data(), want.data())
+            .ok());
     ASSERT_TRUE(EmulateQuantize<float>(enc, n_kv_heads, d, k, v, &got).ok());
     EXPECT_EQ(want, got) << FirstDifference(want, got);
   }
@@ -221,17 +223,15 @@ void EmulateAttention(const AttentionParams& ap, const std::vector<AttentionTask
   std::vector<float> partial_o(slots * kHeadDim), partial_ml(slots * 2);
   p.partial_o = partial_o.data();
   p.partial_ml = partial_ml.data();
-  p.smem_per_warp = cuda_internal::AttentionStageBytes(kHeadDim, kB,
-                                                       p.quantized_head_bytes,
-                                                       p.v_outliers);
+  p.smem_per_warp = cuda_internal::AttentionStageBytes(
+      kHeadDim, kB, p.quantized_head_bytes, p.v_outliers);
   const size_t smem = cuda_internal::AttentionSmemBytes(kHeadDim, kB, p.smem_per_warp);
   const cuda_emu::Dim3 grid{static_cast<unsigned>(p.n_splits),
                             static_cast<unsigned>(p.n_kv_heads * p.head_chunks),
                             static_cast<unsigned>(p.batch)};
-  cuda_emu::Launch(grid, {cuda_internal::kAttentionWarps * 32}, smem,
-                   [&] {
-                     cuda_internal::DecodeAttentionKernel<kKBits, kVBits, kHeadDim, kB>(p);
-                   });
+  cuda_emu::Launch(grid, {cuda_internal::kAttentionWarps * 32}, smem, [&] {
+    cuda_internal::DecodeAttentionKernel<kKBits, kVBits, kHeadDim, kB>(p);
+  });
   if (p.n_splits > 1) {
     cuda_emu::Launch({static_cast<unsigned>(p.n_heads), static_cast<unsigned>(p.batch)},
                      {kHeadDim}, 0,
@@ -343,7 +343,8 @@ TEST(CudaEmulationTest, AttentionFormat2GqaAndManyOutliers) {
 // shared memory is INVALID_ARGUMENT (the launchers check before launching).
 TEST(CudaEmulationTest, AttentionFormat2SharedMemoryLimit) {
   // Every entry an outlier: a section far larger than an fp16 one.
-  const BlockEncoding huge = BlockEncoding::Mixed(8, 8, 32, 32, 4096, 4096, ScaleFormat::kFp16);
+  const BlockEncoding huge =
+      BlockEncoding::Mixed(8, 8, 32, 32, 4096, 4096, ScaleFormat::kFp16);
   const absl::Status s = cuda_internal::CheckAttentionSmem(huge, 128);
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_TRUE(cuda_internal::CheckAttentionSmem(

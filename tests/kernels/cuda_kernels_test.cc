@@ -99,9 +99,10 @@ TEST(CudaSupportsTest, CompiledShapesOnly) {
     }
   }
   // An fp16 key width with quantized values is no encoding at all.
-  EXPECT_EQ(CudaSupports(BlockEncoding::Mixed(16, 2, 32, 32, 0, 0, ScaleFormat::kFp16), 64)
-                .code(),
-            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(
+      CudaSupports(BlockEncoding::Mixed(16, 2, 32, 32, 0, 0, ScaleFormat::kFp16), 64)
+          .code(),
+      absl::StatusCode::kInvalidArgument);
   // A block encoding with edge layers: each layer's ForLayer() is supported.
   BlockEncoding edges = BlockEncoding::Mixed(2, 2, 32, 32, 0, 0, ScaleFormat::kU8);
   edges.edge_layers = 1;
@@ -269,17 +270,18 @@ TEST(CudaQuantizeTest, Format2BitIdenticalToReference) {
           ASSERT_TRUE(
               CudaQuantizeLayerHost(enc, n_kv_heads, d, k.data(), v.data(), got.data())
                   .ok());
-          const std::string what = absl::StrCat(
-              "bits ", enc.bits, "/", enc.v_bits, " G ", enc.group, " outliers ",
-              enc.k_outliers, "/", enc.v_outliers, " scales ", enc.scales, " head_dim ",
-              d, " B ", b, " kind ", kind);
+          const std::string what =
+              absl::StrCat("bits ", enc.bits, "/", enc.v_bits, " G ", enc.group,
+                           " outliers ", enc.k_outliers, "/", enc.v_outliers, " scales ",
+                           enc.scales, " head_dim ", d, " B ", b, " kind ", kind);
           EXPECT_EQ(want, got) << what << ": " << FirstDifference(want, got);
           const std::vector<uint16_t> kh = testing::ToHalf(k), vh = testing::ToHalf(v);
           std::vector<uint8_t> got16(want.size());
           ASSERT_TRUE(CudaQuantizeLayerFp16Host(enc, n_kv_heads, d, kh.data(), vh.data(),
                                                 got16.data())
                           .ok());
-          EXPECT_EQ(want, got16) << what << " fp16 input: " << FirstDifference(want, got16);
+          EXPECT_EQ(want, got16)
+              << what << " fp16 input: " << FirstDifference(want, got16);
         }
       }
     }
@@ -452,8 +454,9 @@ TEST(CudaAttentionTest, Format2MatchesReference) {
       }
     }
   }
-  ExpectAttentionMatches(rng, BlockEncoding::Mixed(4, 2, 32, 32, 81, 81, ScaleFormat::kU8),
-                         32, 8, 128, {4096 + 100, 40}, {(4096 + 100 - 128) / 32, 1});
+  ExpectAttentionMatches(rng,
+                         BlockEncoding::Mixed(4, 2, 32, 32, 81, 81, ScaleFormat::kU8), 32,
+                         8, 128, {4096 + 100, 40}, {(4096 + 100 - 128) / 32, 1});
 }
 
 TEST(CudaKernelsTest, IsAKernelSet) {

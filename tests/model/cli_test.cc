@@ -166,8 +166,9 @@ TEST(CliTest, EvalParetoJsonLines) {
     EXPECT_EQ(j["kernels"].get<std::string>().rfind("int_", 0), std::string::npos)
         << j.dump();
   }
-  const Output forced = RunKvq("eval pareto --json --kernel_variant int_portable --text " +
-                               dir + "/short.txt --modes kivi2");
+  const Output forced =
+      RunKvq("eval pareto --json --kernel_variant int_portable --text " + dir +
+             "/short.txt --modes kivi2");
   ASSERT_EQ(forced.exit_code, 0) << forced.out;
   EXPECT_EQ(nlohmann::json::parse(forced.out)["kernels"], "int_portable") << forced.out;
 

@@ -165,7 +165,8 @@ __device__ __forceinline__ float HalfAt(const uint8_t* p) {
 __device__ __forceinline__ uint32_t OutlierPosition(const uint8_t* p, int bytes) {
   uint32_t v = p[0];
   if (bytes > 1) v |= static_cast<uint32_t>(p[1]) << 8;
-  if (bytes > 2) v |= static_cast<uint32_t>(p[2]) << 16 | static_cast<uint32_t>(p[3]) << 24;
+  if (bytes > 2)
+    v |= static_cast<uint32_t>(p[2]) << 16 | static_cast<uint32_t>(p[3]) << 24;
   return v;
 }
 
@@ -290,9 +291,9 @@ __device__ __forceinline__ void KeyOutlierFixes(const uint8_t* stage, const Head
                                          static_cast<int>(l.index_bytes));
     if (pos >= static_cast<uint32_t>(kB * kHeadDim)) continue;
     const int t = static_cast<int>(pos / kHeadDim), c = static_cast<int>(pos % kHeadDim);
-    const uint32_t code =
-        (k_codes[c * kKeyRowWords + t / kCodesPerWord] >> ((t % kCodesPerWord) * kKBits)) &
-        kMask;
+    const uint32_t code = (k_codes[c * kKeyRowWords + t / kCodesPerWord] >>
+                           ((t % kCodesPerWord) * kKBits)) &
+                          kMask;
     const float delta = HalfAt(stage + l.k_out + 2 * j) -
                         fmaf(static_cast<float>(code), ks.Scale(c), ks.Zero(c));
     for (int h = 0; h < n_local; ++h) {
@@ -502,15 +503,15 @@ __global__ void __launch_bounds__(kAttentionWarps * 32)
   float* p_s = p_all + warp * kMaxHeadsPerCta * kB;
   uint8_t* stage = stage_all + warp * p.smem_per_warp;
   // The quantized blocks' (per-layer) encoding.
-  const BlockEncoding enc{kFormatVersion,
-                          kB,
-                          static_cast<uint16_t>(kKBits),
-                          static_cast<uint16_t>(kKBits == 16 ? 0 : p.group),
-                          static_cast<uint16_t>(kVBits),
-                          static_cast<uint16_t>(p.k_outliers),
-                          static_cast<uint16_t>(p.v_outliers),
-                          static_cast<uint16_t>(p.u8_scales ? ScaleFormat::kU8
-                                                            : ScaleFormat::kFp16)};
+  const BlockEncoding enc{
+      kFormatVersion,
+      kB,
+      static_cast<uint16_t>(kKBits),
+      static_cast<uint16_t>(kKBits == 16 ? 0 : p.group),
+      static_cast<uint16_t>(kVBits),
+      static_cast<uint16_t>(p.k_outliers),
+      static_cast<uint16_t>(p.v_outliers),
+      static_cast<uint16_t>(p.u8_scales ? ScaleFormat::kU8 : ScaleFormat::kFp16)};
   const HeadLayout l = GetHeadLayout(enc, kHeadDim);
   float* value_fix = reinterpret_cast<float*>(stage + AlignUp16(p.quantized_head_bytes));
 

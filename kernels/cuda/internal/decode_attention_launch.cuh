@@ -17,8 +17,9 @@ namespace kvq::kernels::cuda_internal {
 
 template <int kKBits, int kVBits, int kHeadDim, int kB>
 absl::Status LaunchDecodeAttention(DecodeParams p, cudaStream_t stream) {
-  p.smem_per_warp = AttentionStageBytes(kHeadDim, kB, kKBits == 16 ? 0 : p.quantized_head_bytes,
-                                        kKBits == 16 ? 0 : p.v_outliers);
+  p.smem_per_warp =
+      AttentionStageBytes(kHeadDim, kB, kKBits == 16 ? 0 : p.quantized_head_bytes,
+                          kKBits == 16 ? 0 : p.v_outliers);
   const size_t smem = AttentionSmemBytes(kHeadDim, kB, p.smem_per_warp);
   auto* kernel = &DecodeAttentionKernel<kKBits, kVBits, kHeadDim, kB>;
   if (smem > 48 * 1024) {
@@ -41,20 +42,20 @@ absl::Status LaunchDecodeAttention(DecodeParams p, cudaStream_t stream) {
 
 // Explicit instantiations of every compiled-in (head_dim, B) at one pair of
 // key and value bit widths.
-#define KVQ_INSTANTIATE_DECODE_ATTENTION(KBITS, VBITS)                          \
-  namespace kvq::kernels::cuda_internal {                                       \
-  template absl::Status LaunchDecodeAttention<KBITS, VBITS, 8, 16>(DecodeParams, \
-                                                                   cudaStream_t); \
-  template absl::Status LaunchDecodeAttention<KBITS, VBITS, 8, 32>(DecodeParams, \
-                                                                   cudaStream_t); \
-  template absl::Status LaunchDecodeAttention<KBITS, VBITS, 64, 16>(             \
-      DecodeParams, cudaStream_t);                                              \
-  template absl::Status LaunchDecodeAttention<KBITS, VBITS, 64, 32>(             \
-      DecodeParams, cudaStream_t);                                              \
-  template absl::Status LaunchDecodeAttention<KBITS, VBITS, 128, 16>(            \
-      DecodeParams, cudaStream_t);                                              \
-  template absl::Status LaunchDecodeAttention<KBITS, VBITS, 128, 32>(            \
-      DecodeParams, cudaStream_t);                                              \
+#define KVQ_INSTANTIATE_DECODE_ATTENTION(KBITS, VBITS)                              \
+  namespace kvq::kernels::cuda_internal {                                           \
+  template absl::Status LaunchDecodeAttention<KBITS, VBITS, 8, 16>(DecodeParams,    \
+                                                                   cudaStream_t);   \
+  template absl::Status LaunchDecodeAttention<KBITS, VBITS, 8, 32>(DecodeParams,    \
+                                                                   cudaStream_t);   \
+  template absl::Status LaunchDecodeAttention<KBITS, VBITS, 64, 16>(DecodeParams,   \
+                                                                    cudaStream_t);  \
+  template absl::Status LaunchDecodeAttention<KBITS, VBITS, 64, 32>(DecodeParams,   \
+                                                                    cudaStream_t);  \
+  template absl::Status LaunchDecodeAttention<KBITS, VBITS, 128, 16>(DecodeParams,  \
+                                                                     cudaStream_t); \
+  template absl::Status LaunchDecodeAttention<KBITS, VBITS, 128, 32>(DecodeParams,  \
+                                                                     cudaStream_t); \
   }
 
 #endif  // KVQ_KERNELS_CUDA_INTERNAL_DECODE_ATTENTION_LAUNCH_CUH_

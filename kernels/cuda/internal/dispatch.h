@@ -67,7 +67,8 @@ absl::Status DispatchAttentionShape(int bits, int v_bits, int head_dim, int bloc
       return DispatchInt<16>(v_bits, "v_bits of an fp16 cache",
                              [&](auto vb) { return shape(b, vb); });
     } else {
-      return DispatchInt<2, 4, 8>(v_bits, "v_bits", [&](auto vb) { return shape(b, vb); });
+      return DispatchInt<2, 4, 8>(v_bits, "v_bits",
+                                  [&](auto vb) { return shape(b, vb); });
     }
   });
 }
@@ -81,11 +82,11 @@ inline absl::Status CheckAttentionSmem(const BlockEncoding& enc, int head_dim) {
       head_dim, enc.block_tokens,
       AttentionStageBytes(head_dim, enc.block_tokens, head_bytes, enc.v_outliers));
   if (smem <= kMaxAttentionSmem) return absl::OkStatus();
-  return absl::InvalidArgumentError(absl::StrCat(
-      "cuda kernels: a quantized head section of ", head_bytes, " bytes (", enc.k_outliers,
-      "/", enc.v_outliers, " outliers) needs ", smem,
-      " bytes of shared memory per attention CTA, more than the ", kMaxAttentionSmem,
-      " supported"));
+  return absl::InvalidArgumentError(
+      absl::StrCat("cuda kernels: a quantized head section of ", head_bytes, " bytes (",
+                   enc.k_outliers, "/", enc.v_outliers, " outliers) needs ", smem,
+                   " bytes of shared memory per attention CTA, more than the ",
+                   kMaxAttentionSmem, " supported"));
 }
 
 }  // namespace kvq::kernels::cuda_internal

@@ -19,8 +19,8 @@ struct QuantizeParams {
   int* error;     // [1] set to 1 by the check kernel on NaN/Inf input
   int n_blocks = 0;
   int n_kv_heads = 0;
-  int group = 0;  // G: value channels per scale/zero
-  int k_outliers = 0;      // nk, nv of the encoding (format 2)
+  int group = 0;       // G: value channels per scale/zero
+  int k_outliers = 0;  // nk, nv of the encoding (format 2)
   int v_outliers = 0;
   bool u8_scales = false;  // ScaleFormat::kU8
   size_t head_bytes = 0;
@@ -48,11 +48,11 @@ struct DecodeParams {
   int batch = 0;
   int n_heads = 0;
   int n_kv_heads = 0;
-  int group = 0;        // G of the quantized blocks' values
-  int k_outliers = 0;   // nk, nv of the quantized encoding (format 2)
+  int group = 0;       // G of the quantized blocks' values
+  int k_outliers = 0;  // nk, nv of the quantized encoding (format 2)
   int v_outliers = 0;
   bool u8_scales = false;  // ScaleFormat::kU8
-  int head_chunks = 0;  // ceil((n_heads / n_kv_heads) / kMaxHeadsPerCta)
+  int head_chunks = 0;     // ceil((n_heads / n_kv_heads) / kMaxHeadsPerCta)
   int n_splits = 1;
   int blocks_per_split = 0;
   float scale_log2 = 0;  // log2(e) / sqrt(head_dim)
@@ -101,9 +101,9 @@ KVQ_HOST_DEVICE constexpr size_t AttentionStageBytes(int head_dim, int block_tok
 // Bytes of dynamic shared memory before the staging buffers: the query heads
 // and each warp's probabilities.
 KVQ_HOST_DEVICE constexpr size_t AttentionSmemHeader(int head_dim, int block_tokens) {
-  return sizeof(float) * (kMaxHeadsPerCta * static_cast<size_t>(head_dim) +
-                          kAttentionWarps * kMaxHeadsPerCta *
-                              static_cast<size_t>(block_tokens));
+  return sizeof(float) *
+         (kMaxHeadsPerCta * static_cast<size_t>(head_dim) +
+          kAttentionWarps * kMaxHeadsPerCta * static_cast<size_t>(block_tokens));
 }
 // Bytes of the merge area that reuses the staging buffers.
 KVQ_HOST_DEVICE constexpr size_t AttentionSmemMerge(int head_dim) {

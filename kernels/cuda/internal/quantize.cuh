@@ -112,12 +112,12 @@ __device__ __forceinline__ int CtaSum(int v, int round, int* counters) {
 template <int kHeadDim, int kB>
 struct QuantizeShared {
   static constexpr int kN = kB * kHeadDim;  // entries of a head section
-  float a[kN];           // distances, then group minima, then scales
-  float b[kN];           // group maxima, then zeros
-  uint8_t is_out[kN];    // 1 for an outlier position
-  uint8_t has[kN];       // 1 for a group with a non-outlier member
+  float a[kN];                              // distances, then group minima, then scales
+  float b[kN];                              // group maxima, then zeros
+  uint8_t is_out[kN];                       // 1 for an outlier position
+  uint8_t has[kN];                          // 1 for a group with a non-outlier member
   float lo[kQuantizeThreads], hi[kQuantizeThreads];  // section range partials
-  int count[kQuantizeThreads];                        // outliers per chunk
+  int count[kQuantizeThreads];                       // outliers per chunk
   float range[3];  // u8 scales: base, zero step, scale step (fp16 values)
   int sums[3];     // CtaSum's counters
 };
@@ -127,7 +127,9 @@ struct QuantizeShared {
 template <int kHeadDim, int kB, bool kKeys>
 struct Groups {
   int G;
-  __device__ __forceinline__ int Count() const { return kKeys ? kHeadDim : kB * (kHeadDim / G); }
+  __device__ __forceinline__ int Count() const {
+    return kKeys ? kHeadDim : kB * (kHeadDim / G);
+  }
   __device__ __forceinline__ int Size() const { return kKeys ? kB : G; }
   __device__ __forceinline__ int Pos(int g, int i) const {
     if (kKeys) return i * kHeadDim + g;
@@ -161,7 +163,8 @@ __device__ __forceinline__ void MarkOutliers(const In* x, Groups<kHeadDim, kB, k
   if (threadIdx.x < 3) sh.sums[threadIdx.x] = 0;
   for (int g = threadIdx.x; g < gr.Count(); g += blockDim.x) {
     float sum = 0.0f;
-    for (int i = 0; i < gr.Size(); ++i) sum = __fadd_rn(sum, LoadAsHalf(x + gr.Pos(g, i)));
+    for (int i = 0; i < gr.Size(); ++i)
+      sum = __fadd_rn(sum, LoadAsHalf(x + gr.Pos(g, i)));
     const float mean = __fdiv_rn(sum, static_cast<float>(gr.Size()));
     for (int i = 0; i < gr.Size(); ++i) {
       const int pos = gr.Pos(g, i);
@@ -272,8 +275,9 @@ __device__ __forceinline__ void QuantizeTensor(const In* x, uint8_t* head,
     }
     const float zero = __fadd_rn(__fmul_rn(zc, zs), base);
     if (sh.has[g] && ss != 0.0f) {
-      sc = fminf(255.0f,
-                 fmaxf(0.0f, ceilf(__fdiv_rn(__fdiv_rn(__fsub_rn(mx, zero), kLevels), ss))));
+      sc = fminf(
+          255.0f,
+          fmaxf(0.0f, ceilf(__fdiv_rn(__fdiv_rn(__fsub_rn(mx, zero), kLevels), ss))));
     }
     sh.a[g] = __fmul_rn(sc, ss);
     sh.b[g] = zero;
@@ -295,7 +299,8 @@ __device__ __forceinline__ void QuantizeTensor(const In* x, uint8_t* head,
 #pragma unroll
         for (int i = 0; i < kCodesPerWord; ++i) {
           const int t = w * kCodesPerWord + i;
-          word |= QuantizeValue<kBits>(LoadAsHalf(x + t * kHeadDim + c), g) << (i * kBits);
+          word |= QuantizeValue<kBits>(LoadAsHalf(x + t * kHeadDim + c), g)
+                  << (i * kBits);
         }
         StoreU32(row + 4 * w, word, aligned);
       }
@@ -348,7 +353,8 @@ __device__ __forceinline__ void QuantizeTensor(const In* x, uint8_t* head,
     StoreU16(head + out_at + 2 * j, __half_as_ushort(__float2half_rn(LoadAsHalf(x + i))),
              false);
     for (size_t b = 0; b < l.index_bytes; ++b) {
-      head[at_at + l.index_bytes * j + b] = static_cast<uint8_t>(static_cast<uint32_t>(i) >> (8 * b));
+      head[at_at + l.index_bytes * j + b] =
+          static_cast<uint8_t>(static_cast<uint32_t>(i) >> (8 * b));
     }
     ++j;
   }
@@ -370,15 +376,15 @@ __global__ void __launch_bounds__(kQuantizeThreads)
   const In* k = static_cast<const In*>(p.k) + slot * kB * kHeadDim;  // [B][D]
   const In* v = static_cast<const In*>(p.v) + slot * kB * kHeadDim;  // [B][D]
   uint8_t* head = p.out + slot * p.head_bytes;
-  const BlockEncoding enc{kFormatVersion,
-                          kB,
-                          kKBits,
-                          static_cast<uint16_t>(p.group),
-                          kVBits,
-                          static_cast<uint16_t>(p.k_outliers),
-                          static_cast<uint16_t>(p.v_outliers),
-                          static_cast<uint16_t>(p.u8_scales ? ScaleFormat::kU8
-                                                            : ScaleFormat::kFp16)};
+  const BlockEncoding enc{
+      kFormatVersion,
+      kB,
+      kKBits,
+      static_cast<uint16_t>(p.group),
+      kVBits,
+      static_cast<uint16_t>(p.k_outliers),
+      static_cast<uint16_t>(p.v_outliers),
+      static_cast<uint16_t>(p.u8_scales ? ScaleFormat::kU8 : ScaleFormat::kFp16)};
   const HeadLayout l = GetHeadLayout(enc, kHeadDim);
   QuantizeTensor<In, kKBits, kHeadDim, kB, true>(k, head, enc, l, sh);
   QuantizeTensor<In, kVBits, kHeadDim, kB, false>(v, head, enc, l, sh);
