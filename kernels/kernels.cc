@@ -73,11 +73,13 @@ std::vector<std::string> Missing(absl::string_view needs) {
 }
 
 // Slowest first; Best() takes the last supported one. int_avx2 and
-// int_avxvnni are slower than the fp32 avx2 kernels on kivi2, so they come
-// before them; int_avx512vnni is faster than avx512 on the Zen 5 measured
-// (docs/performance.md, "Integer decode attention") and comes last, so CPUs
-// with AVX-512 VNNI attend over quantized blocks with integer dot products
-// (fp16-only caches and quantization still go to avx512, its companion).
+// int_avxvnni are slower than the fp32 avx2 kernels on kivi2 (1.39x and
+// 1.06x their CPU time on the Zen 5 measured, cache-resident; no CPU
+// without AVX-512 measured), so they come before them; int_avx512vnni is
+// faster than avx512 on that Zen 5 (docs/performance.md, "Integer decode
+// attention") and comes last, so CPUs with AVX-512 VNNI attend over
+// quantized blocks with integer dot products (fp16-only caches and
+// quantization still go to avx512, its companion).
 // Force another one with KVQ_KERNELS or ForceKernels().
 constexpr Variant kVariants[] = {
     {&reference::Kernels, &Always, ""},

@@ -63,18 +63,21 @@ std::vector<Shape> Shapes() {
     }
     s.push_back({bits, 32, 8, 8, 4});  // the test model: head_dim 8
     s.push_back({bits, 16, 16, 64, 2});
-    // 4 groups (int_avx512vnni's fp32 fast path: compile-time D 64, and
-    // run-time shapes with 64 tokens and 16-channel groups).
+    // 4 groups (the SIMD builds' fp32 fast path, int_block_fast_impl.inc:
+    // compile-time D 64, and run-time shapes: 64 and 48 tokens, D 64 and
+    // 256, 3 heads per KV head).
     s.push_back({bits, 32, 16, 64, 4});
     s.push_back({bits, 64, 16, 64, 1});
+    s.push_back({bits, 48, 64, 256, 3});
     s.push_back({bits, 64, 64, 128, 2});
     s.push_back({bits, 32, 16, 128, 4});  // 8 groups
     s.push_back({bits, 32, 2, 16, 3});    // groups of 2 channels
     s.push_back({bits, 40, 4, 32, 2});    // B not a power of two
     s.push_back({bits, 8, 4, 4, 1});      // the smallest head
   }
-  s.push_back({4, 6, 6, 6, 2});   // 4 bits: B, D even only
-  s.push_back({8, 5, 3, 12, 2});  // 8 bits: any B, D
+  s.push_back({2, 32, 32, 128, 17});  // the fast path's reductions: > 16 heads
+  s.push_back({4, 6, 6, 6, 2});       // 4 bits: B, D even only
+  s.push_back({8, 5, 3, 12, 2});      // 8 bits: any B, D
   s.push_back({8, 33, 1, 7, 1});
   return s;
 }
