@@ -72,24 +72,26 @@ std::vector<std::string> Missing(absl::string_view needs) {
   return missing;
 }
 
-// Slowest first; Best() takes the last supported one. int_avx2 and
-// int_avxvnni are slower than the fp32 avx2 kernels on kivi2 (1.39x and
-// 1.06x their CPU time on the Zen 5 measured, cache-resident; no CPU
-// without AVX-512 measured), so they come before them; int_avx512vnni is
-// faster than avx512 on that Zen 5 (docs/performance.md, "Integer decode
-// attention") and comes last, so CPUs with AVX-512 VNNI attend over
-// quantized blocks with integer dot products (fp16-only caches and
-// quantization still go to avx512, its companion).
-// Force another one with KVQ_KERNELS or ForceKernels().
+// Slowest first; Best() takes the last supported one. The integer variants
+// come before the fp32 ones: int_avx2 and int_avxvnni are slower than avx2
+// on kivi2 (1.39x and 1.06x its CPU time, cache-resident, Zen 5; no CPU
+// without AVX-512 measured). int_avx512vnni is faster than avx512 on one
+// head_dim-128 sequence (0.8x) but not on what a decode step calls: 8
+// sequences of 2048 tokens with an fp16 tail, 1.7x avx512's time at head_dim
+// 64 (the serving benchmark's model; its 2-group blocks miss the integer fast
+// path) and 1.0x at head_dim 128, and `kvq bench model --weights int8`
+// decodes kivi2 at 0.6x avx512's tokens/s at batch 8 and 32
+// (docs/performance.md, "Integer decode attention"). So avx512 comes last.
+// Force another one with --kernel_variant, KVQ_KERNELS or ForceKernels().
 constexpr Variant kVariants[] = {
     {&reference::Kernels, &Always, ""},
     {&cpu::IntPortableKernels, &Always, ""},
     {&cpu::IntAvx2Kernels, &cpu::Avx2Supported, "avx2,fma,f16c"},
     {&cpu::IntAvxVnniKernels, &cpu::AvxVnniSupported, "avx2,fma,f16c,avxvnni"},
+    {&cpu::IntAvx512VnniKernels, &cpu::Avx512Supported,
+     "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512dq,avx512vnni"},
     {&cpu::Avx2Kernels, &cpu::Avx2Supported, "avx2,fma,f16c"},
     {&cpu::Avx512Kernels, &cpu::Avx512Supported,
-     "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512dq,avx512vnni"},
-    {&cpu::IntAvx512VnniKernels, &cpu::Avx512Supported,
      "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512dq,avx512vnni"},
 };
 
