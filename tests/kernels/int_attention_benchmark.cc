@@ -13,24 +13,14 @@
 #include "benchmark/benchmark.h"
 #include "kernels/kernel_set.h"
 #include "kernels/kernels.h"
+#include "tests/kernels/attention_benchmark_util.h"
 #include "tests/kernels/test_util.h"
 
 namespace kvq::kernels {
 namespace {
 
 void BM_Kivi2Attention(benchmark::State& state, const KernelSet* k) {
-  std::mt19937 rng(1);
-  const BlockEncoding enc = BlockEncoding::Quantized(2, 32, 32);
-  const int n_kv = 8, n_heads = 32, D = 128, n = 1024;
-  testing::TestCache c = testing::BuildCache(rng, enc, n_kv, D, n, n / 32);
-  std::vector<float> q = testing::RandomKv(rng, n_heads, D, false);
-  std::vector<float> out(static_cast<size_t>(n_heads) * D);
-  AttentionParams p = testing::Params(enc, n_heads, n_kv, D);
-  const AttentionTask task{q.data(), &c.cache, out.data()};
-  for (auto _ : state) {
-    benchmark::DoNotOptimize(k->decode_attention(p, {&task, 1}));
-  }
-  state.SetItemsProcessed(state.iterations() * n / 32 * n_kv);  // block-heads
+  testing::BenchOneSequence(state, *k, BlockEncoding::Quantized(2, 32, 32));
 }
 
 void BM_ModelShape(benchmark::State& state, const KernelSet* k, int D) {

@@ -5,33 +5,23 @@
 // fp32 variant: for iterating on the outliers' compute cost without the
 // memory noise of the full benchmark. Compare BM_Attention/<variant>/kivi2
 // with .../outliers in one run.
-#include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "benchmark/benchmark.h"
 #include "kernels/block_format.h"
 #include "kernels/kernel_set.h"
 #include "kernels/kernels.h"
-#include "tests/kernels/test_util.h"
+#include "tests/kernels/attention_benchmark_util.h"
 
 namespace kvq::kernels {
 namespace {
 
 void BM_Attention(benchmark::State& state, const KernelSet* k, int outliers) {
-  std::mt19937 rng(1);
-  const BlockEncoding enc =
-      BlockEncoding::Mixed(2, 2, 32, 32, outliers, outliers, ScaleFormat::kFp16);
-  const int n_kv = 8, n_heads = 32, D = 128, n = 1024;
-  testing::TestCache c = testing::BuildCache(rng, enc, n_kv, D, n, n / 32);
-  std::vector<float> q = testing::RandomKv(rng, n_heads, D, false);
-  std::vector<float> out(static_cast<size_t>(n_heads) * D);
-  AttentionParams p = testing::Params(enc, n_heads, n_kv, D);
-  const AttentionTask task{q.data(), &c.cache, out.data()};
-  for (auto _ : state) {
-    benchmark::DoNotOptimize(k->decode_attention(p, {&task, 1}));
-  }
-  state.SetItemsProcessed(state.iterations() * n / 32 * n_kv);  // block-heads
+  testing::BenchOneSequence(
+      state, *k,
+      BlockEncoding::Mixed(2, 2, 32, 32, outliers, outliers, ScaleFormat::kFp16));
 }
 
 }  // namespace
