@@ -87,22 +87,9 @@ TEST(CudaEmulationTest, QuantizeBitIdenticalToReference) {
         for (int g : {std::min(32, d), 2}) {
           const BlockEncoding enc = BlockEncoding::Quantized(bits, b, g);
           for (int kind = 0; kind < 3; ++kind) {
-            const std::vector<float> k = MakeData(rng, kind, n_kv_heads, b, d, true);
-            const std::vector<float> v = MakeData(rng, kind, n_kv_heads, b, d, false);
-            std::vector<uint8_t> want(LayerBytes(enc, n_kv_heads, d)),
-                got(want.size(), 0xee);
-            ASSERT_TRUE(reference::QuantizeLayer(enc, n_kv_heads, d, k.data(), v.data(),
-                                                 want.data())
-                            .ok());
-            ASSERT_TRUE(EmulateQuantize<float>(enc, n_kv_heads, d, k, v, &got).ok());
-            EXPECT_EQ(want, got)
-                << "bits " << bits << " head_dim " << d << " B " << b << " G " << g
-                << " kind " << kind << ": " << FirstDifference(want, got);
-            const std::vector<uint16_t> kh = testing::ToHalf(k), vh = testing::ToHalf(v);
-            std::vector<uint8_t> got16(want.size(), 0xee);
-            ASSERT_TRUE(
-                EmulateQuantize<uint16_t>(enc, n_kv_heads, d, kh, vh, &got16).ok());
-            EXPECT_EQ(want, got16) << "fp16 input: " << FirstDifference(want, got16);
+            testing::ExpectQuantizeMatchesReference(rng, enc, n_kv_heads, d, kind,
+                                                    &EmulateQuantize<float>,
+                                                    &EmulateQuantize<uint16_t>);
           }
         }
       }
@@ -123,23 +110,9 @@ TEST(CudaEmulationTest, QuantizeFormat2BitIdenticalToReference) {
     for (int b : {16, 32}) {
       int i = 0;
       for (const BlockEncoding& enc : testing::Format2QuantizeEncodings(b, d)) {
-        const int kind = i++ % 3;
-        const std::vector<float> k = MakeData(rng, kind, n_kv_heads, b, d, true);
-        const std::vector<float> v = MakeData(rng, kind, n_kv_heads, b, d, false);
-        std::vector<uint8_t> want(LayerBytes(enc, n_kv_heads, d)), got(want.size(), 0xee);
-        ASSERT_TRUE(
-            reference::QuantizeLayer(enc, n_kv_heads, d, k.data(), v.data(), want.data())
-                .ok());
-        ASSERT_TRUE(EmulateQuantize<float>(enc, n_kv_heads, d, k, v, &got).ok());
-        const std::string what =
-            absl::StrCat("bits ", enc.bits, "/", enc.v_bits, " G ", enc.group,
-                         " outliers ", enc.k_outliers, "/", enc.v_outliers, " scales ",
-                         enc.scales, " head_dim ", d, " B ", b, " kind ", kind);
-        EXPECT_EQ(want, got) << what << ": " << FirstDifference(want, got);
-        const std::vector<uint16_t> kh = testing::ToHalf(k), vh = testing::ToHalf(v);
-        std::vector<uint8_t> got16(want.size(), 0xee);
-        ASSERT_TRUE(EmulateQuantize<uint16_t>(enc, n_kv_heads, d, kh, vh, &got16).ok());
-        EXPECT_EQ(want, got16) << what << " fp16 input: " << FirstDifference(want, got16);
+        testing::ExpectQuantizeMatchesReference(rng, enc, n_kv_heads, d, i++ % 3,
+                                                &EmulateQuantize<float>,
+                                                &EmulateQuantize<uint16_t>);
       }
     }
   }

@@ -216,6 +216,19 @@ TEST(CudaAttentionArgsTest, HostApiRejectsLikeTheReference) {
 
 // ---- With a GPU: against the reference. ----
 
+absl::Status QuantizeOnGpu(const BlockEncoding& enc, int n_kv_heads, int d,
+                           const std::vector<float>& k, const std::vector<float>& v,
+                           std::vector<uint8_t>* out) {
+  return CudaQuantizeLayerHost(enc, n_kv_heads, d, k.data(), v.data(), out->data());
+}
+
+absl::Status QuantizeFp16OnGpu(const BlockEncoding& enc, int n_kv_heads, int d,
+                               const std::vector<uint16_t>& k,
+                               const std::vector<uint16_t>& v,
+                               std::vector<uint8_t>* out) {
+  return CudaQuantizeLayerFp16Host(enc, n_kv_heads, d, k.data(), v.data(), out->data());
+}
+
 TEST(CudaQuantizeTest, BitIdenticalToReference) {
   SKIP_WITHOUT_GPU();
   std::mt19937 rng(1);
@@ -226,25 +239,8 @@ TEST(CudaQuantizeTest, BitIdenticalToReference) {
         for (int g : {std::min(32, d), d, 2}) {
           const BlockEncoding enc = BlockEncoding::Quantized(bits, b, g);
           for (int kind = 0; kind < 3; ++kind) {
-            const std::vector<float> k = MakeData(rng, kind, n_kv_heads, b, d, true);
-            const std::vector<float> v = MakeData(rng, kind, n_kv_heads, b, d, false);
-            std::vector<uint8_t> want(LayerBytes(enc, n_kv_heads, d)), got(want.size());
-            ASSERT_TRUE(reference::QuantizeLayer(enc, n_kv_heads, d, k.data(), v.data(),
-                                                 want.data())
-                            .ok());
-            ASSERT_TRUE(
-                CudaQuantizeLayerHost(enc, n_kv_heads, d, k.data(), v.data(), got.data())
-                    .ok());
-            EXPECT_EQ(want, got)
-                << "bits " << bits << " head_dim " << d << " B " << b << " G " << g
-                << " kind " << kind << ": " << FirstDifference(want, got);
-            // The same values as fp16 bit patterns.
-            const std::vector<uint16_t> kh = testing::ToHalf(k), vh = testing::ToHalf(v);
-            std::vector<uint8_t> got16(want.size());
-            ASSERT_TRUE(CudaQuantizeLayerFp16Host(enc, n_kv_heads, d, kh.data(),
-                                                  vh.data(), got16.data())
-                            .ok());
-            EXPECT_EQ(want, got16) << "fp16 input: " << FirstDifference(want, got16);
+            testing::ExpectQuantizeMatchesReference(rng, enc, n_kv_heads, d, kind,
+                                                    &QuantizeOnGpu, &QuantizeFp16OnGpu);
           }
         }
       }
@@ -261,27 +257,8 @@ TEST(CudaQuantizeTest, Format2BitIdenticalToReference) {
     for (int b : kBlockTokens) {
       for (const BlockEncoding& enc : testing::Format2QuantizeEncodings(b, d)) {
         for (int kind = 0; kind < 3; ++kind) {
-          const std::vector<float> k = MakeData(rng, kind, n_kv_heads, b, d, true);
-          const std::vector<float> v = MakeData(rng, kind, n_kv_heads, b, d, false);
-          std::vector<uint8_t> want(LayerBytes(enc, n_kv_heads, d)), got(want.size());
-          ASSERT_TRUE(reference::QuantizeLayer(enc, n_kv_heads, d, k.data(), v.data(),
-                                               want.data())
-                          .ok());
-          ASSERT_TRUE(
-              CudaQuantizeLayerHost(enc, n_kv_heads, d, k.data(), v.data(), got.data())
-                  .ok());
-          const std::string what =
-              absl::StrCat("bits ", enc.bits, "/", enc.v_bits, " G ", enc.group,
-                           " outliers ", enc.k_outliers, "/", enc.v_outliers, " scales ",
-                           enc.scales, " head_dim ", d, " B ", b, " kind ", kind);
-          EXPECT_EQ(want, got) << what << ": " << FirstDifference(want, got);
-          const std::vector<uint16_t> kh = testing::ToHalf(k), vh = testing::ToHalf(v);
-          std::vector<uint8_t> got16(want.size());
-          ASSERT_TRUE(CudaQuantizeLayerFp16Host(enc, n_kv_heads, d, kh.data(), vh.data(),
-                                                got16.data())
-                          .ok());
-          EXPECT_EQ(want, got16)
-              << what << " fp16 input: " << FirstDifference(want, got16);
+          testing::ExpectQuantizeMatchesReference(rng, enc, n_kv_heads, d, kind,
+                                                  &QuantizeOnGpu, &QuantizeFp16OnGpu);
         }
       }
     }

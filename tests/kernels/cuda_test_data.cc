@@ -100,6 +100,31 @@ std::string FirstDifference(const std::vector<uint8_t>& want,
   return "identical";
 }
 
+void ExpectQuantizeMatchesReference(std::mt19937& rng, const BlockEncoding& enc,
+                                    int n_kv_heads, int head_dim, int kind,
+                                    const QuantizeRunner<float>& run_fp32,
+                                    const QuantizeRunner<uint16_t>& run_fp16) {
+  const int b = enc.block_tokens;
+  const std::vector<float> k = MakeData(rng, kind, n_kv_heads, b, head_dim, true);
+  const std::vector<float> v = MakeData(rng, kind, n_kv_heads, b, head_dim, false);
+  const std::string what =
+      absl::StrCat("bits ", enc.bits, "/", enc.v_bits, " G ", enc.group, " outliers ",
+                   enc.k_outliers, "/", enc.v_outliers, " scales ", enc.scales,
+                   " head_dim ", head_dim, " B ", b, " kind ", kind);
+  std::vector<uint8_t> want(LayerBytes(enc, n_kv_heads, head_dim));
+  ASSERT_TRUE(
+      reference::QuantizeLayer(enc, n_kv_heads, head_dim, k.data(), v.data(), want.data())
+          .ok())
+      << what;
+  std::vector<uint8_t> got(want.size(), 0xee);
+  ASSERT_TRUE(run_fp32(enc, n_kv_heads, head_dim, k, v, &got).ok()) << what;
+  EXPECT_EQ(want, got) << what << ": " << FirstDifference(want, got);
+  std::vector<uint8_t> got16(want.size(), 0xee);
+  ASSERT_TRUE(run_fp16(enc, n_kv_heads, head_dim, ToHalf(k), ToHalf(v), &got16).ok())
+      << what;
+  EXPECT_EQ(want, got16) << what << " fp16 input: " << FirstDifference(want, got16);
+}
+
 void ExpectAttentionMatchesReference(std::mt19937& rng, const BlockEncoding& enc,
                                      int n_heads, int n_kv_heads, int d,
                                      const std::vector<int>& n_tokens,

@@ -36,6 +36,23 @@ std::vector<BlockEncoding> Format2AttentionEncodings(int B, int head_dim);
 std::string FirstDifference(const std::vector<uint8_t>& want,
                             const std::vector<uint8_t>& got);
 
+// Quantization under test, of one layer from fp32 values or from fp16 bit
+// patterns; writes LayerBytes(enc, n_kv_heads, head_dim) bytes to `out`.
+template <typename In>
+using QuantizeRunner = std::function<absl::Status(
+    const BlockEncoding& enc, int n_kv_heads, int head_dim, const std::vector<In>& k,
+    const std::vector<In>& v, std::vector<uint8_t>* out)>;
+
+// Quantizes one layer of MakeData's `kind` (keys, then values, from `rng`)
+// on the reference and with `run_fp32`, and the same values as fp16 with
+// `run_fp16`, and expects the reference's bytes from both (the outputs start
+// as 0xee, so an unwritten byte shows). Failure messages name the encoding,
+// head_dim and kind.
+void ExpectQuantizeMatchesReference(std::mt19937& rng, const BlockEncoding& enc,
+                                    int n_kv_heads, int head_dim, int kind,
+                                    const QuantizeRunner<float>& run_fp32,
+                                    const QuantizeRunner<uint16_t>& run_fp16);
+
 // Decode attention under test: fills every task's output.
 using AttentionRunner = std::function<absl::Status(
     const AttentionParams& p, const std::vector<AttentionTask>& batch)>;
