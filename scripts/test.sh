@@ -96,6 +96,7 @@ ASAN_TESTS=(
   //tests/common/... //tests/kernels/... //tests/kvstore/... //tests/model/...
   //tests/services/...
   //tests/integration:store_test
+  //tests/integration:store_bench_test
   //tests/integration:serving_bad_requests_test
   //tests/integration:serving_equivalence_test
   //tests/integration:serving_faults_test
@@ -107,6 +108,7 @@ ASAN_TESTS=(
 TSAN_TESTS=(
   //tests/kvstore/... //tests/services/store/...
   //tests/integration:store_test
+  //tests/integration:store_bench_test
   //tests/services/decode:batch_engine_test
   //tests/services/decode:decode_worker_test
 )
