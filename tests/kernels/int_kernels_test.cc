@@ -70,12 +70,22 @@ std::vector<Shape> Shapes() {
     s.push_back({bits, 64, 16, 64, 1});
     s.push_back({bits, 48, 64, 256, 3});
     s.push_back({bits, 64, 64, 128, 2});
+    // 2 and 1 groups (the fast path too: compile-time D 64 and 128 with
+    // 32 tokens; 2 groups at D 64 are also the {32, 32, 64} shapes above),
+    // run-time shapes with 16 and 48 tokens.
+    s.push_back({bits, 32, 64, 128, 4});
+    s.push_back({bits, 32, 64, 64, 4});
+    s.push_back({bits, 32, 128, 128, 2});
+    s.push_back({bits, 16, 32, 64, 3});
+    s.push_back({bits, 48, 256, 256, 2});
     s.push_back({bits, 32, 16, 128, 4});  // 8 groups
     s.push_back({bits, 32, 2, 16, 3});    // groups of 2 channels
     s.push_back({bits, 40, 4, 32, 2});    // B not a power of two
     s.push_back({bits, 8, 4, 4, 1});      // the smallest head
   }
   s.push_back({2, 32, 32, 128, 17});  // the fast path's reductions: > 16 heads
+  s.push_back({2, 32, 32, 64, 17});   // the same with 2 groups
+  s.push_back({4, 32, 64, 64, 17});   // and 1 group
   s.push_back({4, 6, 6, 6, 2});       // 4 bits: B, D even only
   s.push_back({8, 5, 3, 12, 2});      // 8 bits: any B, D
   s.push_back({8, 33, 1, 7, 1});
