@@ -39,8 +39,13 @@
 // section's B*head_dim keys, the nk farthest from their group's mean (ties:
 // lower position first) are stored exactly; they are left out of their
 // group's min and max (a group of only outliers has scale 0, zero 0) and
-// their codes are the clamped codes of the rest's scale and zero. Values
-// likewise with nv. Dequantization writes the exact value over the code's.
+// their codes are the clamped codes of the rest's scale and zero (0 where the
+// scale is 0, else clamp(rne((x - zero) / scale), 0, 2^bits - 1) in fp32 with
+// x the stored exact value). Values likewise with nv. Dequantization writes
+// the exact value over the code's. The CPU SIMD kernels recompute an
+// outlier's code from x, scale and zero instead of reading it (no gather); a
+// block whose code there breaks this rule (no kvq quantizer writes one) then
+// attends to a value off by at most the group's range at that position.
 //
 // ScaleFormat::kU8 (per head section, per tensor): base = min of the
 // non-outlier values (0 if none), hi = their max; zero step
