@@ -502,6 +502,44 @@ TEST_P(Format2VariantsTest, CorruptOutlierPositionsAreIgnoredLikeTheReference) {
   ExpectWithinTolerance(got, want, n_heads, D, GetParam()->name);
 }
 
+// An outlier's code that is not the quantizer's clamped code (block_format.h:
+// no kvq quantizer writes one, but a peer could): the SIMD kernels recompute
+// the code instead of reading it, so they attend to a value off by at most the
+// group's range there. Outputs stay finite and within the values' hull widened
+// by that range.
+TEST_P(Format2VariantsTest, NonCanonicalOutlierCodesStayBounded) {
+  std::mt19937 rng(27);
+  const BlockEncoding enc = BlockEncoding::Mixed(2, 2, 32, 32, 13, 13, ScaleFormat::kFp16);
+  const int D = 64, n_kv = 1, n_heads = 4, B = 32;
+  Format2Cache c = BuildFormat2Cache(rng, enc, n_kv, D, 3 * B, 2, 9);
+  const HeadLayout l = GetHeadLayout(enc, D);
+  ASSERT_EQ(l.index_bytes, 2u);
+  for (int b = 0; b < 2; ++b) {
+    uint8_t* part = c.parts[b].data();
+    for (int j = 0; j < enc.k_outliers + enc.v_outliers; ++j) {
+      const bool key = j < enc.k_outliers;
+      const size_t at = key ? l.k_out_at + 2 * j : l.v_out_at + 2 * (j - enc.k_outliers);
+      const int pos = part[at] | (part[at + 1] << 8), t = pos / D, ch = pos % D;
+      const int code = key ? ch * B + t : pos;  // channel-major keys, token-major values
+      part[(key ? l.k_codes : l.v_codes) + code / 4] ^= 3 << (2 * (code % 4));
+    }
+  }
+  const std::vector<float> q = testing::RandomKv(rng, n_heads, D, false);
+  std::vector<float> want(static_cast<size_t>(n_heads) * D, NAN), got(want.size(), NAN);
+  const AttentionParams p = testing::Params(enc, n_heads, n_kv, D);
+  const AttentionTask ref_task{q.data(), &c.cache, want.data()};
+  ASSERT_TRUE(reference::DecodeAttention(p, {&ref_task, 1}).ok());
+  const AttentionTask task{q.data(), &c.cache, got.data()};
+  ASSERT_TRUE(GetParam()->decode_attention(p, {&task, 1}).ok());
+  // Both outputs are convex combinations of values within +-40 (the planted
+  // outliers), the SIMD ones' off by at most a group's range (< 20).
+  for (size_t i = 0; i < got.size(); ++i) {
+    ASSERT_TRUE(std::isfinite(got[i])) << GetParam()->name << " output " << i;
+    EXPECT_LE(std::fabs(got[i] - want[i]), 2.0f * 40.0f + 20.0f)
+        << GetParam()->name << " output " << i;
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Available, Format2VariantsTest, ::testing::ValuesIn(Available()),
                          [](const ::testing::TestParamInfo<const KernelSet*>& info) {
                            return info.param->name;
