@@ -509,7 +509,8 @@ TEST_P(Format2VariantsTest, CorruptOutlierPositionsAreIgnoredLikeTheReference) {
 // by that range.
 TEST_P(Format2VariantsTest, NonCanonicalOutlierCodesStayBounded) {
   std::mt19937 rng(27);
-  const BlockEncoding enc = BlockEncoding::Mixed(2, 2, 32, 32, 13, 13, ScaleFormat::kFp16);
+  const BlockEncoding enc =
+      BlockEncoding::Mixed(2, 2, 32, 32, 13, 13, ScaleFormat::kFp16);
   const int D = 64, n_kv = 1, n_heads = 4, B = 32;
   Format2Cache c = BuildFormat2Cache(rng, enc, n_kv, D, 3 * B, 2, 9);
   const HeadLayout l = GetHeadLayout(enc, D);
