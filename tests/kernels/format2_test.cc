@@ -413,6 +413,21 @@ std::string Describe(const BlockEncoding& e, int D, int R) {
                       e.v_outliers, " scales ", e.scales);
 }
 
+// A random query's attention over `cache` by the reference (*want) and by `k`
+// (*got), one task each.
+void AttendBoth(std::mt19937& rng, const KernelSet& k, const BlockEncoding& enc,
+                const SequenceCache& cache, int n_heads, int n_kv, int D,
+                std::vector<float>* want, std::vector<float>* got) {
+  const std::vector<float> q = testing::RandomKv(rng, n_heads, D, false);
+  want->assign(static_cast<size_t>(n_heads) * D, NAN);
+  got->assign(want->size(), NAN);
+  const AttentionParams p = testing::Params(enc, n_heads, n_kv, D);
+  const AttentionTask ref_task{q.data(), &cache, want->data()};
+  ASSERT_TRUE(reference::DecodeAttention(p, {&ref_task, 1}).ok());
+  const AttentionTask task{q.data(), &cache, got->data()};
+  ASSERT_TRUE(k.decode_attention(p, {&task, 1}).ok());
+}
+
 // Every combination of key bits, value bits, scale format and outliers (none,
 // keys and values with partial chunks of 8, keys only) on shapes with
 // head_dim 8 (u8 positions; GQA 2 as stories260K), powers of two and not
@@ -466,13 +481,9 @@ TEST_P(Format2VariantsTest, AttentionMatchesTheReferenceWithU32Positions) {
   const int D = 128, n_kv = 2, n_heads = 4;
   ASSERT_EQ(GetHeadLayout(enc, D).index_bytes, 4u);
   const Format2Cache c = BuildFormat2Cache(rng, enc, n_kv, D, 2 * 520 + 3, 2, 400);
-  const std::vector<float> q = testing::RandomKv(rng, n_heads, D, false);
-  std::vector<float> want(static_cast<size_t>(n_heads) * D, NAN), got(want.size(), NAN);
-  const AttentionParams p = testing::Params(enc, n_heads, n_kv, D);
-  const AttentionTask ref_task{q.data(), &c.cache, want.data()};
-  ASSERT_TRUE(reference::DecodeAttention(p, {&ref_task, 1}).ok());
-  const AttentionTask task{q.data(), &c.cache, got.data()};
-  ASSERT_TRUE(GetParam()->decode_attention(p, {&task, 1}).ok());
+  std::vector<float> want, got;
+  ASSERT_NO_FATAL_FAILURE(
+      AttendBoth(rng, *GetParam(), enc, c.cache, n_heads, n_kv, D, &want, &got));
   ExpectWithinTolerance(got, want, n_heads, D, GetParam()->name);
 }
 
@@ -492,13 +503,9 @@ TEST_P(Format2VariantsTest, CorruptOutlierPositionsAreIgnoredLikeTheReference) {
       part[at + 1] = 0xff;
     }
   }
-  const std::vector<float> q = testing::RandomKv(rng, n_heads, D, false);
-  std::vector<float> want(static_cast<size_t>(n_heads) * D, NAN), got(want.size(), NAN);
-  const AttentionParams p = testing::Params(enc, n_heads, n_kv, D);
-  const AttentionTask ref_task{q.data(), &c.cache, want.data()};
-  ASSERT_TRUE(reference::DecodeAttention(p, {&ref_task, 1}).ok());
-  const AttentionTask task{q.data(), &c.cache, got.data()};
-  ASSERT_TRUE(GetParam()->decode_attention(p, {&task, 1}).ok());
+  std::vector<float> want, got;
+  ASSERT_NO_FATAL_FAILURE(
+      AttendBoth(rng, *GetParam(), enc, c.cache, n_heads, n_kv, D, &want, &got));
   ExpectWithinTolerance(got, want, n_heads, D, GetParam()->name);
 }
 
@@ -525,13 +532,9 @@ TEST_P(Format2VariantsTest, NonCanonicalOutlierCodesStayBounded) {
       part[(key ? l.k_codes : l.v_codes) + code / 4] ^= 3 << (2 * (code % 4));
     }
   }
-  const std::vector<float> q = testing::RandomKv(rng, n_heads, D, false);
-  std::vector<float> want(static_cast<size_t>(n_heads) * D, NAN), got(want.size(), NAN);
-  const AttentionParams p = testing::Params(enc, n_heads, n_kv, D);
-  const AttentionTask ref_task{q.data(), &c.cache, want.data()};
-  ASSERT_TRUE(reference::DecodeAttention(p, {&ref_task, 1}).ok());
-  const AttentionTask task{q.data(), &c.cache, got.data()};
-  ASSERT_TRUE(GetParam()->decode_attention(p, {&task, 1}).ok());
+  std::vector<float> want, got;
+  ASSERT_NO_FATAL_FAILURE(
+      AttendBoth(rng, *GetParam(), enc, c.cache, n_heads, n_kv, D, &want, &got));
   // Both outputs are convex combinations of values within +-40 (the planted
   // outliers), the SIMD ones' off by at most a group's range (< 20).
   for (size_t i = 0; i < got.size(); ++i) {
