@@ -22,8 +22,8 @@
 //   v_zero   [B][head_dim/G]       S
 //   k_range  [3]                   fp16 only with u8 scales: base, zero step,
 //   v_range  [3]                   fp16 scale step (ScaleFormat below)
-//   k_out    [nk]                  fp16 key outliers' exact values
-//   v_out    [nv]                  fp16 value outliers' exact values
+//   k_out    [nk]                  fp16 key outliers' corrections (below)
+//   v_out    [nv]                  fp16 value outliers' corrections
 //   k_out_at [nk]                  I    position t*head_dim + c of each key
 //   v_out_at [nv]                  I    (value) outlier in the [B][head_dim]
 //                                       section, ascending
@@ -37,15 +37,18 @@
 //
 // Outliers (design 3.2 extended, kernels/README.md "Format 2"): of each head
 // section's B*head_dim keys, the nk farthest from their group's mean (ties:
-// lower position first) are stored exactly; they are left out of their
-// group's min and max (a group of only outliers has scale 0, zero 0) and
-// their codes are the clamped codes of the rest's scale and zero (0 where the
-// scale is 0, else clamp(rne((x - zero) / scale), 0, 2^bits - 1) in fp32 with
-// x the stored exact value). Values likewise with nv. Dequantization writes
-// the exact value over the code's. The CPU SIMD kernels recompute an
-// outlier's code from x, scale and zero instead of reading it (no gather); a
-// block whose code there breaks this rule (no kvq quantizer writes one) then
-// attends to a value off by at most the group's range at that position.
+// lower position first) are kept in fp16 as a correction to their code's
+// value; they are left out of their group's min and max (a group of only
+// outliers has scale 0, zero 0) and their codes are the clamped codes of the
+// rest's scale and zero (0 where the scale is 0, else clamp(rne((x - zero) /
+// scale), 0, 2^bits - 1) in fp32, x the fp16 input). The correction is
+// delta = fp16(clamp(x - d, -65504, 65504)) with d = code * scale + zero (a
+// multiply, then an add, in fp32), and an outlier dequantizes to d + delta:
+// within half an fp16 ulp of |x - d| of x (exact when x - d is an fp16
+// number). Values likewise with nv. Attention adds q * delta (keys) or
+// p * delta (values) to the code's term: no kernel looks up an outlier's
+// scale, zero or code, and a block whose code there is not the clamped one
+// attends to d + delta all the same. (Version 2 stored x itself.)
 //
 // ScaleFormat::kU8 (per head section, per tensor): base = min of the
 // non-outlier values (0 if none), hi = their max; zero step
@@ -78,9 +81,11 @@
 
 namespace kvq::kernels {
 
-// Bumped whenever the byte layout above changes; golden tests pin it.
-// Version 2: separate key and value bits, outliers, u8 scales.
-inline constexpr uint16_t kFormatVersion = 2;
+// Bumped whenever the byte layout above or its meaning changes; golden tests
+// pin it. Version 2: separate key and value bits, outliers, u8 scales.
+// Version 3: outliers stored as fp16 corrections to their code's value, not
+// as their value (the kernels then need no scale, zero or code of theirs).
+inline constexpr uint16_t kFormatVersion = 3;
 
 // How the scales and zeros of a quantized block are stored.
 enum class ScaleFormat : uint16_t {

@@ -204,8 +204,14 @@ void QuantizeTensor(const BlockEncoding& enc, const Tensor& t, const uint16_t* x
       head[t.codes + ci / per_byte] |= q << (t.bits * (ci % per_byte));
     }
   }
+  // Outliers: their corrections to their code's value (block_format.h).
   for (size_t j = 0; j < outliers.size(); ++j) {
-    StoreHalf(head + t.out + 2 * j, x[outliers[j]]);
+    const int p = outliers[j], g = t.GroupOf(p);
+    const float xp = HalfToFloat(x[p]);
+    const float code = QuantizeFloat(xp, scale[g], zero[g], t.bits);
+    const float delta = xp - (code * scale[g] + zero[g]);
+    StoreHalf(head + t.out + 2 * j,
+              FloatToHalf(std::min(std::max(delta, -65504.0f), 65504.0f)));
     StoreIndex(head + t.out_at + l.index_bytes * j, l.index_bytes,
                static_cast<uint32_t>(outliers[j]));
   }
@@ -227,8 +233,8 @@ void DequantizeTensor(const BlockEncoding& enc, const Tensor& t, const uint8_t* 
   }
   for (int j = 0; j < t.n_out; ++j) {
     const uint32_t p = LoadIndex(head + t.out_at + l.index_bytes * j, l.index_bytes);
-    if (p < static_cast<uint32_t>(n_rows) * t.D) {
-      y[p] = HalfToFloat(LoadHalf(head + t.out + 2 * static_cast<size_t>(j)));
+    if (p < static_cast<uint32_t>(n_rows) * t.D) {  // d + delta
+      y[p] += HalfToFloat(LoadHalf(head + t.out + 2 * static_cast<size_t>(j)));
     }
   }
 }

@@ -1,6 +1,8 @@
 // Format 2 of kernels/block_format.h: key and value bits apart, outliers and
-// u8 scales. Sizes and offsets by hand, Validate's new rules, the reference
-// quantizer (outliers exact, the rest finer for leaving them out), and
+// u8 scales (format version 3: outliers as fp16 corrections). Sizes and
+// offsets by hand, Validate's new rules, the reference quantizer (outliers
+// within half an fp16 ulp of their correction, the rest finer for leaving
+// them out), and
 // attention over such blocks against fp64 attention over the dequantized
 // cache, for every available kernel variant.
 #include <algorithm>
@@ -24,7 +26,7 @@
 namespace kvq::kernels {
 namespace {
 
-TEST(Format2Test, VersionIsTwo) { EXPECT_EQ(kFormatVersion, 2); }
+TEST(Format2Test, VersionIsThree) { EXPECT_EQ(kFormatVersion, 3); }
 
 TEST(Format2Test, KiviLayoutIsFormatOnes) {
   const HeadLayout l = GetHeadLayout(BlockEncoding::Quantized(2, 32, 32), 128);
@@ -128,7 +130,7 @@ Planted PlantOutliers(std::mt19937& rng, int heads, int B, int D, int planted) {
   return p;
 }
 
-TEST(Format2Test, OutliersRoundTripExactlyAndTheRestQuantizesFiner) {
+TEST(Format2Test, OutliersRoundTripToAnFp16CorrectionAndTheRestQuantizesFiner) {
   std::mt19937 rng(21);
   const int H = 2, B = 32, D = 8, planted = 5;
   const Planted p = PlantOutliers(rng, H, B, D, planted);
@@ -153,8 +155,13 @@ TEST(Format2Test, OutliersRoundTripExactlyAndTheRestQuantizesFiner) {
       double err1 = 0, err0 = 0;
       for (int h = 0; h < H; ++h) {
         const size_t base = static_cast<size_t>(h) * B * D;
-        for (int at : p.k_at[h]) EXPECT_EQ(k1[base + at], p.k[base + at]) << at;
-        for (int at : p.v_at[h]) EXPECT_EQ(v1[base + at], p.v[base + at]) << at;
+        // d + fp16(x - d) with |x - d| < 64 (x = +-40, |d| < 8): within half
+        // an fp16 ulp at [32, 64), 2^-6, of x.
+        const double half_ulp = std::ldexp(1.0, -6) + 1e-5;
+        for (int at : p.k_at[h])
+          EXPECT_NEAR(k1[base + at], p.k[base + at], half_ulp) << at;
+        for (int at : p.v_at[h])
+          EXPECT_NEAR(v1[base + at], p.v[base + at], half_ulp) << at;
         for (int i = 0; i < B * D; ++i) {
           const bool kout = std::binary_search(p.k_at[h].begin(), p.k_at[h].end(), i);
           const bool vout = std::binary_search(p.v_at[h].begin(), p.v_at[h].end(), i);
@@ -190,7 +197,10 @@ TEST(Format2Test, OutliersAreTheFarthestFromTheirGroupsMean) {
   EXPECT_EQ(part[l.k_out_at], 3 * D + 2);
   EXPECT_EQ(part[l.k_out] | part[l.k_out + 1] << 8, FloatToHalf(3.0f));
   EXPECT_EQ(part[l.v_out_at], 1 * D + 3);
-  EXPECT_EQ(part[l.v_out] | part[l.v_out + 1] << 8, FloatToHalf(-7.0f));
+  // Corrections: the key's code gives 0 (scale and zero 0 below), the
+  // value's 0.5 (scale 0, zero 0.5): x - d = 3 and -7.5, fp16 numbers, so
+  // both dequantize exactly.
+  EXPECT_EQ(part[l.v_out] | part[l.v_out + 1] << 8, FloatToHalf(-7.5f));
   // Channel 2 without its outlier is constant 0: scale 0, zero 0.
   EXPECT_EQ(part[l.k_scale + 4] | part[l.k_scale + 5] << 8, 0);
   // Token 1's values without the outlier are constant .5: scale 0.
@@ -319,7 +329,7 @@ TEST_P(Format2VariantsTest, QuantizeIsBitIdenticalToTheReference) {
 }
 
 // Attention over blocks with outliers (and u8 scales, K/V bits apart) against
-// fp64 attention over the dequantized cache (outliers exact there).
+// fp64 attention over the dequantized cache (outliers code + correction there).
 TEST_P(Format2VariantsTest, AttentionMatchesDequantizedFp64) {
   std::mt19937 rng(23);
   for (const BlockEncoding& enc : Format2Encodings()) {
@@ -509,38 +519,35 @@ TEST_P(Format2VariantsTest, CorruptOutlierPositionsAreIgnoredLikeTheReference) {
   ExpectWithinTolerance(got, want, n_heads, D, GetParam()->name);
 }
 
-// An outlier's code that is not the quantizer's clamped code (block_format.h:
-// no kvq quantizer writes one, but a peer could): the SIMD kernels recompute
-// the code instead of reading it, so they attend to a value off by at most the
-// group's range there. Outputs stay finite and within the values' hull widened
-// by that range.
-TEST_P(Format2VariantsTest, NonCanonicalOutlierCodesStayBounded) {
+// An outlier's code that is not the quantizer's clamped code (no kvq
+// quantizer writes one, but a peer could): the block dequantizes to that
+// code's value plus the correction, and every variant attends to exactly
+// that, as the reference does (no kernel reads an outlier's code apart from
+// the tiles that read every code).
+TEST_P(Format2VariantsTest, OutliersAttendToTheirCodePlusTheirCorrection) {
   std::mt19937 rng(27);
-  const BlockEncoding enc =
-      BlockEncoding::Mixed(2, 2, 32, 32, 13, 13, ScaleFormat::kFp16);
-  const int D = 64, n_kv = 1, n_heads = 4, B = 32;
-  Format2Cache c = BuildFormat2Cache(rng, enc, n_kv, D, 3 * B, 2, 9);
-  const HeadLayout l = GetHeadLayout(enc, D);
-  ASSERT_EQ(l.index_bytes, 2u);
-  for (int b = 0; b < 2; ++b) {
-    uint8_t* part = c.parts[b].data();
-    for (int j = 0; j < enc.k_outliers + enc.v_outliers; ++j) {
-      const bool key = j < enc.k_outliers;
-      const size_t at = key ? l.k_out_at + 2 * j : l.v_out_at + 2 * (j - enc.k_outliers);
-      const int pos = part[at] | (part[at + 1] << 8), t = pos / D, ch = pos % D;
-      const int code = key ? ch * B + t : pos;  // channel-major keys, token-major values
-      part[(key ? l.k_codes : l.v_codes) + code / 4] ^= 3 << (2 * (code % 4));
+  for (ScaleFormat sf : {ScaleFormat::kFp16, ScaleFormat::kU8}) {
+    const BlockEncoding enc = BlockEncoding::Mixed(2, 2, 32, 32, 13, 13, sf);
+    const int D = 64, n_kv = 1, n_heads = 4, B = 32;
+    Format2Cache c = BuildFormat2Cache(rng, enc, n_kv, D, 3 * B, 2, 9);
+    const HeadLayout l = GetHeadLayout(enc, D);
+    ASSERT_EQ(l.index_bytes, 2u);
+    for (int b = 0; b < 2; ++b) {
+      uint8_t* part = c.parts[b].data();
+      for (int j = 0; j < enc.k_outliers + enc.v_outliers; ++j) {
+        const bool key = j < enc.k_outliers;
+        const size_t at =
+            key ? l.k_out_at + 2 * j : l.v_out_at + 2 * (j - enc.k_outliers);
+        const int pos = part[at] | (part[at + 1] << 8), t = pos / D, ch = pos % D;
+        const int code =
+            key ? ch * B + t : pos;  // channel-major keys, token-major values
+        part[(key ? l.k_codes : l.v_codes) + code / 4] ^= 3 << (2 * (code % 4));
+      }
     }
-  }
-  std::vector<float> want, got;
-  ASSERT_NO_FATAL_FAILURE(
-      AttendBoth(rng, *GetParam(), enc, c.cache, n_heads, n_kv, D, &want, &got));
-  // Both outputs are convex combinations of values within +-40 (the planted
-  // outliers), the SIMD ones' off by at most a group's range (< 20).
-  for (size_t i = 0; i < got.size(); ++i) {
-    ASSERT_TRUE(std::isfinite(got[i])) << GetParam()->name << " output " << i;
-    EXPECT_LE(std::fabs(got[i] - want[i]), 2.0f * 40.0f + 20.0f)
-        << GetParam()->name << " output " << i;
+    std::vector<float> want, got;
+    ASSERT_NO_FATAL_FAILURE(
+        AttendBoth(rng, *GetParam(), enc, c.cache, n_heads, n_kv, D, &want, &got));
+    ExpectWithinTolerance(got, want, n_heads, D, GetParam()->name);
   }
 }
 

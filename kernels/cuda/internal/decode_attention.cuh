@@ -271,19 +271,14 @@ __device__ __forceinline__ void AccumulateValues(const float* p_s, int n_local,
 }
 
 // Score corrections of a block's key outliers: for each outlier (token t,
-// channel c, exact value x, dequantized code d) and query head h,
-// fix[h][t] += q[h][c] * (x - d). fix: the warp's [kMaxHeadsPerCta][kB]
+// channel c, correction delta = x - d, block_format.h) and query head h,
+// fix[h][t] += q[h][c] * delta. fix: the warp's [kMaxHeadsPerCta][kB]
 // floats, zeroed here. Positions outside the section (a corrupt part) are
 // ignored.
-template <int kKBits, int kHeadDim, int kB>
+template <int kHeadDim, int kB>
 __device__ __forceinline__ void KeyOutlierFixes(const uint8_t* stage, const HeadLayout& l,
-                                                const StagedScales& ks, int n_out,
-                                                const float* q_s, int n_local, int lane,
-                                                float* fix) {
-  constexpr int kCodesPerWord = 32 / kKBits;
-  constexpr int kKeyRowWords = kB * kKBits / 32;
-  constexpr uint32_t kMask = (1u << kKBits) - 1;
-  const uint32_t* k_codes = reinterpret_cast<const uint32_t*>(stage + l.k_codes);
+                                                int n_out, const float* q_s, int n_local,
+                                                int lane, float* fix) {
   for (int i = lane; i < kMaxHeadsPerCta * kB; i += 32) fix[i] = 0.0f;
   __syncwarp();
   for (int j = lane; j < n_out; j += 32) {
@@ -291,11 +286,7 @@ __device__ __forceinline__ void KeyOutlierFixes(const uint8_t* stage, const Head
                                          static_cast<int>(l.index_bytes));
     if (pos >= static_cast<uint32_t>(kB * kHeadDim)) continue;
     const int t = static_cast<int>(pos / kHeadDim), c = static_cast<int>(pos % kHeadDim);
-    const uint32_t code = (k_codes[c * kKeyRowWords + t / kCodesPerWord] >>
-                           ((t % kCodesPerWord) * kKBits)) &
-                          kMask;
-    const float delta = HalfAt(stage + l.k_out + 2 * j) -
-                        fmaf(static_cast<float>(code), ks.Scale(c), ks.Zero(c));
+    const float delta = HalfAt(stage + l.k_out + 2 * j);
     for (int h = 0; h < n_local; ++h) {
       atomicAdd(&fix[h * kB + t], q_s[h * kHeadDim + c] * delta);
     }
@@ -304,19 +295,15 @@ __device__ __forceinline__ void KeyOutlierFixes(const uint8_t* stage, const Head
 }
 
 // Value corrections of a block's value outliers, added to the lanes'
-// accumulators: acc[h][c] += p_t * (x - d) for each outlier (token t,
-// channel c). fix: the warp's [kMaxHeadsPerCta][kHeadDim] floats.
-template <int kVBits, int kHeadDim, int kB>
+// accumulators: acc[h][c] += p_t * delta for each outlier (token t, channel
+// c, correction delta = x - d). fix: the warp's [kMaxHeadsPerCta][kHeadDim]
+// floats.
+template <int kHeadDim, int kB>
 __device__ __forceinline__ void ValueOutlierFixes(const uint8_t* stage,
-                                                  const HeadLayout& l,
-                                                  const StagedScales& vs, int group,
-                                                  int n_out, const float* p_s,
-                                                  int n_local, int lane,
+                                                  const HeadLayout& l, int n_out,
+                                                  const float* p_s, int n_local, int lane,
                                                   WarpState<kHeadDim>& st, float* fix) {
-  constexpr uint32_t kMask = (1u << kVBits) - 1;
   constexpr int kC = WarpState<kHeadDim>::kC;
-  const uint32_t* v_codes = reinterpret_cast<const uint32_t*>(stage + l.v_codes);
-  const int groups = kHeadDim / group;
   for (int i = lane; i < kMaxHeadsPerCta * kHeadDim; i += 32) fix[i] = 0.0f;
   __syncwarp();
   for (int j = lane; j < n_out; j += 32) {
@@ -324,11 +311,7 @@ __device__ __forceinline__ void ValueOutlierFixes(const uint8_t* stage,
                                          static_cast<int>(l.index_bytes));
     if (pos >= static_cast<uint32_t>(kB * kHeadDim)) continue;
     const int t = static_cast<int>(pos / kHeadDim), c = static_cast<int>(pos % kHeadDim);
-    const uint32_t bit = pos * kVBits;  // never straddles a word
-    const uint32_t code = (v_codes[bit / 32] >> (bit % 32)) & kMask;
-    const int gi = t * groups + c / group;
-    const float delta = HalfAt(stage + l.v_out + 2 * j) -
-                        fmaf(static_cast<float>(code), vs.Scale(gi), vs.Zero(gi));
+    const float delta = HalfAt(stage + l.v_out + 2 * j);
     for (int h = 0; h < n_local; ++h) {
       atomicAdd(&fix[h * kHeadDim + c], p_s[h * kB + t] * delta);
     }
@@ -380,8 +363,7 @@ __device__ __forceinline__ void AttendQuantizedBlock(
     s[h] = dot[h] * scale_log2;
   }
   if (enc.k_outliers > 0) {  // p_s holds the score fixes until SoftmaxUpdate
-    KeyOutlierFixes<kKBits, kHeadDim, kB>(stage, l, ks, enc.k_outliers, q_s, n_local,
-                                          lane, p_s);
+    KeyOutlierFixes<kHeadDim, kB>(stage, l, enc.k_outliers, q_s, n_local, lane, p_s);
 #pragma unroll
     for (int h = 0; h < kMaxHeadsPerCta; ++h) {
       if (h < n_local) s[h] = fmaf(p_s[h * kB + t], scale_log2, s[h]);
@@ -420,8 +402,8 @@ __device__ __forceinline__ void AttendQuantizedBlock(
   });
   if (enc.v_outliers > 0) {
     __syncwarp();
-    ValueOutlierFixes<kVBits, kHeadDim, kB>(stage, l, vs, group, enc.v_outliers, p_s,
-                                            n_local, lane, st, value_fix);
+    ValueOutlierFixes<kHeadDim, kB>(stage, l, enc.v_outliers, p_s, n_local, lane, st,
+                                    value_fix);
   }
 }
 

@@ -136,6 +136,11 @@ struct Groups {
     const int per_token = kHeadDim / G;
     return (g / per_token) * kHeadDim + (g % per_token) * G + i;
   }
+  // The group of position pos = t * kHeadDim + c.
+  __device__ __forceinline__ int GroupOf(int pos) const {
+    return kKeys ? pos % kHeadDim
+                 : (pos / kHeadDim) * (kHeadDim / G) + (pos % kHeadDim) / G;
+  }
 };
 
 // Bits of a position in [0, n).
@@ -350,8 +355,14 @@ __device__ __forceinline__ void QuantizeTensor(const In* x, uint8_t* head,
   int j = sh.count[threadIdx.x];
   for (int i = begin; i < end; ++i) {
     if (!sh.is_out[i]) continue;
-    StoreU16(head + out_at + 2 * j, __half_as_ushort(__float2half_rn(LoadAsHalf(x + i))),
-             false);
+    // The correction to the code's value (block_format.h), as the reference.
+    const int g = gr.GroupOf(i);
+    const GroupQuant q{sh.a[g], sh.b[g], 0, 0};
+    const float xi = LoadAsHalf(x + i);
+    const float d = __fadd_rn(
+        __fmul_rn(static_cast<float>(QuantizeValue<kBits>(xi, q)), q.scale), q.zero);
+    const float delta = fminf(fmaxf(__fsub_rn(xi, d), -65504.0f), 65504.0f);
+    StoreU16(head + out_at + 2 * j, __half_as_ushort(__float2half_rn(delta)), false);
     for (size_t b = 0; b < l.index_bytes; ++b) {
       head[at_at + l.index_bytes * j + b] =
           static_cast<uint8_t>(static_cast<uint32_t>(i) >> (8 * b));
