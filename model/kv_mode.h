@@ -46,8 +46,8 @@ struct KvMode {
   int block = 32;         // B
   int group = 0;          // G; 0 = min(32, head_dim), filled in by Resolve
   int residual = 128;     // R, a multiple of B (0 quantizes full blocks at once)
-  double k_outliers = 0;  // fraction of a block's keys kept exact
-  double v_outliers = 0;  // fraction of a block's values kept exact
+  double k_outliers = 0;  // fraction of a block's keys kept in fp16 (block_format.h)
+  double v_outliers = 0;  // fraction of a block's values kept in fp16
   kernels::ScaleFormat scales = kernels::ScaleFormat::kFp16;
   int sinks = 0;        // first tokens kept fp16, a multiple of B
   int edge_layers = 0;  // first and last layers at edge_bits (0: none)
