@@ -1,0 +1,155 @@
+// The blocked driver of the packed matrix products (PackedMatMul: fp32
+// panels, packed_matmul.cc; Bf16MatMul: bf16 panels, bf16_matmul.cc): the
+// panel layout's packing at load, and the loops around a 6 x 16
+// micro-kernel that differ between them only in the weights' element type W.
+#ifndef KVQ_MODEL_INTERNAL_PANEL_DRIVER_H_
+#define KVQ_MODEL_INTERNAL_PANEL_DRIVER_H_
+
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstddef>
+#include <cstring>
+#include <memory>
+
+#include "model/internal/ops.h"
+#include "model/internal/packed_matmul.h"
+
+namespace kvq::model_internal::panel {
+
+constexpr int kP = PackedMatrix::kPanel;
+constexpr int kKc = PackedMatrix::kBlockK;
+// Rows per micro-kernel call: 6 rows x 16 features = 12 ymm accumulators,
+// plus 2 for the weights and 1 for the broadcast x value.
+constexpr int kMr = 6;
+// Rows per chunk: a chunk's k-block of x (144 x 256 floats, 144 KiB) stays
+// in L2 while every panel of the thread streams past it.
+constexpr int kMc = 144;
+// Below this many multiply-adds threads cost more than they save.
+constexpr double kParallelMinWork = 256.0 * 1024;
+
+// One micro-kernel call: y[r][0..16) (r < R, row stride ldy) continues its
+// chain with xp[k][r] * pw[k][j] for k = 0..kc in order (xp: R packed rows,
+// k-major, already offset to the block's first k), starting from 0 when
+// `first`. Kernel tables are indexed by rows - 1.
+template <typename W>
+using Kernel = void (*)(const float* xp, const W* pw, int kc, float* y, size_t ldy,
+                        bool first);
+
+// Packs w[out][in] (row-major fp32) into `m`'s panels (Matrix::Block), each
+// weight through convert (zero past the last output feature).
+template <typename W, typename Matrix, typename Convert>
+void PackPanels(const Matrix& m, const float* w, Convert convert) {
+  const int out = m.out(), in = m.in();
+  for (int k0 = 0; k0 < in; k0 += kKc) {
+    const int kc = std::min(kKc, in - k0);
+    for (int p = 0; p < m.panels(); ++p) {
+      W* dst = const_cast<W*>(m.Block(p, k0));
+      for (int j = 0; j < kP; ++j) {
+        const int o = p * kP + j;
+        for (int k = 0; k < kc; ++k) {
+          dst[k * kP + j] = o < out ? convert(w[size_t(o) * in + k0 + k]) : W{0};
+        }
+      }
+    }
+  }
+}
+
+// Row o of `m` as fp32 (each weight through widen).
+template <typename Matrix, typename Widen>
+void PanelRow(const Matrix& m, int o, float* dst, Widen widen) {
+  const int p = o / kP, j = o % kP;
+  for (int k0 = 0; k0 < m.in(); k0 += kKc) {
+    const int kc = std::min(kKc, m.in() - k0);
+    const auto* src = m.Block(p, k0) + j;
+    for (int k = 0; k < kc; ++k) dst[k0 + k] = widen(src[k * kP]);
+  }
+}
+
+// Copies rows [b, b + r) of x[n][in] (r = min(6, n - b), b a multiple of 6)
+// to xp + b * in as [in][r]: the micro-kernels' broadcasts then read one
+// sequential stream instead of r rows `in` floats apart.
+inline void PackRowBlock(const float* x, int n, int in, int b, float* xp) {
+  const int r = std::min(kMr, n - b);
+  float* dst = xp + size_t(b) * in;
+  for (int k = 0; k < in; ++k) {
+    for (int a = 0; a < r; ++a) dst[k * r + a] = x[size_t(b + a) * in + k];
+  }
+}
+
+// y's columns of panels [p0, p1), all n rows. Each thread packs each row
+// chunk of x for itself (n x in floats copied against n x in x 16 x
+// (p1 - p0) multiply-adds), so the threads never wait for each other. Loop
+// order (BLIS): row chunk, k-block (the chunk's x block stays in L2), panel
+// (its weights' block stays in L1 while the 6-row blocks pass), 6-row block.
+// Every y[r][o] sees the k-blocks in order, so its chain is the same for any
+// n and any row block.
+template <typename W, typename Matrix>
+void RunPanels(const float* x, int n, const Matrix& w, float* y, int p0, int p1,
+               const Kernel<W>* kernels) {
+  const int in = w.in(), out = w.out();
+  std::unique_ptr<float[]> xp(new float[size_t(std::min(n, kMc)) * in]);
+  alignas(32) float tile[kMr * kP] = {};  // the last panel when out % 16 != 0
+  for (int r0 = 0; r0 < n; r0 += kMc) {
+    const int rows = std::min(kMc, n - r0);
+    for (int b = 0; b < rows; b += kMr) {
+      PackRowBlock(x + size_t(r0) * in, rows, in, b, xp.get());
+    }
+    for (int k0 = 0; k0 < in; k0 += kKc) {
+      const int kc = std::min(kKc, in - k0);
+      const bool first = k0 == 0;
+      for (int p = p0; p < p1; ++p) {
+        const W* pw = w.Block(p, k0);
+        const int cols = std::min(kP, out - p * kP);
+        for (int i = 0; i < rows; i += kMr) {
+          const int r = std::min(kMr, rows - i);
+          const float* xs = xp.get() + size_t(i) * in + size_t(k0) * r;
+          float* ys = y + size_t(r0 + i) * out + size_t(p) * kP;
+          if (!first && i + kMr < rows) {
+            // The next call's y tile: it went out to L3 since the last k-block.
+            for (int a = 0; a < std::min(kMr, rows - i - kMr); ++a) {
+              const float* next = ys + size_t(kMr + a) * out;
+              _mm_prefetch(reinterpret_cast<const char*>(next), _MM_HINT_T0);
+              _mm_prefetch(reinterpret_cast<const char*>(next + kP - 1), _MM_HINT_T0);
+            }
+          }
+          if (cols == kP) {
+            kernels[r - 1](xs, pw, kc, ys, out, first);
+            continue;
+          }
+          for (int a = 0; a < r && !first; ++a) {
+            std::memcpy(tile + a * kP, ys + size_t(a) * out, cols * sizeof(float));
+          }
+          kernels[r - 1](xs, pw, kc, tile, kP, first);
+          for (int a = 0; a < r; ++a) {
+            std::memcpy(ys + size_t(a) * out, tile + a * kP, cols * sizeof(float));
+          }
+        }
+      }
+    }
+  }
+}
+
+// y[n][w.out()] = x[n][w.in()] . W^T through `kernels`; each thread owns a
+// contiguous run of panels (of output features).
+template <typename W, typename Matrix>
+void MatMul(const float* x, int n, const Matrix& w, float* y, const Kernel<W>* kernels) {
+  if (n <= 0) return;
+  const int panels = w.panels();
+  const double work = double(n) * w.in() * w.out();
+  const int threads = work < kParallelMinWork ? 1 : std::min(InitThreads(), panels);
+  if (threads <= 1) {
+    RunPanels<W>(x, n, w, y, 0, panels, kernels);
+    return;
+  }
+  const int chunk = (panels + threads - 1) / threads;
+#pragma omp parallel for num_threads(threads) schedule(static)
+  for (int t = 0; t < threads; ++t) {
+    const int p0 = std::min(panels, t * chunk), p1 = std::min(panels, p0 + chunk);
+    if (p0 < p1) RunPanels<W>(x, n, w, y, p0, p1, kernels);
+  }
+}
+
+}  // namespace kvq::model_internal::panel
+
+#endif  // KVQ_MODEL_INTERNAL_PANEL_DRIVER_H_
