@@ -17,6 +17,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -39,6 +40,10 @@ struct SequenceCache {
   int n_tokens = 0;                       // total tokens, quantized + fp16
 };
 
+// Runs fn(i) for every i in [0, n), each once, on at most `threads` threads
+// (the caller's among them), and returns when all have finished.
+using ParallelForFn = void (*)(int n, int threads, const std::function<void(int)>& fn);
+
 struct AttentionParams {
   BlockEncoding quantized_encoding;  // encoding of the `quantized` blocks
   int block_tokens = 32;             // B of every block (quantized and fp16)
@@ -46,6 +51,11 @@ struct AttentionParams {
   int n_kv_heads = 0;
   int head_dim = 0;
   int n_threads = 1;  // threads the kernel may use (optimized variants)
+  // How the CPU kernels run their n_threads: nullptr, their own pool of
+  // blocking workers; else the caller's loop, so that a caller with a thread
+  // pool of its own (the model's OpenMP team) lends those threads rather than
+  // leaving them to spin beside a second pool on the same cores.
+  ParallelForFn parallel_for = nullptr;
 };
 
 struct AttentionTask {

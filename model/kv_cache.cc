@@ -13,7 +13,7 @@ constexpr double kMinWorkPerThread = 256.0 * 1024;
 }  // namespace
 
 absl::Status AttendBatch(int layer, absl::Span<KvCache* const> caches, const float* q,
-                         float* out, int n_threads) {
+                         float* out, int n_threads, kernels::ParallelForFn parallel_for) {
   if (caches.empty()) return absl::OkStatus();
   const KvCacheShape& shape = caches[0]->shape();
   const size_t stride = size_t(shape.n_heads) * shape.head_dim;
@@ -42,6 +42,7 @@ absl::Status AttendBatch(int layer, absl::Span<KvCache* const> caches, const flo
   for (const kernels::SequenceCache& v : views) work += v.n_tokens;
   work *= double(shape.n_heads) * shape.head_dim;
   params.n_threads = work >= kMinWorkPerThread ? n_threads : 1;
+  params.parallel_for = parallel_for;
   return kernels::Best().decode_attention(params, tasks);
 }
 

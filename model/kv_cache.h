@@ -83,10 +83,11 @@ class KvCache {
 
 // Decode attention for a batch: caches[i] attends q[i] ([n_heads*head_dim]
 // rows) into out[i]. Caches with the same block encoding share one kernel
-// call (the kernels' own threading); the rest use Attend. All caches must
-// have the same shape.
+// call (on n_threads threads: the kernels' own pool, or parallel_for's when
+// given); the rest use Attend. All caches must have the same shape.
 absl::Status AttendBatch(int layer, absl::Span<KvCache* const> caches, const float* q,
-                         float* out, int n_threads);
+                         float* out, int n_threads,
+                         kernels::ParallelForFn parallel_for = nullptr);
 
 }  // namespace kvq::model
 

@@ -34,7 +34,7 @@ bool ValidBits(int b) { return b == 2 || b == 4 || b == 8; }
 
 int OutlierCount(double fraction, int block, int head_dim) {
   const double n = std::round(fraction * block * head_dim);
-  return static_cast<int>(std::min<double>(n, double{block} * head_dim));
+  return static_cast<int>(std::min<double>(n, static_cast<double>(block) * head_dim));
 }
 
 }  // namespace

@@ -275,7 +275,10 @@ absl::Status Transformer::DecodeStep(absl::Span<const int> tokens,
       KVQ_RETURN_IF_ERROR(
           caches[i]->Append(l, 1, &k[size_t(i) * kvdim], &v[size_t(i) * kvdim]));
     }
-    KVQ_RETURN_IF_ERROR(AttendBatch(l, caches, q.data(), att.data(), n_threads_));
+    // On the products' OpenMP threads: a second pool would leave them spinning
+    // beside it on the same cores (docs/performance.md, "One thread pool").
+    KVQ_RETURN_IF_ERROR(
+        AttendBatch(l, caches, q.data(), att.data(), n_threads_, &ops::ParallelFor));
     w.wo.MatMul(att.data(), n, proj.data());
     for (size_t i = 0; i < x.size(); ++i) x[i] += proj[i];
     FeedForward(l, x.data(), n);

@@ -246,12 +246,17 @@ absl::Status DecodeAttention(const IsaKernels& isa, const AttentionParams& p,
   std::vector<float> states(state_size);
   const int n_items = static_cast<int>(items.size());
   const int n_threads = std::min(p.n_threads, n_items);
-  cpu_internal::WorkerPool::Get().ParallelFor(n_items, n_threads, [&](int i) {
+  const std::function<void(int)> run = [&](int i) {
     thread_local std::vector<float> scratch;
     thread_local std::vector<const uint8_t*> pointers;
     RunItem(isa, p, batch[items[i].task], items[i], &states[items[i].state], scratch,
             pointers);
-  });
+  };
+  if (p.parallel_for != nullptr && n_threads > 1) {
+    p.parallel_for(n_items, n_threads, run);
+  } else {
+    cpu_internal::WorkerPool::Get().ParallelFor(n_items, n_threads, run);
+  }
   std::vector<const float*> parts;
   for (int t = 0; t < n_tasks; ++t) {
     for (int h = 0; h < H; ++h) {

@@ -101,6 +101,11 @@ int InitThreads() {
   return threads;
 }
 
+void ParallelFor(int n, int threads, const std::function<void(int)>& fn) {
+#pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
+  for (int i = 0; i < n; ++i) fn(i);
+}
+
 void MatMul(const float* x, int n, int in, const float* w, int out, float* y) {
   const double work = double(n) * in * out;
   if (work < kParallelMinWork) {

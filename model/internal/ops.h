@@ -4,6 +4,7 @@
 #ifndef KVQ_MODEL_INTERNAL_OPS_H_
 #define KVQ_MODEL_INTERNAL_OPS_H_
 
+#include <functional>
 #include <vector>
 
 #include "model/config.h"
@@ -13,6 +14,11 @@ namespace kvq::model_internal {
 // Makes OpenBLAS single-threaded (all parallelism goes through OpenMP) and
 // returns the number of threads the forward pass uses. Idempotent.
 int InitThreads();
+
+// Runs fn(i) for i in [0, n) on at most `threads` OpenMP threads (dynamic,
+// one index at a time): the model's team, lent to the KV kernels
+// (kernels::AttentionParams::parallel_for).
+void ParallelFor(int n, int threads, const std::function<void(int)>& fn);
 
 // Whether the CPU has AVX2 and FMA (checked once).
 bool HasAvx2Fma();

@@ -9,8 +9,11 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <functional>
 #include <random>
 #include <string>
+#include <thread>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -321,6 +324,50 @@ TEST_P(CpuKernelsTest, AttentionIsBatchInvariant) {
         }
       }
     }
+  }
+}
+
+// A caller's thread pool (AttentionParams::parallel_for: the model lends its
+// OpenMP team) runs the work items when more than one thread is allowed, and
+// the outputs are bit-identical to the kernels' own pool's.
+int g_runner_calls = 0;
+void TwoThreadsBackwards(int n, int threads, const std::function<void(int)>& fn) {
+  ++g_runner_calls;
+  EXPECT_GT(threads, 1);
+  std::thread other([&] {
+    for (int i = n - 1; i >= 0; i -= 2) fn(i);
+  });
+  for (int i = n - 2; i >= 0; i -= 2) fn(i);
+  other.join();
+}
+
+TEST_P(CpuKernelsTest, AttentionRunsOnTheCallersThreads) {
+  std::mt19937 rng(8);
+  const int head_dim = 64, n_kv_heads = 2, n_heads = 8, B = 32;
+  const BlockEncoding enc = BlockEncoding::Quantized(2, B, 32);
+  std::vector<testing::TestCache> caches;
+  std::vector<std::vector<float>> qs;
+  for (const auto& sh : {std::pair{200 * B + 3, 196}, std::pair{3 * B, 2}}) {
+    caches.push_back(
+        testing::BuildCache(rng, enc, n_kv_heads, head_dim, sh.first, sh.second));
+    qs.push_back(RandomQuery(rng, n_heads, head_dim));
+  }
+  const size_t n_out = static_cast<size_t>(n_heads) * head_dim;
+  for (int threads : {1, 2, 4}) {
+    std::vector<std::vector<float>> own(2, std::vector<float>(n_out)), lent = own;
+    std::vector<AttentionTask> a, b;
+    for (size_t i = 0; i < caches.size(); ++i) {
+      a.push_back({qs[i].data(), &caches[i].cache, own[i].data()});
+      b.push_back({qs[i].data(), &caches[i].cache, lent[i].data()});
+    }
+    AttentionParams p = testing::Params(enc, n_heads, n_kv_heads, head_dim);
+    p.n_threads = threads;
+    ASSERT_TRUE(K().decode_attention(p, a).ok());
+    p.parallel_for = &TwoThreadsBackwards;
+    g_runner_calls = 0;
+    ASSERT_TRUE(K().decode_attention(p, b).ok());
+    EXPECT_EQ(lent, own) << "threads " << threads;
+    EXPECT_EQ(g_runner_calls, threads > 1 ? 1 : 0) << "threads " << threads;
   }
 }
 
