@@ -4,7 +4,8 @@
 // with it within the tolerance of kernels/cpu/README.md. Attention visits
 // each KV head once for all of its query heads, folds the per-channel key
 // scales into the query, and splits long contexts across
-// AttentionParams::n_threads threads (a pool of blocking workers), merging the partial
+// AttentionParams::n_threads threads (a pool of blocking workers, or the caller's
+// threads through AttentionParams::parallel_for), merging the partial
 // softmax states at the end. Shapes the SIMD loops do not cover (head_dim, B or G not
 // multiples of 8) are handed to the reference.
 //

@@ -14,13 +14,17 @@ namespace {
 template <int R>
 void Kernel(const uint8_t* x, size_t ldx, const int8_t* w, int k4, int32_t* acc,
             size_t ldacc) {
+  // Fully unrolled, so that the accumulators live in registers (GCC 12
+  // otherwise stores the arrays to the stack every step).
   __m256i lo[R], hi[R];
+#pragma GCC unroll 4
   for (int r = 0; r < R; ++r) lo[r] = hi[r] = _mm256_setzero_si256();
   const __m256i ones = _mm256_set1_epi16(1);
   for (int q = 0; q < k4; ++q) {
     const __m256i w0 = _mm256_load_si256(reinterpret_cast<const __m256i*>(w + q * 64));
     const __m256i w1 =
         _mm256_load_si256(reinterpret_cast<const __m256i*>(w + q * 64 + 32));
+#pragma GCC unroll 4
     for (int r = 0; r < R; ++r) {
       int32_t x4;
       std::memcpy(&x4, x + r * ldx + 4 * q, 4);
@@ -32,6 +36,7 @@ void Kernel(const uint8_t* x, size_t ldx, const int8_t* w, int k4, int32_t* acc,
       hi[r] = _mm256_add_epi32(hi[r], _mm256_madd_epi16(p1, ones));
     }
   }
+#pragma GCC unroll 4
   for (int r = 0; r < R; ++r) {
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(acc + r * ldacc), lo[r]);
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(acc + r * ldacc + 8), hi[r]);

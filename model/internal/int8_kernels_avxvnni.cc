@@ -9,25 +9,35 @@
 namespace kvq::model_internal {
 namespace {
 
+// acc += u8 x s8 sums of 4 (VEX vpdpbusd), as inline assembly: GCC 12's
+// builtin for it made the accumulators round-trip through the stack every
+// step (as in int8_kernels_avx512vnni.cc).
+inline void Dpbusd(__m256i& acc, __m256i x, __m256i w) {
+  asm("%{vex%} vpdpbusd %2, %1, %0" : "+x"(acc) : "x"(x), "xm"(w));
+}
+
 template <int R>
 void Kernel(const uint8_t* x, size_t ldx, const int8_t* w, int k4, const int32_t* offsets,
             int32_t* acc, size_t ldacc) {
   __m256i lo[R], hi[R];
+#pragma GCC unroll 6
   for (int r = 0; r < R; ++r) lo[r] = hi[r] = _mm256_setzero_si256();
   for (int q = 0; q < k4; ++q) {
     const __m256i w0 = _mm256_load_si256(reinterpret_cast<const __m256i*>(w + q * 64));
     const __m256i w1 =
         _mm256_load_si256(reinterpret_cast<const __m256i*>(w + q * 64 + 32));
+#pragma GCC unroll 6
     for (int r = 0; r < R; ++r) {
       int32_t x4;
       std::memcpy(&x4, x + r * ldx + 4 * q, 4);
       const __m256i xb = _mm256_set1_epi32(x4);
-      lo[r] = _mm256_dpbusd_avx_epi32(lo[r], xb, w0);
-      hi[r] = _mm256_dpbusd_avx_epi32(hi[r], xb, w1);
+      Dpbusd(lo[r], xb, w0);
+      Dpbusd(hi[r], xb, w1);
     }
   }
   const __m256i off0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(offsets));
   const __m256i off1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(offsets + 8));
+#pragma GCC unroll 6
   for (int r = 0; r < R; ++r) {
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(acc + r * ldacc),
                         _mm256_sub_epi32(lo[r], off0));

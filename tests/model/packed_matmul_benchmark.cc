@@ -1,19 +1,21 @@
 // PackedMatMul vs the unpacked ops::MatMul (one weight row at a time up to 8
-// rows, OpenBLAS sgemm above) on the `kvq bench model` shapes. Each shape
+// rows, OpenBLAS sgemm above), and Int8MatMul (--weights int8; every integer
+// kernel this CPU runs), on the `kvq bench model` shapes. Each shape
 // cycles through copies of its matrix totalling >= 256 MiB, so the weights
 // come from memory as in a decode step (490 MB per step), not from L3.
 //
 //   bazel build //tests/model:packed_matmul_benchmark
 //   OMP_WAIT_POLICY=passive bazel-bin/tests/model/packed_matmul_benchmark
 //
-// Counters: GFLOPs (2 n in out per product) and weight_GBps (in out 4 bytes
-// per product, read once).
+// Counters: GFLOPs (2 n in out per product) and weight_GBps (in out bytes
+// per product, read once: 4 per weight, 1 for int8).
 #include <memory>
 #include <random>
 #include <string>
 #include <vector>
 
 #include "benchmark/benchmark.h"
+#include "model/internal/int8_matmul.h"
 #include "model/internal/ops.h"
 #include "model/internal/packed_matmul.h"
 
@@ -33,6 +35,7 @@ constexpr Shape kShapes[] = {{"w1_2816x1024", 2816, 1024},
 struct Weights {
   std::vector<std::vector<float>> raw;
   std::vector<PackedMatrix> packed;
+  std::vector<std::unique_ptr<Int8Matrix>> int8;
 };
 
 const Weights& WeightsOf(int shape) {
@@ -48,6 +51,7 @@ const Weights& WeightsOf(int shape) {
       std::vector<float> m(floats);
       for (float& f : m) f = normal(rng);
       w->packed.emplace_back(m.data(), s.out, s.in);
+      w->int8.push_back(std::make_unique<Int8Matrix>(m.data(), s.out, s.in));
       w->raw.push_back(std::move(m));
     }
     cache[shape] = std::move(w);
@@ -55,17 +59,26 @@ const Weights& WeightsOf(int shape) {
   return *cache[shape];
 }
 
-void Run(benchmark::State& state, int shape, int n, bool packed) {
+enum class Path { kUnpacked, kPacked, kInt8 };
+
+void Run(benchmark::State& state, int shape, int n, Path path,
+         Int8Kernel kernel = Int8Kernel::kAuto) {
   InitThreads();
   const Shape& s = kShapes[shape];
   const Weights& w = WeightsOf(shape);
   std::vector<float> x(size_t(n) * s.in, 0.5f), y(size_t(n) * s.out);
   size_t c = 0;
   for (auto _ : state) {
-    if (packed) {
-      PackedMatMul(x.data(), n, w.packed[c], y.data());
-    } else {
-      MatMul(x.data(), n, s.in, w.raw[c].data(), s.out, y.data());
+    switch (path) {
+      case Path::kUnpacked:
+        MatMul(x.data(), n, s.in, w.raw[c].data(), s.out, y.data());
+        break;
+      case Path::kPacked:
+        PackedMatMul(x.data(), n, w.packed[c], y.data());
+        break;
+      case Path::kInt8:
+        Int8MatMul(x.data(), n, *w.int8[c], y.data(), kernel);
+        break;
     }
     benchmark::DoNotOptimize(y.data());
     c = (c + 1) % w.raw.size();
@@ -74,7 +87,8 @@ void Run(benchmark::State& state, int shape, int n, bool packed) {
   state.counters["GFLOPs"] =
       benchmark::Counter(2e-9 * n * s.in * s.out * products, benchmark::Counter::kIsRate);
   state.counters["weight_GBps"] =
-      benchmark::Counter(4e-9 * s.in * s.out * products, benchmark::Counter::kIsRate);
+      benchmark::Counter((path == Path::kInt8 ? 1e-9 : 4e-9) * s.in * s.out * products,
+                         benchmark::Counter::kIsRate);
 }
 
 }  // namespace
@@ -87,12 +101,26 @@ int main(int argc, char** argv) {
   using kvq::model_internal::Run;
   for (int shape = 0; shape < static_cast<int>(std::size(kShapes)); ++shape) {
     for (int n : {1, 8, 32, 64, 512}) {
-      for (bool packed : {false, true}) {
+      using kvq::model_internal::Int8Kernel;
+      using kvq::model_internal::Path;
+      const std::string suffix =
+          std::string(kShapes[shape].name) + "/n:" + std::to_string(n);
+      for (Path path : {Path::kUnpacked, Path::kPacked}) {
         const std::string name =
-            std::string(packed ? "BM_PackedMatMul/" : "BM_UnpackedMatMul/") +
-            kShapes[shape].name + "/n:" + std::to_string(n);
+            (path == Path::kPacked ? "BM_PackedMatMul/" : "BM_UnpackedMatMul/") + suffix;
         benchmark::RegisterBenchmark(
-            name.c_str(), [=](benchmark::State& state) { Run(state, shape, n, packed); })
+            name.c_str(), [=](benchmark::State& state) { Run(state, shape, n, path); })
+            ->UseRealTime()
+            ->Unit(benchmark::kMillisecond);
+      }
+      for (Int8Kernel k : {Int8Kernel::kAvx512Vnni, Int8Kernel::kAvxVnni,
+                           Int8Kernel::kAvx2, Int8Kernel::kPortable}) {
+        if (!kvq::model_internal::Int8KernelSupported(k)) continue;
+        const std::string name = std::string("BM_Int8MatMul/") +
+                                 kvq::model_internal::Int8KernelName(k) + "/" + suffix;
+        benchmark::RegisterBenchmark(
+            name.c_str(),
+            [=](benchmark::State& state) { Run(state, shape, n, Path::kInt8, k); })
             ->UseRealTime()
             ->Unit(benchmark::kMillisecond);
       }
