@@ -10,14 +10,6 @@
 namespace kvq::store {
 namespace {
 
-absl::Status CheckFits16(uint32_t v, const char* field) {
-  if (v > std::numeric_limits<uint16_t>::max()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("block meta ", field, " = ", v, " is out of range"));
-  }
-  return absl::OkStatus();
-}
-
 absl::Status CheckFits31(uint32_t v, const char* field) {
   if (v > static_cast<uint32_t>(std::numeric_limits<int32_t>::max())) {
     return absl::InvalidArgumentError(

@@ -160,7 +160,9 @@ TEST_F(ServingEquivalenceTest, ShardedStoreGivesTheSameTokens) {
     EXPECT_EQ(r.tokens, colocated.tokens);
     EXPECT_EQ(r.last.decode_bytes_fetched(),
               r.last.prefill().bytes_pushed() + r.last.prefill().bytes_fetched());
-    if (round == 1) EXPECT_GT(r.last.prefill().blocks_reused(), 0u);
+    if (round == 1) {
+      EXPECT_GT(r.last.prefill().blocks_reused(), 0u);
+    }
   }
   uint64_t blocks = 0;
   for (const std::string& shard : (*sharded)->store_addresses()) {

@@ -5,6 +5,7 @@
 // as the plaintext demo.
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <memory>
 #include <string>
 #include <vector>
@@ -30,7 +31,7 @@ using kvstore::testing::TestBlock;
 
 std::string MakeDir(const std::string& name) {
   const std::string dir = std::string(std::getenv("TEST_TMPDIR")) + "/" + name;
-  std::system(("mkdir -p " + dir).c_str());
+  std::filesystem::create_directories(dir);
   return dir;
 }
 

@@ -135,7 +135,9 @@ TEST(BlockAssemblerTest, OverlongReadWritesNothingPastItsChunk) {
                 .code(),
             absl::StatusCode::kInvalidArgument);
   for (int layer = 0; layer < b.meta.n_layers; ++layer) {
-    if (layer != 1) ASSERT_TRUE(a->AddChunk(layer, 0, bytes.substr(layer * lb, lb)).ok());
+    if (layer != 1) {
+      ASSERT_TRUE(a->AddChunk(layer, 0, bytes.substr(layer * lb, lb)).ok());
+    }
   }
   ASSERT_TRUE(a->complete());
   EXPECT_EQ(a->Checksum(), b.meta.checksum);

@@ -4,6 +4,7 @@
 #include "services/common/tls.h"
 
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <string>
 
@@ -18,7 +19,7 @@ class TlsTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     dir_ = new std::string(std::string(std::getenv("TEST_TMPDIR")) + "/tls");
-    std::system(("mkdir -p " + *dir_).c_str());
+    std::filesystem::create_directories(*dir_);
     auto c = launcher::MakeClusterCredentials(*dir_);
     ASSERT_TRUE(c.ok()) << c.status();
     creds_ = new launcher::ClusterCredentials(*c);

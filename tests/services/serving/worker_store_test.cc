@@ -37,7 +37,9 @@ std::vector<kvstore::BlockKey> PutThree(InProcessStore& server) {
   std::vector<kvstore::BlockKey> keys;
   for (uint64_t seed = 1; seed <= 4; ++seed) {
     kvstore::testing::TestBlock b = kvstore::testing::MakeTestBlock(seed);
-    if (seed <= 3) EXPECT_TRUE(server.engine().Put(b.key, b.meta, b.bytes).ok());
+    if (seed <= 3) {
+      EXPECT_TRUE(server.engine().Put(b.key, b.meta, b.bytes).ok());
+    }
     keys.push_back(b.key);
   }
   return keys;
