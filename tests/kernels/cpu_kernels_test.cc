@@ -210,6 +210,24 @@ std::vector<float> RandomQuery(std::mt19937& rng, int n_heads, int head_dim) {
   return q;
 }
 
+// Caches of the given {tokens, quantized blocks} shapes, each with a random
+// query.
+struct TestBatch {
+  std::vector<testing::TestCache> caches;  // moved in: a cache points into its parts
+  std::vector<std::vector<float>> qs;
+};
+TestBatch MakeBatch(std::mt19937& rng, const BlockEncoding& enc, int n_heads,
+                    int n_kv_heads, int head_dim,
+                    const std::vector<std::pair<int, int>>& shapes) {
+  TestBatch b;
+  for (const auto& [tokens, quantized] : shapes) {
+    b.caches.push_back(
+        testing::BuildCache(rng, enc, n_kv_heads, head_dim, tokens, quantized));
+    b.qs.push_back(RandomQuery(rng, n_heads, head_dim));
+  }
+  return b;
+}
+
 TEST_P(CpuKernelsTest, AttentionMatchesReference) {
   std::mt19937 rng(3);
   for (int bits : {2, 4, 8}) {
@@ -244,15 +262,11 @@ TEST_P(CpuKernelsTest, AttentionOverBatchesAndCacheShapes) {
   std::mt19937 rng(4);
   const int head_dim = 64, n_kv_heads = 2, n_heads = 8, B = 16;
   const BlockEncoding enc = BlockEncoding::Quantized(2, B, 32);
-  std::vector<testing::TestCache> caches;
-  std::vector<std::vector<float>> qs;
   // fp16 only (one token, a partial block, full blocks), quantized only,
   // and mixed.
-  const int shapes[][2] = {{1, 0}, {5, 0}, {48, 0}, {64, 4}, {70, 4}, {200, 10}};
-  for (const auto& s : shapes) {
-    caches.push_back(testing::BuildCache(rng, enc, n_kv_heads, head_dim, s[0], s[1]));
-    qs.push_back(RandomQuery(rng, n_heads, head_dim));
-  }
+  const auto [caches, qs] =
+      MakeBatch(rng, enc, n_heads, n_kv_heads, head_dim,
+                {{1, 0}, {5, 0}, {48, 0}, {64, 4}, {70, 4}, {200, 10}});
   AttentionParams p = testing::Params(enc, n_heads, n_kv_heads, head_dim);
   for (int threads : {1, 2, 3}) {
     p.n_threads = threads;
@@ -290,15 +304,11 @@ TEST_P(CpuKernelsTest, AttentionIsBatchInvariant) {
   for (int group : {32, 4}) {
     const int head_dim = 64, n_kv_heads = 2, n_heads = 8, B = 32;
     const BlockEncoding enc = BlockEncoding::Quantized(2, B, group);
-    std::vector<testing::TestCache> caches;
-    std::vector<std::vector<float>> qs;
     // fp16 only (short, then long enough to be chunked), quantized + fp16.
     // (64-block chunks: the long ones are cut in 2 and 3.)
-    const int shapes[][2] = {{9, 0}, {130 * B + 5, 0}, {200 * B + 3, 196}, {3 * B, 2}};
-    for (const auto& sh : shapes) {
-      caches.push_back(testing::BuildCache(rng, enc, n_kv_heads, head_dim, sh[0], sh[1]));
-      qs.push_back(RandomQuery(rng, n_heads, head_dim));
-    }
+    const auto [caches, qs] =
+        MakeBatch(rng, enc, n_heads, n_kv_heads, head_dim,
+                  {{9, 0}, {130 * B + 5, 0}, {200 * B + 3, 196}, {3 * B, 2}});
     const size_t n_out = static_cast<size_t>(n_heads) * head_dim;
     AttentionParams p = testing::Params(enc, n_heads, n_kv_heads, head_dim);
     std::vector<std::vector<float>> alone(caches.size(), std::vector<float>(n_out));
@@ -345,13 +355,8 @@ TEST_P(CpuKernelsTest, AttentionRunsOnTheCallersThreads) {
   std::mt19937 rng(8);
   const int head_dim = 64, n_kv_heads = 2, n_heads = 8, B = 32;
   const BlockEncoding enc = BlockEncoding::Quantized(2, B, 32);
-  std::vector<testing::TestCache> caches;
-  std::vector<std::vector<float>> qs;
-  for (const auto& sh : {std::pair{200 * B + 3, 196}, std::pair{3 * B, 2}}) {
-    caches.push_back(
-        testing::BuildCache(rng, enc, n_kv_heads, head_dim, sh.first, sh.second));
-    qs.push_back(RandomQuery(rng, n_heads, head_dim));
-  }
+  const auto [caches, qs] = MakeBatch(rng, enc, n_heads, n_kv_heads, head_dim,
+                                      {{200 * B + 3, 196}, {3 * B, 2}});
   const size_t n_out = static_cast<size_t>(n_heads) * head_dim;
   for (int threads : {1, 2, 4}) {
     std::vector<std::vector<float>> own(2, std::vector<float>(n_out)), lent = own;
