@@ -8,6 +8,7 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <utility>
 
@@ -38,6 +39,20 @@ absl::StatusOr<std::unique_ptr<ChildProcess>> ChildProcess::Start(
     const std::string& name, const std::vector<std::string>& argv,
     const ChildOptions& options) {
   if (argv.empty()) return absl::InvalidArgumentError("empty argv");
+  // The child's environment: ours plus the defaults we do not set.
+  std::vector<char*> cenv;
+  for (char** e = environ; *e != nullptr; ++e) cenv.push_back(*e);
+  for (const std::string& kv : options.env_defaults) {
+    const size_t eq = kv.find('=');
+    if (eq == std::string::npos || eq == 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("env default \"", kv, "\" is not NAME=VALUE"));
+    }
+    if (std::getenv(kv.substr(0, eq).c_str()) == nullptr) {
+      cenv.push_back(const_cast<char*>(kv.c_str()));
+    }
+  }
+  cenv.push_back(nullptr);
   int fds[2];
   if (pipe2(fds, O_CLOEXEC) != 0) {
     return absl::InternalError(absl::StrCat("pipe: ", std::strerror(errno)));
@@ -62,7 +77,7 @@ absl::StatusOr<std::unique_ptr<ChildProcess>> ChildProcess::Start(
     setpgid(0, group);
     dup2(fds[1], STDOUT_FILENO);
     dup2(fds[1], STDERR_FILENO);
-    execv(cargv[0], cargv.data());
+    execve(cargv[0], cargv.data(), cenv.data());
     static constexpr char kMsg[] = "exec failed\n";
     (void)!write(STDERR_FILENO, kMsg, sizeof(kMsg) - 1);
     _exit(127);

@@ -34,6 +34,9 @@ struct ChildOptions {
   pid_t process_group = 0;
   // Echo the child's output to our stderr, each line prefixed "[name] ".
   bool echo_output = false;
+  // "NAME=VALUE" entries added to the child's environment where NAME is not
+  // set in ours (ours wins: a user's setting is never overridden).
+  std::vector<std::string> env_defaults;
 };
 
 class ChildProcess {

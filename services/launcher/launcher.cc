@@ -36,6 +36,14 @@ absl::StatusOr<std::unique_ptr<ChildProcess>> Cluster::StartOne(
   opts.listen_timeout = options_.start_timeout;
   opts.process_group = group_;
   opts.echo_output = options_.echo_output;
+  // The services' OpenMP threads spin briefly, then sleep, at the end of a
+  // parallel region (libgomp's default spins ~300000 times): the services
+  // share the machine's cores, and a thread spinning while its partner is
+  // preempted only holds the partner back (docs/performance.md, "OpenMP
+  // waits"). Unless the user's environment sets a policy of its own.
+  if (std::getenv("OMP_WAIT_POLICY") == nullptr) {
+    opts.env_defaults.push_back(std::string("GOMP_SPINCOUNT=") + kServiceSpinCount);
+  }
   auto child = ChildProcess::Start(name, argv, opts);
   if (!child.ok()) {
     return absl::Status(child.status().code(),

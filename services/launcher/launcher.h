@@ -33,6 +33,11 @@
 
 namespace kvq::launcher {
 
+// GOMP_SPINCOUNT the launcher gives the services it starts (unless the
+// environment sets GOMP_SPINCOUNT or OMP_WAIT_POLICY itself): libgomp's
+// threads spin this many times at a barrier, then sleep.
+inline constexpr char kServiceSpinCount[] = "3000";
+
 struct ClusterOptions {
   // The kvq binary; "" = FindKvqBinary().
   std::string kvq_binary;

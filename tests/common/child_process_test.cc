@@ -1,6 +1,9 @@
 #include "common/child_process.h"
 
 #include <signal.h>
+#include <stdlib.h>
+
+#include <string>
 
 #include "gtest/gtest.h"
 
@@ -61,6 +64,29 @@ TEST(ChildProcessTest, SilentChildTimesOut) {
   auto child = ChildProcess::Start("silent", {"/bin/sh", "-c", "exec sleep 60"}, opts);
   ASSERT_FALSE(child.ok());
   EXPECT_EQ(child.status().code(), absl::StatusCode::kDeadlineExceeded);
+}
+
+// env_defaults reach the child only where our environment leaves the name
+// unset; a malformed entry is refused before anything starts.
+TEST(ChildProcessTest, EnvDefaultsNeverOverrideOurs) {
+  ASSERT_EQ(setenv("KVQ_TEST_OURS", "5151", 1), 0);
+  ASSERT_EQ(unsetenv("KVQ_TEST_DEFAULT"), 0);
+  ChildOptions opts;
+  opts.env_defaults = {"KVQ_TEST_DEFAULT=4242", "KVQ_TEST_OURS=1"};
+  for (const char* var : {"KVQ_TEST_DEFAULT", "KVQ_TEST_OURS"}) {
+    auto child = ChildProcess::Start(
+        "env",
+        {"/bin/sh", "-c",
+         std::string("echo \"listening on 127.0.0.1:$") + var + "\"; exec sleep 60"},
+        opts);
+    ASSERT_TRUE(child.ok()) << child.status();
+    EXPECT_EQ((*child)->port(), std::string(var) == "KVQ_TEST_OURS" ? 5151 : 4242) << var;
+  }
+  opts.env_defaults = {"NO_EQUALS_SIGN"};
+  auto bad = ChildProcess::Start("bad", {"/bin/true"}, opts);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
+  unsetenv("KVQ_TEST_OURS");
 }
 
 TEST(ChildProcessTest, JoinsGivenProcessGroup) {

@@ -4,6 +4,9 @@
 // unknown or that this CPU cannot run; every role's /metrics exports
 // kvq_build_info with the variant as a label, a forced one included.
 #include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <iterator>
 #include <string>
 #include <vector>
 
@@ -123,6 +126,17 @@ TEST(BuildInfoMetricTest, EveryRoleExportsItsVariant) {
     EXPECT_TRUE(absl::StrContains(line, "cpu=\"" + kernels::CpuModelName() + "\""))
         << line;
     EXPECT_TRUE(absl::EndsWith(line, " 1")) << line;
+    // The launcher's short OpenMP spin reaches every service (launcher.h,
+    // kServiceSpinCount), unless this environment sets its own.
+    if (std::getenv("GOMP_SPINCOUNT") == nullptr &&
+        std::getenv("OMP_WAIT_POLICY") == nullptr) {
+      std::ifstream in("/proc/" + std::to_string(e.child->pid()) + "/environ");
+      const std::string env((std::istreambuf_iterator<char>(in)),
+                            std::istreambuf_iterator<char>());
+      EXPECT_TRUE(absl::StrContains(
+          env, std::string("GOMP_SPINCOUNT=") + launcher::kServiceSpinCount + '\0'))
+          << e.child->name();
+    }
   }
   // The forced variant serves.
   testing::StreamResult r =
