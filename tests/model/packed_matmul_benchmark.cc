@@ -1,6 +1,7 @@
 // PackedMatMul vs the unpacked ops::MatMul (one weight row at a time up to 8
-// rows, OpenBLAS sgemm above), and Int8MatMul (--weights int8; every integer
-// kernel this CPU runs), on the `kvq bench model` shapes. Each shape
+// rows, OpenBLAS sgemm above), Bf16MatMul (--weights bf16) and Int8MatMul
+// (--weights int8), each with every kernel this CPU runs, on the `kvq bench
+// model` shapes. Each shape
 // cycles through copies of its matrix totalling >= 256 MiB, so the weights
 // come from memory as in a decode step (490 MB per step), not from L3.
 //
@@ -8,13 +9,14 @@
 //   OMP_WAIT_POLICY=passive bazel-bin/tests/model/packed_matmul_benchmark
 //
 // Counters: GFLOPs (2 n in out per product) and weight_GBps (in out bytes
-// per product, read once: 4 per weight, 1 for int8).
+// per product, read once: 4 per weight, 2 for bf16, 1 for int8).
 #include <memory>
 #include <random>
 #include <string>
 #include <vector>
 
 #include "benchmark/benchmark.h"
+#include "model/internal/bf16_matmul.h"
 #include "model/internal/int8_matmul.h"
 #include "model/internal/ops.h"
 #include "model/internal/packed_matmul.h"
@@ -36,6 +38,7 @@ struct Weights {
   std::vector<std::vector<float>> raw;
   std::vector<PackedMatrix> packed;
   std::vector<std::unique_ptr<Int8Matrix>> int8;
+  std::vector<std::unique_ptr<Bf16Matrix>> bf16;
 };
 
 const Weights& WeightsOf(int shape) {
@@ -52,6 +55,7 @@ const Weights& WeightsOf(int shape) {
       for (float& f : m) f = normal(rng);
       w->packed.emplace_back(m.data(), s.out, s.in);
       w->int8.push_back(std::make_unique<Int8Matrix>(m.data(), s.out, s.in));
+      w->bf16.push_back(std::make_unique<Bf16Matrix>(m.data(), s.out, s.in));
       w->raw.push_back(std::move(m));
     }
     cache[shape] = std::move(w);
@@ -59,10 +63,10 @@ const Weights& WeightsOf(int shape) {
   return *cache[shape];
 }
 
-enum class Path { kUnpacked, kPacked, kInt8 };
+enum class Path { kUnpacked, kPacked, kInt8, kBf16 };
 
 void Run(benchmark::State& state, int shape, int n, Path path,
-         Int8Kernel kernel = Int8Kernel::kAuto) {
+         Int8Kernel kernel = Int8Kernel::kAuto, Bf16Kernel bf16 = Bf16Kernel::kAuto) {
   InitThreads();
   const Shape& s = kShapes[shape];
   const Weights& w = WeightsOf(shape);
@@ -79,6 +83,9 @@ void Run(benchmark::State& state, int shape, int n, Path path,
       case Path::kInt8:
         Int8MatMul(x.data(), n, *w.int8[c], y.data(), kernel);
         break;
+      case Path::kBf16:
+        Bf16MatMul(x.data(), n, *w.bf16[c], y.data(), bf16);
+        break;
     }
     benchmark::DoNotOptimize(y.data());
     c = (c + 1) % w.raw.size();
@@ -87,7 +94,10 @@ void Run(benchmark::State& state, int shape, int n, Path path,
   state.counters["GFLOPs"] =
       benchmark::Counter(2e-9 * n * s.in * s.out * products, benchmark::Counter::kIsRate);
   state.counters["weight_GBps"] =
-      benchmark::Counter((path == Path::kInt8 ? 1e-9 : 4e-9) * s.in * s.out * products,
+      benchmark::Counter((path == Path::kInt8   ? 1e-9
+                          : path == Path::kBf16 ? 2e-9
+                                                : 4e-9) *
+                             s.in * s.out * products,
                          benchmark::Counter::kIsRate);
 }
 
@@ -101,6 +111,7 @@ int main(int argc, char** argv) {
   using kvq::model_internal::Run;
   for (int shape = 0; shape < static_cast<int>(std::size(kShapes)); ++shape) {
     for (int n : {1, 8, 32, 64, 512}) {
+      using kvq::model_internal::Bf16Kernel;
       using kvq::model_internal::Int8Kernel;
       using kvq::model_internal::Path;
       const std::string suffix =
@@ -110,6 +121,17 @@ int main(int argc, char** argv) {
             (path == Path::kPacked ? "BM_PackedMatMul/" : "BM_UnpackedMatMul/") + suffix;
         benchmark::RegisterBenchmark(
             name.c_str(), [=](benchmark::State& state) { Run(state, shape, n, path); })
+            ->UseRealTime()
+            ->Unit(benchmark::kMillisecond);
+      }
+      for (Bf16Kernel k : {Bf16Kernel::kAvx512Bf16, Bf16Kernel::kAvx2Fma}) {
+        if (!kvq::model_internal::Bf16KernelSupported(k)) continue;
+        const std::string name = std::string("BM_Bf16MatMul/") +
+                                 kvq::model_internal::Bf16KernelName(k) + "/" + suffix;
+        benchmark::RegisterBenchmark(name.c_str(),
+                                     [=](benchmark::State& state) {
+                                       Run(state, shape, n, Path::kBf16, Int8Kernel::kAuto, k);
+                                     })
             ->UseRealTime()
             ->Unit(benchmark::kMillisecond);
       }

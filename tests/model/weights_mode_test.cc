@@ -3,6 +3,7 @@
 // invariance, memory), and Bf16MatMul against PackedMatMul.
 #include "model/weights_mode.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <random>
@@ -183,41 +184,144 @@ TEST(WeightsModeTest, BatchInvariantAndKeepReleaseAgree) {
   }
 }
 
-// Bf16MatMul is PackedMatMul over the bf16-rounded weights, bit for bit,
-// for each kernel.
-TEST(Bf16MatMulTest, EqualsPackedMatMulOverRoundedWeights) {
+struct MatShape {
+  int n, in, out;
+};
+// Odd and even in, a partial k-block, partial panels, more rows than one
+// 144-row chunk.
+const std::vector<MatShape>& MatShapes() {
+  static const std::vector<MatShape> shapes = {
+      {1, 1, 1}, {3, 255, 17}, {7, 300, 100}, {13, 513, 48}, {150, 40, 18}, {6, 1024, 32}};
+  return shapes;
+}
+
+std::vector<float> Normal(size_t count, std::mt19937& rng, float scale = 1.0f) {
+  std::normal_distribution<float> normal(0.0f, scale);
+  std::vector<float> v(count);
+  for (float& f : v) f = normal(rng);
+  return v;
+}
+
+// The fp32-activation kernels: Bf16MatMul is PackedMatMul over the
+// bf16-rounded weights, bit for bit, kernel for kernel.
+TEST(Bf16MatMulTest, Fp32KernelsEqualPackedMatMulOverRoundedWeights) {
   using namespace model_internal;
   std::mt19937 rng(4);
-  std::normal_distribution<float> normal(0.0f, 1.0f);
-  struct Shape {
-    int n, in, out;
-  };
-  std::vector<MatMulKernel> kernels = {MatMulKernel::kPortable};
-  if (HasAvx2Fma()) kernels.push_back(MatMulKernel::kAvx2Fma);
-  for (const Shape& s : std::vector<Shape>{
-           {1, 1, 1}, {3, 255, 17}, {7, 300, 100}, {13, 513, 48}, {150, 40, 18}}) {
-    std::vector<float> x(size_t(s.n) * s.in), w(size_t(s.out) * s.in);
-    for (float& f : x) f = normal(rng);
-    for (float& f : w) f = normal(rng);
+  std::vector<std::pair<Bf16Kernel, MatMulKernel>> kernels = {
+      {Bf16Kernel::kPortable, MatMulKernel::kPortable}};
+  if (HasAvx2Fma()) kernels.push_back({Bf16Kernel::kAvx2Fma, MatMulKernel::kAvx2Fma});
+  for (const MatShape& s : MatShapes()) {
+    const std::vector<float> x = Normal(size_t(s.n) * s.in, rng);
+    const std::vector<float> w = Normal(size_t(s.out) * s.in, rng);
     std::vector<float> rounded(w.size());
     for (size_t i = 0; i < w.size(); ++i) rounded[i] = Bf16ToFloat(FloatToBf16(w[i]));
     const Bf16Matrix b(w.data(), s.out, s.in);
     const PackedMatrix p(rounded.data(), s.out, s.in);
-    EXPECT_EQ(b.bytes() * 2, p.bytes());
-    for (MatMulKernel k : kernels) {
+    EXPECT_EQ(b.bytes(), size_t(b.panels()) * 16 * ((s.in + 1) / 2 * 2) * 2);
+    for (auto [bk, pk] : kernels) {
       std::vector<float> yb(size_t(s.n) * s.out), yp(yb.size());
-      Bf16MatMul(x.data(), s.n, b, yb.data(), k);
-      PackedMatMul(x.data(), s.n, p, yp.data(), k);
+      Bf16MatMul(x.data(), s.n, b, yb.data(), bk);
+      PackedMatMul(x.data(), s.n, p, yp.data(), pk);
       ASSERT_EQ(std::memcmp(yb.data(), yp.data(), yb.size() * sizeof(float)), 0)
-          << "n " << s.n << " in " << s.in << " out " << s.out;
+          << Bf16KernelName(bk) << " n " << s.n << " in " << s.in << " out " << s.out;
     }
     std::vector<float> row(s.in);
-    b.Row(s.out - 1, row.data());
-    EXPECT_EQ(std::memcmp(row.data(), &rounded[size_t(s.out - 1) * s.in], s.in * 4), 0);
+    for (int o : {0, s.out - 1}) {
+      b.Row(o, row.data());
+      EXPECT_EQ(std::memcmp(row.data(), &rounded[size_t(o) * s.in], s.in * 4), 0);
+    }
   }
   EXPECT_EQ(FloatToBf16(1.0f), 0x3f80);
   EXPECT_EQ(Bf16ToFloat(FloatToBf16(1.00390625f)), 1.0f);  // tie to even
   EXPECT_EQ(Bf16ToFloat(FloatToBf16(1.01171875f)), 1.015625f);
+}
+
+// vdpbf16ps runs the portable specification bit for bit, on random values
+// and on what it treats specially: denormal activations and weights (read as
+// zero), products that underflow (flushed), infinities. Skips, loudly, where
+// the CPU lacks AVX-512 BF16: there only the specification runs.
+TEST(Bf16MatMulTest, Avx512Bf16BitIdenticalToDotPortable) {
+  using namespace model_internal;
+  if (!Bf16KernelSupported(Bf16Kernel::kAvx512Bf16)) {
+    GTEST_SKIP() << "this CPU lacks AVX-512 BF16: kAvx512Bf16 not checked";
+  }
+  std::mt19937 rng(6);
+  for (const MatShape& s : MatShapes()) {
+    std::vector<float> x = Normal(size_t(s.n) * s.in, rng);
+    std::vector<float> w = Normal(size_t(s.out) * s.in, rng, 0.05f);
+    const float special[] = {1e-39f, -3e-40f, 1e-20f, -1e-20f, 0.0f, -0.0f, 1e30f};
+    for (size_t i = 0; i < x.size(); i += 7) x[i] = special[(i / 7) % 7];
+    for (size_t i = 3; i < w.size(); i += 11) w[i] = special[(i / 11) % 6];
+    const Bf16Matrix b(w.data(), s.out, s.in);
+    std::vector<float> hw(size_t(s.n) * s.out), spec(hw.size());
+    Bf16MatMul(x.data(), s.n, b, hw.data(), Bf16Kernel::kAvx512Bf16);
+    Bf16MatMul(x.data(), s.n, b, spec.data(), Bf16Kernel::kDotPortable);
+    for (size_t i = 0; i < hw.size(); ++i) {
+      uint32_t a, c;
+      std::memcpy(&a, &hw[i], 4);
+      std::memcpy(&c, &spec[i], 4);
+      ASSERT_EQ(a, c) << "n " << s.n << " in " << s.in << " out " << s.out << " at " << i
+                      << ": " << hw[i] << " vs " << spec[i];
+    }
+  }
+}
+
+// The specification against exact sums over the same bf16 weights: the
+// activations' rounding (relative 2^-9 each) plus the fp32 chains' (at most
+// in / 2 + 1 roundings of 2^-24 each, relative to sum |x w|).
+TEST(Bf16MatMulTest, DotPortableWithinRoundingBoundOfExact) {
+  using namespace model_internal;
+  std::mt19937 rng(7);
+  for (const MatShape& s : MatShapes()) {
+    const std::vector<float> x = Normal(size_t(s.n) * s.in, rng);
+    const std::vector<float> w = Normal(size_t(s.out) * s.in, rng);
+    const Bf16Matrix b(w.data(), s.out, s.in);
+    std::vector<float> y(size_t(s.n) * s.out), row(s.in);
+    Bf16MatMul(x.data(), s.n, b, y.data(), Bf16Kernel::kDotPortable);
+    double worst = 0;
+    for (int o = 0; o < s.out; ++o) {
+      b.Row(o, row.data());
+      for (int r = 0; r < s.n; ++r) {
+        double exact = 0, magnitude = 0;
+        for (int k = 0; k < s.in; ++k) {
+          exact += double(x[size_t(r) * s.in + k]) * row[k];
+          magnitude += std::fabs(double(x[size_t(r) * s.in + k]) * row[k]);
+        }
+        const double bound = magnitude * (std::ldexp(1.0, -9) * (1 + 1e-6) +
+                                          (s.in / 2 + 2) * std::ldexp(1.0, -24));
+        const double err = std::fabs(y[size_t(r) * s.out + o] - exact);
+        ASSERT_LE(err, bound) << "n " << s.n << " in " << s.in << " row " << r << " o " << o;
+        worst = std::max(worst, err / bound);
+      }
+    }
+    EXPECT_GT(worst, 0.0) << "the activations were not rounded";
+  }
+}
+
+// Every kernel: a row's result is identical alone or inside any batch.
+TEST(Bf16MatMulTest, RowsIdenticalAloneOrInAnyBatch) {
+  using namespace model_internal;
+  std::mt19937 rng(8);
+  const int n = 20, in = 700, out = 40;
+  const std::vector<float> x = Normal(size_t(n) * in, rng);
+  const std::vector<float> w = Normal(size_t(out) * in, rng);
+  const Bf16Matrix b(w.data(), out, in);
+  for (Bf16Kernel k : {Bf16Kernel::kAuto, Bf16Kernel::kAvx512Bf16, Bf16Kernel::kDotPortable,
+                       Bf16Kernel::kAvx2Fma, Bf16Kernel::kPortable}) {
+    if (!Bf16KernelSupported(k)) continue;
+    std::vector<float> all(size_t(n) * out);
+    Bf16MatMul(x.data(), n, b, all.data(), k);
+    for (int start : {0, 5, 13}) {
+      for (int batch : {1, 2, 7}) {
+        if (start + batch > n) continue;
+        std::vector<float> part(size_t(batch) * out);
+        Bf16MatMul(&x[size_t(start) * in], batch, b, part.data(), k);
+        ASSERT_EQ(std::memcmp(part.data(), &all[size_t(start) * out], part.size() * 4), 0)
+            << Bf16KernelName(k) << " rows " << start << ".." << start + batch;
+      }
+    }
+  }
+  EXPECT_STREQ(Bf16KernelName(Bf16Kernel::kAuto), Bf16KernelName(BestBf16Kernel()));
 }
 
 }  // namespace
