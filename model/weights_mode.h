@@ -3,7 +3,9 @@
 //
 //   fp32   4 bytes a weight; the reference (bit-identical to before modes)
 //   bf16   2 bytes a weight (round to nearest even; exact for a bf16
-//          checkpoint); fp32 activations and fp32 multiply-adds
+//          checkpoint); activations rounded to bf16 and vdpbf16ps where
+//          AVX-512 BF16 exists, else fp32 activations and fp32 multiply-adds
+//          (model/internal/bf16_matmul.h)
 //   int8   1 byte a weight plus a float scale per output channel; activations
 //          quantized per row on the fly, integer products, fp32 epilogue
 //          (model/internal/int8_matmul.h)

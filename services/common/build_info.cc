@@ -16,14 +16,17 @@ std::map<std::string, std::string> BuildInfoLabels() {
           {"block_format", std::to_string(kernels::kFormatVersion)}};
 }
 
-void ExportBuildInfo(prometheus::Registry& registry, const std::string& role) {
+void ExportBuildInfo(prometheus::Registry& registry, const std::string& role,
+                     const std::map<std::string, std::string>& extra) {
   std::map<std::string, std::string> labels = BuildInfoLabels();
+  labels.insert(extra.begin(), extra.end());
   labels["role"] = role;
   prometheus::BuildGauge()
       .Name("kvq_build_info")
       .Help(
           "1, labelled with the version, the KV-cache kernel variant in use, the CPU "
-          "model and the block format version")
+          "model, the block format version and, on workers holding a model, the "
+          "weights mode and its matrix-product kernel")
       .Register(registry)
       .Add(labels)
       .Set(1);

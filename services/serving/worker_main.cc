@@ -2,6 +2,8 @@
 
 #include <cstdio>
 #include <filesystem>
+#include <map>
+#include <string>
 
 #include "absl/strings/str_cat.h"
 #include "services/common/authorizer.h"
@@ -35,7 +37,12 @@ absl::StatusOr<WorkerContext> StartWorker(const WorkerOptions& options) {
       {.role = role, .port = options.metrics_port, .bind_host = options.metrics_host});
   if (!endpoint.ok()) return endpoint.status();
   w.endpoint = std::move(*endpoint);
-  services::ExportBuildInfo(w.endpoint->registry(), role);
+  std::map<std::string, std::string> weights;
+  if (w.transformer != nullptr) {
+    weights = {{"weights", model::WeightsModeName(w.model.model->weights_mode)},
+               {"weights_kernel", w.transformer->weights_kernel()}};
+  }
+  services::ExportBuildInfo(w.endpoint->registry(), role, weights);
   std::string name = std::filesystem::path(w.model.model_path).filename().string();
   if (name.empty())
     name = std::filesystem::path(w.model.model_path).parent_path().filename();

@@ -16,6 +16,10 @@
 #include "common/version.h"
 #include "gtest/gtest.h"
 #include "kernels/kernels.h"
+#include "model/internal/bf16_matmul.h"
+#include "model/internal/int8_matmul.h"
+#include "model/internal/weight_matrix.h"
+#include "model/weights_mode.h"
 #include "services/launcher/launcher.h"
 #include "tests/integration/serving_test_util.h"
 
@@ -55,6 +59,10 @@ TEST(VersionTest, NamesVersionCpuAndTheVariantInUse) {
       << r.output;
   EXPECT_EQ(Field(r.output, "cpu"), kernels::CpuModelName());
   EXPECT_EQ(Field(r.output, "kernel variant"), kernels::Best().name);
+  EXPECT_EQ(Field(r.output, "weights kernels"),
+            absl::StrCat("fp32 ", model_internal::WeightsKernelName(model::WeightsMode::kFp32),
+                         ", bf16 ", model_internal::Bf16KernelName(model_internal::BestBf16Kernel()),
+                         ", int8 ", model_internal::Int8KernelName(model_internal::BestInt8Kernel())));
   EXPECT_EQ(Kvq("version").output, r.output);
 }
 
@@ -106,6 +114,8 @@ TEST(BuildInfoMetricTest, EveryRoleExportsItsVariant) {
   launcher::ClusterOptions o = testing::TestClusterOptions();
   o.store_flags = {"--metrics_port=0"};
   o.decode_flags.push_back("--kernel_variant=int_portable");
+  o.prefill_flags.push_back("--weights=bf16");
+  o.decode_flags.push_back("--weights=bf16");
   auto cluster = launcher::Cluster::Start(o);
   ASSERT_TRUE(cluster.ok()) << cluster.status();
   struct Expect {
@@ -126,6 +136,15 @@ TEST(BuildInfoMetricTest, EveryRoleExportsItsVariant) {
     EXPECT_TRUE(absl::StrContains(line, "cpu=\"" + kernels::CpuModelName() + "\""))
         << line;
     EXPECT_TRUE(absl::EndsWith(line, " 1")) << line;
+    // Workers holding a model name their weights and the kernel multiplying them.
+    const bool worker = e.child == (*cluster)->prefill(0) || e.child == (*cluster)->decode(0);
+    EXPECT_EQ(absl::StrContains(line, "weights=\"bf16\""), worker) << line;
+    EXPECT_EQ(absl::StrContains(line, absl::StrCat("weights_kernel=\"",
+                                                   model_internal::Bf16KernelName(
+                                                       model_internal::BestBf16Kernel()),
+                                                   "\"")),
+              worker)
+        << line;
     // The launcher's short OpenMP spin reaches every service (launcher.h,
     // kServiceSpinCount), unless this environment sets its own.
     if (std::getenv("GOMP_SPINCOUNT") == nullptr &&
