@@ -44,6 +44,40 @@ __attribute__((target("avx2,fma"))) void KernelAvx2(const float* xp, const float
   }
 }
 
+// The same chains on zmm: P panels (16 P features, panel q's block
+// following panel q - 1's, kc rows later) of R rows; each lane runs exactly
+// the ymm kernel's FMA chain, so the results are bit-identical to it.
+template <int R, int P>
+__attribute__((target("avx512f"))) void KernelAvx512(const float* xp, const float* pw,
+                                                     int kc, float* y, size_t ldy,
+                                                     bool first) {
+  __m512 acc[P][R];
+#pragma GCC unroll 2
+  for (int q = 0; q < P; ++q) {
+#pragma GCC unroll 6
+    for (int r = 0; r < R; ++r) {
+      acc[q][r] = first ? _mm512_setzero_ps() : _mm512_loadu_ps(y + r * ldy + q * kP);
+    }
+  }
+#pragma GCC unroll 2
+  for (int k = 0; k < kc; ++k) {
+    __m512 w[P];
+#pragma GCC unroll 2
+    for (int q = 0; q < P; ++q) w[q] = _mm512_load_ps(pw + (size_t(q) * kc + k) * kP);
+#pragma GCC unroll 6
+    for (int r = 0; r < R; ++r) {
+      const __m512 xv = _mm512_set1_ps(xp[k * R + r]);
+#pragma GCC unroll 2
+      for (int q = 0; q < P; ++q) acc[q][r] = _mm512_fmadd_ps(w[q], xv, acc[q][r]);
+    }
+  }
+#pragma GCC unroll 2
+  for (int q = 0; q < P; ++q) {
+#pragma GCC unroll 6
+    for (int r = 0; r < R; ++r) _mm512_storeu_ps(y + r * ldy + q * kP, acc[q][r]);
+  }
+}
+
 // The same chains with a separate multiply and add (no FMA needed).
 template <int R>
 void KernelPortable(const float* xp, const float* pw, int kc, float* y, size_t ldy,
@@ -67,8 +101,50 @@ constexpr Kernel kAvx2Kernels[kMr] = {KernelAvx2<1>, KernelAvx2<2>, KernelAvx2<3
 constexpr Kernel kPortableKernels[kMr] = {KernelPortable<1>, KernelPortable<2>,
                                           KernelPortable<3>, KernelPortable<4>,
                                           KernelPortable<5>, KernelPortable<6>};
+constexpr Kernel kAvx512Kernels[kMr] = {KernelAvx512<1, 1>, KernelAvx512<2, 1>,
+                                        KernelAvx512<3, 1>, KernelAvx512<4, 1>,
+                                        KernelAvx512<5, 1>, KernelAvx512<6, 1>};
+constexpr Kernel kAvx512WideKernels[kMr] = {KernelAvx512<1, 2>, KernelAvx512<2, 2>,
+                                            KernelAvx512<3, 2>, KernelAvx512<4, 2>,
+                                            KernelAvx512<5, 2>, KernelAvx512<6, 2>};
+
+bool HasAvx512F() {
+  static const bool has = HasAvx2Fma() && __builtin_cpu_supports("avx512f");
+  return has;
+}
 
 }  // namespace
+
+bool MatMulKernelSupported(MatMulKernel kernel) {
+  switch (kernel) {
+    case MatMulKernel::kAvx512Fma:
+      return HasAvx512F();
+    case MatMulKernel::kAvx2Fma:
+      return HasAvx2Fma();
+    default:
+      return true;
+  }
+}
+
+MatMulKernel BestMatMulKernel() {
+  return HasAvx512F()   ? MatMulKernel::kAvx512Fma
+         : HasAvx2Fma() ? MatMulKernel::kAvx2Fma
+                        : MatMulKernel::kPortable;
+}
+
+const char* MatMulKernelName(MatMulKernel kernel) {
+  switch (kernel) {
+    case MatMulKernel::kAuto:
+      return MatMulKernelName(BestMatMulKernel());
+    case MatMulKernel::kAvx512Fma:
+      return "avx512fma";
+    case MatMulKernel::kAvx2Fma:
+      return "avx2fma";
+    case MatMulKernel::kPortable:
+      return "portable";
+  }
+  return "?";
+}
 
 PackedMatrix::PackedMatrix(const float* w, int out, int in) : out_(out), in_(in) {
   const size_t bytes = (this->bytes() + 63) / 64 * 64;
@@ -83,10 +159,16 @@ void PackedMatrix::Row(int o, float* dst) const {
 
 void PackedMatMul(const float* x, int n, const PackedMatrix& w, float* y,
                   MatMulKernel kernel) {
-  panel::MatMul<float>(x, n, w, y,
-                       kernel != MatMulKernel::kPortable && HasAvx2Fma()
-                           ? kAvx2Kernels
-                           : kPortableKernels);
+  if (kernel == MatMulKernel::kAuto) kernel = BestMatMulKernel();
+  if (!MatMulKernelSupported(kernel)) kernel = MatMulKernel::kPortable;
+  switch (kernel) {
+    case MatMulKernel::kAvx512Fma:
+      return panel::MatMul<float>(x, n, w, y, kAvx512Kernels, kAvx512WideKernels);
+    case MatMulKernel::kAvx2Fma:
+      return panel::MatMul<float>(x, n, w, y, kAvx2Kernels);
+    default:
+      return panel::MatMul<float>(x, n, w, y, kPortableKernels);
+  }
 }
 
 }  // namespace kvq::model_internal

@@ -53,14 +53,22 @@ class PackedMatrix {
   std::unique_ptr<float[], Free> data_;  // [k-block][panel][kc][16], 64-byte aligned
 };
 
-// Which micro-kernels PackedMatMul runs. kAuto: AVX2+FMA when the CPU has
-// them, else kPortable. Both are batch invariant; their results differ in
-// rounding (kPortable multiplies and adds separately).
-enum class MatMulKernel { kAuto, kAvx2Fma, kPortable };
+// Which micro-kernels PackedMatMul runs. kAvx512Fma (zmm, 6 rows x 2 panels
+// a call) and kAvx2Fma (ymm, 6 rows x 1 panel) run the same FMA chains and
+// give bit-identical results (tested); kPortable multiplies and adds
+// separately, so its results differ in rounding. All are batch invariant.
+enum class MatMulKernel { kAuto, kAvx512Fma, kAvx2Fma, kPortable };
+
+// Whether this CPU runs `kernel` (kAuto and kPortable: always).
+bool MatMulKernelSupported(MatMulKernel kernel);
+// What kAuto runs: the first of kAvx512Fma, kAvx2Fma, kPortable supported.
+MatMulKernel BestMatMulKernel();
+// "avx512fma", "avx2fma", "portable" (kAuto: its choice's).
+const char* MatMulKernelName(MatMulKernel kernel);
 
 // y[n][w.out()] = x[n][w.in()] . W^T (x, y row-major, y overwritten), panels
 // split over InitThreads() threads when the product is large enough. n >= 0.
-// kAvx2Fma on a CPU without AVX2+FMA runs kPortable (HasAvx2Fma() tells).
+// A kernel this CPU lacks runs kPortable (MatMulKernelSupported tells).
 void PackedMatMul(const float* x, int n, const PackedMatrix& w, float* y,
                   MatMulKernel kernel = MatMulKernel::kAuto);
 

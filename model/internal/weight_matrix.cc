@@ -79,7 +79,7 @@ void WeightMatrix::Row(int o, float* dst) const {
 const char* WeightsKernelName(WeightsMode mode) {
   if (mode == WeightsMode::kInt8) return Int8KernelName(Int8Kernel::kAuto);
   if (mode == WeightsMode::kBf16) return Bf16KernelName(Bf16Kernel::kAuto);
-  return HasAvx2Fma() ? "avx2fma" : "portable";
+  return MatMulKernelName(MatMulKernel::kAuto);
 }
 
 }  // namespace kvq::model_internal

@@ -66,7 +66,8 @@ const Weights& WeightsOf(int shape) {
 enum class Path { kUnpacked, kPacked, kInt8, kBf16 };
 
 void Run(benchmark::State& state, int shape, int n, Path path,
-         Int8Kernel kernel = Int8Kernel::kAuto, Bf16Kernel bf16 = Bf16Kernel::kAuto) {
+         Int8Kernel kernel = Int8Kernel::kAuto, Bf16Kernel bf16 = Bf16Kernel::kAuto,
+         MatMulKernel fp32 = MatMulKernel::kAuto) {
   InitThreads();
   const Shape& s = kShapes[shape];
   const Weights& w = WeightsOf(shape);
@@ -78,7 +79,7 @@ void Run(benchmark::State& state, int shape, int n, Path path,
         MatMul(x.data(), n, s.in, w.raw[c].data(), s.out, y.data());
         break;
       case Path::kPacked:
-        PackedMatMul(x.data(), n, w.packed[c], y.data());
+        PackedMatMul(x.data(), n, w.packed[c], y.data(), fp32);
         break;
       case Path::kInt8:
         Int8MatMul(x.data(), n, *w.int8[c], y.data(), kernel);
@@ -113,14 +114,24 @@ int main(int argc, char** argv) {
     for (int n : {1, 8, 32, 64, 512}) {
       using kvq::model_internal::Bf16Kernel;
       using kvq::model_internal::Int8Kernel;
+      using kvq::model_internal::MatMulKernel;
       using kvq::model_internal::Path;
       const std::string suffix =
           std::string(kShapes[shape].name) + "/n:" + std::to_string(n);
-      for (Path path : {Path::kUnpacked, Path::kPacked}) {
-        const std::string name =
-            (path == Path::kPacked ? "BM_PackedMatMul/" : "BM_UnpackedMatMul/") + suffix;
-        benchmark::RegisterBenchmark(
-            name.c_str(), [=](benchmark::State& state) { Run(state, shape, n, path); })
+      benchmark::RegisterBenchmark(
+          ("BM_UnpackedMatMul/" + suffix).c_str(),
+          [=](benchmark::State& state) { Run(state, shape, n, Path::kUnpacked); })
+          ->UseRealTime()
+          ->Unit(benchmark::kMillisecond);
+      for (MatMulKernel k : {MatMulKernel::kAvx512Fma, MatMulKernel::kAvx2Fma}) {
+        if (!kvq::model_internal::MatMulKernelSupported(k)) continue;
+        const std::string name = std::string("BM_PackedMatMul/") +
+                                 kvq::model_internal::MatMulKernelName(k) + "/" + suffix;
+        benchmark::RegisterBenchmark(name.c_str(),
+                                     [=](benchmark::State& state) {
+                                       Run(state, shape, n, Path::kPacked, Int8Kernel::kAuto,
+                                           Bf16Kernel::kAuto, k);
+                                     })
             ->UseRealTime()
             ->Unit(benchmark::kMillisecond);
       }

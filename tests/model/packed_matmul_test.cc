@@ -20,10 +20,12 @@ std::vector<float> Random(size_t n, std::mt19937& rng) {
   return v;
 }
 
-// The kernels this CPU can run: kPortable always, kAvx2Fma when present.
+// The kernels this CPU can run: kPortable always, the SIMD ones when present.
 std::vector<MatMulKernel> Kernels() {
   std::vector<MatMulKernel> k = {MatMulKernel::kPortable};
-  if (HasAvx2Fma()) k.push_back(MatMulKernel::kAvx2Fma);
+  for (MatMulKernel simd : {MatMulKernel::kAvx2Fma, MatMulKernel::kAvx512Fma}) {
+    if (MatMulKernelSupported(simd)) k.push_back(simd);
+  }
   return k;
 }
 
@@ -111,6 +113,29 @@ TEST(PackedMatMulTest, RowRecoversTheUnpackedMatrix) {
           << "row " << o;
     }
   }
+}
+
+// The zmm kernels run the ymm kernels' chains lane for lane: fp32 weights
+// give the same bits on AVX2 and AVX-512 machines. Shapes with odd panel
+// counts (a thread's run ending in a single panel) and partial panels.
+TEST(PackedMatMulTest, Avx512BitIdenticalToAvx2) {
+  if (!MatMulKernelSupported(MatMulKernel::kAvx512Fma)) {
+    GTEST_SKIP() << "this CPU lacks AVX-512F: kAvx512Fma not checked";
+  }
+  std::mt19937 rng(13);
+  for (const Shape& s : {Shape{1, 1, 1}, Shape{7, 300, 100}, Shape{13, 513, 48},
+                         Shape{150, 40, 18}, Shape{64, 1030, 70}, Shape{6, 1024, 2816}}) {
+    const std::vector<float> x = Random(size_t(s.n) * s.in, rng);
+    const std::vector<float> w = Random(size_t(s.out) * s.in, rng);
+    const PackedMatrix packed(w.data(), s.out, s.in);
+    std::vector<float> y2(size_t(s.n) * s.out), y512(y2.size());
+    PackedMatMul(x.data(), s.n, packed, y2.data(), MatMulKernel::kAvx2Fma);
+    PackedMatMul(x.data(), s.n, packed, y512.data(), MatMulKernel::kAvx512Fma);
+    ASSERT_EQ(std::memcmp(y2.data(), y512.data(), y2.size() * sizeof(float)), 0)
+        << "n=" << s.n << " in=" << s.in << " out=" << s.out;
+  }
+  EXPECT_EQ(BestMatMulKernel(), MatMulKernel::kAvx512Fma);
+  EXPECT_STREQ(MatMulKernelName(MatMulKernel::kAuto), "avx512fma");
 }
 
 TEST(PackedMatMulTest, NoRowsLeavesOutputAlone) {
