@@ -21,7 +21,8 @@ ABSL_FLAG(std::string, kv, "fp16",
 ABSL_FLAG(std::string, weights, "fp32",
           "Weight matrices held as fp32 (4 bytes a weight, the reference), bf16 (2 "
           "bytes; vdpbf16ps on bf16-rounded activations where AVX-512 BF16 exists, "
-          "else fp32 arithmetic; KVQ_BF16_KERNEL=avx2fma keeps fp32 activations) or int8 (1 byte + a scale per output channel; "
+          "else fp32 arithmetic; KVQ_BF16_KERNEL=avx2fma keeps fp32 activations) or int8 "
+          "(1 byte + a scale per output channel; "
           "activations quantized per row, integer products: AVX-512 VNNI, AVX-VNNI or "
           "AVX2 when present). See docs/performance.md for each mode's ppl and speed.");
 ABSL_FLAG(bool, json, false, "Print one JSON object instead of text.");

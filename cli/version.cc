@@ -26,8 +26,8 @@ int PrintVersion(const std::vector<std::string>&) {
   std::printf("kernel variant: %s\n", kernels::Best().name.c_str());
   std::printf("variants this cpu runs: %s\n", absl::StrJoin(available, ", ").c_str());
   std::vector<std::string> weights;
-  for (model::WeightsMode m :
-       {model::WeightsMode::kFp32, model::WeightsMode::kBf16, model::WeightsMode::kInt8}) {
+  for (model::WeightsMode m : {model::WeightsMode::kFp32, model::WeightsMode::kBf16,
+                               model::WeightsMode::kInt8}) {
     weights.push_back(absl::StrCat(model::WeightsModeName(m), " ",
                                    model_internal::WeightsKernelName(m)));
   }

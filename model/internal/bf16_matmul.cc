@@ -61,7 +61,8 @@ __attribute__((target("avx2,fma"))) void KernelAvx2(const float* xp, const uint1
   const int pairs = kc / 2;
 #pragma GCC unroll 2
   for (int i = 0; i < pairs; ++i) {
-    const __m256i v0 = _mm256_load_si256(reinterpret_cast<const __m256i*>(pw + i * 2 * kP));
+    const __m256i v0 =
+        _mm256_load_si256(reinterpret_cast<const __m256i*>(pw + i * 2 * kP));
     const __m256i v1 =
         _mm256_load_si256(reinterpret_cast<const __m256i*>(pw + i * 2 * kP + kP));
     StepAvx2<R>(xp + 2 * i * R, _mm256_castsi256_ps(_mm256_slli_epi32(v0, 16)),
@@ -70,7 +71,8 @@ __attribute__((target("avx2,fma"))) void KernelAvx2(const float* xp, const uint1
     // even step: 6 rows' 12 accumulators, 2 weights and a broadcast leave
     // one register of AVX2's 16.
     __asm__ volatile("" ::: "memory");
-    const __m256i u0 = _mm256_load_si256(reinterpret_cast<const __m256i*>(pw + i * 2 * kP));
+    const __m256i u0 =
+        _mm256_load_si256(reinterpret_cast<const __m256i*>(pw + i * 2 * kP));
     const __m256i u1 =
         _mm256_load_si256(reinterpret_cast<const __m256i*>(pw + i * 2 * kP + kP));
     StepAvx2<R>(xp + (2 * i + 1) * R, OddWeights(u0), OddWeights(u1), lo, hi);
@@ -125,8 +127,9 @@ __attribute__((target("avx512f,avx512bf16"))) void KernelAvx512Bf16(
     }
   }
 #define KVQ_WEIGHTS(q, i) \
-  reinterpret_cast<__m512bh>(_mm512_load_si512(pw + ((q) * pairs + (i)) * 2 * kP))
-#define KVQ_X(i, r) reinterpret_cast<__m512bh>(_mm512_set1_epi32(int(xp[(i) * R + (r)].bits)))
+  reinterpret_cast<__m512bh>(_mm512_load_si512(pw + ((q)*pairs + (i)) * 2 * kP))
+#define KVQ_X(i, r) \
+  reinterpret_cast<__m512bh>(_mm512_set1_epi32(int(xp[(i)*R + (r)].bits)))
   int i = 0;
   for (; i + 1 < pairs; i += 2) {
     __m512bh w0[P], w1[P];
@@ -165,14 +168,17 @@ __attribute__((target("avx512f,avx512bf16"))) void KernelAvx512Bf16(
 }
 
 // Denormals as vdpbf16ps treats them: zero, sign kept.
-inline float Flush(float v) { return std::fabs(v) < FLT_MIN ? std::copysign(0.0f, v) : v; }
+inline float Flush(float v) {
+  return std::fabs(v) < FLT_MIN ? std::copysign(0.0f, v) : v;
+}
 
 // One vdpbf16ps lane: acc + x_odd w_odd, then + x_even w_even.
 inline float Dot(float acc, uint32_t x, uint16_t w_even, uint16_t w_odd) {
   const auto fma = [](float acc, uint16_t xb, uint16_t wb) {
     return Flush(std::fma(Flush(Bf16ToFloat(xb)), Flush(Bf16ToFloat(wb)), Flush(acc)));
   };
-  return fma(fma(acc, static_cast<uint16_t>(x >> 16), w_odd), static_cast<uint16_t>(x), w_even);
+  return fma(fma(acc, static_cast<uint16_t>(x >> 16), w_odd), static_cast<uint16_t>(x),
+             w_even);
 }
 
 template <int R>
@@ -215,8 +221,8 @@ constexpr DotKernel kDotPortableKernels[kMr] = {
     KernelDotPortable<4>, KernelDotPortable<5>, KernelDotPortable<6>};
 
 bool HasAvx512Bf16() {
-  static const bool has = __builtin_cpu_supports("avx512f") &&
-                          __builtin_cpu_supports("avx512bf16");
+  static const bool has =
+      __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bf16");
   return has;
 }
 

@@ -72,7 +72,8 @@ class Bf16Matrix {
   };
   int out_ = 0;
   int in_ = 0;
-  std::unique_ptr<uint16_t[], Free> data_;  // [k-block][panel][kc/2][16][2], 64-byte aligned
+  std::unique_ptr<uint16_t[], Free>
+      data_;  // [k-block][panel][kc/2][16][2], 64-byte aligned
 };
 
 // Which micro-kernels Bf16MatMul runs (see the top of this file).

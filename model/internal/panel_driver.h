@@ -154,7 +154,8 @@ void RunPanels(const float* x, int n, const Matrix& w, float* y, int p0, int p1,
               const float* next = ys + size_t(kMr + a) * out;
               for (int c = 0; c < span * kP; c += kP) {
                 _mm_prefetch(reinterpret_cast<const char*>(next + c), _MM_HINT_T0);
-                _mm_prefetch(reinterpret_cast<const char*>(next + c + kP - 1), _MM_HINT_T0);
+                _mm_prefetch(reinterpret_cast<const char*>(next + c + kP - 1),
+                             _MM_HINT_T0);
               }
             }
           }

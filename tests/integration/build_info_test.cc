@@ -59,10 +59,12 @@ TEST(VersionTest, NamesVersionCpuAndTheVariantInUse) {
       << r.output;
   EXPECT_EQ(Field(r.output, "cpu"), kernels::CpuModelName());
   EXPECT_EQ(Field(r.output, "kernel variant"), kernels::Best().name);
-  EXPECT_EQ(Field(r.output, "weights kernels"),
-            absl::StrCat("fp32 ", model_internal::WeightsKernelName(model::WeightsMode::kFp32),
-                         ", bf16 ", model_internal::Bf16KernelName(model_internal::BestBf16Kernel()),
-                         ", int8 ", model_internal::Int8KernelName(model_internal::BestInt8Kernel())));
+  EXPECT_EQ(
+      Field(r.output, "weights kernels"),
+      absl::StrCat(
+          "fp32 ", model_internal::WeightsKernelName(model::WeightsMode::kFp32),
+          ", bf16 ", model_internal::Bf16KernelName(model_internal::BestBf16Kernel()),
+          ", int8 ", model_internal::Int8KernelName(model_internal::BestInt8Kernel())));
   EXPECT_EQ(Kvq("version").output, r.output);
 }
 
@@ -137,7 +139,8 @@ TEST(BuildInfoMetricTest, EveryRoleExportsItsVariant) {
         << line;
     EXPECT_TRUE(absl::EndsWith(line, " 1")) << line;
     // Workers holding a model name their weights and the kernel multiplying them.
-    const bool worker = e.child == (*cluster)->prefill(0) || e.child == (*cluster)->decode(0);
+    const bool worker =
+        e.child == (*cluster)->prefill(0) || e.child == (*cluster)->decode(0);
     EXPECT_EQ(absl::StrContains(line, "weights=\"bf16\""), worker) << line;
     EXPECT_EQ(absl::StrContains(line, absl::StrCat("weights_kernel=\"",
                                                    model_internal::Bf16KernelName(

@@ -94,12 +94,11 @@ void Run(benchmark::State& state, int shape, int n, Path path,
   const double products = static_cast<double>(state.iterations());
   state.counters["GFLOPs"] =
       benchmark::Counter(2e-9 * n * s.in * s.out * products, benchmark::Counter::kIsRate);
-  state.counters["weight_GBps"] =
-      benchmark::Counter((path == Path::kInt8   ? 1e-9
-                          : path == Path::kBf16 ? 2e-9
-                                                : 4e-9) *
-                             s.in * s.out * products,
-                         benchmark::Counter::kIsRate);
+  state.counters["weight_GBps"] = benchmark::Counter((path == Path::kInt8   ? 1e-9
+                                                      : path == Path::kBf16 ? 2e-9
+                                                                            : 4e-9) *
+                                                         s.in * s.out * products,
+                                                     benchmark::Counter::kIsRate);
 }
 
 }  // namespace
@@ -129,8 +128,8 @@ int main(int argc, char** argv) {
                                  kvq::model_internal::MatMulKernelName(k) + "/" + suffix;
         benchmark::RegisterBenchmark(name.c_str(),
                                      [=](benchmark::State& state) {
-                                       Run(state, shape, n, Path::kPacked, Int8Kernel::kAuto,
-                                           Bf16Kernel::kAuto, k);
+                                       Run(state, shape, n, Path::kPacked,
+                                           Int8Kernel::kAuto, Bf16Kernel::kAuto, k);
                                      })
             ->UseRealTime()
             ->Unit(benchmark::kMillisecond);
@@ -141,7 +140,8 @@ int main(int argc, char** argv) {
                                  kvq::model_internal::Bf16KernelName(k) + "/" + suffix;
         benchmark::RegisterBenchmark(name.c_str(),
                                      [=](benchmark::State& state) {
-                                       Run(state, shape, n, Path::kBf16, Int8Kernel::kAuto, k);
+                                       Run(state, shape, n, Path::kBf16,
+                                           Int8Kernel::kAuto, k);
                                      })
             ->UseRealTime()
             ->Unit(benchmark::kMillisecond);

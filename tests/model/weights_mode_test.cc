@@ -190,8 +190,9 @@ struct MatShape {
 // Odd and even in, a partial k-block, partial panels, more rows than one
 // 144-row chunk.
 const std::vector<MatShape>& MatShapes() {
-  static const std::vector<MatShape> shapes = {
-      {1, 1, 1}, {3, 255, 17}, {7, 300, 100}, {13, 513, 48}, {150, 40, 18}, {6, 1024, 32}};
+  static const std::vector<MatShape> shapes = {{1, 1, 1},     {3, 255, 17},
+                                               {7, 300, 100}, {13, 513, 48},
+                                               {150, 40, 18}, {6, 1024, 32}};
   return shapes;
 }
 
@@ -290,7 +291,8 @@ TEST(Bf16MatMulTest, DotPortableWithinRoundingBoundOfExact) {
         const double bound = magnitude * (std::ldexp(1.0, -9) * (1 + 1e-6) +
                                           (s.in / 2 + 2) * std::ldexp(1.0, -24));
         const double err = std::fabs(y[size_t(r) * s.out + o] - exact);
-        ASSERT_LE(err, bound) << "n " << s.n << " in " << s.in << " row " << r << " o " << o;
+        ASSERT_LE(err, bound) << "n " << s.n << " in " << s.in << " row " << r << " o "
+                              << o;
         worst = std::max(worst, err / bound);
       }
     }
@@ -306,8 +308,9 @@ TEST(Bf16MatMulTest, RowsIdenticalAloneOrInAnyBatch) {
   const std::vector<float> x = Normal(size_t(n) * in, rng);
   const std::vector<float> w = Normal(size_t(out) * in, rng);
   const Bf16Matrix b(w.data(), out, in);
-  for (Bf16Kernel k : {Bf16Kernel::kAuto, Bf16Kernel::kAvx512Bf16, Bf16Kernel::kDotPortable,
-                       Bf16Kernel::kAvx2Fma, Bf16Kernel::kPortable}) {
+  for (Bf16Kernel k :
+       {Bf16Kernel::kAuto, Bf16Kernel::kAvx512Bf16, Bf16Kernel::kDotPortable,
+        Bf16Kernel::kAvx2Fma, Bf16Kernel::kPortable}) {
     if (!Bf16KernelSupported(k)) continue;
     std::vector<float> all(size_t(n) * out);
     Bf16MatMul(x.data(), n, b, all.data(), k);
