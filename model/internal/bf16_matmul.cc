@@ -92,6 +92,53 @@ __attribute__((target("avx2,fma"))) void KernelAvx2(const float* xp, const uint1
   }
 }
 
+// The same chains on zmm, for CPUs with AVX-512F but not BF16 (Ice Lake,
+// Skylake-SP): P panels (panel q's block (kc + 1) / 2 pair rows after panel
+// q - 1's) x R rows; each lane runs KernelAvx2's FMA chain, so the results
+// are bit-identical to it.
+template <int R, int P>
+__attribute__((target("avx512f"))) void KernelAvx512(const float* xp, const uint16_t* pw,
+                                                     int kc, float* y, size_t ldy,
+                                                     bool first) {
+  __m512 acc[P][R];
+  const int pair_rows = (kc + 1) / 2;
+#pragma GCC unroll 2
+  for (int q = 0; q < P; ++q) {
+#pragma GCC unroll 6
+    for (int r = 0; r < R; ++r) {
+      acc[q][r] = first ? _mm512_setzero_ps() : _mm512_loadu_ps(y + r * ldy + q * kP);
+    }
+  }
+  for (int i = 0; i < pair_rows; ++i) {
+    __m512 even[P], odd[P];
+#pragma GCC unroll 2
+    for (int q = 0; q < P; ++q) {
+      const __m512i v = _mm512_load_si512(pw + (size_t(q) * pair_rows + i) * 2 * kP);
+      even[q] = _mm512_castsi512_ps(_mm512_slli_epi32(v, 16));
+      odd[q] = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_srli_epi32(v, 16), 16));
+    }
+#pragma GCC unroll 6
+    for (int r = 0; r < R; ++r) {
+      const __m512 xv = _mm512_set1_ps(xp[2 * i * R + r]);
+#pragma GCC unroll 2
+      for (int q = 0; q < P; ++q) acc[q][r] = _mm512_fmadd_ps(even[q], xv, acc[q][r]);
+    }
+    if (2 * i + 1 < kc) {
+#pragma GCC unroll 6
+      for (int r = 0; r < R; ++r) {
+        const __m512 xv = _mm512_set1_ps(xp[(2 * i + 1) * R + r]);
+#pragma GCC unroll 2
+        for (int q = 0; q < P; ++q) acc[q][r] = _mm512_fmadd_ps(odd[q], xv, acc[q][r]);
+      }
+    }
+  }
+#pragma GCC unroll 2
+  for (int q = 0; q < P; ++q) {
+#pragma GCC unroll 6
+    for (int r = 0; r < R; ++r) _mm512_storeu_ps(y + r * ldy + q * kP, acc[q][r]);
+  }
+}
+
 template <int R>
 void KernelPortable(const float* xp, const uint16_t* pw, int kc, float* y, size_t ldy,
                     bool first) {
@@ -207,18 +254,38 @@ void KernelDotPortable(const Bf16Pair* xp, const uint16_t* pw, int kc, float* y,
 
 constexpr Kernel kAvx2Kernels[kMr] = {KernelAvx2<1>, KernelAvx2<2>, KernelAvx2<3>,
                                       KernelAvx2<4>, KernelAvx2<5>, KernelAvx2<6>};
+constexpr Kernel kAvx512Kernels[kMr] = {KernelAvx512<1, 1>, KernelAvx512<2, 1>,
+                                        KernelAvx512<3, 1>, KernelAvx512<4, 1>,
+                                        KernelAvx512<5, 1>, KernelAvx512<6, 1>};
+// 1 and 2 rows take one panel a call (session 12, Zen 5: two panels a call
+// at 1 row ran 1.2-2x the time, weights streaming at decode's batch 1).
+constexpr Kernel kAvx512WideKernels[kMr] = {nullptr,
+                                            nullptr,
+                                            KernelAvx512<3, 2>,
+                                            KernelAvx512<4, 2>,
+                                            KernelAvx512<5, 2>,
+                                            KernelAvx512<6, 2>};
 constexpr Kernel kPortableKernels[kMr] = {KernelPortable<1>, KernelPortable<2>,
                                           KernelPortable<3>, KernelPortable<4>,
                                           KernelPortable<5>, KernelPortable<6>};
 constexpr DotKernel kAvx512Bf16Kernels[kMr] = {
     KernelAvx512Bf16<1, 1>, KernelAvx512Bf16<2, 1>, KernelAvx512Bf16<3, 1>,
     KernelAvx512Bf16<4, 1>, KernelAvx512Bf16<5, 1>, KernelAvx512Bf16<6, 1>};
-constexpr DotKernel kAvx512Bf16WideKernels[kMr] = {
-    KernelAvx512Bf16<1, 2>, KernelAvx512Bf16<2, 2>, KernelAvx512Bf16<3, 2>,
-    KernelAvx512Bf16<4, 2>, KernelAvx512Bf16<5, 2>, KernelAvx512Bf16<6, 2>};
+// 1 and 2 rows: one panel a call, as kAvx512WideKernels.
+constexpr DotKernel kAvx512Bf16WideKernels[kMr] = {nullptr,
+                                                   nullptr,
+                                                   KernelAvx512Bf16<3, 2>,
+                                                   KernelAvx512Bf16<4, 2>,
+                                                   KernelAvx512Bf16<5, 2>,
+                                                   KernelAvx512Bf16<6, 2>};
 constexpr DotKernel kDotPortableKernels[kMr] = {
     KernelDotPortable<1>, KernelDotPortable<2>, KernelDotPortable<3>,
     KernelDotPortable<4>, KernelDotPortable<5>, KernelDotPortable<6>};
+
+bool HasAvx512F() {
+  static const bool has = HasAvx2Fma() && __builtin_cpu_supports("avx512f");
+  return has;
+}
 
 bool HasAvx512Bf16() {
   static const bool has =
@@ -232,6 +299,8 @@ bool Bf16KernelSupported(Bf16Kernel kernel) {
   switch (kernel) {
     case Bf16Kernel::kAvx512Bf16:
       return HasAvx512Bf16();
+    case Bf16Kernel::kAvx512Fma:
+      return HasAvx512F();
     case Bf16Kernel::kAvx2Fma:
       return HasAvx2Fma();
     default:
@@ -243,22 +312,25 @@ namespace {
 
 Bf16Kernel ChooseBf16Kernel() {
   const Bf16Kernel best = HasAvx512Bf16() ? Bf16Kernel::kAvx512Bf16
+                          : HasAvx512F()  ? Bf16Kernel::kAvx512Fma
                           : HasAvx2Fma()  ? Bf16Kernel::kAvx2Fma
                                           : Bf16Kernel::kPortable;
   const char* name = std::getenv("KVQ_BF16_KERNEL");
   if (name == nullptr || *name == '\0') return best;
-  for (Bf16Kernel k : {Bf16Kernel::kAvx512Bf16, Bf16Kernel::kDotPortable,
-                       Bf16Kernel::kAvx2Fma, Bf16Kernel::kPortable}) {
+  for (Bf16Kernel k :
+       {Bf16Kernel::kAvx512Bf16, Bf16Kernel::kDotPortable, Bf16Kernel::kAvx512Fma,
+        Bf16Kernel::kAvx2Fma, Bf16Kernel::kPortable}) {
     if (std::strcmp(name, Bf16KernelName(k)) != 0) continue;
     if (Bf16KernelSupported(k)) return k;
     std::fprintf(stderr, "kvq: KVQ_BF16_KERNEL=%s: this CPU lacks it; using %s\n", name,
                  Bf16KernelName(best));
     return best;
   }
-  std::fprintf(stderr,
-               "kvq: KVQ_BF16_KERNEL=%s is not one of avx512bf16, dot_portable, avx2fma, "
-               "portable; using %s\n",
-               name, Bf16KernelName(best));
+  std::fprintf(
+      stderr,
+      "kvq: KVQ_BF16_KERNEL=%s is not one of avx512bf16, dot_portable, avx512fma, "
+      "avx2fma, portable; using %s\n",
+      name, Bf16KernelName(best));
   return best;
 }
 
@@ -277,6 +349,8 @@ const char* Bf16KernelName(Bf16Kernel kernel) {
       return "avx512bf16";
     case Bf16Kernel::kDotPortable:
       return "dot_portable";
+    case Bf16Kernel::kAvx512Fma:
+      return "avx512fma";
     case Bf16Kernel::kAvx2Fma:
       return "avx2fma";
     case Bf16Kernel::kPortable:
@@ -307,6 +381,11 @@ void Bf16MatMul(const float* x, int n, const Bf16Matrix& w, float* y, Bf16Kernel
                                                kAvx512Bf16WideKernels);
     case Bf16Kernel::kDotPortable:
       return panel::MatMul<uint16_t, Bf16Pair>(x, n, w, y, kDotPortableKernels);
+    case Bf16Kernel::kAvx512Fma:
+      if (HasAvx512F()) {
+        return panel::MatMul<uint16_t>(x, n, w, y, kAvx512Kernels, kAvx512WideKernels);
+      }
+      [[fallthrough]];
     case Bf16Kernel::kAvx2Fma:
       return panel::MatMul<uint16_t>(x, n, w, y,
                                      HasAvx2Fma() ? kAvx2Kernels : kPortableKernels);

@@ -8,7 +8,8 @@
 //   Bf16MatMul(x, n, w1, y);                                 // y[n][hidden]
 //
 // Two algorithms, each with a portable specification:
-//   fp32 activations (kAvx2Fma, kPortable): the weights widened to fp32, every
+//   fp32 activations (kAvx512Fma, kAvx2Fma, kPortable): the weights widened to fp32,
+//   every
 //     y[r][o] one multiply-add chain over k = 0 .. in-1 in order from 0:
 //     exactly PackedMatMul over the rounded weights with the same kernel.
 //   bf16 activations (kAvx512Bf16, kDotPortable): x rounded to bf16 too
@@ -81,18 +82,20 @@ enum class Bf16Kernel {
   kAuto,         // BestBf16Kernel()
   kAvx512Bf16,   // bf16 activations, vdpbf16ps on zmm; needs AVX-512 F + BF16
   kDotPortable,  // kAvx512Bf16's specification in plain C++
+  kAvx512Fma,    // fp32 activations and FMAs on zmm; needs AVX-512F
   kAvx2Fma,      // fp32 activations and FMAs; needs AVX2 + FMA
   kPortable,     // fp32 activations, separate multiply and add
 };
 
 // Whether this CPU runs `kernel` (kAuto and the portable ones: always).
 bool Bf16KernelSupported(Bf16Kernel kernel);
-// What kAuto runs here: kAvx512Bf16 where supported, else kAvx2Fma where
-// supported, else kPortable; the environment's KVQ_BF16_KERNEL (a name below,
+// What kAuto runs here: the first supported of kAvx512Bf16, kAvx512Fma,
+// kAvx2Fma, kPortable; the environment's KVQ_BF16_KERNEL (a name below,
 // e.g. "avx2fma" for fp32 activations on any CPU) overrides it when this
 // CPU runs that kernel (a note on stderr otherwise).
 Bf16Kernel BestBf16Kernel();
-// "avx512bf16", "dot_portable", "avx2fma", "portable" (kAuto: its choice's).
+// "avx512bf16", "dot_portable", "avx512fma", "avx2fma", "portable" (kAuto:
+// its choice's).
 const char* Bf16KernelName(Bf16Kernel kernel);
 
 // y[n][w.out()] = x[n][w.in()] . W^T (y overwritten), panels split over

@@ -104,9 +104,14 @@ constexpr Kernel kPortableKernels[kMr] = {KernelPortable<1>, KernelPortable<2>,
 constexpr Kernel kAvx512Kernels[kMr] = {KernelAvx512<1, 1>, KernelAvx512<2, 1>,
                                         KernelAvx512<3, 1>, KernelAvx512<4, 1>,
                                         KernelAvx512<5, 1>, KernelAvx512<6, 1>};
-constexpr Kernel kAvx512WideKernels[kMr] = {KernelAvx512<1, 2>, KernelAvx512<2, 2>,
-                                            KernelAvx512<3, 2>, KernelAvx512<4, 2>,
-                                            KernelAvx512<5, 2>, KernelAvx512<6, 2>};
+// 1 and 2 rows take one panel a call (session 12, Zen 5: two panels a call
+// at 1 row ran 1.2-2x the time, weights streaming at decode's batch 1).
+constexpr Kernel kAvx512WideKernels[kMr] = {nullptr,
+                                            nullptr,
+                                            KernelAvx512<3, 2>,
+                                            KernelAvx512<4, 2>,
+                                            KernelAvx512<5, 2>,
+                                            KernelAvx512<6, 2>};
 
 bool HasAvx512F() {
   static const bool has = HasAvx2Fma() && __builtin_cpu_supports("avx512f");

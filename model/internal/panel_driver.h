@@ -160,7 +160,12 @@ void RunPanels(const float* x, int n, const Matrix& w, float* y, int p0, int p1,
             }
           }
           if (span == 2) {
-            wide[r - 1](xs, pw, kc, ys, out, first);
+            if (wide[r - 1] != nullptr) {
+              wide[r - 1](xs, pw, kc, ys, out, first);
+            } else {
+              kernels[r - 1](xs, pw, kc, ys, out, first);
+              kernels[r - 1](xs, w.Block(p + 1, k0), kc, ys + kP, out, first);
+            }
             continue;
           }
           if (cols == kP) {
@@ -185,7 +190,9 @@ void RunPanels(const float* x, int n, const Matrix& w, float* y, int p0, int p1,
 // contiguous run of panels (of output features). `wide`, when given, are
 // kernels over two adjacent full panels (32 features; panel p + 1's block
 // follows panel p's in memory, as every Matrix here lays them out), used
-// wherever a thread's run has two: y[r][0..32) with ldy as before.
+// wherever a thread's run has two: y[r][0..32) with ldy as before. A null
+// entry (a row count the wide kernel does not pay for) runs `kernels` on
+// each panel instead.
 template <typename W, typename X = float, typename Matrix>
 void MatMul(const float* x, int n, const Matrix& w, float* y, const Kernel<W, X>* kernels,
             const Kernel<W, X>* wide = nullptr) {

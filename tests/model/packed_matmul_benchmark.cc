@@ -134,7 +134,8 @@ int main(int argc, char** argv) {
             ->UseRealTime()
             ->Unit(benchmark::kMillisecond);
       }
-      for (Bf16Kernel k : {Bf16Kernel::kAvx512Bf16, Bf16Kernel::kAvx2Fma}) {
+      for (Bf16Kernel k :
+           {Bf16Kernel::kAvx512Bf16, Bf16Kernel::kAvx512Fma, Bf16Kernel::kAvx2Fma}) {
         if (!kvq::model_internal::Bf16KernelSupported(k)) continue;
         const std::string name = std::string("BM_Bf16MatMul/") +
                                  kvq::model_internal::Bf16KernelName(k) + "/" + suffix;

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <random>
 #include <vector>
@@ -211,6 +212,13 @@ TEST(Bf16MatMulTest, Fp32KernelsEqualPackedMatMulOverRoundedWeights) {
   std::vector<std::pair<Bf16Kernel, MatMulKernel>> kernels = {
       {Bf16Kernel::kPortable, MatMulKernel::kPortable}};
   if (HasAvx2Fma()) kernels.push_back({Bf16Kernel::kAvx2Fma, MatMulKernel::kAvx2Fma});
+  // The zmm kernels run the ymm kernels' chains: both equal either.
+  if (Bf16KernelSupported(Bf16Kernel::kAvx512Fma)) {
+    kernels.push_back({Bf16Kernel::kAvx512Fma, MatMulKernel::kAvx512Fma});
+    kernels.push_back({Bf16Kernel::kAvx512Fma, MatMulKernel::kAvx2Fma});
+  } else {
+    std::fprintf(stderr, "[  SKIPPED ] bf16 avx512fma: this CPU lacks AVX-512F\n");
+  }
   for (const MatShape& s : MatShapes()) {
     const std::vector<float> x = Normal(size_t(s.n) * s.in, rng);
     const std::vector<float> w = Normal(size_t(s.out) * s.in, rng);
@@ -310,7 +318,7 @@ TEST(Bf16MatMulTest, RowsIdenticalAloneOrInAnyBatch) {
   const Bf16Matrix b(w.data(), out, in);
   for (Bf16Kernel k :
        {Bf16Kernel::kAuto, Bf16Kernel::kAvx512Bf16, Bf16Kernel::kDotPortable,
-        Bf16Kernel::kAvx2Fma, Bf16Kernel::kPortable}) {
+        Bf16Kernel::kAvx512Fma, Bf16Kernel::kAvx2Fma, Bf16Kernel::kPortable}) {
     if (!Bf16KernelSupported(k)) continue;
     std::vector<float> all(size_t(n) * out);
     Bf16MatMul(x.data(), n, b, all.data(), k);
