@@ -102,13 +102,7 @@ __attribute__((target("avx512f"))) void KernelAvx512(const float* xp, const uint
                                                      bool first) {
   __m512 acc[P][R];
   const int pair_rows = (kc + 1) / 2;
-#pragma GCC unroll 2
-  for (int q = 0; q < P; ++q) {
-#pragma GCC unroll 6
-    for (int r = 0; r < R; ++r) {
-      acc[q][r] = first ? _mm512_setzero_ps() : _mm512_loadu_ps(y + r * ldy + q * kP);
-    }
-  }
+  panel::LoadTile512<R, P>(y, ldy, first, acc);
   for (int i = 0; i < pair_rows; ++i) {
     __m512 even[P], odd[P];
 #pragma GCC unroll 2
@@ -165,13 +159,11 @@ __attribute__((target("avx512f,avx512bf16"))) void KernelAvx512Bf16(
     const Bf16Pair* xp, const uint16_t* pw, int kc, float* y, size_t ldy, bool first) {
   __m512 a[P][R], b[P][R];
   const int pairs = (kc + 1) / 2;
+  panel::LoadTile512<R, P>(y, ldy, first, a);
 #pragma GCC unroll 2
   for (int q = 0; q < P; ++q) {
 #pragma GCC unroll 6
-    for (int r = 0; r < R; ++r) {
-      a[q][r] = first ? _mm512_setzero_ps() : _mm512_loadu_ps(y + r * ldy + q * kP);
-      b[q][r] = _mm512_setzero_ps();
-    }
+    for (int r = 0; r < R; ++r) b[q][r] = _mm512_setzero_ps();
   }
 #define KVQ_WEIGHTS(q, i) \
   reinterpret_cast<__m512bh>(_mm512_load_si512(pw + ((q)*pairs + (i)) * 2 * kP))
@@ -281,11 +273,6 @@ constexpr DotKernel kAvx512Bf16WideKernels[kMr] = {nullptr,
 constexpr DotKernel kDotPortableKernels[kMr] = {
     KernelDotPortable<1>, KernelDotPortable<2>, KernelDotPortable<3>,
     KernelDotPortable<4>, KernelDotPortable<5>, KernelDotPortable<6>};
-
-bool HasAvx512F() {
-  static const bool has = HasAvx2Fma() && __builtin_cpu_supports("avx512f");
-  return has;
-}
 
 bool HasAvx512Bf16() {
   static const bool has =

@@ -91,6 +91,11 @@ bool HasAvx2Fma() {
   return has;
 }
 
+bool HasAvx512F() {
+  static const bool has = HasAvx2Fma() && __builtin_cpu_supports("avx512f");
+  return has;
+}
+
 int InitThreads() {
   // One thread pool for everything (OpenMP, which the kernels use too):
   // OpenBLAS's own threads would fight it for the cores.

@@ -22,6 +22,8 @@ void ParallelFor(int n, int threads, const std::function<void(int)>& fn);
 
 // Whether the CPU has AVX2 and FMA (checked once).
 bool HasAvx2Fma();
+// Whether it also has AVX-512F: the zmm matrix-product kernels (checked once).
+bool HasAvx512F();
 
 // y[n][out] = x[n][in] . w[out][in]^T (row-major, as llama2.c and HF store),
 // split over InitThreads() threads when large; AVX2/FMA when available. The

@@ -52,13 +52,7 @@ __attribute__((target("avx512f"))) void KernelAvx512(const float* xp, const floa
                                                      int kc, float* y, size_t ldy,
                                                      bool first) {
   __m512 acc[P][R];
-#pragma GCC unroll 2
-  for (int q = 0; q < P; ++q) {
-#pragma GCC unroll 6
-    for (int r = 0; r < R; ++r) {
-      acc[q][r] = first ? _mm512_setzero_ps() : _mm512_loadu_ps(y + r * ldy + q * kP);
-    }
-  }
+  panel::LoadTile512<R, P>(y, ldy, first, acc);
 #pragma GCC unroll 2
   for (int k = 0; k < kc; ++k) {
     __m512 w[P];
@@ -112,11 +106,6 @@ constexpr Kernel kAvx512WideKernels[kMr] = {nullptr,
                                             KernelAvx512<4, 2>,
                                             KernelAvx512<5, 2>,
                                             KernelAvx512<6, 2>};
-
-bool HasAvx512F() {
-  static const bool has = HasAvx2Fma() && __builtin_cpu_supports("avx512f");
-  return has;
-}
 
 }  // namespace
 

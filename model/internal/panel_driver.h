@@ -54,6 +54,20 @@ template <typename W, typename X = float>
 using Kernel = void (*)(const X* xp, const W* pw, int kc, float* y, size_t ldy,
                         bool first);
 
+// The zmm micro-kernels' accumulators: acc[q][r] = y[r][16 q .. 16 q + 16)
+// (row stride ldy), or 0 when `first`.
+template <int R, int P>
+__attribute__((target("avx512f"), always_inline)) inline void LoadTile512(
+    const float* y, size_t ldy, bool first, __m512 (&acc)[P][R]) {
+#pragma GCC unroll 2
+  for (int q = 0; q < P; ++q) {
+#pragma GCC unroll 6
+    for (int r = 0; r < R; ++r) {
+      acc[q][r] = first ? _mm512_setzero_ps() : _mm512_loadu_ps(y + r * ldy + q * kP);
+    }
+  }
+}
+
 // Packs w[out][in] (row-major fp32) into `m`'s panels (Matrix::Block), each
 // weight through convert (zero past the last output feature and in a pair
 // layout's padding).
