@@ -53,9 +53,9 @@ class PackedMatrix {
   std::unique_ptr<float[], Free> data_;  // [k-block][panel][kc][16], 64-byte aligned
 };
 
-// Which micro-kernels PackedMatMul runs. kAvx512Fma (zmm, 6 rows x 2 panels
-// a call) and kAvx2Fma (ymm, 6 rows x 1 panel) run the same FMA chains and
-// give bit-identical results (tested); kPortable multiplies and adds
+// Which micro-kernels PackedMatMul runs. kAvx512Fma (zmm, up to 6 rows x 2
+// panels a call; 1 panel at 1-2 rows) and kAvx2Fma (ymm, 6 rows x 1 panel) run the same
+// FMA chains and give bit-identical results (tested); kPortable multiplies and adds
 // separately, so its results differ in rounding. All are batch invariant.
 enum class MatMulKernel { kAuto, kAvx512Fma, kAvx2Fma, kPortable };
 
