@@ -38,6 +38,12 @@ ABSL_FLAG(bool, quick, false,
 ABSL_FLAG(std::string, threads, "",
           "kvq bench kernels: comma-separated thread counts (e.g. 1); empty: 1,2. "
           "kvq eval pareto: modes evaluated at once, one thread each; empty: 1.");
+ABSL_FLAG(int, repeats, 1,
+          "Whole measurements to run, alternating between what is compared, with the "
+          "medians reported (these machines are noisy). kvq bench kernels: rounds of "
+          "every row, the variants in turn; each figure and each ratio the median over "
+          "the rounds (--json adds every round's figures). kvq bench serve: throughput "
+          "runs per KV mode (the ratio is of the medians).");
 
 ABSL_FLAG(std::string, prompt, "", "Prompt text (may be empty).");
 ABSL_FLAG(int, steps, 256, "Number of new tokens to generate at most.");

@@ -30,6 +30,7 @@ ABSL_DECLARE_FLAG(bool, verbose);           // echo child processes' output
 ABSL_DECLARE_FLAG(std::string, text);       // eval ppl, eval pareto: the text file
 ABSL_DECLARE_FLAG(bool, quick);             // bench kernels, eval pareto: a smoke run
 ABSL_DECLARE_FLAG(std::string, threads);    // bench kernels, eval pareto
+ABSL_DECLARE_FLAG(int, repeats);            // bench kernels, bench serve: rounds
 
 // A request (kvq generate, kvq client generate, kvq demo).
 ABSL_DECLARE_FLAG(std::string, prompt);

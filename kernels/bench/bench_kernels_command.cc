@@ -1,5 +1,5 @@
 // `kvq bench kernels [--json] [--quick] [--variant=NAME,...|all] [--contexts=N,...]
-// [--threads=N,...]`: runs the workloads of kernels_bench.h and prints a
+// [--threads=N,...] [--repeats=N]`: runs the workloads of kernels_bench.h and prints a
 // table, or JSON Lines with --json (one object per line: "config",
 // "bandwidth", "compute", "attention" and "quantize" records).
 #include <cstdio>
@@ -45,7 +45,8 @@ void PrintJson(const KernelsBenchResult& r) {
                            {"residual", o.residual},
                            {"bits", o.bits},
                            {"working_set_bytes", o.working_set_bytes},
-                           {"reps", o.reps}};
+                           {"reps", o.reps},
+                           {"rounds", r.rounds}};
   std::printf("%s\n", config.dump().c_str());
   for (const BandwidthRow& b : r.bandwidth) {
     nlohmann::json j = {{"record", "bandwidth"}, {"variant", r.variant},
@@ -80,6 +81,14 @@ void PrintJson(const KernelsBenchResult& r) {
     if (a.slowdown_vs_no_outliers > 0) {
       j["slowdown_vs_no_outliers"] = a.slowdown_vs_no_outliers;
     }
+    if (r.rounds > 1) {  // each round's figures (the fields above: their medians)
+      j["us_per_call_runs"] = a.us_per_call_runs;
+      j["bw_fraction_runs"] = a.bw_fraction_runs;
+      if (a.kv != "fp16") j["speedup_vs_fp16_runs"] = a.speedup_vs_fp16_runs;
+      if (a.slowdown_vs_no_outliers > 0) {
+        j["slowdown_vs_no_outliers_runs"] = a.slowdown_vs_no_outliers_runs;
+      }
+    }
     std::printf("%s\n", j.dump().c_str());
   }
   for (const QuantizeRow& q : r.quantize) {
@@ -99,10 +108,16 @@ void PrintTable(const KernelsBenchResult& r) {
   std::printf(
       "kvq bench kernels: variant %s on %s\n"
       "head_dim %d, %d query heads, %d KV heads, B %d, G %d, R %d, %d-bit; one query "
-      "token per sequence; %.0f MiB of caches per pass, median of %d passes\n\n",
+      "token per sequence; %.0f MiB of caches per pass, median of %d passes%s\n\n",
       r.variant.c_str(), r.cpu.c_str(), o.head_dim, o.n_heads, o.n_kv_heads,
       o.block_tokens, o.group, o.residual, o.bits, o.working_set_bytes / 1048576.0,
-      o.reps);
+      o.reps,
+      r.rounds > 1
+          ? absl::StrFormat("; every figure the median of %d rounds (each round's "
+                            "in --json)",
+                            r.rounds)
+                .c_str()
+          : "");
   for (const BandwidthRow& b : r.bandwidth) {
     std::printf("read bandwidth, %d thread(s): %.1f GB/s (median of every round)\n",
                 b.threads, b.gbps);
@@ -188,11 +203,35 @@ int Run(const std::vector<std::string>& args) {
   } else {
     sets.push_back(&Best());
   }
-  for (const KernelSet* set : sets) {
-    options.kernels = set;
-    const absl::StatusOr<KernelsBenchResult> r = RunKernelsBench(
-        options,
-        [](const std::string& line) { std::fprintf(stderr, "%s\n", line.c_str()); });
+  const int repeats = absl::GetFlag(FLAGS_repeats);
+  if (repeats < 1 || repeats > 100) {
+    std::fprintf(stderr, "kvq bench kernels: --repeats must be in [1, 100], not %d\n",
+                 repeats);
+    return 2;
+  }
+  // Rounds outermost, the variants in turn within each, so that every
+  // variant sees the same spread of the machine's moods.
+  std::vector<std::vector<KernelsBenchResult>> runs(sets.size());
+  for (int round = 0; round < repeats; ++round) {
+    for (size_t v = 0; v < sets.size(); ++v) {
+      options.kernels = sets[v];
+      const std::string prefix = repeats > 1
+                                     ? absl::StrFormat("[round %d of %d, %s] ", round + 1,
+                                                       repeats, sets[v]->name)
+                                     : "";
+      absl::StatusOr<KernelsBenchResult> r =
+          RunKernelsBench(options, [&prefix](const std::string& line) {
+            std::fprintf(stderr, "%s%s\n", prefix.c_str(), line.c_str());
+          });
+      if (!r.ok()) {
+        std::fprintf(stderr, "kvq bench kernels: %s\n", r.status().ToString().c_str());
+        return 1;
+      }
+      runs[v].push_back(*std::move(r));
+    }
+  }
+  for (const std::vector<KernelsBenchResult>& variant_runs : runs) {
+    const absl::StatusOr<KernelsBenchResult> r = MedianOfRounds(variant_runs);
     if (!r.ok()) {
       std::fprintf(stderr, "kvq bench kernels: %s\n", r.status().ToString().c_str());
       return 1;
@@ -218,8 +257,10 @@ const cli::CommandRegistrar kBenchKernels({
         "attention rows, quantize). --contexts=16384 --threads=1 restricts the rows "
         "(a quicker run for one target). --variant=avx512,int_avx512vnni (or 'all') "
         "measures several variants, one set of rows each; every JSON record names "
-        "the variant and the CPU.",
-    .flags = {"json", "quick", "variant", "contexts", "threads"},
+        "the variant and the CPU. --repeats=5 runs five rounds (the variants in "
+        "turn) and reports medians: the form the figures in docs/performance.md "
+        "take.",
+    .flags = {"json", "quick", "variant", "contexts", "threads", "repeats"},
     .run = Run,
 });
 

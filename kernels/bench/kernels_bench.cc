@@ -462,4 +462,76 @@ absl::StatusOr<KernelsBenchResult> RunKernelsBench(
   return r;
 }
 
+absl::StatusOr<KernelsBenchResult> MedianOfRounds(
+    const std::vector<KernelsBenchResult>& runs) {
+  if (runs.empty()) return absl::InvalidArgumentError("MedianOfRounds: no runs");
+  const KernelsBenchResult& first = runs.front();
+  for (const KernelsBenchResult& r : runs) {
+    bool same = r.variant == first.variant &&
+                r.attention.size() == first.attention.size() &&
+                r.bandwidth.size() == first.bandwidth.size() &&
+                r.compute.size() == first.compute.size() &&
+                r.quantize.size() == first.quantize.size();
+    for (size_t i = 0; same && i < r.attention.size(); ++i) {
+      const AttentionRow &a = r.attention[i], &b = first.attention[i];
+      same = a.ctx == b.ctx && a.threads == b.threads && a.kv == b.kv;
+    }
+    for (size_t i = 0; same && i < r.bandwidth.size(); ++i) {
+      same = r.bandwidth[i].threads == first.bandwidth[i].threads;
+    }
+    for (size_t i = 0; same && i < r.compute.size(); ++i) {
+      same = r.compute[i].threads == first.compute[i].threads;
+    }
+    if (!same) {
+      return absl::InvalidArgumentError(
+          "MedianOfRounds: the runs measured different variants or rows");
+    }
+  }
+  // The median of one field over the runs, element `i` of vector `rows`.
+  const auto median = [&runs](auto rows, size_t i, auto field) {
+    std::vector<double> v;
+    for (const KernelsBenchResult& r : runs) v.push_back((r.*rows)[i].*field);
+    return Median(v);
+  };
+  KernelsBenchResult out = first;
+  out.rounds = static_cast<int>(runs.size());
+  for (size_t i = 0; i < out.bandwidth.size(); ++i) {
+    out.bandwidth[i].gbps =
+        median(&KernelsBenchResult::bandwidth, i, &BandwidthRow::gbps);
+  }
+  for (size_t i = 0; i < out.compute.size(); ++i) {
+    ComputeRow& c = out.compute[i];
+    c.fma_per_s = median(&KernelsBenchResult::compute, i, &ComputeRow::fma_per_s);
+    c.fp16_ceiling_gbps =
+        median(&KernelsBenchResult::compute, i, &ComputeRow::fp16_ceiling_gbps);
+    c.quant_ceiling_gbps =
+        median(&KernelsBenchResult::compute, i, &ComputeRow::quant_ceiling_gbps);
+  }
+  for (size_t i = 0; i < out.attention.size(); ++i) {
+    AttentionRow& a = out.attention[i];
+    for (const KernelsBenchResult& r : runs) {
+      const AttentionRow& x = r.attention[i];
+      a.us_per_call_runs.push_back(x.us_per_call);
+      a.bw_fraction_runs.push_back(x.bw_fraction);
+      a.speedup_vs_fp16_runs.push_back(x.speedup_vs_fp16);
+      a.slowdown_vs_no_outliers_runs.push_back(x.slowdown_vs_no_outliers);
+    }
+    a.us_per_call = Median(a.us_per_call_runs);
+    a.gbps = median(&KernelsBenchResult::attention, i, &AttentionRow::gbps);
+    a.bw_gbps = median(&KernelsBenchResult::attention, i, &AttentionRow::bw_gbps);
+    a.bw_fraction = Median(a.bw_fraction_runs);
+    a.speedup_vs_fp16 = Median(a.speedup_vs_fp16_runs);
+    a.slowdown_vs_no_outliers = Median(a.slowdown_vs_no_outliers_runs);
+  }
+  for (size_t i = 0; i < out.quantize.size(); ++i) {
+    QuantizeRow& q = out.quantize[i];
+    q.gbps = median(&KernelsBenchResult::quantize, i, &QuantizeRow::gbps);
+    q.mvalues_per_s =
+        median(&KernelsBenchResult::quantize, i, &QuantizeRow::mvalues_per_s);
+    q.speedup_vs_reference =
+        median(&KernelsBenchResult::quantize, i, &QuantizeRow::speedup_vs_reference);
+  }
+  return out;
+}
+
 }  // namespace kvq::kernels::bench

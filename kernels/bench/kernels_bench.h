@@ -63,6 +63,10 @@ struct AttentionRow {
   // Outlier rows (format 2, 2% of keys and values exact): us_per_call over
   // the same mode's without outliers, measured in the same rounds.
   double slowdown_vs_no_outliers = 0;
+  // Of a MedianOfRounds result: each round's figures, in round order (the
+  // fields above are their medians); empty for a single run.
+  std::vector<double> us_per_call_runs, bw_fraction_runs, speedup_vs_fp16_runs,
+      slowdown_vs_no_outliers_runs;
 };
 
 struct QuantizeRow {
@@ -87,6 +91,7 @@ struct ComputeRow {
 struct KernelsBenchResult {
   std::string variant;  // KernelSet name
   std::string cpu;      // /proc/cpuinfo model name
+  int rounds = 1;       // whole runs this result is the median of
   KernelsBenchOptions options;
   std::vector<BandwidthRow> bandwidth;
   std::vector<ComputeRow> compute;  // per thread count
@@ -100,6 +105,15 @@ struct KernelsBenchResult {
 absl::StatusOr<KernelsBenchResult> RunKernelsBench(
     const KernelsBenchOptions& options,
     const std::function<void(const std::string&)>& progress);
+
+// The median of several runs of the same options and variant (the machines
+// are noisy: a figure of one run can be off by tens of percent): every figure
+// is the median of its per-run values, each ratio (bw_fraction,
+// speedup_vs_fp16, slowdown_vs_no_outliers) the median of the ratios taken
+// within each run, and the attention rows keep each run's figures.
+// INVALID_ARGUMENT if `runs` is empty or their rows differ.
+absl::StatusOr<KernelsBenchResult> MedianOfRounds(
+    const std::vector<KernelsBenchResult>& runs);
 
 // Median rate of independent 256-bit fp32 FMAs of `threads` threads running
 // at once, summed (0 without AVX2/FMA), over `reps` runs of about 0.05 s.

@@ -38,9 +38,6 @@ ABSL_FLAG(int, gen_tokens, 128, "kvq bench serve: tokens each request generates.
 ABSL_FLAG(int, budget_sequences, 8,
           "kvq bench serve: the decode KV budget is the fp16 bytes of this many "
           "sequences of prompt + suffix + generated tokens.");
-ABSL_FLAG(int, repeats, 1,
-          "kvq bench serve: throughput runs per KV mode, alternating between the modes "
-          "(the ratio is of the medians).");
 ABSL_FLAG(std::string, overlap_kv, "kivi2",
           "kvq bench serve: KV mode of the overlap run.");
 ABSL_FLAG(int, overlap_runs, 3, "kvq bench serve: capped prefills per push mode.");

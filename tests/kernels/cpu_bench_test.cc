@@ -2,6 +2,7 @@
 // run must produce one row per (context, threads, kv) with consistent
 // figures. Nothing here asserts a speed.
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "gtest/gtest.h"
@@ -65,6 +66,71 @@ TEST(KernelsBenchTest, QuickRunProducesConsistentRows) {
   }
   ASSERT_EQ(r->quantize.size(), 1u);
   EXPECT_GT(r->quantize[0].gbps, 0.0);
+}
+
+// One run's result with a single context and thread count: the fp16, kivi2
+// and outlier rows at the given times (us), bandwidth `bw` GB/s.
+KernelsBenchResult FakeRun(double fp16_us, double kivi_us, double outlier_us, double bw) {
+  KernelsBenchResult r;
+  r.variant = "avx2";
+  r.bandwidth.push_back({1, 1 << 20, bw});
+  r.compute.push_back({1, 1e9, 10.0, 2.0});
+  const auto row = [bw](const char* kv, double us) {
+    AttentionRow a;
+    a.ctx = 4096;
+    a.threads = 1;
+    a.kv = kv;
+    a.us_per_call = us;
+    a.bytes_read = 1000;
+    a.gbps = 1000 / us / 1e3;
+    a.bw_gbps = bw;
+    a.bw_fraction = a.gbps / bw;
+    return a;
+  };
+  r.attention = {row("fp16", fp16_us), row("kivi2", kivi_us),
+                 row("kivi2+outliers0.02", outlier_us)};
+  r.attention[1].speedup_vs_fp16 = fp16_us / kivi_us;
+  r.attention[2].speedup_vs_fp16 = fp16_us / outlier_us;
+  r.attention[2].slowdown_vs_no_outliers = outlier_us / kivi_us;
+  r.quantize.push_back({2, bw, 1.0, 3.0});
+  return r;
+}
+
+TEST(KernelsBenchTest, MedianOfRoundsTakesEachFiguresAndRatiosMedian) {
+  // The ratios' medians are of each round's ratios: round 3 is slow on every
+  // row, so its ratios are ordinary while its times are the largest.
+  const std::vector<KernelsBenchResult> runs = {
+      FakeRun(100, 50, 70, 20), FakeRun(120, 40, 60, 30), FakeRun(400, 300, 330, 10)};
+  const absl::StatusOr<KernelsBenchResult> m = MedianOfRounds(runs);
+  ASSERT_TRUE(m.ok()) << m.status();
+  EXPECT_EQ(m->rounds, 3);
+  EXPECT_EQ(m->variant, "avx2");
+  EXPECT_DOUBLE_EQ(m->bandwidth[0].gbps, 20);
+  ASSERT_EQ(m->attention.size(), 3u);
+  const AttentionRow &f = m->attention[0], &q = m->attention[1], &x = m->attention[2];
+  EXPECT_DOUBLE_EQ(f.us_per_call, 120);
+  EXPECT_DOUBLE_EQ(q.us_per_call, 50);
+  EXPECT_DOUBLE_EQ(q.speedup_vs_fp16, 2.0);          // of 2.0, 3.0, 1.33
+  EXPECT_DOUBLE_EQ(x.slowdown_vs_no_outliers, 1.4);  // of 1.4, 1.5, 1.1
+  EXPECT_EQ(x.slowdown_vs_no_outliers_runs, (std::vector<double>{1.4, 1.5, 1.1}));
+  EXPECT_EQ(q.us_per_call_runs, (std::vector<double>{50, 40, 300}));
+  EXPECT_DOUBLE_EQ(m->quantize[0].gbps, 20);
+  // One run: itself.
+  const absl::StatusOr<KernelsBenchResult> one = MedianOfRounds({runs[1]});
+  ASSERT_TRUE(one.ok());
+  EXPECT_DOUBLE_EQ(one->attention[2].slowdown_vs_no_outliers, 1.5);
+}
+
+TEST(KernelsBenchTest, MedianOfRoundsRejectsMismatchedRuns) {
+  EXPECT_EQ(MedianOfRounds({}).status().code(), absl::StatusCode::kInvalidArgument);
+  KernelsBenchResult other = FakeRun(1, 1, 1, 1);
+  other.attention[1].ctx = 1024;
+  EXPECT_EQ(MedianOfRounds({FakeRun(1, 1, 1, 1), other}).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  other = FakeRun(1, 1, 1, 1);
+  other.variant = "avx512";
+  EXPECT_EQ(MedianOfRounds({FakeRun(1, 1, 1, 1), other}).status().code(),
+            absl::StatusCode::kInvalidArgument);
 }
 
 TEST(KernelsBenchTest, RejectsBadOptions) {
