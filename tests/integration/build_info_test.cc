@@ -21,6 +21,7 @@
 #include "model/internal/weight_matrix.h"
 #include "model/weights_mode.h"
 #include "services/launcher/launcher.h"
+#include "tests/common/run_command.h"
 #include "tests/integration/serving_test_util.h"
 
 namespace kvq {
@@ -32,16 +33,9 @@ struct KvqRun {
 };
 
 KvqRun Kvq(const std::string& args) {
-  const std::string cmd = launcher::FindKvqBinary() + " " + args + " 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  KvqRun r{-1, ""};
-  if (p == nullptr) return r;
-  char buf[4096];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof(buf), p)) > 0) r.output.append(buf, n);
-  const int raw = pclose(p);
-  r.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
-  return r;
+  const testing::CommandResult r =
+      testing::RunCommand(launcher::FindKvqBinary() + " " + args + " 2>&1");
+  return {r.exit_code, r.out};
 }
 
 // The value of "KEY: value" in `text`.

@@ -12,6 +12,7 @@
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "services/launcher/launcher.h"
+#include "tests/common/run_command.h"
 #include "tests/integration/store_process.h"
 #include "tests/kvstore/test_blocks.h"
 
@@ -26,16 +27,9 @@ using kvstore::testing::TestBlock;
 
 // Runs `kvq bench store` with `args`; returns its exit status and output.
 std::pair<int, std::string> RunBench(const std::string& args) {
-  const std::string cmd =
-      absl::StrCat(launcher::FindKvqBinary(), " bench store ", args, " 2>&1");
-  FILE* p = popen(cmd.c_str(), "r");
-  EXPECT_NE(p, nullptr);
-  if (p == nullptr) return {-1, ""};
-  std::string out;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof(buf), p)) > 0) out.append(buf, n);
-  return {pclose(p), out};
+  const testing::CommandResult r = testing::RunCommand(
+      absl::StrCat(launcher::FindKvqBinary(), " bench store ", args, " 2>&1"));
+  return {r.exit_code, r.out};
 }
 
 // The JSON rows of a `kvq bench store --json` output (other lines skipped).

@@ -36,6 +36,7 @@
 #include "services/store/client.h"
 #include "services/store/proto_convert.h"
 #include "tests/common/http_get.h"
+#include "tests/common/run_command.h"
 #include "tests/integration/store_process.h"
 #include "tests/kvstore/test_blocks.h"
 
@@ -375,12 +376,10 @@ std::map<std::string, std::string> RunShardClient(const std::string& mode,
   const std::string tool = absl::StrCat(std::getenv("TEST_SRCDIR"),
                                         "/kvq/tests/integration/store_shard_client");
   const std::string cmd = absl::StrCat(tool, " ", mode, " ", addresses, " 0 ", count);
-  FILE* p = popen(cmd.c_str(), "r");
-  EXPECT_NE(p, nullptr);
+  const testing::CommandResult r = testing::RunCommand(cmd);
   std::map<std::string, std::string> routes;
   *present_prefix = -1;
-  char line[256];
-  while (p != nullptr && std::fgets(line, sizeof(line), p) != nullptr) {
+  for (absl::string_view line : absl::StrSplit(r.out, '\n', absl::SkipEmpty())) {
     std::vector<std::string> f = absl::StrSplit(absl::StripAsciiWhitespace(line), ' ');
     if (f.size() != 2) continue;
     if (f[0] == "present_prefix") {
@@ -389,7 +388,7 @@ std::map<std::string, std::string> RunShardClient(const std::string& mode,
       routes[f[0]] = f[1];
     }
   }
-  EXPECT_EQ(p == nullptr ? -1 : pclose(p), 0) << cmd;
+  EXPECT_EQ(r.exit_code, 0) << cmd;
   return routes;
 }
 

@@ -20,6 +20,7 @@
 #include "services/launcher/health_check.h"
 #include "services/launcher/launcher.h"
 #include "services/store/client.h"
+#include "tests/common/run_command.h"
 #include "tests/integration/serving_test_util.h"
 #include "tests/kvstore/test_blocks.h"
 
@@ -200,13 +201,8 @@ std::string DemoText(const std::vector<std::string>& extra) {
                     " --prompt='Once upon a time' --steps=24";
   for (const std::string& f : extra) cmd += " " + f;
   cmd += " 2>&1 1>&3 3>&- | tail -3 >&2; } 3>&1";  // stdout only; stderr's tail
-  FILE* p = popen(("{ " + cmd).c_str(), "r");
-  if (p == nullptr) return "";
-  std::string out;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof(buf), p)) > 0) out.append(buf, n);
-  return pclose(p) == 0 ? out : "";
+  const testing::CommandResult r = testing::RunCommand("{ " + cmd);
+  return r.exit_code == 0 ? r.out : "";
 }
 
 TEST(TlsDemoTest, DemoOverMtlsGeneratesTheSameText) {

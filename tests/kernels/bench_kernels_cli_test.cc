@@ -1,8 +1,6 @@
 // Runs `kvq bench kernels` as a user does (a kvq binary holding only it) on a
 // tiny shape: --repeats rounds and what they print, and bad flags. Nothing
 // here asserts a speed.
-#include <sys/wait.h>
-
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
@@ -12,29 +10,19 @@
 
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
+#include "tests/common/run_command.h"
 
 namespace kvq::kernels::bench {
 namespace {
 
-struct Output {
-  int exit_code = -1;
-  std::string out;
-};
+using kvq::testing::CommandResult;
 
 // Runs `kvq_kernels_cli ARGS`, stdout captured, stderr to `err_file`.
-Output RunKvq(const std::string& args, const std::string& err_file = "/dev/null") {
+CommandResult RunKvq(const std::string& args, const std::string& err_file = "/dev/null") {
   const char* srcdir = std::getenv("TEST_SRCDIR");
-  const std::string cmd = std::string(srcdir ? srcdir : ".") +
-                          "/kvq/tests/kernels/kvq_kernels_cli " + args + " 2>" + err_file;
-  Output o;
-  FILE* p = popen(cmd.c_str(), "r");
-  if (p == nullptr) return o;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof(buf), p)) > 0) o.out.append(buf, n);
-  const int status = pclose(p);
-  o.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return o;
+  return kvq::testing::RunCommand(std::string(srcdir ? srcdir : ".") +
+                                  "/kvq/tests/kernels/kvq_kernels_cli " + args + " 2>" +
+                                  err_file);
 }
 
 std::vector<nlohmann::json> Records(const std::string& out) {
@@ -47,12 +35,14 @@ std::vector<nlohmann::json> Records(const std::string& out) {
 }
 
 TEST(BenchKernelsCliTest, RepeatsReportMediansAndEveryRound) {
-  const Output o =
+  const CommandResult o =
       RunKvq("bench kernels --quick --contexts=700 --threads=1 --repeats=3 --json");
   ASSERT_EQ(o.exit_code, 0) << o.out;
   int attention = 0;
   for (const nlohmann::json& j : Records(o.out)) {
-    if (j["record"] == "config") EXPECT_EQ(j["rounds"], 3) << j;
+    if (j["record"] == "config") {
+      EXPECT_EQ(j["rounds"], 3) << j;
+    }
     if (j["record"] != "attention") continue;
     ++attention;
     const std::vector<double> us = j["us_per_call_runs"];
@@ -70,11 +60,14 @@ TEST(BenchKernelsCliTest, RepeatsReportMediansAndEveryRound) {
   EXPECT_EQ(attention, 3);  // fp16, kivi2, kivi2 with outliers
 
   // One round (the default): no per-round arrays.
-  const Output once = RunKvq("bench kernels --quick --contexts=700 --threads=1 --json");
+  const CommandResult once =
+      RunKvq("bench kernels --quick --contexts=700 --threads=1 --json");
   ASSERT_EQ(once.exit_code, 0);
   for (const nlohmann::json& j : Records(once.out)) {
     EXPECT_FALSE(j.contains("us_per_call_runs")) << j;
-    if (j["record"] == "config") EXPECT_EQ(j["rounds"], 1);
+    if (j["record"] == "config") {
+      EXPECT_EQ(j["rounds"], 1);
+    }
   }
 }
 

@@ -15,14 +15,12 @@
 #include "gtest/gtest.h"
 #include "model/internal/read_file.h"
 #include "nlohmann/json.hpp"
+#include "tests/common/run_command.h"
 
 namespace kvq::model {
 namespace {
 
-struct Output {
-  int exit_code = -1;
-  std::string out;
-};
+using Output = kvq::testing::CommandResult;
 
 std::string Binary() {
   const char* srcdir = std::getenv("TEST_SRCDIR");
@@ -31,16 +29,7 @@ std::string Binary() {
 
 // Runs `kvq_model_cli ARGS`, stdout captured; stderr goes to `err_file`.
 Output RunKvq(const std::string& args, const std::string& err_file = "/dev/null") {
-  Output o;
-  const std::string cmd = Binary() + " " + args + " 2>" + err_file;
-  FILE* p = popen(cmd.c_str(), "r");
-  if (p == nullptr) return o;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof(buf), p)) > 0) o.out.append(buf, n);
-  const int status = pclose(p);
-  o.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return o;
+  return kvq::testing::RunCommand(Binary() + " " + args + " 2>" + err_file);
 }
 
 TEST(CliTest, GenerateGreedyFromEmptyPromptPrintsLlama2cOutput) {
