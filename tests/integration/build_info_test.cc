@@ -3,7 +3,6 @@
 // --kernel_variant forces one in any command and refuses a name that is
 // unknown or that this CPU cannot run; every role's /metrics exports
 // kvq_build_info with the variant as a label, a forced one included.
-#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <iterator>

@@ -1,6 +1,5 @@
 // `kvq bench store` and `kvq serve grpc-floor` end to end: the benchmark's
 // JSON rows, its options, and a run against a store it did not start.
-#include <cstdio>
 #include <string>
 #include <utility>
 #include <vector>

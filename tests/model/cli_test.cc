@@ -1,9 +1,6 @@
 // Runs the model subcommands as a user does (a kvq binary holding only them)
 // and checks what they print.
-#include <sys/wait.h>
-
 #include <cmath>
-#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <set>
