@@ -126,11 +126,7 @@ __attribute__((target("avx512f"))) void KernelAvx512(const float* xp, const uint
       }
     }
   }
-#pragma GCC unroll 2
-  for (int q = 0; q < P; ++q) {
-#pragma GCC unroll 6
-    for (int r = 0; r < R; ++r) _mm512_storeu_ps(y + r * ldy + q * kP, acc[q][r]);
-  }
+  panel::StoreTile512<R, P>(y, ldy, acc);
 }
 
 template <int R>

@@ -68,6 +68,17 @@ __attribute__((target("avx512f"), always_inline)) inline void LoadTile512(
   }
 }
 
+// Stores the accumulators of LoadTile512's layout back to y.
+template <int R, int P>
+__attribute__((target("avx512f"), always_inline)) inline void StoreTile512(
+    float* y, size_t ldy, const __m512 (&acc)[P][R]) {
+#pragma GCC unroll 2
+  for (int q = 0; q < P; ++q) {
+#pragma GCC unroll 6
+    for (int r = 0; r < R; ++r) _mm512_storeu_ps(y + r * ldy + q * kP, acc[q][r]);
+  }
+}
+
 // Packs w[out][in] (row-major fp32) into `m`'s panels (Matrix::Block), each
 // weight through convert (zero past the last output feature and in a pair
 // layout's padding).
