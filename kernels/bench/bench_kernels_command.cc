@@ -228,20 +228,20 @@ int Run(const std::vector<std::string>& args) {
         return 1;
       }
       runs[v].push_back(*std::move(r));
+      if (round + 1 < repeats) continue;
+      // A variant's last round: its medians, printed as soon as they exist.
+      const absl::StatusOr<KernelsBenchResult> m = MedianOfRounds(runs[v]);
+      if (!m.ok()) {
+        std::fprintf(stderr, "kvq bench kernels: %s\n", m.status().ToString().c_str());
+        return 1;
+      }
+      if (absl::GetFlag(FLAGS_json)) {
+        PrintJson(*m);
+      } else {
+        PrintTable(*m);
+      }
+      std::fflush(stdout);
     }
-  }
-  for (const std::vector<KernelsBenchResult>& variant_runs : runs) {
-    const absl::StatusOr<KernelsBenchResult> r = MedianOfRounds(variant_runs);
-    if (!r.ok()) {
-      std::fprintf(stderr, "kvq bench kernels: %s\n", r.status().ToString().c_str());
-      return 1;
-    }
-    if (absl::GetFlag(FLAGS_json)) {
-      PrintJson(*r);
-    } else {
-      PrintTable(*r);
-    }
-    std::fflush(stdout);
   }
   return 0;
 }
