@@ -105,7 +105,9 @@ absl::StatusOr<KvMode> ParseKvMode(absl::string_view text) {
     }
     int value;
     if (!absl::SimpleAtoi(val, &value)) {
-      return Bad(text, absl::StrFormat("value of %s is not an integer", key));
+      return Bad(
+          text,
+          absl::StrFormat("value of %s is not an integer (or is out of int range)", key));
     }
     if (key == "bits") {
       m.bits = value;

@@ -153,6 +153,8 @@ TEST(KvModeTest, RejectsBadFormat2Fields) {
       {"kivi:scales=u4", "scales must be fp16 or u8"},
       {"kivi:sinks=-32", "sinks must be >= 0"},
       {"kivi:sinks=many", "value of sinks is not an integer"},
+      {"kivi:edge_layers=99999999999,edge_bits=4",
+       "value of edge_layers is not an integer (or is out of int range)"},
       {"kivi:edge_layers=1", "edge_layers (1) and edge_bits (0) go together"},
       {"kivi:edge_bits=4", "edge_layers (0) and edge_bits (4) go together"},
       {"kivi:edge_layers=1,edge_bits=3", "edge_bits must be 2, 4 or 8"},
