@@ -26,7 +26,8 @@
 //   v_out    [nv]                  fp16 value outliers' corrections
 //   k_out_at [nk]                  I    position t*head_dim + c of each key
 //   v_out_at [nv]                  I    (value) outlier in the [B][head_dim]
-//                                       section, ascending
+//                                       section, ascending (keys: or by
+//                                       column, below)
 // S is fp16 (ScaleFormat::kFp16) or u8 (ScaleFormat::kU8); I is u8 when
 // B*head_dim <= 256, u16 when <= 65536, else u32 (little-endian). With no
 // outliers and fp16 scales (a KIVI encoding) the layout is format 1's.
@@ -49,6 +50,26 @@
 // p * delta (values) to the code's term: no kernel looks up an outlier's
 // scale, zero or code, and a block whose code there is not the clamped one
 // attends to d + delta all the same. (Version 2 stored x itself.)
+//
+// Key outliers by column (version 4): where KeyColumnsAllowed(B, head_dim)
+// and the nk key outliers of a section lie in n_cols <= MaxKeyColumns(B, nk)
+// channels (KIVI's keys: outliers come in channels), the quantizer stores
+// them by channel in the same 2*nk bytes of k_out_at instead of by position:
+//   marker   u16                   0xFFFF (never a position here)
+//   n_cols   u16                   channels with outliers, >= 1
+//   masks    [n_cols][B/8]     u8  column i's tokens: bit t (little-endian)
+//                                  set when (t, channel i) is an outlier
+//   channels [n_cols]          u8  ascending
+//   (zero bytes to the end of k_out_at)
+// and k_out holds the corrections column after column, tokens ascending. The
+// same entries are outliers either way; kernels add each column's
+// corrections as whole token vectors (16 tokens an instruction on AVX-512)
+// instead of one row per outlier. A block that does not say so exactly (a
+// column count that does not fit, a channel >= head_dim or out of order, an
+// empty mask, other than nk bits set, nonzero padding) is refused by
+// dequantize_layer; the kernels, which do not check, ignore every column
+// when n_cols does not fit, a column whose channel is >= head_dim, and bits
+// past the nk-th.
 //
 // ScaleFormat::kU8 (per head section, per tensor): base = min of the
 // non-outlier values (0 if none), hi = their max; zero step
@@ -85,7 +106,8 @@ namespace kvq::kernels {
 // pin it. Version 2: separate key and value bits, outliers, u8 scales.
 // Version 3: outliers stored as fp16 corrections to their code's value, not
 // as their value (the kernels then need no scale, zero or code of theirs).
-inline constexpr uint16_t kFormatVersion = 3;
+// Version 4: key outliers by column where they fit (above).
+inline constexpr uint16_t kFormatVersion = 4;
 
 // How the scales and zeros of a quantized block are stored.
 enum class ScaleFormat : uint16_t {
@@ -247,6 +269,76 @@ KVQ_HOST_DEVICE constexpr size_t LayerOffset(const BlockEncoding& enc,
   size_t at = 0;
   for (int l = 0; l < layer; ++l) at += LayerBytes(enc, shape, l);
   return at;
+}
+
+// Key outliers by column (see the top of this file).
+inline constexpr uint16_t kKeyColumnsMarker = 0xFFFF;
+
+// Whether a section of B tokens of head_dim channels may hold its key
+// outliers by column: u16 positions of which 0xFFFF is none (B * head_dim
+// < 65536), B a multiple of 8 up to 64 (a mask is B/8 bytes), channels that
+// fit a byte.
+KVQ_HOST_DEVICE constexpr bool KeyColumnsAllowed(int B, int head_dim) {
+  return OutlierIndexBytes(static_cast<size_t>(B) * head_dim) == 2 &&
+         static_cast<size_t>(B) * head_dim < 65536 && B % 8 == 0 && B <= 64 &&
+         head_dim <= 256;
+}
+
+// The most columns nk key outliers' 2*nk index bytes hold (marker, count,
+// B/8 mask bytes and a channel byte a column).
+KVQ_HOST_DEVICE constexpr int MaxKeyColumns(int B, int nk) {
+  return 2 * nk < 4 ? 0 : (2 * nk - 4) / (B / 8 + 1);
+}
+
+// A head section's key outliers by column, as read by ReadKeyColumns.
+struct KeyColumns {
+  int n_cols = 0;      // columns to use (0: none, a corrupt count)
+  int mask_bytes = 0;  // B / 8
+  const uint8_t* masks = nullptr;
+  const uint8_t* channels = nullptr;
+  // Column i's token mask (bit t: token t).
+  KVQ_HOST_DEVICE uint64_t Mask(int i) const {
+    uint64_t m = 0;
+    for (int b = 0; b < mask_bytes; ++b)
+      m |= static_cast<uint64_t>(masks[i * mask_bytes + b]) << (8 * b);
+    return m;
+  }
+};
+
+// Whether the key outliers of a quantized head section of B tokens with nk
+// key outliers are stored by column, `at` its k_out_at bytes; if so, *cols
+// says where (n_cols 0 when the stored count does not fit: a corrupt
+// section).
+KVQ_HOST_DEVICE inline bool ReadKeyColumns(const uint8_t* at, int B, int head_dim, int nk,
+                                           KeyColumns* cols) {
+  if (nk == 0 || !KeyColumnsAllowed(B, head_dim)) return false;
+  if ((at[0] | at[1] << 8) != kKeyColumnsMarker) return false;
+  const int n = at[2] | at[3] << 8;
+  cols->n_cols = n <= MaxKeyColumns(B, nk) ? n : 0;
+  cols->mask_bytes = B / 8;
+  cols->masks = at + 4;
+  cols->channels = at + 4 + static_cast<size_t>(cols->n_cols) * (B / 8);
+  return true;
+}
+
+// Calls fn(j, t, c) for each key outlier of a section stored by column, in
+// storage order (its correction is k_out's j-th), skipping a column whose
+// channel is >= head_dim and stopping at the nk-th.
+template <typename Fn>
+KVQ_HOST_DEVICE inline void ForEachKeyColumnOutlier(const KeyColumns& cols, int head_dim,
+                                                    int nk, Fn fn) {
+  int j = 0;
+  for (int i = 0; i < cols.n_cols && j < nk; ++i) {
+    const int c = cols.channels[i];
+    for (uint64_t m = cols.Mask(i); m != 0 && j < nk; m &= m - 1, ++j) {
+#if defined(__CUDA_ARCH__)
+      const int t = __ffsll(static_cast<long long>(m)) - 1;
+#else
+      const int t = __builtin_ctzll(m);
+#endif
+      if (c < head_dim) fn(j, t, c);
+    }
+  }
 }
 
 // Bytes of a whole block (all layers).

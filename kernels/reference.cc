@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -101,6 +102,36 @@ std::vector<int> PickOutliers(const Tensor& t, const uint16_t* x) {
   picked.assign(order.begin(), order.begin() + t.n_out);
   std::sort(picked.begin(), picked.end());
   return picked;
+}
+
+// Writes the key outliers' (ascending positions) index bytes `at` by column
+// where the format allows it and they fit (block_format.h), and their order
+// of storage, column after column, into *stored; false (nothing written) if
+// they are to be listed by position.
+bool WriteKeyColumns(const Tensor& t, const std::vector<int>& outliers, uint8_t* at,
+                     std::vector<int>* stored) {
+  if (outliers.empty() || !KeyColumnsAllowed(t.B, t.D)) return false;
+  std::vector<uint64_t> masks(t.D, 0);
+  for (int p : outliers) masks[p % t.D] |= uint64_t{1} << (p / t.D);
+  int n_cols = 0;
+  for (uint64_t m : masks) n_cols += m != 0;
+  if (n_cols > MaxKeyColumns(t.B, t.n_out)) return false;
+  const int mask_bytes = t.B / 8;
+  std::fill(at, at + 2 * static_cast<size_t>(t.n_out), 0);
+  StoreIndex(at, 2, kKeyColumnsMarker);
+  StoreIndex(at + 2, 2, static_cast<uint32_t>(n_cols));
+  uint8_t* mask_at = at + 4;
+  uint8_t* channel_at = at + 4 + static_cast<size_t>(n_cols) * mask_bytes;
+  stored->clear();
+  for (int c = 0; c < t.D; ++c) {
+    if (masks[c] == 0) continue;
+    for (int b = 0; b < mask_bytes; ++b)
+      *mask_at++ = static_cast<uint8_t>(masks[c] >> (8 * b));
+    *channel_at++ = static_cast<uint8_t>(c);
+    for (uint64_t m = masks[c]; m != 0; m &= m - 1)
+      stored->push_back(__builtin_ctzll(m) * t.D + c);
+  }
+  return true;
 }
 
 // The fp32 scale and zero of every group of a written head section.
@@ -204,14 +235,20 @@ void QuantizeTensor(const BlockEncoding& enc, const Tensor& t, const uint16_t* x
       head[t.codes + ci / per_byte] |= q << (t.bits * (ci % per_byte));
     }
   }
-  // Outliers: their corrections to their code's value (block_format.h).
-  for (size_t j = 0; j < outliers.size(); ++j) {
-    const int p = outliers[j], g = t.GroupOf(p);
+  // Outliers: their corrections to their code's value (block_format.h), by
+  // position or (keys, where they fit) by column.
+  std::vector<int> stored = outliers;  // positions in storage order
+  const bool by_column = t.keys && WriteKeyColumns(t, outliers, head + t.out_at, &stored);
+  for (size_t j = 0; j < stored.size(); ++j) {
+    const int p = stored[j], g = t.GroupOf(p);
     const float xp = HalfToFloat(x[p]);
     const float code = QuantizeFloat(xp, scale[g], zero[g], t.bits);
     const float delta = xp - (code * scale[g] + zero[g]);
     StoreHalf(head + t.out + 2 * j,
               FloatToHalf(std::min(std::max(delta, -65504.0f), 65504.0f)));
+  }
+  if (by_column) return;
+  for (size_t j = 0; j < outliers.size(); ++j) {
     StoreIndex(head + t.out_at + l.index_bytes * j, l.index_bytes,
                static_cast<uint32_t>(outliers[j]));
   }
@@ -231,11 +268,20 @@ void DequantizeTensor(const BlockEncoding& enc, const Tensor& t, const uint8_t* 
     const int g = t.GroupOf(p);
     y[p] = static_cast<float>(code) * scale[g] + zero[g];
   }
-  for (int j = 0; j < t.n_out; ++j) {
-    const uint32_t p = LoadIndex(head + t.out_at + l.index_bytes * j, l.index_bytes);
+  const auto add = [&](int j, uint32_t p) {
     if (p < static_cast<uint32_t>(n_rows) * t.D) {  // d + delta
       y[p] += HalfToFloat(LoadHalf(head + t.out + 2 * static_cast<size_t>(j)));
     }
+  };
+  KeyColumns cols;
+  if (t.keys && ReadKeyColumns(head + l.k_out_at, t.B, t.D, t.n_out, &cols)) {
+    ForEachKeyColumnOutlier(cols, t.D, t.n_out, [&](int j, int tok, int c) {
+      add(j, static_cast<uint32_t>(tok * t.D + c));
+    });
+    return;
+  }
+  for (int j = 0; j < t.n_out; ++j) {
+    add(j, LoadIndex(head + t.out_at + l.index_bytes * j, l.index_bytes));
   }
 }
 
@@ -308,6 +354,43 @@ absl::Status CheckHalfRange(const uint8_t* head, size_t begin, size_t end, int h
   return absl::OkStatus();
 }
 
+// INVALID_ARGUMENT unless the key outliers by column of KV head h's section
+// are as the format writes them (block_format.h): a count that fits,
+// channels ascending below head_dim, nonempty masks, nk bits in all, zero
+// padding.
+absl::Status CheckKeyColumns(const BlockEncoding& enc, int head_dim, const HeadLayout& l,
+                             const uint8_t* head, const KeyColumns& cols, int h) {
+  const auto bad = [h](const std::string& what) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("dequantize_layer: KV head ", h, " key outlier columns: ", what));
+  };
+  const uint8_t* at = head + l.k_out_at;
+  const int stored = at[2] | at[3] << 8;
+  if (cols.n_cols == 0) {
+    return bad(absl::StrCat(stored, " columns (1 to ",
+                            MaxKeyColumns(enc.block_tokens, enc.k_outliers), " fit)"));
+  }
+  int bits = 0;
+  for (int i = 0; i < cols.n_cols; ++i) {
+    const int c = cols.channels[i];
+    if (c >= head_dim || (i > 0 && c <= cols.channels[i - 1])) {
+      return bad(absl::StrCat("column ", i, " has channel ", c,
+                              " (channels ascend below ", head_dim, ")"));
+    }
+    const uint64_t m = cols.Mask(i);
+    if (m == 0) return bad(absl::StrCat("column ", i, " has no token"));
+    bits += __builtin_popcountll(m);
+  }
+  if (bits != enc.k_outliers) {
+    return bad(absl::StrCat(bits, " outliers marked, ", enc.k_outliers, " stored"));
+  }
+  const uint8_t* end = at + 2 * static_cast<size_t>(enc.k_outliers);
+  for (const uint8_t* p = cols.channels + cols.n_cols; p < end; ++p) {
+    if (*p != 0) return bad(absl::StrCat("nonzero padding at byte ", p - head));
+  }
+  return absl::OkStatus();
+}
+
 // A part's scales and zeros (quantized) or values (fp16) must be finite.
 absl::Status CheckPartFinite(const BlockEncoding& enc, int n_kv_heads, int head_dim,
                              const uint8_t* part) {
@@ -321,10 +404,17 @@ absl::Status CheckPartFinite(const BlockEncoding& enc, int n_kv_heads, int head_
         KVQ_RETURN_IF_ERROR(CheckHalfRange(head, l.k_scale, l.v_codes, h));
         KVQ_RETURN_IF_ERROR(CheckHalfRange(head, l.v_scale, l.k_range, h));
       }
-      // Ranges and outlier values; outlier positions inside the section.
+      // Ranges and outlier values; outlier positions inside the section,
+      // key columns exactly as the format says.
       KVQ_RETURN_IF_ERROR(CheckHalfRange(head, l.k_range, l.k_out_at, h));
+      KeyColumns cols;
+      const bool by_column = ReadKeyColumns(head + l.k_out_at, enc.block_tokens, head_dim,
+                                            enc.k_outliers, &cols);
+      if (by_column)
+        KVQ_RETURN_IF_ERROR(CheckKeyColumns(enc, head_dim, l, head, cols, h));
       const uint32_t section = static_cast<uint32_t>(enc.block_tokens) * head_dim;
-      for (size_t at = l.k_out_at; at < l.head_bytes; at += l.index_bytes) {
+      for (size_t at = by_column ? l.v_out_at : l.k_out_at; at < l.head_bytes;
+           at += l.index_bytes) {
         if (LoadIndex(head + at, l.index_bytes) >= section) {
           return absl::InvalidArgumentError(
               absl::StrCat("dequantize_layer: KV head ", h, " byte ", at,

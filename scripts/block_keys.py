@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 # The golden block keys of tests/kvstore/block_key_test.cc, computed independently
 # of kvq: libxxhash XXH3_128bits (ctypes) over the byte string of kvstore/README.md.
-# usage: scripts/block_keys.py [FORMAT_VERSION]   (default 3)
+# usage: scripts/block_keys.py [FORMAT_VERSION]   (default 4)
 import ctypes, struct, sys
 lib = ctypes.CDLL("libxxhash.so.0")
 class H128(ctypes.Structure): _fields_=[("low64",ctypes.c_uint64),("high64",ctypes.c_uint64)]
@@ -20,7 +20,7 @@ def chain(version, B, bits, G, vb, ko, vo, sc, el, eb):
         b += b"".join(struct.pack("<I", t & 0xffffffff) for t in blk)
         prev = h(b); out.append("%016x%016x" % prev)
     return out
-v = int(sys.argv[1]) if len(sys.argv) > 1 else 3
+v = int(sys.argv[1]) if len(sys.argv) > 1 else 4
 print("seed %016x%016x" % seed)
 print("quantized", chain(v, 32, 2, 32, 2, 0, 0, 0, 0, 0))
 print("format2", chain(v, 32, 4, 32, 2, 82, 20, 1, 0, 0))

@@ -137,6 +137,139 @@ TEST(CudaEmulationTest, QuantizeOutlierTiesByPosition) {
   }
 }
 
+// Whether KV head h's key outliers in a layer part are stored by column
+// (block_format.h), and how many columns the kernels use (*n_cols).
+bool KeysByColumn(const BlockEncoding& enc, int head_dim, const uint8_t* part, int h,
+                  int* n_cols = nullptr) {
+  const HeadLayout l = GetHeadLayout(enc, head_dim);
+  KeyColumns cols;
+  const bool by_column =
+      ReadKeyColumns(part + h * l.head_bytes + l.k_out_at, enc.block_tokens, head_dim,
+                     enc.k_outliers, &cols);
+  if (n_cols != nullptr) *n_cols = cols.n_cols;
+  return by_column;
+}
+
+// Quantizes k and v ([n_kv_heads][B][head_dim]) on the reference and
+// emulated, from float and from fp16, expecting the reference's bytes, and
+// expects the reference to have stored every KV head's key outliers by
+// column iff `by_column` (so that neither form's coverage can vanish
+// unnoticed when the data or the rule change).
+void ExpectQuantizeForm(const BlockEncoding& enc, int n_kv_heads, int d,
+                        const std::vector<float>& k, const std::vector<float>& v,
+                        bool by_column, const std::string& what) {
+  std::vector<uint8_t> want(LayerBytes(enc, n_kv_heads, d));
+  ASSERT_TRUE(
+      reference::QuantizeLayer(enc, n_kv_heads, d, k.data(), v.data(), want.data()).ok())
+      << what;
+  for (int h = 0; h < n_kv_heads; ++h) {
+    EXPECT_EQ(KeysByColumn(enc, d, want.data(), h), by_column)
+        << what << " KV head " << h;
+  }
+  std::vector<uint8_t> got(want.size(), 0xee);
+  ASSERT_TRUE(EmulateQuantize<float>(enc, n_kv_heads, d, k, v, &got).ok()) << what;
+  EXPECT_EQ(want, got) << what << ": " << FirstDifference(want, got);
+  std::vector<uint8_t> got16(want.size(), 0xee);
+  ASSERT_TRUE(EmulateQuantize<uint16_t>(enc, n_kv_heads, d, testing::ToHalf(k),
+                                        testing::ToHalf(v), &got16)
+                  .ok())
+      << what;
+  EXPECT_EQ(want, got16) << what << " fp16 input: " << FirstDifference(want, got16);
+}
+
+// Key outliers by column (block_format.h, version 4), byte for byte: model-like
+// keys (a few outlier channels) put a few % of outliers in few channels (by
+// column); keys whose channels are all alike spread them over more channels
+// than fit (by position, same encodings); every entry an outlier (every
+// channel a full column); more columns than a warp has lanes.
+TEST(CudaEmulationTest, QuantizeKeyOutliersByColumnAndByPosition) {
+  std::mt19937 rng(18);
+  const ScaleFormat kFp16 = ScaleFormat::kFp16, kU8 = ScaleFormat::kU8;
+  const int n_kv_heads = 3;
+  for (int d : {64, 128}) {
+    for (int b : {16, 32}) {
+      const int n = b * d, g = std::min(32, d);
+      const int few = std::max(1, n / 50) | 1;  // about 2%, odd
+      const std::vector<float> v = testing::RandomKv(rng, n_kv_heads * b, d, false);
+      for (const BlockEncoding& enc :
+           {BlockEncoding::Mixed(2, 2, b, g, few, few, kFp16),
+            BlockEncoding::Mixed(4, 8, b, 2, few + 2, 1, kU8)}) {
+        for (bool model_keys : {true, false}) {
+          const std::string what =
+              absl::StrCat("bits ", enc.bits, "/", enc.v_bits, " outliers ",
+                           enc.k_outliers, " head_dim ", d, " B ", b,
+                           model_keys ? " model-like keys" : " keys all alike");
+          ExpectQuantizeForm(enc, n_kv_heads, d,
+                             testing::RandomKv(rng, n_kv_heads * b, d, model_keys), v,
+                             model_keys, what);
+        }
+      }
+      ExpectQuantizeForm(BlockEncoding::Mixed(2, 4, b, 2, 3 * few, few, kU8), n_kv_heads,
+                         d, testing::RandomKv(rng, n_kv_heads * b, d, true), v, true,
+                         absl::StrCat("3x outliers head_dim ", d, " B ", b));
+      ExpectQuantizeForm(BlockEncoding::Mixed(2, 2, b, g, n, 1, kU8), n_kv_heads, d,
+                         testing::RandomKv(rng, n_kv_heads * b, d, false), v, true,
+                         absl::StrCat("all key outliers head_dim ", d, " B ", b));
+    }
+  }
+  // 300 outliers spread over most of 128 channels: more columns than lanes.
+  const BlockEncoding many = BlockEncoding::Mixed(2, 2, 16, 32, 300, 300, kFp16);
+  const std::vector<float> k = testing::RandomKv(rng, n_kv_heads * 16, 128, false);
+  ExpectQuantizeForm(many, n_kv_heads, 128, k,
+                     testing::RandomKv(rng, n_kv_heads * 16, 128, false), true,
+                     "300 outliers, keys all alike");
+  std::vector<uint8_t> part(LayerBytes(many, n_kv_heads, 128));
+  ASSERT_TRUE(
+      reference::QuantizeLayer(many, n_kv_heads, 128, k.data(), k.data(), part.data())
+          .ok());
+  int n_cols = 0;
+  EXPECT_TRUE(KeysByColumn(many, 128, part.data(), 0, &n_cols));
+  EXPECT_GT(n_cols, 32);
+}
+
+// The quantizer's rule at its limit: nk outliers in exactly
+// MaxKeyColumns(B, nk) channels are stored by column, in one more by
+// position (KV head 0 and KV head 1 of the same part).
+TEST(CudaEmulationTest, QuantizeKeyColumnsAtTheLimit) {
+  std::mt19937 rng(19);
+  std::normal_distribution<float> normal(0.0f, 0.1f);
+  const int d = 64, n_kv_heads = 2;
+  for (const BlockEncoding& enc :
+       {BlockEncoding::Mixed(2, 2, 32, 8, 40, 3, ScaleFormat::kFp16),
+        BlockEncoding::Mixed(4, 2, 16, 8, 21, 3, ScaleFormat::kU8)}) {
+    const int b = enc.block_tokens, nk = enc.k_outliers;
+    const int limit = MaxKeyColumns(b, nk);
+    std::vector<float> k(static_cast<size_t>(n_kv_heads) * b * d);
+    for (float& x : k) x = normal(rng);
+    // KV head h: nk entries of 100 (the outliers: every other distance is
+    // far smaller) in limit + h channels, as evenly as they go.
+    for (int h = 0; h < n_kv_heads; ++h) {
+      const int channels = limit + h;
+      for (int i = 0; i < channels; ++i) {
+        const int c = (5 * i + 3) % d;
+        const int count = nk / channels + (i < nk % channels);
+        for (int m = 0; m < count; ++m) {
+          const int t = (3 * i + 7 * m) % b;
+          k[(static_cast<size_t>(h) * b + t) * d + c] = 100.0f;
+        }
+      }
+    }
+    const std::vector<float> v = testing::RandomKv(rng, n_kv_heads * b, d, false);
+    const std::string what = absl::StrCat("B ", b, " nk ", nk, " limit ", limit);
+    std::vector<uint8_t> want(LayerBytes(enc, n_kv_heads, d));
+    ASSERT_TRUE(
+        reference::QuantizeLayer(enc, n_kv_heads, d, k.data(), v.data(), want.data())
+            .ok());
+    int n_cols = 0;
+    EXPECT_TRUE(KeysByColumn(enc, d, want.data(), 0, &n_cols)) << what;
+    EXPECT_EQ(n_cols, limit) << what;
+    EXPECT_FALSE(KeysByColumn(enc, d, want.data(), 1)) << what;
+    std::vector<uint8_t> got(want.size(), 0xee);
+    ASSERT_TRUE(EmulateQuantize<float>(enc, n_kv_heads, d, k, v, &got).ok()) << what;
+    EXPECT_EQ(want, got) << what << ": " << FirstDifference(want, got);
+  }
+}
+
 TEST(CudaEmulationTest, QuantizeWritesNothingOnNonFinite) {
   std::mt19937 rng(12);
   const BlockEncoding enc = BlockEncoding::Quantized(2, 32, 32);
@@ -237,6 +370,139 @@ void ExpectEmulatedAttentionMatches(std::mt19937& rng, const BlockEncoding& enc,
               return absl::OkStatus();
             });
       });
+}
+
+// Attention of random queries over one sequence of the quantized layer
+// parts `parts` (full blocks of `enc`), on the reference and emulated: every
+// head within 2e-3 of its max|reference|. Returns the reference's output.
+std::vector<float> ExpectAttentionOverParts(
+    const BlockEncoding& enc, int n_heads, int n_kv_heads, int d,
+    const std::vector<std::vector<uint8_t>>& parts, const std::vector<float>& q,
+    const std::string& what) {
+  SequenceCache cache;
+  for (const std::vector<uint8_t>& part : parts) cache.quantized.push_back(part.data());
+  cache.n_tokens = static_cast<int>(parts.size()) * enc.block_tokens;
+  const AttentionParams p = testing::Params(enc, n_heads, n_kv_heads, d);
+  std::vector<float> want(q.size(), NAN), got(q.size(), NAN);
+  const std::vector<AttentionTask> ref_tasks = {{q.data(), &cache, want.data()}};
+  const std::vector<AttentionTask> run_tasks = {{q.data(), &cache, got.data()}};
+  const absl::Status ref = reference::DecodeAttention(p, ref_tasks);
+  EXPECT_TRUE(ref.ok()) << what << ": " << ref;
+  const absl::Status smem = cuda_internal::CheckAttentionSmem(enc, d);
+  EXPECT_TRUE(smem.ok()) << what << ": " << smem;
+  if (!ref.ok() || !smem.ok()) return want;
+  const absl::Status s = cuda_internal::DispatchAttentionShape(
+      enc.bits, enc.v_bits, d, enc.block_tokens, [&](auto b, auto vb, auto dd, auto t) {
+        EmulateAttention<decltype(b)::value, decltype(vb)::value, decltype(dd)::value,
+                         decltype(t)::value>(p, run_tasks, 4);
+        return absl::OkStatus();
+      });
+  EXPECT_TRUE(s.ok()) << what << ": " << s;
+  for (int h = 0; h < n_heads; ++h) {
+    float ref_max = 0.0f, err = 0.0f;
+    for (int c = 0; c < d; ++c) {
+      const float r = want[h * d + c], g = got[h * d + c];
+      ref_max = std::max(ref_max, std::fabs(r));
+      err = std::isfinite(g) ? std::max(err, std::fabs(g - r)) : INFINITY;
+    }
+    EXPECT_LE(err, 2e-3f * ref_max) << what << " head " << h;
+  }
+  return want;
+}
+
+// Damages the key outlier columns of the head section at `head` in a way the
+// kernels do not check (block_format.h): 0 a channel == head_dim and one of
+// 255 (skipped, their corrections still counted); 1 a column count that
+// does not fit, 2 a count of 0 (no key outliers either way); 3 one column
+// fewer (the channels read from the last mask); 4 every token of the first
+// column set (bits past the nk-th ignored, the others' corrections shifted).
+void CorruptKeyColumns(const BlockEncoding& enc, int head_dim, uint8_t* head, int how) {
+  const HeadLayout l = GetHeadLayout(enc, head_dim);
+  uint8_t* at = head + l.k_out_at;
+  const int n_cols = at[2] | at[3] << 8, mask_bytes = enc.block_tokens / 8;
+  uint8_t* channels = at + 4 + n_cols * mask_bytes;
+  int count = n_cols;
+  switch (how) {
+    case 0:
+      channels[0] = static_cast<uint8_t>(head_dim);
+      if (n_cols > 1) channels[n_cols - 1] = 255;
+      break;
+    case 1:
+      count = MaxKeyColumns(enc.block_tokens, enc.k_outliers) + 1;
+      break;
+    case 2:
+      count = 0;
+      break;
+    case 3:
+      count = n_cols - 1;
+      break;
+    default:
+      std::fill(at + 4, at + 4 + mask_bytes, 0xff);
+      break;
+  }
+  at[2] = static_cast<uint8_t>(count & 0xff);
+  at[3] = static_cast<uint8_t>(count >> 8);
+}
+
+// Attention over key outliers by column (block_format.h, version 4) and by
+// position (keys whose channels are all alike, same encoding), with more
+// columns than lanes, and over damaged columns, which the kernel must read
+// as the reference does (and which must change the reference's output, so
+// that the columns are seen to be read at all).
+TEST(CudaEmulationTest, AttentionKeyOutliersByColumnByPositionAndDamaged) {
+  std::mt19937 rng(20);
+  const int n_heads = 4, n_kv_heads = 2, n_blocks = 3;
+  struct Case {
+    int d;
+    BlockEncoding enc;
+  };
+  const ScaleFormat kFp16 = ScaleFormat::kFp16, kU8 = ScaleFormat::kU8;
+  for (const Case& c : {Case{128, BlockEncoding::Mixed(2, 2, 32, 32, 81, 81, kFp16)},
+                        Case{64, BlockEncoding::Mixed(4, 2, 16, 2, 21, 21, kU8)},
+                        Case{128, BlockEncoding::Mixed(2, 2, 16, 32, 300, 300, kFp16)}}) {
+    const BlockEncoding& enc = c.enc;
+    const int d = c.d, b = enc.block_tokens;
+    for (bool model_keys : {true, false}) {
+      // 300 outliers lie in more channels than lanes but fit as columns.
+      const bool by_column = model_keys || enc.k_outliers == 300;
+      const std::string what = absl::StrCat(
+          "bits ", enc.bits, "/", enc.v_bits, " outliers ", enc.k_outliers, " head_dim ",
+          d, " B ", b, model_keys ? " model-like keys" : " keys all alike");
+      std::vector<std::vector<uint8_t>> parts;
+      for (int i = 0; i < n_blocks; ++i) {
+        const std::vector<float> k =
+            testing::RandomKv(rng, n_kv_heads * b, d, model_keys);
+        const std::vector<float> v = testing::RandomKv(rng, n_kv_heads * b, d, false);
+        parts.emplace_back(LayerBytes(enc, n_kv_heads, d));
+        ASSERT_TRUE(reference::QuantizeLayer(enc, n_kv_heads, d, k.data(), v.data(),
+                                             parts.back().data())
+                        .ok())
+            << what;
+        for (int h = 0; h < n_kv_heads; ++h) {
+          ASSERT_EQ(KeysByColumn(enc, d, parts.back().data(), h), by_column)
+              << what << " block " << i << " KV head " << h;
+        }
+      }
+      const std::vector<float> q = testing::RandomKv(rng, n_heads, d, false);
+      const std::vector<float> intact =
+          ExpectAttentionOverParts(enc, n_heads, n_kv_heads, d, parts, q, what);
+      if (!by_column) continue;
+      for (int how = 0; how < 5; ++how) {
+        std::vector<std::vector<uint8_t>> damaged = parts;
+        const size_t head_bytes = GetHeadLayout(enc, d).head_bytes;
+        for (std::vector<uint8_t>& part : damaged) {
+          for (int h = 0; h < n_kv_heads; ++h) {
+            CorruptKeyColumns(enc, d, part.data() + h * head_bytes, how);
+          }
+        }
+        const std::string damage = absl::StrCat(what, " damage ", how);
+        EXPECT_NE(
+            ExpectAttentionOverParts(enc, n_heads, n_kv_heads, d, damaged, q, damage),
+            intact)
+            << damage;
+      }
+    }
+  }
 }
 
 TEST(CudaEmulationTest, AttentionMatchesReference) {

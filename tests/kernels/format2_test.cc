@@ -1,5 +1,6 @@
 // Format 2 of kernels/block_format.h: key and value bits apart, outliers and
-// u8 scales (format version 3: outliers as fp16 corrections). Sizes and
+// u8 scales (format version 3: outliers as fp16 corrections; version 4: key
+// outliers by column where they fit). Sizes and
 // offsets by hand, Validate's new rules, the reference quantizer (outliers
 // within half an fp16 ulp of their correction, the rest finer for leaving
 // them out), and
@@ -26,7 +27,7 @@
 namespace kvq::kernels {
 namespace {
 
-TEST(Format2Test, VersionIsThree) { EXPECT_EQ(kFormatVersion, 3); }
+TEST(Format2Test, VersionIsFour) { EXPECT_EQ(kFormatVersion, 4); }
 
 TEST(Format2Test, KiviLayoutIsFormatOnes) {
   const HeadLayout l = GetHeadLayout(BlockEncoding::Quantized(2, 32, 32), 128);
@@ -210,6 +211,103 @@ TEST(Format2Test, OutliersAreTheFarthestFromTheirGroupsMean) {
       reference::DequantizeLayer(enc, 1, D, part.data(), k2.data(), v2.data()).ok());
   EXPECT_EQ(k2, k);  // every key is now exact
   EXPECT_EQ(v2, v);
+}
+
+// Key outliers in few channels are stored by column (version 4): marker,
+// count, token masks, channels, zero padding, corrections column after
+// column; they dequantize exactly as by position. Too many channels for
+// the index bytes: by position.
+TEST(Format2Test, KeyOutliersByColumnByHand) {
+  const int B = 8, D = 64, nk = 6;
+  ASSERT_TRUE(KeyColumnsAllowed(B, D));
+  ASSERT_EQ(MaxKeyColumns(B, nk), 4);  // (12 - 4) / (1 + 1)
+  std::vector<float> k(B * D, 0.0f), v(B * D, 0.0f);
+  // Channel 9 at tokens 1, 6; channel 3 at tokens 0, 2, 7; channel 40 at 5.
+  const std::vector<std::pair<int, int>> at = {{1, 9}, {6, 9}, {0, 3},
+                                               {2, 3}, {7, 3}, {5, 40}};
+  for (size_t i = 0; i < at.size(); ++i) {
+    k[at[i].first * D + at[i].second] = 10.0f + static_cast<float>(i);
+  }
+  const BlockEncoding enc = BlockEncoding::Mixed(2, 2, B, D, nk, 0, ScaleFormat::kFp16);
+  const HeadLayout l = GetHeadLayout(enc, D);
+  std::vector<uint8_t> part(l.head_bytes, 0xcd);
+  ASSERT_TRUE(reference::QuantizeLayer(enc, 1, D, k.data(), v.data(), part.data()).ok());
+  const uint8_t* idx = part.data() + l.k_out_at;
+  EXPECT_EQ(idx[0] | idx[1] << 8, kKeyColumnsMarker);
+  EXPECT_EQ(idx[2] | idx[3] << 8, 3);
+  const std::vector<uint8_t> masks = {0b10000101, 0b01000010, 0b00100000};  // ch 3, 9, 40
+  const std::vector<uint8_t> channels = {3, 9, 40};
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(idx[4 + i], masks[i]) << i;
+    EXPECT_EQ(idx[7 + i], channels[i]) << i;
+  }
+  for (int i = 10; i < 2 * nk; ++i) EXPECT_EQ(idx[i], 0) << i;
+  // Corrections column after column: (0,3) (2,3) (7,3) (1,9) (6,9) (5,40);
+  // every other key is 0 (scale and zero 0), so each correction is x.
+  const std::vector<float> order = {12.0f, 13.0f, 14.0f, 10.0f, 11.0f, 15.0f};
+  for (int j = 0; j < nk; ++j) {
+    EXPECT_EQ(part[l.k_out + 2 * j] | part[l.k_out + 2 * j + 1] << 8,
+              FloatToHalf(order[j]))
+        << j;
+  }
+  KeyColumns cols;
+  ASSERT_TRUE(ReadKeyColumns(idx, B, D, nk, &cols));
+  EXPECT_EQ(cols.n_cols, 3);
+  EXPECT_EQ(cols.Mask(1), 0b01000010u);
+  std::vector<float> k2(B * D), v2(B * D);
+  ASSERT_TRUE(
+      reference::DequantizeLayer(enc, 1, D, part.data(), k2.data(), v2.data()).ok());
+  EXPECT_EQ(k2, k);
+
+  // Five channels do not fit 12 index bytes: positions, ascending.
+  k.assign(B * D, 0.0f);
+  for (int c = 0; c < 5; ++c) k[c * D + 10 * c] = 20.0f;
+  k[7 * D + 63] = 21.0f;
+  ASSERT_TRUE(reference::QuantizeLayer(enc, 1, D, k.data(), v.data(), part.data()).ok());
+  EXPECT_FALSE(ReadKeyColumns(idx, B, D, nk, &cols));
+  EXPECT_EQ(idx[0] | idx[1] << 8, 0);  // token 0, channel 0
+  EXPECT_EQ(idx[10] | idx[11] << 8, 7 * D + 63);
+  ASSERT_TRUE(
+      reference::DequantizeLayer(enc, 1, D, part.data(), k2.data(), v2.data()).ok());
+  EXPECT_EQ(k2, k);
+}
+
+// Only the column layout the quantizer writes dequantizes; every other one
+// is INVALID_ARGUMENT naming what is wrong.
+TEST(Format2Test, DequantizeRejectsKeyColumnsNotAsTheFormatSays) {
+  const int B = 8, D = 64, nk = 6;
+  std::vector<float> k(B * D, 0.0f), v(B * D, 0.0f);
+  for (int t : {0, 2, 7}) k[t * D + 3] = 10.0f;
+  for (int t : {1, 6}) k[t * D + 9] = 11.0f;
+  k[5 * D + 40] = 12.0f;
+  const BlockEncoding enc = BlockEncoding::Mixed(2, 2, B, D, nk, 0, ScaleFormat::kFp16);
+  const HeadLayout l = GetHeadLayout(enc, D);
+  std::vector<uint8_t> good(l.head_bytes);
+  ASSERT_TRUE(reference::QuantizeLayer(enc, 1, D, k.data(), v.data(), good.data()).ok());
+  const size_t at = l.k_out_at;
+  struct Corruption {
+    std::string what;  // expected in the message
+    size_t byte;
+    uint8_t value;
+  };
+  const std::vector<Corruption> bad = {{"5 columns (1 to 4 fit)", at + 2, 5},
+                                       {"0 columns", at + 2, 0},
+                                       {"channel 64", at + 8, 64},
+                                       {"channel 2", at + 8, 2},
+                                       {"column 1 has no token", at + 5, 0},
+                                       {"7 outliers marked, 6 stored", at + 4, 0x87},
+                                       {"nonzero padding", at + 11, 1}};
+  std::vector<float> k2(B * D), v2(B * D);
+  for (const Corruption& c : bad) {
+    std::vector<uint8_t> part = good;
+    part[c.byte] = c.value;
+    const absl::Status s =
+        reference::DequantizeLayer(enc, 1, D, part.data(), k2.data(), v2.data());
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << c.what;
+    EXPECT_NE(s.message().find(c.what), std::string::npos) << s.message();
+  }
+  EXPECT_TRUE(
+      reference::DequantizeLayer(enc, 1, D, good.data(), k2.data(), v2.data()).ok());
 }
 
 TEST(Format2Test, U8ScalesByHand) {
@@ -417,6 +515,14 @@ void ExpectWithinTolerance(const std::vector<float>& got, const std::vector<floa
   }
 }
 
+// Whether head h of a quantized part holds its key outliers by column.
+bool ByColumn(const BlockEncoding& enc, int D, const uint8_t* part, int h) {
+  const HeadLayout l = GetHeadLayout(enc, D);
+  KeyColumns cols;
+  return ReadKeyColumns(part + h * l.head_bytes + l.k_out_at, enc.block_tokens, D,
+                        enc.k_outliers, &cols);
+}
+
 std::string Describe(const BlockEncoding& e, int D, int R) {
   return absl::StrCat("kbits ", e.bits, " vbits ", e.v_bits, " B ", e.block_tokens, " G ",
                       e.group, " D ", D, " R ", R, " outliers ", e.k_outliers, "/",
@@ -508,6 +614,7 @@ TEST_P(Format2VariantsTest, CorruptOutlierPositionsAreIgnoredLikeTheReference) {
   const HeadLayout l = GetHeadLayout(enc, D);
   ASSERT_EQ(l.index_bytes, 2u);
   for (uint8_t* part : {c.parts[0].data(), c.parts[1].data()}) {
+    ASSERT_FALSE(ByColumn(enc, D, part, 0));  // positions, as this test needs
     for (size_t at : {l.k_out_at + 2 * 12, l.v_out_at + 2 * 3, l.v_out_at + 2 * 12}) {
       part[at] = 0xff;
       part[at + 1] = 0xff;
@@ -534,6 +641,7 @@ TEST_P(Format2VariantsTest, OutliersAttendToTheirCodePlusTheirCorrection) {
     ASSERT_EQ(l.index_bytes, 2u);
     for (int b = 0; b < 2; ++b) {
       uint8_t* part = c.parts[b].data();
+      ASSERT_FALSE(ByColumn(enc, D, part, 0));  // positions, as this test reads
       for (int j = 0; j < enc.k_outliers + enc.v_outliers; ++j) {
         const bool key = j < enc.k_outliers;
         const size_t at =
@@ -548,6 +656,113 @@ TEST_P(Format2VariantsTest, OutliersAttendToTheirCodePlusTheirCorrection) {
     ASSERT_NO_FATAL_FAILURE(
         AttendBoth(rng, *GetParam(), enc, c.cache, n_heads, n_kv, D, &want, &got));
     ExpectWithinTolerance(got, want, n_heads, D, GetParam()->name);
+  }
+}
+
+// Key outliers by column (planted in a few channels) and by position (each
+// in a channel of its own, more than the index bytes hold as columns) on
+// the same encodings: B 16, 32 and 64 with GQA 4 (AVX-512's vector path), B
+// 8 and 24 and GQA 2 and 8 (the row path), against the reference.
+TEST_P(Format2VariantsTest, AttentionMatchesTheReferenceByColumnAndByPosition) {
+  struct Shape {
+    int D, B, R, nk, nv;
+  };
+  const std::vector<Shape> shapes = {{128, 32, 4, 82, 82}, {128, 16, 4, 41, 20},
+                                     {64, 64, 4, 40, 0},   {128, 8, 4, 24, 7},
+                                     {64, 24, 2, 40, 11},  {128, 32, 8, 82, 82}};
+  std::mt19937 rng(28);
+  for (const Shape& s : shapes) {
+    for (bool by_column : {true, false}) {
+      const BlockEncoding enc =
+          BlockEncoding::Mixed(2, 2, s.B, 32, s.nk, s.nv, ScaleFormat::kFp16);
+      const int n_kv = 2, n_heads = n_kv * s.R, nq = 3;
+      Format2Cache c;
+      c.cache.n_tokens = nq * s.B + 7;
+      for (int b = 0; b < nq + 1; ++b) {
+        const BlockEncoding e = b < nq ? enc : BlockEncoding::Fp16(s.B);
+        const size_t rows = static_cast<size_t>(n_kv) * s.B;
+        std::vector<float> k = testing::RandomKv(rng, rows, s.D, false);
+        const std::vector<float> v = testing::RandomKv(rng, rows, s.D, false);
+        for (int h = 0; h < n_kv; ++h) {  // +-40: the nk farthest from their mean
+          std::vector<int> slots;         // t * D + c
+          const int n_channels = by_column ? s.nk / s.B + 2 : s.D;
+          for (int ch = 0; ch < n_channels; ++ch) {
+            const int channel = by_column ? (7 + 37 * ch) % s.D : ch;
+            for (int t = 0; t < s.B; ++t) slots.push_back(t * s.D + channel);
+          }
+          std::shuffle(slots.begin(), slots.end(), rng);
+          std::vector<int> used(s.D, 0);
+          int planted = 0;
+          for (int at : slots) {
+            if (planted == s.nk) break;
+            if (!by_column && used[at % s.D]++ > 0) continue;
+            k[static_cast<size_t>(h) * s.B * s.D + at] = planted++ % 2 ? -40.0f : 40.0f;
+          }
+        }
+        c.parts.emplace_back(LayerBytes(e, n_kv, s.D));
+        ASSERT_TRUE(reference::QuantizeLayer(e, n_kv, s.D, k.data(), v.data(),
+                                             c.parts.back().data())
+                        .ok());
+        if (b < nq) {
+          for (int h = 0; h < n_kv; ++h) {
+            ASSERT_EQ(ByColumn(enc, s.D, c.parts.back().data(), h), by_column)
+                << Describe(enc, s.D, s.R) << " block " << b << " head " << h;
+          }
+        }
+      }
+      for (int b = 0; b < nq + 1; ++b) {
+        (b < nq ? c.cache.quantized : c.cache.fp16).push_back(c.parts[b].data());
+      }
+      std::vector<float> want, got;
+      ASSERT_NO_FATAL_FAILURE(
+          AttendBoth(rng, *GetParam(), enc, c.cache, n_heads, n_kv, s.D, &want, &got));
+      ExpectWithinTolerance(got, want, n_heads, s.D,
+                            absl::StrCat(GetParam()->name, " ", Describe(enc, s.D, s.R),
+                                         by_column ? " by column" : " by position"));
+    }
+  }
+}
+
+// Key columns a peer could send that no kvq quantizer writes: a count that
+// does not fit (no key outliers used), a channel past head_dim (that column
+// adds nothing), more marked tokens than outliers (the ones past the nk-th
+// add nothing): every variant attends as the reference does.
+TEST_P(Format2VariantsTest, CorruptKeyColumnsAreIgnoredLikeTheReference) {
+  std::mt19937 rng(29);
+  for (int B : {32, 8}) {
+    const BlockEncoding enc =
+        BlockEncoding::Mixed(2, 2, B, 32, 40, 10, ScaleFormat::kFp16);
+    const int D = 128, n_kv = 1, n_heads = 4;
+    const HeadLayout l = GetHeadLayout(enc, D);
+    for (int corruption = 0; corruption < 3; ++corruption) {
+      Format2Cache c;
+      c.cache.n_tokens = 2 * B;
+      for (int b = 0; b < 2; ++b) {
+        const std::vector<float> k = testing::RandomKv(rng, B, D, true);
+        const std::vector<float> v = testing::RandomKv(rng, B, D, false);
+        c.parts.emplace_back(l.head_bytes);
+        uint8_t* part = c.parts.back().data();
+        ASSERT_TRUE(reference::QuantizeLayer(enc, 1, D, k.data(), v.data(), part).ok());
+        ASSERT_TRUE(ByColumn(enc, D, part, 0));
+        KeyColumns cols;
+        ReadKeyColumns(part + l.k_out_at, B, D, enc.k_outliers, &cols);
+        uint8_t* at = part + l.k_out_at;
+        if (corruption == 0) {
+          at[2] = static_cast<uint8_t>(MaxKeyColumns(B, enc.k_outliers) + 1);
+        } else if (corruption == 1) {
+          at[4 + cols.n_cols * (B / 8)] = 200;  // the first column's channel
+        } else {
+          at[4] = 0xff;  // the first column: all of its first 8 tokens
+        }
+        c.cache.quantized.push_back(part);
+      }
+      std::vector<float> want, got;
+      ASSERT_NO_FATAL_FAILURE(
+          AttendBoth(rng, *GetParam(), enc, c.cache, n_heads, n_kv, D, &want, &got));
+      ExpectWithinTolerance(
+          got, want, n_heads, D,
+          absl::StrCat(GetParam()->name, " B ", B, " corruption ", corruption));
+    }
   }
 }
 

@@ -14,8 +14,8 @@
 namespace kvq::kernels {
 namespace {
 
-static_assert(kFormatVersion == 3,
-              "the golden bytes below are for format version 3 (KIVI encodings: "
+static_assert(kFormatVersion == 4,
+              "the golden bytes below are for format version 4 (KIVI encodings: "
               "the layout of version 1)");
 
 std::vector<uint8_t> Quantize(const BlockEncoding& enc, int n_kv_heads, int head_dim,

@@ -22,17 +22,17 @@ std::vector<int32_t> GoldenTokens() {
 
 // The expected keys were computed independently of this code, with Python's
 // ctypes calling libxxhash's XXH3_128bits over the byte encoding of
-// kvstore/README.md (scripts/block_keys.py, format version 3; with 2 it
-// prints the keys format 2 had). Changing them breaks every stored block and
+// kvstore/README.md (scripts/block_keys.py, format version 4; with 3 it
+// prints the keys format 3 had). Changing them breaks every stored block and
 // every process that disagrees: bump the seed string instead.
 TEST(BlockKeyTest, GoldenChainQuantized) {
   EXPECT_EQ(ChainSeed().ToHex(), "8e72fcd603679ac5f6e202ad64f99e0b");
   const std::vector<BlockKey> keys =
       BlockKeyChain(GoldenTokens(), kModel, BlockEncoding::Quantized(2, 32, 32));
   ASSERT_EQ(keys.size(), 3u);
-  EXPECT_EQ(keys[0].ToHex(), "d568cc7665a48e2154f4ee7ed01dd5e2");
-  EXPECT_EQ(keys[1].ToHex(), "b9dc88b4b22e958fd32333458fe5c3b8");
-  EXPECT_EQ(keys[2].ToHex(), "fcee4abae8c274b6448f09d902b3b14d");
+  EXPECT_EQ(keys[0].ToHex(), "0788298a01e8fb6e4ef426bd97b0a47d");
+  EXPECT_EQ(keys[1].ToHex(), "f5d29814985d1310505bd230ff164fbc");
+  EXPECT_EQ(keys[2].ToHex(), "980c56ae104a6403c1b4761cf876154f");
 }
 
 // Format 2's fields are hashed: 4-bit keys, 2-bit values, 82 key and 20
@@ -42,9 +42,9 @@ TEST(BlockKeyTest, GoldenChainFormat2) {
       GoldenTokens(), kModel,
       BlockEncoding::Mixed(4, 2, 32, 32, 82, 20, kernels::ScaleFormat::kU8));
   ASSERT_EQ(keys.size(), 3u);
-  EXPECT_EQ(keys[0].ToHex(), "54611e27d7f30c8b7ff113f203ddc46d");
-  EXPECT_EQ(keys[1].ToHex(), "70c164e57eca4f27d64ccf63a034b58d");
-  EXPECT_EQ(keys[2].ToHex(), "5b3d032ec4e8726b040d791396aabec9");
+  EXPECT_EQ(keys[0].ToHex(), "04ed3a99ac7ced341756079184c48a6b");
+  EXPECT_EQ(keys[1].ToHex(), "38d102acd720ba2a9c62611affa401e2");
+  EXPECT_EQ(keys[2].ToHex(), "0edb7edc6d8653ed060fab5baf33193e");
   // Edge layers: 2-bit u8-scale blocks whose first and last layer are 4-bit.
   BlockEncoding edge =
       BlockEncoding::Mixed(2, 2, 32, 32, 0, 0, kernels::ScaleFormat::kU8);
@@ -52,18 +52,18 @@ TEST(BlockKeyTest, GoldenChainFormat2) {
   edge.edge_bits = 4;
   const std::vector<BlockKey> edge_keys = BlockKeyChain(GoldenTokens(), kModel, edge);
   ASSERT_EQ(edge_keys.size(), 3u);
-  EXPECT_EQ(edge_keys[0].ToHex(), "adf4bef4772937746a38571a107e852a");
-  EXPECT_EQ(edge_keys[1].ToHex(), "1deb15abf58955024797349a97c3c64b");
-  EXPECT_EQ(edge_keys[2].ToHex(), "a43dc43cf87d8a3d56183d66e5ec6c75");
+  EXPECT_EQ(edge_keys[0].ToHex(), "f7da5a632366345e957f03b692f79b9e");
+  EXPECT_EQ(edge_keys[1].ToHex(), "24fa3438e629173a3f015d0c26f18c03");
+  EXPECT_EQ(edge_keys[2].ToHex(), "9a5666048e542259adb27a4469940b61");
 }
 
 TEST(BlockKeyTest, GoldenChainFp16) {
   const std::vector<BlockKey> keys =
       BlockKeyChain(GoldenTokens(), kModel, BlockEncoding::Fp16(32));
   ASSERT_EQ(keys.size(), 3u);
-  EXPECT_EQ(keys[0].ToHex(), "1b50fe6b83187a4ccc2e53015b563836");
-  EXPECT_EQ(keys[1].ToHex(), "d8096c00e420552d9bd9d5a2dc5e6558");
-  EXPECT_EQ(keys[2].ToHex(), "eecb2e239635d56557fcc4ce470b3a7d");
+  EXPECT_EQ(keys[0].ToHex(), "17819cdaffe7ffbf78abec83c650e1f7");
+  EXPECT_EQ(keys[1].ToHex(), "3998279d2b3908c02e5cc95bdc0efca5");
+  EXPECT_EQ(keys[2].ToHex(), "cee7c3db586a969b349e165cc22286cf");
 }
 
 TEST(BlockKeyTest, SharedPrefixSharesKeys) {

@@ -15,7 +15,8 @@
 //      dequantized as code * scale + zero (fp16 scales and zeros, or u8 ones
 //      against the section's range); key outliers (format 2) add
 //      q_c * (x - code * scale - zero) to their token's score, one outlier
-//      per lane at a time, through shared-memory atomics;
+//      (or, keys stored by column, one column) per lane at a time, through
+//      shared-memory atomics;
 //   3. updates a running (max, sum, output) per query head: online softmax
 //      in the log2 domain;
 //   4. accumulates p_t * v_t with each lane owning head_dim/32 consecutive
@@ -170,6 +171,23 @@ __device__ __forceinline__ uint32_t OutlierPosition(const uint8_t* p, int bytes)
   return v;
 }
 
+// Set bits of a key-outlier column's token mask, and the lowest one's index
+// (m != 0). Host versions for tests/kernels/cuda_emulator.h.
+__device__ __forceinline__ int PopCount64(uint64_t m) {
+#ifdef __CUDA_ARCH__
+  return __popcll(m);
+#else
+  return __builtin_popcountll(m);
+#endif
+}
+__device__ __forceinline__ int LowestBit64(uint64_t m) {
+#ifdef __CUDA_ARCH__
+  return __ffsll(static_cast<long long>(m)) - 1;
+#else
+  return __builtin_ctzll(m);
+#endif
+}
+
 // The scales and zeros of the keys or the values of a staged quantized head
 // section: fp16 per group, or (u8 scales) u8 codes against the section's
 // range (base, zero step, scale step), widened as the reference does
@@ -273,14 +291,38 @@ __device__ __forceinline__ void AccumulateValues(const float* p_s, int n_local,
 // Score corrections of a block's key outliers: for each outlier (token t,
 // channel c, correction delta = x - d, block_format.h) and query head h,
 // fix[h][t] += q[h][c] * delta. fix: the warp's [kMaxHeadsPerCta][kB]
-// floats, zeroed here. Positions outside the section (a corrupt part) are
-// ignored.
+// floats, zeroed here. Stored by position: one outlier per lane; positions
+// outside the section (a corrupt part) are ignored. Stored by column: one
+// column per lane, its first correction after those of the columns before
+// it; as the reference (ForEachKeyColumnOutlier), no column when the count
+// does not fit, a column whose channel is >= kHeadDim skipped (its
+// corrections still counted), bits past the n_out-th ignored.
 template <int kHeadDim, int kB>
 __device__ __forceinline__ void KeyOutlierFixes(const uint8_t* stage, const HeadLayout& l,
                                                 int n_out, const float* q_s, int n_local,
                                                 int lane, float* fix) {
   for (int i = lane; i < kMaxHeadsPerCta * kB; i += 32) fix[i] = 0.0f;
   __syncwarp();
+  KeyColumns cols;
+  if (ReadKeyColumns(stage + l.k_out_at, kB, kHeadDim, n_out, &cols)) {
+    int first = 0, counted = 0;  // corrections of columns [0, counted)
+    for (int i = lane; i < cols.n_cols; i += 32) {
+      for (; counted < i; ++counted) first += PopCount64(cols.Mask(counted));
+      if (first >= n_out) break;
+      const int c = cols.channels[i];
+      if (c >= kHeadDim) continue;
+      int j = first;
+      for (uint64_t m = cols.Mask(i); m != 0 && j < n_out; m &= m - 1, ++j) {
+        const int t = LowestBit64(m);
+        const float delta = HalfAt(stage + l.k_out + 2 * j);
+        for (int h = 0; h < n_local; ++h) {
+          atomicAdd(&fix[h * kB + t], q_s[h * kHeadDim + c] * delta);
+        }
+      }
+    }
+    __syncwarp();
+    return;
+  }
   for (int j = lane; j < n_out; j += 32) {
     const uint32_t pos = OutlierPosition(stage + l.k_out_at + l.index_bytes * j,
                                          static_cast<int>(l.index_bytes));

@@ -9,7 +9,8 @@
 // channel holds the channel's B values in registers. Values: one thread per
 // (token, channel group) computes the group's scale and zero into shared
 // memory, then one thread per code byte packs the codes, so no two threads
-// write the same byte.
+// write the same byte. Outliers: each thread a chunk of positions (by
+// position), or a channel (keys by column).
 #ifndef KVQ_KERNELS_CUDA_INTERNAL_QUANTIZE_CUH_
 #define KVQ_KERNELS_CUDA_INTERNAL_QUANTIZE_CUH_
 
@@ -118,6 +119,11 @@ struct QuantizeShared {
   uint8_t has[kN];                          // 1 for a group with a non-outlier member
   float lo[kQuantizeThreads], hi[kQuantizeThreads];  // section range partials
   int count[kQuantizeThreads];                       // outliers per chunk
+  // Keys by column: outliers per channel, then each channel's first
+  // correction (an exclusive scan); its column's index; the column count.
+  int col_first[kHeadDim];
+  int col_index[kHeadDim];
+  int n_cols;
   float range[3];  // u8 scales: base, zero step, scale step (fp16 values)
   int sums[3];     // CtaSum's counters
 };
@@ -193,10 +199,95 @@ __device__ __forceinline__ void MarkOutliers(const In* x, Groups<kHeadDim, kB, k
   __syncthreads();
 }
 
+// The fp16 correction x - d of an outlier x of a group quantized with q,
+// d = code * scale + zero (block_format.h), as the reference computes it.
+template <int kBits>
+__device__ __forceinline__ uint16_t OutlierCorrection(float x, const GroupQuant& q) {
+  const float d = __fadd_rn(
+      __fmul_rn(static_cast<float>(QuantizeValue<kBits>(x, q)), q.scale), q.zero);
+  const float delta = fminf(fmaxf(__fsub_rn(x, d), -65504.0f), 65504.0f);
+  return __half_as_ushort(__float2half_rn(delta));
+}
+
+// Keys: stores the outliers marked in sh.is_out by column (block_format.h)
+// when the reference's WriteKeyColumns would: the format allows columns at
+// (kB, kHeadDim) and their channels number at most MaxKeyColumns(kB, n_out).
+// Returns whether it did (uniformly over the CTA; nothing written if not).
+// Counts per channel, one thread each, then thread 0 scans them in channel
+// order (the columns' order, ascending) into each column's index and first
+// correction; then each byte of k_out_at is written by one thread only (the
+// header by thread 0, a column's mask and channel and its corrections by the
+// channel's thread, the padding spread over all), so the zero padding needs
+// no barrier before the columns are written.
+template <typename In, int kBits, int kHeadDim, int kB>
+__device__ __forceinline__ bool WriteKeyColumns(const In* x, uint8_t* head,
+                                                const HeadLayout& l, int n_out,
+                                                QuantizeShared<kHeadDim, kB>& sh) {
+  if constexpr (!KeyColumnsAllowed(kB, kHeadDim)) {
+    return false;
+  } else {
+    constexpr int kMaskBytes = kB / 8;
+    for (int c = threadIdx.x; c < kHeadDim; c += blockDim.x) {
+      int n = 0;
+      for (int t = 0; t < kB; ++t) n += sh.is_out[t * kHeadDim + c];
+      sh.col_first[c] = n;
+    }
+    __syncthreads();
+    if (threadIdx.x == 0) {
+      int cols = 0, j = 0;
+      for (int c = 0; c < kHeadDim; ++c) {
+        const int n = sh.col_first[c];
+        sh.col_first[c] = j;
+        sh.col_index[c] = cols;
+        cols += n != 0;
+        j += n;
+      }
+      sh.n_cols = cols;
+    }
+    __syncthreads();
+    const int n_cols = sh.n_cols;
+    if (n_cols > MaxKeyColumns(kB, n_out)) return false;  // by position
+    uint8_t* at = head + l.k_out_at;
+    uint8_t* channel_at = at + 4 + n_cols * kMaskBytes;
+    for (int i = 4 + n_cols * (kMaskBytes + 1) + threadIdx.x; i < 2 * n_out;
+         i += blockDim.x) {
+      at[i] = 0;
+    }
+    if (threadIdx.x == 0) {
+      at[0] = at[1] = 0xff;  // kKeyColumnsMarker
+      at[2] = static_cast<uint8_t>(n_cols & 0xff);
+      at[3] = static_cast<uint8_t>(n_cols >> 8);
+    }
+    for (int c = threadIdx.x; c < kHeadDim; c += blockDim.x) {
+      uint64_t mask = 0;
+      for (int t = 0; t < kB; ++t)
+        mask |= static_cast<uint64_t>(sh.is_out[t * kHeadDim + c]) << t;
+      if (mask == 0) continue;
+      const int i = sh.col_index[c];
+#pragma unroll
+      for (int b = 0; b < kMaskBytes; ++b)
+        at[4 + i * kMaskBytes + b] = static_cast<uint8_t>(mask >> (8 * b));
+      channel_at[i] = static_cast<uint8_t>(c);
+      // The column's corrections, tokens ascending.
+      const GroupQuant q{sh.a[c], sh.b[c], 0, 0};
+      int j = sh.col_first[c];
+      for (int t = 0; t < kB; ++t) {
+        if (((mask >> t) & 1) == 0) continue;
+        StoreU16(head + l.k_out + 2 * j,
+                 OutlierCorrection<kBits>(LoadAsHalf(x + t * kHeadDim + c), q), false);
+        ++j;
+      }
+    }
+    __syncthreads();
+    return true;
+  }
+}
+
 // Quantizes the keys (kKeys) or the values x [B][D] of one head section into
 // `head` (layout l), as the reference's QuantizeTensor: outliers left out of
 // the min/max, fp16 or u8 scales and zeros, codes (outliers included), then
-// the outliers' exact values and positions.
+// the outliers' corrections and positions (keys: by column where the
+// reference stores them so).
 template <typename In, int kBits, int kHeadDim, int kB, bool kKeys>
 __device__ __forceinline__ void QuantizeTensor(const In* x, uint8_t* head,
                                                const BlockEncoding& enc,
@@ -332,6 +423,10 @@ __device__ __forceinline__ void QuantizeTensor(const In* x, uint8_t* head,
     return;
   }
 
+  if constexpr (kKeys) {
+    if (WriteKeyColumns<In, kBits, kHeadDim, kB>(x, head, l, n_out, sh)) return;
+  }
+
   // Outliers in position order: each thread a chunk of positions, offsets by
   // an exclusive scan of the chunks' counts.
   const size_t out_at = kKeys ? l.k_out : l.v_out;
@@ -355,14 +450,10 @@ __device__ __forceinline__ void QuantizeTensor(const In* x, uint8_t* head,
   int j = sh.count[threadIdx.x];
   for (int i = begin; i < end; ++i) {
     if (!sh.is_out[i]) continue;
-    // The correction to the code's value (block_format.h), as the reference.
     const int g = gr.GroupOf(i);
     const GroupQuant q{sh.a[g], sh.b[g], 0, 0};
-    const float xi = LoadAsHalf(x + i);
-    const float d = __fadd_rn(
-        __fmul_rn(static_cast<float>(QuantizeValue<kBits>(xi, q)), q.scale), q.zero);
-    const float delta = fminf(fmaxf(__fsub_rn(xi, d), -65504.0f), 65504.0f);
-    StoreU16(head + out_at + 2 * j, __half_as_ushort(__float2half_rn(delta)), false);
+    StoreU16(head + out_at + 2 * j, OutlierCorrection<kBits>(LoadAsHalf(x + i), q),
+             false);
     for (size_t b = 0; b < l.index_bytes; ++b) {
       head[at_at + l.index_bytes * j + b] =
           static_cast<uint8_t>(static_cast<uint32_t>(i) >> (8 * b));
@@ -382,6 +473,8 @@ __global__ void __launch_bounds__(kQuantizeThreads)
     QuantizeKernel(const QuantizeParams p) {
   if (*p.error != 0) return;
   static_assert(kB * kKBits % 32 == 0, "key code rows are whole 32-bit words");
+  static_assert(sizeof(QuantizeShared<kHeadDim, kB>) <= 48 * 1024,
+                "static shared memory is at most 48 KiB");
   __shared__ QuantizeShared<kHeadDim, kB> sh;
   const size_t slot = blockIdx.x;  // block * n_kv_heads + KV head
   const In* k = static_cast<const In*>(p.k) + slot * kB * kHeadDim;  // [B][D]
